@@ -1,0 +1,306 @@
+//! The issuer's signing keys: where they come from, and a cache that survives issuer outages.
+//!
+//! Keys are fetched once and cached. A token naming an unknown `kid` triggers a refetch, at most
+//! once per `refetch_interval`, so a flood of forged tokens cannot turn attestgate into a load
+//! generator against the issuer. When a refetch fails, the keys already cached keep working.
+
+use jsonwebtoken::DecodingKey;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Bodies larger than this are not a JWKS or discovery document.
+const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// An OIDC discovery document; its `jwks_uri` is followed and its `issuer` must match.
+    Discovery(String),
+    JwksUrl(String),
+    /// A JWKS on disk, re-read whenever an unknown `kid` shows up.
+    JwksFile(PathBuf),
+    /// A JWKS given as JSON text (tests, air-gapped audits).
+    Inline(String),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Discovery(url) => write!(f, "discovery document {url}"),
+            KeySource::JwksUrl(url) => write!(f, "JWKS {url}"),
+            KeySource::JwksFile(path) => write!(f, "JWKS file {}", path.display()),
+            KeySource::Inline(_) => f.write_str("inline JWKS"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("could not fetch signing keys from {source_name}: {reason}")]
+    Fetch { source_name: String, reason: String },
+    #[error("{source_name} is not a usable key set: {reason}")]
+    Invalid { source_name: String, reason: String },
+    #[error(
+        "no signing key with kid \"{kid}\" (known kids: [{}]); {refetch}",
+        known.join(", ")
+    )]
+    UnknownKid {
+        kid: String,
+        known: Vec<String>,
+        refetch: RefetchOutcome,
+    },
+}
+
+/// What happened when an unknown `kid` asked for fresh keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefetchOutcome {
+    /// The keys were refetched and the kid still is not among them.
+    Refetched,
+    /// The last fetch was too recent; the rate limit kept the issuer from being asked again.
+    Suppressed { last_fetch_ago: Duration },
+    /// The refetch failed; the cached keys were kept.
+    Failed(String),
+}
+
+impl std::fmt::Display for RefetchOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefetchOutcome::Refetched => {
+                f.write_str("the key set was refetched and does not have it either")
+            }
+            RefetchOutcome::Suppressed { last_fetch_ago } => write!(
+                f,
+                "keys were fetched {:.1}s ago, so no refetch was attempted (rate limit)",
+                last_fetch_ago.as_secs_f64()
+            ),
+            RefetchOutcome::Failed(reason) => {
+                write!(
+                    f,
+                    "refetching the key set failed ({reason}); cached keys were kept"
+                )
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyCacheOptions {
+    /// Minimum time between two fetches triggered by unknown kids.
+    pub refetch_interval: Duration,
+    pub http_timeout: Duration,
+    /// When set, a discovery document must name exactly this issuer.
+    pub expected_issuer: Option<String>,
+}
+
+impl Default for KeyCacheOptions {
+    fn default() -> Self {
+        KeyCacheOptions {
+            refetch_interval: Duration::from_secs(30),
+            http_timeout: Duration::from_secs(10),
+            expected_issuer: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct FetchState {
+    last_attempt: Option<Instant>,
+}
+
+pub struct JwksCache {
+    source: KeySource,
+    options: KeyCacheOptions,
+    http: reqwest::Client,
+    keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
+    fetch: tokio::sync::Mutex<FetchState>,
+}
+
+impl JwksCache {
+    pub fn new(source: KeySource, options: KeyCacheOptions) -> Result<Self, KeyError> {
+        let http = reqwest::Client::builder()
+            .timeout(options.http_timeout)
+            .build()
+            .map_err(|e| KeyError::Fetch {
+                source_name: source.to_string(),
+                reason: format!("cannot build an HTTP client: {e}"),
+            })?;
+        Ok(JwksCache {
+            source,
+            options,
+            http,
+            keys: RwLock::new(HashMap::new()),
+            fetch: tokio::sync::Mutex::new(FetchState::default()),
+        })
+    }
+
+    pub fn source(&self) -> &KeySource {
+        &self.source
+    }
+
+    /// The kids currently cached, sorted.
+    pub fn known_kids(&self) -> Vec<String> {
+        let mut kids: Vec<String> = self.read_keys().keys().cloned().collect();
+        kids.sort();
+        kids
+    }
+
+    fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<DecodingKey>>> {
+        self.keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Fetches the key set now, replacing the cache on success. Returns the number of keys.
+    pub async fn refresh(&self) -> Result<usize, KeyError> {
+        let mut state = self.fetch.lock().await;
+        self.fetch_into_cache(&mut state).await
+    }
+
+    async fn fetch_into_cache(&self, state: &mut FetchState) -> Result<usize, KeyError> {
+        state.last_attempt = Some(Instant::now());
+        let keys = self.load().await?;
+        let count = keys.len();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(count)
+    }
+
+    /// The key for `kid`, refetching (rate-limited) when it is not cached.
+    pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, KeyError> {
+        if let Some(key) = self.read_keys().get(kid) {
+            return Ok(key.clone());
+        }
+        let mut state = self.fetch.lock().await;
+        // Another task may have refetched while this one waited for the lock.
+        if let Some(key) = self.read_keys().get(kid) {
+            return Ok(key.clone());
+        }
+        let refetch = match state.last_attempt.map(|t| t.elapsed()) {
+            Some(ago) if ago < self.options.refetch_interval => RefetchOutcome::Suppressed {
+                last_fetch_ago: ago,
+            },
+            _ => match self.fetch_into_cache(&mut state).await {
+                Ok(_) => {
+                    if let Some(key) = self.read_keys().get(kid) {
+                        return Ok(key.clone());
+                    }
+                    RefetchOutcome::Refetched
+                }
+                Err(e) => RefetchOutcome::Failed(e.to_string()),
+            },
+        };
+        Err(KeyError::UnknownKid {
+            kid: kid.to_owned(),
+            known: self.known_kids(),
+            refetch,
+        })
+    }
+
+    async fn load(&self) -> Result<HashMap<String, Arc<DecodingKey>>, KeyError> {
+        let (name, document) = match &self.source {
+            KeySource::Inline(text) => (self.source.to_string(), text.clone()),
+            KeySource::JwksFile(path) => {
+                let text = tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| KeyError::Fetch {
+                        source_name: self.source.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                (self.source.to_string(), text)
+            }
+            KeySource::JwksUrl(url) => (format!("JWKS {url}"), self.get(url).await?),
+            KeySource::Discovery(url) => {
+                let jwks_uri = self.jwks_uri_from_discovery(url).await?;
+                (format!("JWKS {jwks_uri}"), self.get(&jwks_uri).await?)
+            }
+        };
+        parse_jwks(&document).map_err(|reason| KeyError::Invalid {
+            source_name: name,
+            reason,
+        })
+    }
+
+    async fn jwks_uri_from_discovery(&self, url: &str) -> Result<String, KeyError> {
+        let invalid = |reason: String| KeyError::Invalid {
+            source_name: format!("discovery document {url}"),
+            reason,
+        };
+        let text = self.get(url).await?;
+        let doc: Value =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        if let Some(expected) = &self.options.expected_issuer {
+            let found = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
+            if found != expected {
+                return Err(invalid(format!(
+                    "its issuer is \"{found}\" but tokens are expected from \"{expected}\""
+                )));
+            }
+        }
+        doc.get("jwks_uri")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| invalid("it has no \"jwks_uri\"".into()))
+    }
+
+    async fn get(&self, url: &str) -> Result<String, KeyError> {
+        let fail = |reason: String| KeyError::Fetch {
+            source_name: url.to_owned(),
+            reason,
+        };
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(crate::http_error_chain(&e)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| fail(crate::http_error_chain(&e)))?;
+        if body.len() > MAX_DOCUMENT_BYTES {
+            return Err(fail(format!(
+                "response is {} bytes, over the 1 MiB limit",
+                body.len()
+            )));
+        }
+        if !status.is_success() {
+            return Err(fail(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            )));
+        }
+        String::from_utf8(body.to_vec()).map_err(|_| fail("response is not UTF-8".into()))
+    }
+}
+
+/// Extracts the RSA signing keys of a JWKS. Keys of other types or uses are skipped; a set with no
+/// usable key at all is an error, because it can never verify anything.
+pub fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<DecodingKey>>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("it has no \"keys\" array")?;
+    let mut usable = HashMap::new();
+    for key in keys {
+        let field = |name: &str| key.get(name).and_then(Value::as_str);
+        let is_rsa = field("kty") == Some("RSA");
+        let for_signing = matches!(field("use"), None | Some("sig"));
+        let rs256 = matches!(field("alg"), None | Some("RS256"));
+        let (Some(kid), Some(n), Some(e)) = (field("kid"), field("n"), field("e")) else {
+            continue;
+        };
+        if !(is_rsa && for_signing && rs256) {
+            continue;
+        }
+        let decoding = DecodingKey::from_rsa_components(n, e)
+            .map_err(|err| format!("key \"{kid}\" has invalid RSA components: {err}"))?;
+        usable.insert(kid.to_owned(), Arc::new(decoding));
+    }
+    if usable.is_empty() {
+        return Err("it contains no RSA signing key with a kid".into());
+    }
+    Ok(usable)
+}

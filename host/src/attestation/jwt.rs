@@ -1,0 +1,264 @@
+//! Structural parsing of a compact JWS, before any cryptography.
+//!
+//! Every failure says which part of the token is wrong and how, because "invalid token" at 3 a.m.
+//! tells the operator nothing.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde_json::{Map, Value};
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// The three parts of a compact JWS, used in error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPart {
+    Header,
+    Payload,
+    Signature,
+}
+
+impl fmt::Display for TokenPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenPart::Header => "header",
+            TokenPart::Payload => "payload",
+            TokenPart::Signature => "signature",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MalformedToken {
+    #[error("the token is empty")]
+    Empty,
+    #[error("the token has {0} dot-separated parts; a compact JWS has exactly 3 (header.payload.signature)")]
+    PartCount(usize),
+    #[error("the {part} is empty")]
+    EmptyPart { part: TokenPart },
+    #[error("the {part} is not valid base64url (RFC 7515, no padding): {reason}")]
+    Base64 { part: TokenPart, reason: String },
+    #[error("the {part} is not valid JSON: {reason}")]
+    Json { part: TokenPart, reason: String },
+    #[error("the {part} is JSON but not an object (found {found})")]
+    NotAnObject {
+        part: TokenPart,
+        found: &'static str,
+    },
+    #[error("header field \"{field}\" must be {expected}")]
+    HeaderField {
+        field: &'static str,
+        expected: &'static str,
+    },
+}
+
+/// A bearer token held in memory that is wiped on drop and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Jwt(Zeroizing<String>);
+
+impl Jwt {
+    pub fn new(token: impl Into<String>) -> Self {
+        Jwt(Zeroizing::new(token.into()))
+    }
+
+    /// The compact serialisation. Only hand this to the party the token is meant for.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Jwt(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
+/// The JOSE header fields attestgate looks at. Everything else stays in `raw`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub alg: String,
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+    /// DER certificates from `x5c`, leaf first (PKI tokens).
+    pub x5c: Vec<Vec<u8>>,
+    pub raw: Map<String, Value>,
+}
+
+impl Header {
+    /// Header parameters that carry or point at a key. Trusting them lets the sender pick the key
+    /// that verifies its own forgery, so their presence alone is a rejection.
+    pub fn embedded_key_parameter(&self) -> Option<&'static str> {
+        ["jwk", "jku", "x5u"]
+            .into_iter()
+            .find(|name| self.raw.contains_key(*name))
+    }
+}
+
+/// A structurally valid compact JWS whose signature has not been checked.
+#[derive(Debug, Clone)]
+pub struct UnverifiedToken<'a> {
+    pub header: Header,
+    pub payload: Map<String, Value>,
+    /// `base64url(header) "." base64url(payload)`: the bytes the signature covers.
+    pub signing_input: &'a str,
+    /// The signature as it appears in the token (base64url); it decoded cleanly.
+    pub signature_b64: &'a str,
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn decode_part(part: TokenPart, text: &str) -> Result<Vec<u8>, MalformedToken> {
+    if text.is_empty() {
+        return Err(MalformedToken::EmptyPart { part });
+    }
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|e| MalformedToken::Base64 {
+            part,
+            reason: e.to_string(),
+        })
+}
+
+fn decode_object(part: TokenPart, text: &str) -> Result<Map<String, Value>, MalformedToken> {
+    let bytes = decode_part(part, text)?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| MalformedToken::Json {
+        part,
+        reason: e.to_string(),
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(MalformedToken::NotAnObject {
+            part,
+            found: json_kind(&other),
+        }),
+    }
+}
+
+fn parse_header(raw: Map<String, Value>) -> Result<Header, MalformedToken> {
+    let optional_string = |field: &'static str| match raw.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(MalformedToken::HeaderField {
+            field,
+            expected: "a string",
+        }),
+    };
+    let alg = optional_string("alg")?.ok_or(MalformedToken::HeaderField {
+        field: "alg",
+        expected: "present (a string naming the signature algorithm)",
+    })?;
+    let kid = optional_string("kid")?;
+    let typ = optional_string("typ")?;
+    let x5c = match raw.get("x5c") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .and_then(|b64| STANDARD.decode(b64).ok())
+                    .ok_or(MalformedToken::HeaderField {
+                        field: "x5c",
+                        expected: "an array of standard-base64 DER certificates",
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(MalformedToken::HeaderField {
+                field: "x5c",
+                expected: "an array of standard-base64 DER certificates",
+            })
+        }
+    };
+    Ok(Header {
+        alg,
+        kid,
+        typ,
+        x5c,
+        raw,
+    })
+}
+
+/// Splits and decodes a compact JWS. No signature or claim is checked here.
+pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, MalformedToken> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(MalformedToken::Empty);
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 {
+        return Err(MalformedToken::PartCount(parts.len()));
+    }
+    let header = parse_header(decode_object(TokenPart::Header, parts[0])?)?;
+    let payload = decode_object(TokenPart::Payload, parts[1])?;
+    decode_part(TokenPart::Signature, parts[2])?;
+    let signing_input = &token[..parts[0].len() + 1 + parts[1].len()];
+    Ok(UnverifiedToken {
+        header,
+        payload,
+        signing_input,
+        signature_b64: parts[2],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(json: &str) -> String {
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    #[test]
+    fn reports_the_part_that_is_broken() {
+        let header = b64(r#"{"alg":"RS256","kid":"k"}"#);
+        let payload = b64(r#"{"iss":"x"}"#);
+        assert_eq!(parse("a.b").unwrap_err(), MalformedToken::PartCount(2));
+        assert!(matches!(
+            parse(&format!("{header}.{payload}.!!")).unwrap_err(),
+            MalformedToken::Base64 {
+                part: TokenPart::Signature,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&format!("{header}.{}.c2ln", b64("[1]"))).unwrap_err(),
+            MalformedToken::NotAnObject {
+                part: TokenPart::Payload,
+                found: "an array"
+            }
+        ));
+        assert!(matches!(
+            parse(&format!("{}.{payload}.c2ln", b64("{nope"))).unwrap_err(),
+            MalformedToken::Json {
+                part: TokenPart::Header,
+                ..
+            }
+        ));
+        let token = format!("{header}.{payload}.c2ln");
+        let ok = parse(&token).unwrap();
+        assert_eq!(ok.header.kid.as_deref(), Some("k"));
+        assert_eq!(ok.signing_input, format!("{header}.{payload}"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let jwt = Jwt::new("eyJhbGciOiJSUzI1NiJ9.secret.sig");
+        assert!(!format!("{jwt:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,263 @@
+//! Verifying an attestation token: signature, issuer, audience and validity window.
+
+use super::claims::Claims;
+use super::jwks::{JwksCache, KeyError};
+use super::jwt::{self, Header, MalformedToken};
+use super::pki::{self, PkiError, PkiRoot};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The issuer of Confidential Space attestation tokens, without a trailing slash.
+pub const GOOGLE_ISSUER: &str = "https://confidentialcomputing.googleapis.com";
+/// Vault's JWT auth also allows this much clock skew.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// Real tokens are 1-3 KB (PKI tokens with a chain ~6 KB); anything far larger is not one.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct VerifyPolicy {
+    /// Compared byte for byte with `iss`.
+    pub issuer: String,
+    pub leeway: Duration,
+    pub max_token_bytes: usize,
+    /// Needed only for PKI tokens.
+    pub pki_root: Option<PkiRoot>,
+}
+
+impl VerifyPolicy {
+    pub fn new(issuer: impl Into<String>) -> Self {
+        VerifyPolicy {
+            issuer: issuer.into(),
+            leeway: DEFAULT_LEEWAY,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            pki_root: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("token is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error("malformed token: {0}")]
+    Malformed(#[from] MalformedToken),
+    #[error("algorithm \"{found}\" is not allowed; Confidential Space tokens are signed with RS256 only")]
+    Algorithm { found: String },
+    #[error("header carries \"{0}\", a key chosen by the token's sender; attestgate only trusts the issuer's published keys")]
+    EmbeddedKey(&'static str),
+    #[error("header has no \"kid\", so the issuer's signing key cannot be chosen")]
+    MissingKid,
+    #[error("signing key: {0}")]
+    Key(#[from] KeyError),
+    #[error("PKI chain: {0}")]
+    Pki(#[from] PkiError),
+    #[error(
+        "signature does not verify with {key}: the token was altered or signed by another key"
+    )]
+    Signature { key: String },
+    #[error("claim \"{0}\" is missing")]
+    MissingClaim(&'static str),
+    #[error("issuer (iss) is \"{found}\", expected exactly \"{expected}\"{hint}")]
+    Issuer {
+        found: String,
+        expected: String,
+        hint: &'static str,
+    },
+    #[error("audience (aud) is [{}], expected \"{expected}\"", found.join(", "))]
+    Audience {
+        found: Vec<String>,
+        expected: String,
+    },
+    #[error("token expired at {exp} ({} s before the check time {at}, beyond the {leeway} s leeway)", at - exp)]
+    Expired { exp: i64, at: i64, leeway: u64 },
+    #[error("token is not valid before {nbf}, {} s after the check time {at} (leeway {leeway} s)", nbf - at)]
+    NotYetValid { nbf: i64, at: i64, leeway: u64 },
+    #[error("token was issued at {iat}, {} s after the check time {at} (leeway {leeway} s)", iat - at)]
+    IssuedInFuture { iat: i64, at: i64, leeway: u64 },
+}
+
+impl VerifyError {
+    /// A stable, short name for the check that failed, for exit reports and metrics.
+    pub fn check(&self) -> &'static str {
+        match self {
+            VerifyError::TooLarge { .. } => "size",
+            VerifyError::Malformed(_) => "format",
+            VerifyError::Algorithm { .. } => "algorithm",
+            VerifyError::EmbeddedKey(_) => "embedded-key",
+            VerifyError::MissingKid | VerifyError::Key(KeyError::UnknownKid { .. }) => "kid",
+            VerifyError::Key(_) => "keys-unavailable",
+            VerifyError::Pki(_) => "pki-chain",
+            VerifyError::Signature { .. } => "signature",
+            VerifyError::MissingClaim(_) => "required-claim",
+            VerifyError::Issuer { .. } => "issuer",
+            VerifyError::Audience { .. } => "audience",
+            VerifyError::Expired { .. } => "exp",
+            VerifyError::NotYetValid { .. } => "nbf",
+            VerifyError::IssuedInFuture { .. } => "iat",
+        }
+    }
+
+    /// True when the token itself is bad, false when the verifier could not do its job (keys
+    /// unreachable), which callers may want to retry.
+    pub fn is_token_rejection(&self) -> bool {
+        !matches!(
+            self,
+            VerifyError::Key(KeyError::Fetch { .. } | KeyError::Invalid { .. })
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum TokenKind {
+    Oidc,
+    Pki,
+}
+
+/// A token whose signature and standard claims have been checked.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub header: Header,
+    pub claims: Claims,
+    pub kind: TokenKind,
+}
+
+pub struct Verifier {
+    keys: JwksCache,
+    policy: VerifyPolicy,
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Verifier {
+    pub fn new(keys: JwksCache, policy: VerifyPolicy) -> Self {
+        Verifier { keys, policy }
+    }
+
+    pub fn keys(&self) -> &JwksCache {
+        &self.keys
+    }
+
+    pub fn policy(&self) -> &VerifyPolicy {
+        &self.policy
+    }
+
+    /// Verifies `token` for `audience` as of now.
+    pub async fn verify(&self, token: &str, audience: &str) -> Result<VerifiedToken, VerifyError> {
+        self.verify_at(token, audience, unix_now()).await
+    }
+
+    /// Verifies `token` for `audience` as of `at` (Unix seconds), e.g. for an audit of a past login.
+    pub async fn verify_at(
+        &self,
+        token: &str,
+        audience: &str,
+        at: i64,
+    ) -> Result<VerifiedToken, VerifyError> {
+        if token.len() > self.policy.max_token_bytes {
+            return Err(VerifyError::TooLarge {
+                size: token.len(),
+                limit: self.policy.max_token_bytes,
+            });
+        }
+        let parsed = jwt::parse(token)?;
+        if parsed.header.alg != "RS256" {
+            return Err(VerifyError::Algorithm {
+                found: parsed.header.alg.clone(),
+            });
+        }
+        if let Some(parameter) = parsed.header.embedded_key_parameter() {
+            return Err(VerifyError::EmbeddedKey(parameter));
+        }
+        let (key, key_name, kind) = if parsed.header.x5c.is_empty() {
+            let kid = parsed
+                .header
+                .kid
+                .as_deref()
+                .ok_or(VerifyError::MissingKid)?;
+            let key = self.keys.key(kid).await?;
+            (key, format!("issuer key \"{kid}\""), TokenKind::Oidc)
+        } else {
+            let root = self
+                .policy
+                .pki_root
+                .as_ref()
+                .ok_or(PkiError::NoPinnedRoot)?;
+            let leaf = pki::verify_chain(&parsed.header.x5c, root, at)?;
+            (
+                std::sync::Arc::new(DecodingKey::from_rsa_der(&leaf)),
+                "the x5c leaf certificate's key".to_owned(),
+                TokenKind::Pki,
+            )
+        };
+        if !verify_signature(parsed.signing_input, parsed.signature_b64, &key) {
+            return Err(VerifyError::Signature { key: key_name });
+        }
+        let claims = Claims::from_payload(parsed.payload);
+        self.check_claims(&claims, audience, at)?;
+        Ok(VerifiedToken {
+            header: parsed.header,
+            claims,
+            kind,
+        })
+    }
+
+    fn check_claims(&self, claims: &Claims, audience: &str, at: i64) -> Result<(), VerifyError> {
+        let issuer = claims
+            .issuer
+            .as_deref()
+            .ok_or(VerifyError::MissingClaim("iss"))?;
+        if issuer != self.policy.issuer {
+            let hint = if issuer.trim_end_matches('/') == self.policy.issuer.trim_end_matches('/') {
+                " (they differ only by a trailing slash, and issuers are compared exactly)"
+            } else {
+                ""
+            };
+            return Err(VerifyError::Issuer {
+                found: issuer.to_owned(),
+                expected: self.policy.issuer.clone(),
+                hint,
+            });
+        }
+        if claims.audiences.is_empty() {
+            return Err(VerifyError::MissingClaim("aud"));
+        }
+        if !claims.audiences.iter().any(|a| a == audience) {
+            return Err(VerifyError::Audience {
+                found: claims.audiences.clone(),
+                expected: audience.to_owned(),
+            });
+        }
+        let leeway = self.policy.leeway.as_secs();
+        let slack = leeway as i64;
+        let exp = claims.expires_at.ok_or(VerifyError::MissingClaim("exp"))?;
+        if at > exp.saturating_add(slack) {
+            return Err(VerifyError::Expired { exp, at, leeway });
+        }
+        if let Some(nbf) = claims.not_before {
+            if nbf > at.saturating_add(slack) {
+                return Err(VerifyError::NotYetValid { nbf, at, leeway });
+            }
+        }
+        if let Some(iat) = claims.issued_at {
+            if iat > at.saturating_add(slack) {
+                return Err(VerifyError::IssuedInFuture { iat, at, leeway });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn verify_signature(signing_input: &str, signature_b64: &str, key: &DecodingKey) -> bool {
+    jsonwebtoken::crypto::verify(
+        signature_b64,
+        signing_input.as_bytes(),
+        key,
+        Algorithm::RS256,
+    )
+    .unwrap_or(false)
+}

@@ -1,0 +1,616 @@
+//! A local Confidential Space launcher: the same token API on a Unix socket, the same token file,
+//! and an issuer (discovery + JWKS over HTTP) whose only difference from Google's is the key.
+
+use super::claims::{merge, production_defaults};
+use super::pki::DevPki;
+use super::signing::{jwks, SigningError, SigningKey};
+use crate::attestation::source::DEFAULT_TOKEN_AUDIENCE;
+use crate::attestation::verify::{unix_now, GOOGLE_ISSUER};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const SOCKET_NAME: &str = "teeserver.sock";
+pub const TOKEN_FILE_NAME: &str = "attestation_verifier_claims_token";
+pub const INFO_FILE_NAME: &str = "launcher.json";
+const SIGNING_KEY_NAME: &str = "signing-key.pem";
+/// The limits the attestation verifier enforces on custom token requests.
+pub const MAX_NONCES: usize = 6;
+pub const NONCE_BYTES: std::ops::RangeInclusive<usize> = 10..=74;
+pub const MAX_AUDIENCE_BYTES: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct LauncherConfig {
+    pub dir: PathBuf,
+    /// Merged into the production defaults; `null` removes a claim.
+    pub claims: Value,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub issuer: String,
+    pub rotate_every: Option<Duration>,
+    pub token_lifetime: Duration,
+}
+
+impl LauncherConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LauncherConfig {
+            dir: dir.into(),
+            claims: json!({}),
+            port: 0,
+            issuer: GOOGLE_ISSUER.to_owned(),
+            rotate_every: None,
+            token_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What scripts and tests need to talk to a running launcher; also written to `DIR/launcher.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LauncherInfo {
+    pub issuer: String,
+    pub jwks_url: String,
+    pub discovery_url: String,
+    pub socket: PathBuf,
+    pub token_file: PathBuf,
+    pub pki_root: PathBuf,
+}
+
+impl LauncherInfo {
+    pub fn read(dir: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(dir.join(INFO_FILE_NAME))?;
+        serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LauncherError {
+    #[error("launcher directory {path}: {reason}")]
+    Dir { path: PathBuf, reason: String },
+    #[error("cannot listen on {what}: {reason}")]
+    Bind { what: String, reason: String },
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    #[error("--claims must be a JSON object, found {0}")]
+    ClaimsNotObject(String),
+}
+
+struct KeyRing {
+    current: Arc<SigningKey>,
+    /// Keys rotated out stay published until tokens they signed have expired.
+    retired: Vec<(Arc<SigningKey>, Instant)>,
+}
+
+struct Shared {
+    issuer: String,
+    claims: Value,
+    token_lifetime: Duration,
+    key_path: PathBuf,
+    keys: RwLock<KeyRing>,
+    pki: DevPki,
+    pki_root_pem: String,
+    jwks_url: String,
+}
+
+/// A token request after validation, in the launcher's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintRequest {
+    pub audience: String,
+    pub nonces: Vec<String>,
+    pub pki: bool,
+}
+
+impl Shared {
+    fn current_key(&self) -> Arc<SigningKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .current
+            .clone()
+    }
+
+    fn jwks(&self) -> Value {
+        let mut ring = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        ring.retired.retain(|(_, until)| *until > now);
+        let keys: Vec<&SigningKey> = std::iter::once(ring.current.as_ref())
+            .chain(ring.retired.iter().map(|(k, _)| k.as_ref()))
+            .collect();
+        jwks(keys)
+    }
+
+    fn rotate(&self) -> Result<String, SigningError> {
+        let key = Arc::new(SigningKey::generate()?);
+        key.save(&self.key_path)
+            .map_err(|e| SigningError::KeyFile {
+                path: self.key_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let kid = key.kid().to_owned();
+        let mut ring = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let old = std::mem::replace(&mut ring.current, key);
+        // Published past the lifetime of the last token it signed, plus Vault's clock leeway.
+        let until = Instant::now() + self.token_lifetime + Duration::from_secs(60);
+        ring.retired.push((old, until));
+        tracing::info!(kid = %kid, "dev launcher rotated its signing key");
+        Ok(kid)
+    }
+
+    fn claims_for(&self, request: &MintRequest) -> Value {
+        let now = unix_now();
+        let mut claims = production_defaults();
+        let fields = claims.as_object_mut().expect("defaults are an object");
+        fields.insert("iss".into(), json!(self.issuer));
+        fields.insert("aud".into(), json!(request.audience));
+        fields.insert("iat".into(), json!(now));
+        fields.insert("nbf".into(), json!(now));
+        fields.insert(
+            "exp".into(),
+            json!(now + self.token_lifetime.as_secs() as i64),
+        );
+        match request.nonces.as_slice() {
+            [] => {}
+            [one] => {
+                fields.insert("eat_nonce".into(), json!(one));
+            }
+            many => {
+                fields.insert("eat_nonce".into(), json!(many));
+            }
+        }
+        merge(&mut claims, &self.claims);
+        claims
+    }
+
+    fn mint(&self, request: &MintRequest) -> Result<String, SigningError> {
+        let claims = self.claims_for(request);
+        if request.pki {
+            self.pki.sign(&claims)
+        } else {
+            self.current_key().sign(Map::new(), &claims)
+        }
+    }
+
+    fn default_request() -> MintRequest {
+        MintRequest {
+            audience: DEFAULT_TOKEN_AUDIENCE.to_owned(),
+            nonces: Vec::new(),
+            pki: false,
+        }
+    }
+}
+
+/// A running dev launcher. Dropping it without `shutdown` leaves its files behind.
+pub struct Launcher {
+    info: LauncherInfo,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+impl Launcher {
+    pub async fn start(config: LauncherConfig) -> Result<Launcher, LauncherError> {
+        if !config.claims.is_object() {
+            return Err(LauncherError::ClaimsNotObject(config.claims.to_string()));
+        }
+        let dir = config.dir.clone();
+        let dir_error = |reason: String| LauncherError::Dir {
+            path: dir.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| dir_error(e.to_string()))?;
+        let key_path = dir.join(SIGNING_KEY_NAME);
+        let current = Arc::new(SigningKey::load_or_create(&key_path)?);
+        let pki = DevPki::load_or_create(&dir)?;
+
+        let http = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(|e| LauncherError::Bind {
+                what: format!("127.0.0.1:{}", config.port),
+                reason: e.to_string(),
+            })?;
+        let base = format!(
+            "http://{}",
+            http.local_addr().map_err(|e| dir_error(e.to_string()))?
+        );
+        let socket = dir.join(SOCKET_NAME);
+        match std::fs::remove_file(&socket) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(dir_error(format!("cannot remove the stale socket: {e}"))),
+        }
+        let unix = tokio::net::UnixListener::bind(&socket).map_err(|e| LauncherError::Bind {
+            what: socket.display().to_string(),
+            reason: e.to_string(),
+        })?;
+
+        let shared = Arc::new(Shared {
+            issuer: config.issuer.clone(),
+            claims: config.claims.clone(),
+            token_lifetime: config.token_lifetime,
+            key_path,
+            keys: RwLock::new(KeyRing {
+                current,
+                retired: Vec::new(),
+            }),
+            pki_root_pem: pki.root_pem().to_owned(),
+            pki,
+            jwks_url: format!("{base}/jwks"),
+        });
+        let info = LauncherInfo {
+            issuer: config.issuer.clone(),
+            jwks_url: shared.jwks_url.clone(),
+            discovery_url: format!("{base}/.well-known/openid-configuration"),
+            socket,
+            token_file: dir.join(TOKEN_FILE_NAME),
+            pki_root: dir.join("pki-root.pem"),
+        };
+        write_token_file(&shared, &info.token_file)
+            .map_err(|e| dir_error(format!("writing the token file: {e}")))?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(serve(
+            http,
+            issuer_routes(shared.clone()),
+            stopped.clone(),
+        )));
+        tasks.push(tokio::spawn(serve(
+            unix,
+            teeserver_routes(shared.clone()),
+            stopped.clone(),
+        )));
+        tasks.push(tokio::spawn(refresh_token_file(
+            shared.clone(),
+            info.token_file.clone(),
+            stopped.clone(),
+        )));
+        if let Some(every) = config.rotate_every {
+            tasks.push(tokio::spawn(rotate_keys(shared.clone(), every, stopped)));
+        }
+
+        let info_json = serde_json::to_vec_pretty(&info).map_err(|e| dir_error(e.to_string()))?;
+        crate::fsutil::write_atomically(&dir.join(INFO_FILE_NAME), &info_json, 0o644)
+            .map_err(|e| dir_error(format!("writing {INFO_FILE_NAME}: {e}")))?;
+        tracing::info!(jwks_url = %info.jwks_url, socket = %info.socket.display(), "dev launcher ready");
+        Ok(Launcher {
+            info,
+            shared,
+            stop,
+            tasks,
+            dir,
+        })
+    }
+
+    pub fn info(&self) -> &LauncherInfo {
+        &self.info
+    }
+
+    pub fn current_kid(&self) -> String {
+        self.shared.current_key().kid().to_owned()
+    }
+
+    pub fn pki_root_pem(&self) -> &str {
+        &self.shared.pki_root_pem
+    }
+
+    /// Replaces the signing key now; the old one stays in the JWKS. Returns the new kid.
+    pub fn rotate_key(&self) -> Result<String, SigningError> {
+        self.shared.rotate()
+    }
+
+    /// Mints a token in-process, exactly as the socket would.
+    pub fn mint(&self, request: &MintRequest) -> Result<String, SigningError> {
+        self.shared.mint(request)
+    }
+
+    /// Stops the servers and removes the socket and `launcher.json`.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let _ = std::fs::remove_file(&self.info.socket);
+        let _ = std::fs::remove_file(self.dir.join(INFO_FILE_NAME));
+    }
+}
+
+async fn serve<L>(listener: L, router: Router, mut stopped: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "dev launcher server stopped");
+    }
+}
+
+fn write_token_file(shared: &Shared, path: &Path) -> Result<(), String> {
+    let token = shared
+        .mint(&Shared::default_request())
+        .map_err(|e| e.to_string())?;
+    crate::fsutil::write_atomically(path, token.as_bytes(), 0o644).map_err(|e| e.to_string())
+}
+
+/// Like the real launcher: refresh at about 0.8 of the token's lifetime.
+async fn refresh_token_file(
+    shared: Arc<Shared>,
+    path: PathBuf,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let period = shared
+        .token_lifetime
+        .mul_f64(0.8)
+        .max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => return,
+            _ = tokio::time::sleep(period) => {
+                if let Err(e) = write_token_file(&shared, &path) {
+                    tracing::error!(error = %e, "dev launcher could not refresh the token file");
+                }
+            }
+        }
+    }
+}
+
+async fn rotate_keys(shared: Arc<Shared>, every: Duration, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => return,
+            _ = tokio::time::sleep(every) => {
+                if let Err(e) = shared.rotate() {
+                    tracing::error!(error = %e, "dev launcher could not rotate its key");
+                }
+            }
+        }
+    }
+}
+
+fn issuer_routes(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks_document))
+        .route("/.well-known/attestation-pki-root", get(pki_root))
+        .with_state(shared)
+}
+
+async fn discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({
+        "issuer": shared.issuer,
+        "jwks_uri": shared.jwks_url,
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid"],
+        "claims_supported": [
+            "sub", "aud", "exp", "iat", "iss", "jti", "nbf", "dbgstat", "eat_nonce", "google_service_accounts",
+            "hwmodel", "oemid", "secboot", "submods", "swname", "swversion"
+        ]
+    }))
+}
+
+async fn jwks_document(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(shared.jwks())
+}
+
+async fn pki_root(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        shared.pki_root_pem.clone(),
+    )
+        .into_response()
+}
+
+fn teeserver_routes(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/token", any(token_endpoint))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .with_state(shared)
+}
+
+/// The launcher answers in `text/html` whatever the outcome; errors are the bare message.
+fn launcher_reply(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html")], body).into_response()
+}
+
+async fn token_endpoint(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    let request = match method {
+        Method::GET => Shared::default_request(),
+        Method::POST => match parse_token_options(&body).and_then(validate) {
+            Ok(request) => request,
+            Err(message) => return launcher_reply(StatusCode::BAD_REQUEST, message),
+        },
+        other => {
+            return launcher_reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("TEE server received an invalid HTTP method: {other}"),
+            )
+        }
+    };
+    match shared.mint(&request) {
+        Ok(token) => launcher_reply(StatusCode::OK, token),
+        Err(e) => launcher_reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The fields of the launcher's `TokenOptions`, as Go's `encoding/json` decodes them: field names
+/// match case-insensitively, unknown fields are rejected, `null` leaves the zero value.
+#[derive(Debug, Default)]
+struct TokenOptions {
+    audience: String,
+    token_type: String,
+    nonces: Vec<String>,
+}
+
+fn go_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn parse_token_options(body: &[u8]) -> Result<TokenOptions, String> {
+    let fail = |detail: String| format!("failed to parse POST body as TokenOptions: {detail}");
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(fail("EOF".into()));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        fail(if e.is_eof() {
+            "unexpected EOF".into()
+        } else {
+            let offset = body
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(0);
+            format!(
+                "invalid character '{}' looking for beginning of value",
+                body[offset] as char
+            )
+        })
+    })?;
+    let Value::Object(fields) = value else {
+        return Err(fail(format!(
+            "json: cannot unmarshal {} into Go value of type models.TokenOptions",
+            go_kind(&value)
+        )));
+    };
+    let mismatch = |field: &str, value: &Value, go_type: &str| {
+        fail(format!(
+            "json: cannot unmarshal {} into Go struct field TokenOptions.{field} of type {go_type}",
+            go_kind(value)
+        ))
+    };
+    let mut options = TokenOptions::default();
+    for (name, value) in &fields {
+        match name.to_ascii_lowercase().as_str() {
+            "audience" => match value {
+                Value::Null => {}
+                Value::String(s) => options.audience = s.clone(),
+                other => return Err(mismatch("audience", other, "string")),
+            },
+            "token_type" => match value {
+                Value::Null => {}
+                Value::String(s) => options.token_type = s.clone(),
+                other => return Err(mismatch("token_type", other, "string")),
+            },
+            "nonces" => match value {
+                Value::Null => {}
+                Value::Array(items) => {
+                    for item in items {
+                        match item {
+                            Value::String(s) => options.nonces.push(s.clone()),
+                            other => return Err(mismatch("nonces", other, "string")),
+                        }
+                    }
+                }
+                other => return Err(mismatch("nonces", other, "[]string")),
+            },
+            _ => return Err(fail(format!("json: unknown field \"{name}\""))),
+        }
+    }
+    Ok(options)
+}
+
+fn validate(options: TokenOptions) -> Result<MintRequest, String> {
+    if options.audience.is_empty() {
+        return Err("use GET request for the default identity token".into());
+    }
+    if options.token_type.is_empty() {
+        return Err("token_type is a required parameter".into());
+    }
+    let verifier_error = |detail: String| {
+        format!("failed to retrieve custom attestation service token: rpc error: code = InvalidArgument desc = {detail}")
+    };
+    let pki = match options.token_type.as_str() {
+        "OIDC" => false,
+        "PKI" => true,
+        "AWS_PRINCIPALTAGS" => {
+            return Err(verifier_error(
+                "token type AWS_PRINCIPALTAGS is not supported by the attestgate dev launcher"
+                    .into(),
+            ))
+        }
+        other => {
+            return Err(verifier_error(format!(
+                "unsupported token type \"{other}\""
+            )))
+        }
+    };
+    if options.audience.len() > MAX_AUDIENCE_BYTES {
+        return Err(verifier_error(format!(
+            "audience is {} bytes, longer than the maximum of {MAX_AUDIENCE_BYTES}",
+            options.audience.len()
+        )));
+    }
+    if options.nonces.len() > MAX_NONCES {
+        return Err(verifier_error(format!(
+            "got {} nonces, but at most {MAX_NONCES} are allowed",
+            options.nonces.len()
+        )));
+    }
+    if let Some((index, nonce)) = options
+        .nonces
+        .iter()
+        .enumerate()
+        .find(|(_, n)| !NONCE_BYTES.contains(&n.len()))
+    {
+        return Err(verifier_error(format!(
+            "nonce {index} is {} bytes; each nonce must be between {} and {} bytes",
+            nonce.len(),
+            NONCE_BYTES.start(),
+            NONCE_BYTES.end()
+        )));
+    }
+    Ok(MintRequest {
+        audience: options.audience,
+        nonces: options.nonces,
+        pki,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_options_are_decoded_like_go_does() {
+        let unknown = parse_token_options(br#"{"audience":"a","bogus":1}"#).unwrap_err();
+        assert_eq!(
+            unknown,
+            r#"failed to parse POST body as TokenOptions: json: unknown field "bogus""#
+        );
+        let options = parse_token_options(br#"{"Audience":"a","TOKEN_TYPE":"OIDC"}"#).unwrap();
+        assert_eq!(
+            (options.audience.as_str(), options.token_type.as_str()),
+            ("a", "OIDC")
+        );
+        assert!(parse_token_options(br#"{"audience":5}"#)
+            .unwrap_err()
+            .ends_with("json: cannot unmarshal number into Go struct field TokenOptions.audience of type string"));
+        assert!(parse_token_options(b"").unwrap_err().ends_with(": EOF"));
+    }
+}

@@ -1,0 +1,153 @@
+//! RSA signing keys for the dev launcher, and compact-JWS assembly with arbitrary headers.
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::KeyPair as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("generating an RSA key failed: {0}")]
+    Generate(String),
+    #[error("the key file {path} is unusable: {reason}")]
+    KeyFile { path: String, reason: String },
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// An RS256 signing key with its RFC 7638 thumbprint as `kid`.
+pub struct SigningKey {
+    kid: String,
+    pkcs8: Zeroizing<Vec<u8>>,
+    encoding: EncodingKey,
+    modulus: Vec<u8>,
+    exponent: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey(kid={})", self.kid)
+    }
+}
+
+impl SigningKey {
+    pub fn generate() -> Result<Self, SigningError> {
+        let pair = KeyPair::generate(KeySize::Rsa2048)
+            .map_err(|e| SigningError::Generate(e.to_string()))?;
+        let der = pair
+            .as_der()
+            .map_err(|e| SigningError::Generate(e.to_string()))?;
+        Self::from_pkcs8(der.as_ref()).map_err(|e| SigningError::Generate(e.to_string()))
+    }
+
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
+        let pair = KeyPair::from_pkcs8(der).map_err(|e| e.to_string())?;
+        let public = pair.public_key();
+        let modulus = public.modulus().big_endian_without_leading_zero().to_vec();
+        let exponent = public.exponent().big_endian_without_leading_zero().to_vec();
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.to_vec()));
+        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+        let thumbprint_input = format!(
+            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+            URL_SAFE_NO_PAD.encode(&exponent),
+            URL_SAFE_NO_PAD.encode(&modulus)
+        );
+        let kid = hex::encode(&Sha256::digest(thumbprint_input.as_bytes())[..20]);
+        Ok(SigningKey {
+            kid,
+            pkcs8: Zeroizing::new(der.to_vec()),
+            encoding,
+            modulus,
+            exponent,
+        })
+    }
+
+    /// Loads the key kept at `path`, or creates one there (mode 0600) so restarts keep the same kid.
+    pub fn load_or_create(path: &Path) -> Result<Self, SigningError> {
+        let key_error = |reason: String| SigningError::KeyFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let block = pem::parse(&bytes).map_err(|e| key_error(e.to_string()))?;
+                Self::from_pkcs8(block.contents()).map_err(key_error)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::generate()?;
+                key.save(path).map_err(|e| key_error(e.to_string()))?;
+                Ok(key)
+            }
+            Err(e) => Err(key_error(e.to_string())),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let pem = Zeroizing::new(pem::encode(&pem::Pem::new(
+            "PRIVATE KEY",
+            self.pkcs8.to_vec(),
+        )));
+        crate::fsutil::write_atomically(path, pem.as_bytes(), 0o600)
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// The public half as a JWK, as an issuer publishes it.
+    pub fn jwk(&self) -> Value {
+        json!({
+            "kty": "RSA",
+            "alg": "RS256",
+            "use": "sig",
+            "kid": self.kid,
+            "n": URL_SAFE_NO_PAD.encode(&self.modulus),
+            "e": URL_SAFE_NO_PAD.encode(&self.exponent),
+        })
+    }
+
+    /// Signs `claims` as an RS256 compact JWS under `header`, adding this key's `kid` and
+    /// `typ: JWT` unless the header already has them (tests forge mismatched kids on purpose).
+    pub fn sign(
+        &self,
+        mut header: Map<String, Value>,
+        claims: &Value,
+    ) -> Result<String, SigningError> {
+        header.entry("kid").or_insert_with(|| json!(self.kid));
+        header.entry("typ").or_insert_with(|| json!("JWT"));
+        self.sign_with_header(header, claims)
+    }
+
+    /// Signs with exactly `header`, plus `alg: RS256`.
+    pub fn sign_with_header(
+        &self,
+        mut header: Map<String, Value>,
+        claims: &Value,
+    ) -> Result<String, SigningError> {
+        header.insert("alg".into(), json!("RS256"));
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &self.encoding, Algorithm::RS256)
+                .map_err(|e| SigningError::Sign(e.to_string()))?;
+        Ok(format!("{message}.{signature}"))
+    }
+}
+
+/// A JWKS document for `keys`.
+pub fn jwks<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> Value {
+    json!({ "keys": keys.into_iter().map(SigningKey::jwk).collect::<Vec<_>>() })
+}

@@ -1,0 +1,25 @@
+//! attestgate: turns a Google Confidential Space attestation into secrets from each collaborator's
+//! own Vault.
+//!
+//! The library holds no global state and prints nothing; the `attestgate` binary is a thin layer
+//! over it.
+
+pub mod attestation;
+pub mod dev;
+pub mod fsutil;
+
+/// An HTTP client error with its whole cause chain, which is where the useful part (connection
+/// refused, certificate unknown) usually is.
+pub fn http_error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
