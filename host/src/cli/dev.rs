@@ -1,0 +1,88 @@
+use super::Exit;
+use attestgate::dev::{Launcher, LauncherConfig};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Run a local Confidential Space launcher until SIGINT or SIGTERM.
+    ///
+    /// It serves the launcher's token API on DIR/teeserver.sock, keeps a default token in
+    /// DIR/attestation_verifier_claims_token, and publishes OIDC discovery and a JWKS on
+    /// 127.0.0.1. When ready it writes DIR/launcher.json with
+    /// {issuer, jwks_url, discovery_url, socket, token_file, pki_root}.
+    Launcher(LauncherArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LauncherArgs {
+    /// Directory for the socket, token file, keys (mode 0600) and launcher.json.
+    #[arg(long)]
+    dir: PathBuf,
+    /// JSON object merged into the production-shaped default claims; `null` removes a claim.
+    #[arg(long, value_name = "FILE.json")]
+    claims: Option<PathBuf>,
+    /// Port for discovery and JWKS on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The `iss` of minted tokens. Discovery names the same issuer.
+    #[arg(long, default_value = attestgate::attestation::GOOGLE_ISSUER)]
+    issuer: String,
+    /// Rotate the signing key this often (e.g. 10m); old keys stay in the JWKS until their tokens expire.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    rotate_every: Option<Duration>,
+    /// Lifetime of minted tokens (exp - iat).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h")]
+    token_lifetime: Duration,
+}
+
+pub async fn run(command: DevCommand) -> anyhow::Result<Exit> {
+    match command {
+        DevCommand::Launcher(args) => launcher(args).await,
+    }
+}
+
+async fn launcher(args: LauncherArgs) -> anyhow::Result<Exit> {
+    let claims = match &args.claims {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read --claims {}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("--claims {} is not valid JSON: {e}", path.display())
+            })?
+        }
+        None => serde_json::json!({}),
+    };
+    let config = LauncherConfig {
+        claims,
+        port: args.port,
+        issuer: args.issuer,
+        rotate_every: args.rotate_every,
+        token_lifetime: args.token_lifetime,
+        ..LauncherConfig::new(args.dir)
+    };
+    let launcher = Launcher::start(config).await?;
+    let info = launcher.info();
+    println!("dev launcher ready");
+    println!("  issuer        {}", info.issuer);
+    println!("  discovery     {}", info.discovery_url);
+    println!("  jwks          {}", info.jwks_url);
+    println!("  socket        {}", info.socket.display());
+    println!("  token file    {}", info.token_file.display());
+    println!("  pki root      {}", info.pki_root.display());
+    wait_for_signal().await?;
+    launcher.shutdown().await;
+    Ok(Exit::Ok)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+mod dev;
+mod render;
+mod token;
+mod verify;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit codes, documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success: the token is valid, the command did its job.
+    Ok = 0,
+    /// The token (or plugin verdict) was examined and rejected.
+    Rejected = 1,
+    // 2 is clap's exit code for a command-line usage error.
+    /// Something needed was unavailable: a file, the launcher, the issuer's keys.
+    Operational = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "attestgate",
+    version,
+    about = "Turn a Confidential Space attestation into secrets from each collaborator's own Vault",
+    long_about = "Turn a Google Confidential Space attestation into secrets from each collaborator's own \
+Vault or OpenBao.\n\nLogs go to stderr and are controlled by RUST_LOG (e.g. RUST_LOG=attestgate=debug)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Get and inspect attestation tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Verify a token: RS256 signature against the issuer's keys, iss, aud, exp, nbf and iat.
+    Verify(verify::VerifyArgs),
+    /// Local stand-ins for Google's services, for development and tests.
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    /// A readable summary.
+    #[default]
+    Text,
+    /// Full JSON on stdout.
+    Json,
+}
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Token(command) => token::run(command).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Dev(command) => dev::run(command).await,
+    }
+}
+
+/// Reads a token from a file, or from stdin for `-`.
+pub fn read_token(source: &Path) -> anyhow::Result<attestgate::attestation::Jwt> {
+    let mut text = String::new();
+    if source == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow::anyhow!("cannot read the token from stdin: {e}"))?;
+    } else {
+        text = std::fs::read_to_string(source)
+            .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", source.display()))?;
+    }
+    let token = attestgate::attestation::Jwt::new(text.trim());
+    if token.is_empty() {
+        anyhow::bail!("the token from {} is empty", display_source(source));
+    }
+    Ok(token)
+}
+
+fn display_source(source: &Path) -> String {
+    if source == Path::new("-") {
+        "stdin".into()
+    } else {
+        source.display().to_string()
+    }
+}
+
+pub fn stdin_or_path(path: Option<PathBuf>) -> PathBuf {
+    path.unwrap_or_else(|| PathBuf::from("-"))
+}
