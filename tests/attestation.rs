@@ -1,1 +1,517 @@
-fn main() {}
+//! Verification: the attack catalogue, key rotation, issuer outages, real-world leniency, PKI.
+
+mod common;
+
+use attestgate::attestation::jwks::{KeyCacheOptions, KeyError, RefetchOutcome};
+use attestgate::attestation::pki::{PkiError, PkiRoot};
+use attestgate::attestation::verify::{unix_now, VerifyError};
+use attestgate::attestation::{JwksCache, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER};
+use attestgate::dev::pki::DevPki;
+use attestgate::dev::{signing, SigningKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::{TestLauncher, AUDIENCE};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+fn claims(now: i64) -> Value {
+    let mut claims = attestgate::dev::claims::production_defaults();
+    let extra =
+        json!({"iss": GOOGLE_ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 3600});
+    attestgate::dev::claims::merge(&mut claims, &extra);
+    claims
+}
+
+fn with(now: i64, patch: Value) -> Value {
+    let mut c = claims(now);
+    attestgate::dev::claims::merge(&mut c, &patch);
+    c
+}
+
+fn verifier_for(key: &SigningKey) -> Verifier {
+    let jwks = signing::jwks([key]).to_string();
+    let keys = JwksCache::new(KeySource::Inline(jwks), KeyCacheOptions::default()).unwrap();
+    Verifier::new(keys, VerifyPolicy::new(GOOGLE_ISSUER))
+}
+
+fn b64(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn parts(token: &str) -> Vec<String> {
+    token.split('.').map(str::to_owned).collect()
+}
+
+struct Fixture {
+    key: SigningKey,
+    verifier: Verifier,
+    now: i64,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let key = SigningKey::generate().unwrap();
+        let verifier = verifier_for(&key);
+        Fixture {
+            key,
+            verifier,
+            now: unix_now(),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.key.sign(Map::new(), claims).unwrap()
+    }
+
+    async fn verify(
+        &self,
+        token: &str,
+    ) -> Result<attestgate::attestation::VerifiedToken, VerifyError> {
+        self.verifier.verify_at(token, AUDIENCE, self.now).await
+    }
+}
+
+#[tokio::test]
+async fn a_genuine_token_verifies() {
+    let f = Fixture::new();
+    let verified = f
+        .verify(&f.sign(&claims(f.now)))
+        .await
+        .expect("valid token");
+    assert_eq!(verified.claims.audiences, vec![AUDIENCE]);
+    assert!(verified.claims.is_production());
+}
+
+#[tokio::test]
+async fn alg_none_is_rejected_by_name() {
+    let f = Fixture::new();
+    let token = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "kid": f.key.kid()})),
+        b64(&claims(f.now))
+    );
+    let err = f.verify(&token).await.unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::Algorithm { found } if found == "none"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("\"none\" is not allowed"));
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_public_key_is_rejected() {
+    use aws_lc_rs::hmac;
+    let f = Fixture::new();
+    let header = b64(&json!({"alg": "HS256", "kid": f.key.kid(), "typ": "JWT"}));
+    let input = format!("{header}.{}", b64(&claims(f.now)));
+    // The classic confusion attack: the public key, as published, used as an HMAC secret.
+    let secret = signing::jwks([&f.key]).to_string();
+    let tag = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+        input.as_bytes(),
+    );
+    let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+    let err = f.verify(&token).await.unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::Algorithm { found } if found == "HS256"),
+        "{err}"
+    );
+    assert_eq!(err.check(), "algorithm");
+}
+
+#[tokio::test]
+async fn an_unknown_kid_is_rejected() {
+    let f = Fixture::new();
+    let attacker = SigningKey::generate().unwrap();
+    let err = f
+        .verify(&attacker.sign(Map::new(), &claims(f.now)).unwrap())
+        .await
+        .unwrap_err();
+    match &err {
+        VerifyError::Key(KeyError::UnknownKid { kid, known, .. }) => {
+            assert_eq!(kid, attacker.kid());
+            assert_eq!(known, &vec![f.key.kid().to_owned()]);
+        }
+        other => panic!("expected an unknown kid, got {other}"),
+    }
+    assert_eq!(err.check(), "kid");
+}
+
+#[tokio::test]
+async fn a_tampered_payload_or_header_breaks_the_signature() {
+    let f = Fixture::new();
+    let token = f.sign(&claims(f.now));
+    let p = parts(&token);
+    let forged_payload = b64(&with(
+        f.now,
+        json!({"dbgstat": "disabled-since-boot", "hwmodel": "GCP_INTEL_TDX"}),
+    ));
+    let err = f
+        .verify(&format!("{}.{forged_payload}.{}", p[0], p[2]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::Signature { .. }), "{err}");
+
+    let forged_header = b64(&json!({"alg": "RS256", "kid": f.key.kid(), "typ": "JWT", "cty": "x"}));
+    let err = f
+        .verify(&format!("{forged_header}.{}.{}", p[1], p[2]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::Signature { .. }), "{err}");
+    assert!(err.to_string().contains("signature does not verify"));
+}
+
+#[tokio::test]
+async fn the_issuer_must_match_exactly() {
+    let f = Fixture::new();
+    let slash = f.sign(&with(f.now, json!({"iss": format!("{GOOGLE_ISSUER}/")})));
+    let err = f.verify(&slash).await.unwrap_err();
+    assert!(matches!(err, VerifyError::Issuer { .. }), "{err}");
+    assert!(err.to_string().contains("trailing slash"), "{err}");
+
+    let other = f.sign(&with(f.now, json!({"iss": "https://accounts.google.com"})));
+    let err = f.verify(&other).await.unwrap_err();
+    assert!(
+        err.to_string().contains("\"https://accounts.google.com\""),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("trailing slash"));
+}
+
+#[tokio::test]
+async fn the_audience_must_match_and_be_present() {
+    let f = Fixture::new();
+    let wrong = f.sign(&with(f.now, json!({"aud": "https://vault.bank-b.example"})));
+    let err = f.verify(&wrong).await.unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::Audience { found, .. } if found == &vec!["https://vault.bank-b.example"])
+    );
+    let missing = f.sign(&with(f.now, json!({"aud": null})));
+    assert!(matches!(
+        f.verify(&missing).await.unwrap_err(),
+        VerifyError::MissingClaim("aud")
+    ));
+    let list = f.sign(&with(f.now, json!({"aud": ["https://other", AUDIENCE]})));
+    f.verify(&list)
+        .await
+        .expect("an audience list containing ours is fine");
+}
+
+#[tokio::test]
+async fn time_claims_are_checked_with_leeway() {
+    let f = Fixture::new();
+    let within = f.sign(&with(f.now, json!({"exp": f.now - 30})));
+    f.verify(&within)
+        .await
+        .expect("30 s past exp is inside the 60 s leeway");
+    let expired = f.sign(&with(f.now, json!({"exp": f.now - 120})));
+    let err = f.verify(&expired).await.unwrap_err();
+    assert!(matches!(err, VerifyError::Expired { .. }), "{err}");
+    assert!(err.to_string().contains("120 s before"), "{err}");
+    let early = f.sign(&with(f.now, json!({"nbf": f.now + 600})));
+    assert!(matches!(
+        f.verify(&early).await.unwrap_err(),
+        VerifyError::NotYetValid { .. }
+    ));
+    let future = f.sign(&with(f.now, json!({"iat": f.now + 600})));
+    assert!(matches!(
+        f.verify(&future).await.unwrap_err(),
+        VerifyError::IssuedInFuture { .. }
+    ));
+    let no_exp = f.sign(&with(f.now, json!({"exp": null})));
+    assert!(matches!(
+        f.verify(&no_exp).await.unwrap_err(),
+        VerifyError::MissingClaim("exp")
+    ));
+}
+
+#[tokio::test]
+async fn an_oversized_token_is_rejected_before_parsing() {
+    let f = Fixture::new();
+    let huge = f.sign(&with(f.now, json!({"padding": "x".repeat(40_000)})));
+    let err = f.verify(&huge).await.unwrap_err();
+    assert!(
+        matches!(err, VerifyError::TooLarge { limit: 16384, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_tokens_say_which_part_is_wrong() {
+    let f = Fixture::new();
+    let p = parts(&f.sign(&claims(f.now)));
+    let bad_b64 = format!("{}.{}*&.{}", p[0], p[1], p[2]);
+    let err = f.verify(&bad_b64).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the payload is not valid base64url"),
+        "{err}"
+    );
+    let not_object = format!("{}.{}.{}", p[0], b64(&json!("just a string")), p[2]);
+    let err = f.verify(&not_object).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the payload is JSON but not an object (found a string)"),
+        "{err}"
+    );
+    let err = f.verify("only.two").await.unwrap_err();
+    assert!(
+        err.to_string().contains("has 2 dot-separated parts"),
+        "{err}"
+    );
+    assert_eq!(err.check(), "format");
+}
+
+#[tokio::test]
+async fn keys_carried_in_the_header_are_never_trusted() {
+    let f = Fixture::new();
+    let attacker = SigningKey::generate().unwrap();
+    let mut header = Map::new();
+    header.insert("jwk".into(), attacker.jwk());
+    let token = attacker.sign(header, &claims(f.now)).unwrap();
+    let err = f.verify(&token).await.unwrap_err();
+    assert!(matches!(err, VerifyError::EmbeddedKey("jwk")), "{err}");
+
+    let mut header = Map::new();
+    header.insert("jku".into(), json!("https://attacker.example/jwks"));
+    header.insert("kid".into(), json!(f.key.kid()));
+    let err = f
+        .verify(&attacker.sign(header, &claims(f.now)).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::EmbeddedKey("jku")), "{err}");
+}
+
+fn pki_verifier(root: &DevPki) -> Verifier {
+    let keys = JwksCache::new(
+        KeySource::Inline(signing::jwks([&SigningKey::generate().unwrap()]).to_string()),
+        KeyCacheOptions::default(),
+    )
+    .unwrap();
+    let mut policy = VerifyPolicy::new(GOOGLE_ISSUER);
+    policy.pki_root = Some(PkiRoot::from_pem_or_der(root.root_pem().as_bytes()).unwrap());
+    Verifier::new(keys, policy)
+}
+
+fn dev_pki(leaf_valid: std::ops::Range<i64>) -> DevPki {
+    let at = |s: i64| time::OffsetDateTime::from_unix_timestamp(s).unwrap();
+    DevPki::issue(
+        &SigningKey::generate().unwrap(),
+        &SigningKey::generate().unwrap(),
+        SigningKey::generate().unwrap(),
+        at(leaf_valid.start),
+        at(leaf_valid.end),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn pki_tokens_verify_to_the_pinned_root_only() {
+    let now = unix_now();
+    let pki = dev_pki(now - 60..now + 86_400);
+    let token = pki.sign(&claims(now)).unwrap();
+    let verified = pki_verifier(&pki)
+        .verify_at(&token, AUDIENCE, now)
+        .await
+        .expect("valid PKI token");
+    assert_eq!(
+        verified.kind,
+        attestgate::attestation::verify::TokenKind::Pki
+    );
+
+    let foreign = dev_pki(now - 60..now + 86_400);
+    let err = pki_verifier(&foreign)
+        .verify_at(&token, AUDIENCE, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Pki(PkiError::BadSignature { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("pinned root"), "{err}");
+
+    let no_root = verifier_for(&SigningKey::generate().unwrap());
+    let err = no_root.verify_at(&token, AUDIENCE, now).await.unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Pki(PkiError::NoPinnedRoot)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_pki_token_with_an_expired_leaf_is_rejected() {
+    let now = unix_now();
+    let pki = dev_pki(now - 7200..now - 3600);
+    let token = pki.sign(&claims(now)).unwrap();
+    let err = pki_verifier(&pki)
+        .verify_at(&token, AUDIENCE, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Pki(PkiError::Lifetime { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("attestation token signer"),
+        "{err}"
+    );
+}
+
+fn launcher_verifier(launcher: &TestLauncher, refetch_interval: Duration) -> Verifier {
+    let options = KeyCacheOptions {
+        refetch_interval,
+        ..KeyCacheOptions::default()
+    };
+    let keys = JwksCache::new(
+        KeySource::JwksUrl(launcher.info().jwks_url.clone()),
+        options,
+    )
+    .unwrap();
+    Verifier::new(keys, VerifyPolicy::new(GOOGLE_ISSUER))
+}
+
+#[tokio::test]
+async fn rotation_is_picked_up_through_a_refetch() {
+    let launcher = TestLauncher::start().await;
+    let verifier = launcher_verifier(&launcher, Duration::ZERO);
+    let before = launcher.token(AUDIENCE).await;
+    verifier
+        .verify(&before, AUDIENCE)
+        .await
+        .expect("token before rotation");
+    let old_kid = launcher.launcher.current_kid();
+
+    let new_kid = launcher.launcher.rotate_key().unwrap();
+    assert_ne!(old_kid, new_kid);
+    let after = launcher.token(AUDIENCE).await;
+    let verified = verifier
+        .verify(&after, AUDIENCE)
+        .await
+        .expect("token after rotation");
+    assert_eq!(verified.header.kid.as_deref(), Some(new_kid.as_str()));
+    // The previous key is still published, so tokens it signed keep verifying.
+    verifier
+        .verify(&before, AUDIENCE)
+        .await
+        .expect("old token still verifies");
+    assert_eq!(verifier.keys().known_kids().len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_are_rate_limited() {
+    let launcher = TestLauncher::start().await;
+    let verifier = launcher_verifier(&launcher, Duration::from_secs(3600));
+    verifier
+        .verify(&launcher.token(AUDIENCE).await, AUDIENCE)
+        .await
+        .unwrap();
+    launcher.launcher.rotate_key().unwrap();
+    let err = verifier
+        .verify(&launcher.token(AUDIENCE).await, AUDIENCE)
+        .await
+        .unwrap_err();
+    match err {
+        VerifyError::Key(KeyError::UnknownKid {
+            refetch: RefetchOutcome::Suppressed { .. },
+            ..
+        }) => {}
+        other => panic!("expected a suppressed refetch, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn cached_keys_keep_working_while_the_jwks_is_down() {
+    let launcher = TestLauncher::start().await;
+    let verifier = launcher_verifier(&launcher, Duration::ZERO);
+    let token = launcher.token(AUDIENCE).await;
+    verifier.verify(&token, AUDIENCE).await.unwrap();
+    launcher.launcher.shutdown().await;
+
+    verifier
+        .verify(&token, AUDIENCE)
+        .await
+        .expect("cached key verifies without the issuer");
+    let stranger = SigningKey::generate()
+        .unwrap()
+        .sign(Map::new(), &claims(unix_now()))
+        .unwrap();
+    let err = verifier.verify(&stranger, AUDIENCE).await.unwrap_err();
+    match &err {
+        VerifyError::Key(KeyError::UnknownKid {
+            refetch: RefetchOutcome::Failed(reason),
+            ..
+        }) => {
+            assert!(reason.contains("could not fetch"), "{reason}");
+        }
+        other => panic!("expected a failed refetch, got {other}"),
+    }
+    assert!(err.to_string().contains("cached keys were kept"), "{err}");
+}
+
+#[tokio::test]
+async fn debug_and_tdx_tokens_parse_and_verify() {
+    let debug = TestLauncher::start_with(|c| {
+        c.claims = json!({"dbgstat": "enabled", "submods": {"confidential_space": {"support_attributes": null}}});
+    })
+    .await;
+    let verified = launcher_verifier(&debug, Duration::ZERO)
+        .verify(&debug.token(AUDIENCE).await, AUDIENCE)
+        .await
+        .expect("debug token verifies");
+    assert!(!verified.claims.is_production());
+    assert_eq!(verified.claims.confidential_space.support_attributes, None);
+
+    let tdx = TestLauncher::start_with(|c| {
+        c.claims = json!({
+            "hwmodel": "GCP_INTEL_TDX", "attester_tcb": ["INTEL"],
+            "tdx": {"gcp_attester_tcb_status": "UpToDate", "gcp_attester_tcb_date": "2026-08-12T00:00:00Z"},
+            "submods": {"nvidia_gpu": {"cc_mode": "ON"}}
+        });
+    })
+    .await;
+    let verified = launcher_verifier(&tdx, Duration::ZERO)
+        .verify(&tdx.token(AUDIENCE).await, AUDIENCE)
+        .await
+        .expect("TDX token verifies");
+    assert_eq!(
+        verified.claims.tdx[0].tcb_status.as_deref(),
+        Some("UpToDate")
+    );
+    assert_eq!(verified.claims.nvidia_gpu_cc_mode.as_deref(), Some("ON"));
+    assert_eq!(verified.claims.attester_tcb, vec!["INTEL"]);
+}
+
+#[tokio::test]
+async fn a_production_tdx_payload_verifies_at_its_own_time() {
+    let text = std::fs::read_to_string(
+        common::workspace_root().join("tests/fixtures/claims-production-tdx.json"),
+    )
+    .unwrap();
+    let f = Fixture::new();
+    let claims: Value = serde_json::from_str(&text).unwrap();
+    let token = f.sign(&claims);
+    let issued = claims["iat"].as_i64().unwrap();
+    let verified = f
+        .verifier
+        .verify_at(&token, AUDIENCE, issued + 10)
+        .await
+        .expect("verifies at its iat");
+    assert_eq!(
+        verified.claims.gce.project_number.as_deref(),
+        Some("123456789012")
+    );
+    assert_eq!(
+        verified.claims.container.restart_policy.as_deref(),
+        Some("Never")
+    );
+    let err = f
+        .verifier
+        .verify_at(&token, AUDIENCE, issued + 7200)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.check(),
+        "exp",
+        "an hour after expiry the same token is refused: {err}"
+    );
+}

@@ -1,1 +1,290 @@
-fn main() {}
+//! The dev launcher speaks the real launcher's API: the same routes, validation, error texts and
+//! status codes, the token file, and an issuer that OIDC clients can use.
+
+mod common;
+
+use attestgate::attestation::source::{read_token_file, SourceError, DEFAULT_TOKEN_AUDIENCE};
+use attestgate::attestation::{jwt, LauncherClient, TokenRequest, TokenType};
+use common::{wait_for, TestLauncher, AUDIENCE};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A raw HTTP/1.1 call on the launcher socket: (status, content type, body).
+async fn raw_call(launcher: &TestLauncher, method: &str, body: &str) -> (u16, String, String) {
+    let stream = tokio::net::UnixStream::connect(&launcher.info().socket)
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri("/v1/token")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+fn payload(token: &str) -> Value {
+    Value::Object(jwt::parse(token).unwrap().payload)
+}
+
+#[tokio::test]
+async fn custom_audience_and_nonces_come_back_in_the_token() {
+    let launcher = TestLauncher::start().await;
+    let client = LauncherClient::new(&launcher.info().socket);
+    let one = TokenRequest {
+        nonces: vec!["0123456789abcdef".into()],
+        ..TokenRequest::new(AUDIENCE)
+    };
+    let claims = payload(client.custom_token(&one).await.unwrap().expose());
+    assert_eq!(claims["aud"], AUDIENCE);
+    assert_eq!(
+        claims["eat_nonce"], "0123456789abcdef",
+        "one nonce is a string"
+    );
+    assert_eq!(
+        claims["iss"],
+        "https://confidentialcomputing.googleapis.com"
+    );
+
+    let two = TokenRequest {
+        nonces: vec!["aaaaaaaaaa".into(), "bbbbbbbbbbbb".into()],
+        ..TokenRequest::new(AUDIENCE)
+    };
+    let claims = payload(client.custom_token(&two).await.unwrap().expose());
+    assert_eq!(
+        claims["eat_nonce"],
+        json!(["aaaaaaaaaa", "bbbbbbbbbbbb"]),
+        "several nonces are an array"
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+}
+
+#[tokio::test]
+async fn the_response_is_the_raw_jwt_as_text_html() {
+    let launcher = TestLauncher::start().await;
+    let (status, content_type, body) = raw_call(
+        &launcher,
+        "POST",
+        r#"{"audience":"https://x.example","token_type":"OIDC"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "text/html");
+    assert_eq!(
+        body.matches('.').count(),
+        2,
+        "a compact JWS, no JSON wrapper"
+    );
+    assert!(!body.ends_with('\n'));
+}
+
+#[tokio::test]
+async fn get_returns_a_default_audience_token() {
+    let launcher = TestLauncher::start().await;
+    let token = LauncherClient::new(&launcher.info().socket)
+        .default_token()
+        .await
+        .unwrap();
+    assert_eq!(payload(token.expose())["aud"], DEFAULT_TOKEN_AUDIENCE);
+}
+
+#[tokio::test]
+async fn invalid_requests_get_the_real_launchers_errors() {
+    let launcher = TestLauncher::start().await;
+    let cases: &[(&str, &str, u16, &str)] = &[
+        ("POST", r#"{"audience":"a","token_type":"OIDC","bogus":1}"#, 400,
+         r#"failed to parse POST body as TokenOptions: json: unknown field "bogus""#),
+        ("POST", r#"{"audience":"","token_type":"OIDC"}"#, 400, "use GET request for the default identity token"),
+        ("POST", r#"{"token_type":"OIDC"}"#, 400, "use GET request for the default identity token"),
+        ("POST", r#"{"audience":"https://a.example"}"#, 400, "token_type is a required parameter"),
+        ("POST", "", 400, "failed to parse POST body as TokenOptions: EOF"),
+        ("POST", r#"{"audience":42}"#, 400,
+         "failed to parse POST body as TokenOptions: json: cannot unmarshal number into Go struct field TokenOptions.audience of type string"),
+        ("PUT", "", 405, "TEE server received an invalid HTTP method: PUT"),
+        ("DELETE", "", 405, "TEE server received an invalid HTTP method: DELETE"),
+    ];
+    for (method, body, status, message) in cases {
+        let (got_status, content_type, got_body) = raw_call(&launcher, method, body).await;
+        assert_eq!(
+            (got_status, got_body.as_str()),
+            (*status, *message),
+            "{method} {body}"
+        );
+        assert_eq!(content_type, "text/html");
+    }
+}
+
+#[tokio::test]
+async fn nonce_and_audience_limits_are_enforced_and_reported_verbatim() {
+    let launcher = TestLauncher::start().await;
+    let client = LauncherClient::new(&launcher.info().socket);
+    let nonce = "n".repeat(16);
+    let cases = [
+        (
+            TokenRequest {
+                nonces: vec![nonce.clone(); 7],
+                ..TokenRequest::new(AUDIENCE)
+            },
+            "got 7 nonces, but at most 6",
+        ),
+        (
+            TokenRequest {
+                nonces: vec!["short".into()],
+                ..TokenRequest::new(AUDIENCE)
+            },
+            "nonce 0 is 5 bytes",
+        ),
+        (
+            TokenRequest {
+                nonces: vec!["x".repeat(75)],
+                ..TokenRequest::new(AUDIENCE)
+            },
+            "nonce 0 is 75 bytes",
+        ),
+        (TokenRequest::new("a".repeat(513)), "audience is 513 bytes"),
+    ];
+    for (request, expected) in cases {
+        match client.custom_token(&request).await {
+            Err(SourceError::Launcher {
+                status: 400,
+                message,
+            }) => assert!(message.contains(expected), "{message}"),
+            other => panic!("expected a 400 containing {expected:?}, got {other:?}"),
+        }
+    }
+    let six = TokenRequest {
+        nonces: vec![nonce; 6],
+        ..TokenRequest::new(AUDIENCE)
+    };
+    client
+        .custom_token(&six)
+        .await
+        .expect("six nonces are allowed");
+}
+
+#[tokio::test]
+async fn pki_tokens_carry_a_chain_to_the_published_root() {
+    let launcher = TestLauncher::start().await;
+    let client = LauncherClient::new(&launcher.info().socket);
+    let request = TokenRequest {
+        token_type: TokenType::Pki,
+        ..TokenRequest::new(AUDIENCE)
+    };
+    let token = client.custom_token(&request).await.unwrap();
+    let parsed = jwt::parse(token.expose()).unwrap();
+    assert_eq!(parsed.header.x5c.len(), 3);
+    let root_pem = std::fs::read_to_string(&launcher.info().pki_root).unwrap();
+    let root = attestgate::attestation::pki::PkiRoot::from_pem_or_der(root_pem.as_bytes()).unwrap();
+    assert_eq!(parsed.header.x5c[2], root.der());
+}
+
+#[tokio::test]
+async fn the_token_file_is_replaced_atomically_before_expiry() {
+    let launcher = TestLauncher::start_with(|c| c.token_lifetime = Duration::from_secs(2)).await;
+    let path = launcher.info().token_file.clone();
+    let first = read_token_file(&path).await.unwrap();
+    assert_eq!(payload(first.expose())["aud"], DEFAULT_TOKEN_AUDIENCE);
+    let first_text = first.expose().to_owned();
+    // Each read must see a whole token, old or new, never a partial write.
+    let second = wait_for(
+        "the token file to be refreshed",
+        Duration::from_secs(20),
+        || {
+            let (path, first_text) = (path.clone(), first_text.clone());
+            async move {
+                let token = read_token_file(&path).await.ok()?;
+                jwt::parse(token.expose()).expect("the token file always holds a whole token");
+                (token.expose() != first_text).then_some(token)
+            }
+        },
+    )
+    .await;
+    assert!(payload(second.expose())["iat"].as_i64() >= payload(&first_text)["iat"].as_i64());
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_are_served_over_http() {
+    let launcher = TestLauncher::start().await;
+    let http = reqwest::Client::new();
+    let discovery: Value = http
+        .get(&launcher.info().discovery_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["issuer"],
+        "https://confidentialcomputing.googleapis.com"
+    );
+    assert_eq!(discovery["jwks_uri"], launcher.info().jwks_url);
+    let jwks: Value = http
+        .get(&launcher.info().jwks_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], launcher.launcher.current_kid());
+    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    let written = attestgate::dev::LauncherInfo::read(launcher.dir.path()).unwrap();
+    assert_eq!(&written, launcher.info());
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_key_and_the_private_key_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let first = attestgate::dev::Launcher::start(attestgate::dev::LauncherConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let kid = first.current_kid();
+    first.shutdown().await;
+    assert!(
+        !dir.path().join("teeserver.sock").exists(),
+        "shutdown removes the socket"
+    );
+    let mode = std::fs::metadata(dir.path().join("signing-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let second = attestgate::dev::Launcher::start(attestgate::dev::LauncherConfig::new(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(second.current_kid(), kid);
+    second.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_socket_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = LauncherClient::new(dir.path().join("teeserver.sock"));
+    let err = client.default_token().await.unwrap_err();
+    assert!(matches!(err, SourceError::Connect { .. }));
+    assert!(err.to_string().contains("attestgate dev launcher"), "{err}");
+}
