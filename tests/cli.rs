@@ -1,1 +1,179 @@
-fn main() {}
+//! The `attestgate` binary end to end: the dev launcher as a process, `token get`, `token inspect`
+//! and `verify`, with their output and exit codes.
+
+mod common;
+
+use common::{attestgate_bin, wait_for, AUDIENCE};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+struct LauncherProcess {
+    child: Child,
+    dir: tempfile::TempDir,
+    info: attestgate::dev::LauncherInfo,
+}
+
+impl LauncherProcess {
+    async fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(attestgate_bin())
+            .args(["dev", "launcher", "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let path = dir.path().to_owned();
+        let info = wait_for("launcher.json", Duration::from_secs(30), || {
+            let path = path.clone();
+            async move { attestgate::dev::LauncherInfo::read(&path).ok() }
+        })
+        .await;
+        LauncherProcess { child, dir, info }
+    }
+
+    fn terminate(&mut self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+    }
+}
+
+impl Drop for LauncherProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn attestgate(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(attestgate_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn get_token(launcher: &LauncherProcess, audience: &str) -> String {
+    let socket = launcher.info.socket.to_str().unwrap();
+    let out = attestgate(&["token", "get", "--socket", socket, "--audience", audience, "--nonce", "0123456789abcdef"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn get_inspect_and_verify_a_custom_audience_token() {
+    let launcher = LauncherProcess::start(&[]).await;
+    let token = get_token(&launcher, AUDIENCE);
+
+    let inspect = attestgate(&["token", "inspect", "-"], Some(&token));
+    assert!(inspect.status.success());
+    let summary = text(&inspect.stdout);
+    assert!(summary.starts_with("UNVERIFIED"), "{summary}");
+    for expected in [AUDIENCE, "GCP_AMD_SEV", "production (disabled-since-boot)", "STABLE, USABLE", "0123456789abcdef"] {
+        assert!(summary.contains(expected), "summary lacks {expected}: {summary}");
+    }
+
+    let json = attestgate(&["token", "inspect", "--format", "json", "-"], Some(&token));
+    let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(parsed["verified"], false);
+    assert_eq!(parsed["claims"]["aud"], AUDIENCE);
+
+    let jwks = launcher.info.jwks_url.as_str();
+    let ok = attestgate(&["verify", "--jwks-url", jwks, "--audience", AUDIENCE], Some(&token));
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).starts_with("VALID"));
+
+    let discovery = launcher.info.discovery_url.as_str();
+    let ok = attestgate(&["verify", "--discovery-url", discovery, "--audience", AUDIENCE, "--format", "json"], Some(&token));
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["claims"]["eat_nonce"], "0123456789abcdef");
+}
+
+#[tokio::test]
+async fn verify_names_the_failed_check_and_exits_1() {
+    let launcher = LauncherProcess::start(&[]).await;
+    let token = get_token(&launcher, AUDIENCE);
+    let jwks = launcher.info.jwks_url.as_str();
+
+    let wrong_aud = attestgate(&["verify", "--jwks-url", jwks, "--audience", "https://vault.bank-b.example"], Some(&token));
+    assert_eq!(wrong_aud.status.code(), Some(1));
+    assert!(text(&wrong_aud.stderr).contains("INVALID (audience check failed)"), "{}", text(&wrong_aud.stderr));
+
+    let slash = format!("{}/", attestgate::attestation::GOOGLE_ISSUER);
+    let wrong_iss = attestgate(&["verify", "--jwks-url", jwks, "--audience", AUDIENCE, "--issuer", &slash, "--format", "json"], Some(&token));
+    assert_eq!(wrong_iss.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&wrong_iss.stdout).unwrap();
+    assert_eq!(report["check"], "issuer");
+    assert!(report["error"].as_str().unwrap().contains("trailing slash"));
+}
+
+#[tokio::test]
+async fn at_checks_a_token_as_of_another_moment() {
+    let launcher = LauncherProcess::start(&[]).await;
+    let token = get_token(&launcher, AUDIENCE);
+    let jwks = launcher.info.jwks_url.as_str();
+    let later = (attestgate::attestation::verify::unix_now() + 7200).to_string();
+    let expired = attestgate(&["verify", "--jwks-url", jwks, "--audience", AUDIENCE, "--at", &later], Some(&token));
+    assert_eq!(expired.status.code(), Some(1));
+    assert!(text(&expired.stderr).contains("exp check failed"), "{}", text(&expired.stderr));
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_is_an_operational_error() {
+    let launcher = LauncherProcess::start(&[]).await;
+    let token = get_token(&launcher, AUDIENCE);
+    let closed = format!("http://127.0.0.1:{}/jwks", common::free_port_pair());
+    let out = attestgate(&["verify", "--jwks-url", &closed, "--audience", AUDIENCE], Some(&token));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("could not fetch signing keys"), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn the_launcher_error_text_reaches_the_user() {
+    let launcher = LauncherProcess::start(&[]).await;
+    let socket = launcher.info.socket.to_str().unwrap();
+    let out = attestgate(&["token", "get", "--socket", socket, "--audience", AUDIENCE, "--nonce", "short"], None);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("HTTP 400") && stderr.contains("nonce 0 is 5 bytes"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_launcher_and_removes_its_socket() {
+    let scratch = tempfile::tempdir().unwrap();
+    let claims = scratch.path().join("claims.json");
+    std::fs::write(&claims, r#"{"dbgstat": "enabled"}"#).unwrap();
+    let mut debug = LauncherProcess::start(&["--claims", claims.to_str().unwrap()]).await;
+    let token = get_token(&debug, AUDIENCE);
+    let summary = text(&attestgate(&["token", "inspect", "-"], Some(&token)).stdout);
+    assert!(summary.contains("DEBUG IMAGE (enabled)"), "{summary}");
+
+    debug.terminate();
+    let status = debug.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!Path::new(&debug.info.socket).exists(), "socket removed on SIGTERM");
+    assert!(!debug.dir.path().join("launcher.json").exists());
+}
+
+#[test]
+fn bad_claims_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims = dir.path().join("claims.json");
+    std::fs::write(&claims, "[1, 2]").unwrap();
+    let out = attestgate(&["dev", "launcher", "--dir", dir.path().to_str().unwrap(), "--claims", claims.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("--claims must be a JSON object"), "{}", text(&out.stderr));
+}

@@ -187,6 +187,8 @@ impl JwksCache {
                     }
                     RefetchOutcome::Refetched
                 }
+                // With nothing cached there is no kid question to answer: the keys are unavailable.
+                Err(e) if self.read_keys().is_empty() => return Err(e),
                 Err(e) => RefetchOutcome::Failed(e.to_string()),
             },
         };
