@@ -288,3 +288,33 @@ async fn a_missing_socket_is_a_clear_error() {
     assert!(matches!(err, SourceError::Connect { .. }));
     assert!(err.to_string().contains("attestgate dev launcher"), "{err}");
 }
+
+#[tokio::test]
+async fn rotate_every_rotates_and_keeps_the_previous_key_published() {
+    let launcher =
+        TestLauncher::start_with(|c| c.rotate_every = Some(Duration::from_millis(200))).await;
+    let first = launcher.launcher.current_kid();
+    let http = reqwest::Client::new();
+    let url = launcher.info().jwks_url.clone();
+    let kids = wait_for(
+        "a rotation to show in the JWKS",
+        Duration::from_secs(20),
+        || {
+            let (http, url, first) = (http.clone(), url.clone(), first.clone());
+            async move {
+                let jwks: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+                let kids: Vec<String> = jwks["keys"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+                    .collect();
+                (kids[0] != first).then_some(kids)
+            }
+        },
+    )
+    .await;
+    assert!(
+        kids.contains(&first),
+        "the previous key stays published: {kids:?}"
+    );
+}
