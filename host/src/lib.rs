@@ -7,6 +7,7 @@
 pub mod attestation;
 pub mod dev;
 pub mod fsutil;
+pub mod plugin;
 
 /// An HTTP client error with its whole cause chain, which is where the useful part (connection
 /// refused, certificate unknown) usually is.

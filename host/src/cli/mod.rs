@@ -1,4 +1,5 @@
 mod dev;
+mod plugin;
 mod render;
 mod token;
 mod verify;
@@ -18,6 +19,8 @@ pub enum Exit {
     // 2 is clap's exit code for a command-line usage error.
     /// Something needed was unavailable: a file, the launcher, the issuer's keys.
     Operational = 3,
+    /// A plugin failed: trap, deadline, memory, log limit, bad return, rejected configuration.
+    PluginFailed = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -46,6 +49,9 @@ enum Command {
     Token(token::TokenCommand),
     /// Verify a token: RS256 signature against the issuer's keys, iss, aud, exp, nbf and iat.
     Verify(verify::VerifyArgs),
+    /// Write and check policy plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Local stand-ins for Google's services, for development and tests.
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -74,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Token(command) => token::run(command).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Dev(command) => dev::run(command).await,
+        Command::Plugin(command) => plugin::run(command).await,
     }
 }
 

@@ -1,0 +1,225 @@
+use super::{Exit, Format};
+use attestgate::attestation::verify::unix_now;
+use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
+use clap::{Args, Subcommand, ValueEnum};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run a plugin against a claims document: the selected audience and the verdict with reasons.
+    ///
+    /// Exits 0 on allow, 1 on deny, 4 when the plugin fails (trap, deadline, memory, bad return,
+    /// rejected configuration). With --expect, exits 0 when the verdict matches and 1 when not.
+    Test(TestArgs),
+    /// Print a plugin's sha256, size, contract version, exports and imports.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Expectation {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The plugin component (.wasm).
+    plugin: PathBuf,
+    /// A token payload as JSON (or a whole JWT, whose payload is used unverified).
+    #[arg(long, value_name = "CLAIMS.json")]
+    claims: PathBuf,
+    /// The plugin's configuration as JSON (default `{}`).
+    #[arg(long, value_name = "CONFIG.json")]
+    plugin_config: Option<PathBuf>,
+    /// The collaborator name handed to the plugin.
+    #[arg(long, default_value = "test")]
+    collaborator: String,
+    /// Verification time handed to the plugin (Unix seconds; default now).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    at: Option<i64>,
+    /// Fail unless the verdict is this (for golden tests in a plugin's CI).
+    #[arg(long)]
+    expect: Option<Expectation>,
+    /// Wall-clock deadline per call, in milliseconds.
+    #[arg(long, default_value_t = Limits::default().deadline_ms)]
+    deadline_ms: u64,
+    /// Memory cap in bytes.
+    #[arg(long, default_value_t = Limits::default().memory_bytes)]
+    memory_bytes: u64,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    plugin: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub async fn run(command: PluginCommand) -> anyhow::Result<Exit> {
+    // Compiling and running plugins is CPU work; keep it off the async workers.
+    tokio::task::spawn_blocking(move || match command {
+        PluginCommand::Test(args) => test(args),
+        PluginCommand::Inspect(args) => inspect(args),
+    })
+    .await?
+}
+
+fn read_json(path: &PathBuf, what: &str) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {what} {}: {e}", path.display()))?;
+    let trimmed = text.trim();
+    if trimmed.starts_with("eyJ") {
+        let parsed = attestgate::attestation::jwt::parse(trimmed).map_err(|e| {
+            anyhow::anyhow!(
+                "{what} {} looks like a JWT but is malformed: {e}",
+                path.display()
+            )
+        })?;
+        return Ok(serde_json::Value::Object(parsed.payload));
+    }
+    serde_json::from_str(trimmed)
+        .map_err(|e| anyhow::anyhow!("{what} {} is not valid JSON: {e}", path.display()))
+}
+
+fn test(args: TestArgs) -> anyhow::Result<Exit> {
+    let claims = read_json(&args.claims, "--claims")?;
+    anyhow::ensure!(
+        claims.is_object(),
+        "--claims {} must be a JSON object",
+        args.claims.display()
+    );
+    let config = match &args.plugin_config {
+        Some(path) => read_json(path, "--plugin-config")?,
+        None => serde_json::json!({}),
+    };
+    let bytes = std::fs::read(&args.plugin)
+        .map_err(|e| anyhow::anyhow!("cannot read plugin {}: {e}", args.plugin.display()))?;
+    let spec = PluginSpec {
+        collaborator: args.collaborator.clone(),
+        path: args.plugin.clone(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        config,
+        limits: Limits {
+            deadline_ms: args.deadline_ms,
+            memory_bytes: args.memory_bytes,
+            ..Limits::default()
+        },
+    };
+    let engine = PluginEngine::new(EngineOptions {
+        max_concurrent_instances: 2,
+        ..EngineOptions::default()
+    })?;
+    let at = args.at.unwrap_or_else(unix_now);
+    let outcome = engine.load(&spec).and_then(|policy| {
+        let audience = policy.select_audience()?;
+        let decision = policy.evaluate(&claims.to_string(), at)?;
+        Ok((audience, decision))
+    });
+    let (audience, decision) = match outcome {
+        Ok(done) => done,
+        Err(error) => {
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"error": error.to_string(), "failure": error.failure().map(|k| k.name())})
+                ),
+                Format::Text => eprintln!("PLUGIN FAILED (counts as deny): {error}"),
+            }
+            return Ok(match args.expect {
+                Some(Expectation::Deny) => Exit::Ok,
+                Some(Expectation::Allow) => Exit::Rejected,
+                None => Exit::PluginFailed,
+            });
+        }
+    };
+    let verdict = &decision.verdict;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "audience": audience,
+                "allow": verdict.allow,
+                "reasons": verdict.reasons,
+                "login": verdict.login,
+                "duration_us": decision.duration.as_micros() as u64,
+            }))?
+        ),
+        Format::Text => {
+            println!(
+                "audience  {} ({}{})",
+                audience.audience,
+                audience.token_type.as_str(),
+                if audience.nonces.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} nonces", audience.nonces.len())
+                }
+            );
+            println!("verdict   {}", if verdict.allow { "ALLOW" } else { "DENY" });
+            for reason in &verdict.reasons {
+                let mark = if reason.passed { "pass" } else { "FAIL" };
+                let claim = if reason.claim.is_empty() {
+                    "-"
+                } else {
+                    &reason.claim
+                };
+                println!("  {mark}  {claim}: {}", reason.message);
+            }
+            for (key, value) in &verdict.login {
+                println!("login     {key} = {value}");
+            }
+        }
+    }
+    Ok(match (args.expect, verdict.allow) {
+        (Some(Expectation::Allow), true) | (Some(Expectation::Deny), false) | (None, true) => {
+            Exit::Ok
+        }
+        _ => Exit::Rejected,
+    })
+}
+
+fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
+    let engine = PluginEngine::new(EngineOptions {
+        max_concurrent_instances: 1,
+        ..EngineOptions::default()
+    })?;
+    let info = engine.describe_file(&args.plugin)?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&info)?),
+        Format::Text => {
+            println!("plugin    {}", args.plugin.display());
+            println!("sha256    {}", info.sha256);
+            println!("size      {} bytes", info.size_bytes);
+            let compatible =
+                info.contract_version.as_deref() == Some(attestgate::plugin::CONTRACT_VERSION);
+            println!(
+                "contract  {} ({})",
+                info.contract_version
+                    .as_deref()
+                    .map(|v| format!("attestgate:policy@{v}"))
+                    .unwrap_or_else(|| "none".into()),
+                if compatible {
+                    "compatible with this attestgate"
+                } else {
+                    "NOT compatible with this attestgate"
+                }
+            );
+            println!("exports   {}", info.exports.join(", "));
+            println!(
+                "imports   {}",
+                if info.imports.is_empty() {
+                    "-".into()
+                } else {
+                    info.imports.join(", ")
+                }
+            );
+            if info.imports_wasi() {
+                println!("          (WASI is linked with every capability empty: no files, network, environment or clocks)");
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,552 @@
+//! Running a plugin: a fresh, sandboxed store for every call, limits enforced, and every failure
+//! turned into a typed deny.
+
+use super::bindings::attestgate::policy::host::LogLevel;
+use super::bindings::attestgate::policy::types as wit;
+use super::bindings::PluginPre;
+use super::engine::TICK;
+use super::error::{FailureKind, PluginError};
+use super::inspect::PluginInfo;
+use super::spec::Limits;
+use crate::attestation::source::{TokenRequest, TokenType};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Login parameters a verdict may carry, and what they mean to the exchange.
+pub const LOGIN_KEYS: &[&str] = &["role"];
+const MAX_REASONS: usize = 256;
+const MAX_REASON_MESSAGE: usize = 2048;
+
+/// A plugin compiled and linked once, instantiated afresh for every call.
+pub struct CompiledPlugin {
+    pre: PluginPre<StoreState>,
+    info: PluginInfo,
+    path: PathBuf,
+}
+
+impl CompiledPlugin {
+    pub(crate) fn new(pre: PluginPre<StoreState>, info: PluginInfo, path: PathBuf) -> Self {
+        CompiledPlugin { pre, info, path }
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// One rule a plugin checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    /// JSON pointer to the claim, or empty.
+    pub claim: String,
+    pub passed: bool,
+    pub message: String,
+}
+
+/// A plugin's decision, after the host checked it keeps the contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub allow: bool,
+    pub reasons: Vec<Reason>,
+    /// Exchange parameters, from [`LOGIN_KEYS`].
+    pub login: BTreeMap<String, String>,
+}
+
+impl Verdict {
+    pub fn failed_reasons(&self) -> impl Iterator<Item = &Reason> {
+        self.reasons.iter().filter(|r| !r.passed)
+    }
+}
+
+/// A verdict and what it cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub duration: Duration,
+}
+
+/// Per-call store data. Nothing in it outlives the call.
+pub struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    log: LogBudget,
+    verification_time: i64,
+}
+
+struct MemoryCap {
+    limit: u64,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+struct LogBudget {
+    collaborator: Arc<str>,
+    plugin: Arc<str>,
+    limit: u64,
+    used: u64,
+    exceeded: bool,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::Host for StoreState {}
+
+impl super::bindings::attestgate::policy::host::Host for StoreState {
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        let log = &mut self.log;
+        log.used += message.len() as u64;
+        if log.used > log.limit {
+            log.exceeded = true;
+            wasmtime::bail!("plugin log output exceeded {} bytes", log.limit);
+        }
+        let (collaborator, plugin) = (&*log.collaborator, &*log.plugin);
+        match level {
+            LogLevel::Debug => {
+                tracing::debug!(target: "attestgate::plugin", collaborator, plugin, "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "attestgate::plugin", collaborator, plugin, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "attestgate::plugin", collaborator, plugin, "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "attestgate::plugin", collaborator, plugin, "{message}")
+            }
+        }
+        Ok(())
+    }
+
+    fn verification_time(&mut self) -> i64 {
+        self.verification_time
+    }
+}
+
+/// Wall clock frozen at the verification time: a plugin that reads WASI's clock sees the same
+/// moment the host checked the token at, so its decision is reproducible.
+struct FrozenWallClock(Duration);
+
+impl wasmtime_wasi::HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+struct FrozenMonotonicClock;
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// A WASI context that grants nothing: no preopened directories, no environment or arguments,
+/// no network, stdin closed, stdout/stderr into capped in-memory pipes, clocks frozen at the
+/// verification time, and randomness that is a fixed sequence.
+fn sandbox_wasi(at: i64, stdout: MemoryOutputPipe, stderr: MemoryOutputPipe) -> WasiCtx {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .stdout(stdout)
+        .stderr(stderr)
+        .wall_clock(FrozenWallClock(Duration::from_secs(at.max(0) as u64)))
+        .monotonic_clock(FrozenMonotonicClock)
+        .secure_random(wasmtime_wasi::Deterministic::new(vec![0x42; 64]))
+        .insecure_random(wasmtime_wasi::Deterministic::new(vec![0x24; 64]))
+        .insecure_random_seed(0)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    builder.build()
+}
+
+/// A plugin bound to one collaborator: its configuration and limits.
+pub struct CollaboratorPolicy {
+    compiled: Arc<CompiledPlugin>,
+    collaborator: Arc<str>,
+    short_sha: Arc<str>,
+    config_json: String,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for CollaboratorPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollaboratorPolicy")
+            .field("collaborator", &self.collaborator)
+            .field("plugin_sha256", &self.compiled.info.sha256)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+impl CollaboratorPolicy {
+    pub(crate) fn new(
+        compiled: Arc<CompiledPlugin>,
+        collaborator: &str,
+        config: &serde_json::Value,
+        limits: Limits,
+    ) -> Self {
+        let short_sha: Arc<str> = compiled.info.sha256[..12].into();
+        CollaboratorPolicy {
+            compiled,
+            collaborator: collaborator.into(),
+            short_sha,
+            config_json: config.to_string(),
+            limits,
+        }
+    }
+
+    pub fn collaborator(&self) -> &str {
+        &self.collaborator
+    }
+
+    pub fn plugin(&self) -> &PluginInfo {
+        &self.compiled.info
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn context(&self) -> wit::Context {
+        wit::Context {
+            collaborator: self.collaborator.to_string(),
+            config: self.config_json.clone(),
+        }
+    }
+
+    fn fail(&self, call: &'static str, kind: FailureKind) -> PluginError {
+        PluginError::Call {
+            collaborator: self.collaborator.to_string(),
+            call,
+            kind,
+        }
+    }
+
+    /// Runs `body` against a fresh instance, under the collaborator's limits.
+    fn call<R>(
+        &self,
+        call: &'static str,
+        at: i64,
+        body: impl FnOnce(&super::bindings::Plugin, &mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let cap = self.limits.log_bytes as usize;
+        let (stdout, stderr) = (MemoryOutputPipe::new(cap), MemoryOutputPipe::new(cap));
+        let state = StoreState {
+            wasi: sandbox_wasi(at, stdout.clone(), stderr.clone()),
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                limit: self.limits.memory_bytes,
+                exceeded: false,
+            },
+            log: LogBudget {
+                collaborator: self.collaborator.clone(),
+                plugin: self.short_sha.clone(),
+                limit: self.limits.log_bytes,
+                used: 0,
+                exceeded: false,
+            },
+            verification_time: at,
+        };
+        let mut store = Store::new(self.compiled.pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        let ticks = self
+            .limits
+            .deadline()
+            .as_nanos()
+            .div_ceil(TICK.as_nanos())
+            .max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+
+        let result = self
+            .compiled
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| body(&instance, &mut store));
+        self.forward_output(&stdout, &stderr);
+        result.map_err(|error| {
+            let state = store.data();
+            let kind = if state.memory.exceeded {
+                FailureKind::Memory(self.limits.memory_bytes)
+            } else if state.log.exceeded
+                || stdout.contents().len() >= cap
+                || stderr.contents().len() >= cap
+            {
+                FailureKind::LogLimit(self.limits.log_bytes)
+            } else {
+                match error.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => FailureKind::Deadline(self.limits.deadline()),
+                    Some(trap) => {
+                        let said = String::from_utf8_lossy(&stderr.contents())
+                            .trim()
+                            .to_owned();
+                        let said = if said.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (plugin stderr: {})", truncate(said, 512))
+                        };
+                        FailureKind::Trap(format!("{trap}{said}"))
+                    }
+                    None => FailureKind::Trap(truncate(format!("{error:#}"), 1024)),
+                }
+            };
+            self.fail(call, kind)
+        })
+    }
+
+    fn forward_output(&self, stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe) {
+        for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
+            let bytes = pipe.contents();
+            if !bytes.is_empty() {
+                let text = String::from_utf8_lossy(&bytes);
+                tracing::debug!(target: "attestgate::plugin", collaborator = &*self.collaborator, plugin = &*self.short_sha, stream, "{}", text.trim_end());
+            }
+        }
+    }
+
+    /// Asks the plugin whether its configuration is acceptable. Called once at load time.
+    pub fn validate_config(&self) -> Result<(), PluginError> {
+        let ctx = self.context();
+        let outcome = self.call(
+            "validate-config",
+            crate::attestation::verify::unix_now(),
+            |plugin, store| {
+                plugin
+                    .attestgate_policy_policy()
+                    .call_validate_config(store, &ctx)
+            },
+        )?;
+        outcome.map_err(|message| {
+            self.fail(
+                "validate-config",
+                FailureKind::Rejected(truncate(message, MAX_REASON_MESSAGE)),
+            )
+        })
+    }
+
+    /// The token this collaborator wants minted.
+    pub fn select_audience(&self) -> Result<TokenRequest, PluginError> {
+        let ctx = self.context();
+        let outcome = self.call(
+            "select-audience",
+            crate::attestation::verify::unix_now(),
+            |plugin, store| {
+                plugin
+                    .attestgate_policy_policy()
+                    .call_select_audience(store, &ctx)
+            },
+        )?;
+        let request = outcome.map_err(|message| {
+            self.fail(
+                "select-audience",
+                FailureKind::Rejected(truncate(message, MAX_REASON_MESSAGE)),
+            )
+        })?;
+        check_audience_request(request)
+            .map_err(|message| self.fail("select-audience", FailureKind::BadReturn(message)))
+    }
+
+    /// Judges verified claims (the token's payload JSON) as of `at`, Unix seconds.
+    pub fn evaluate(&self, claims_json: &str, at: i64) -> Result<Decision, PluginError> {
+        let started = Instant::now();
+        let ctx = self.context();
+        let outcome = self.call("evaluate", at, |plugin, store| {
+            plugin
+                .attestgate_policy_policy()
+                .call_evaluate(store, &ctx, claims_json)
+        });
+        let duration = started.elapsed();
+        let result = outcome.and_then(|raw| {
+            check_verdict(raw)
+                .map_err(|message| self.fail("evaluate", FailureKind::BadReturn(message)))
+        });
+        match &result {
+            Ok(verdict) => {
+                let checked: Vec<String> = verdict
+                    .reasons
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}:{}",
+                            if r.claim.is_empty() { "-" } else { &r.claim },
+                            if r.passed { "pass" } else { "fail" }
+                        )
+                    })
+                    .collect();
+                tracing::info!(
+                    collaborator = &*self.collaborator,
+                    plugin_sha256 = %self.compiled.info.sha256,
+                    decision = if verdict.allow { "allow" } else { "deny" },
+                    reasons = ?checked,
+                    duration_us = duration.as_micros() as u64,
+                    "plugin decision"
+                );
+            }
+            Err(error) => tracing::warn!(
+                collaborator = &*self.collaborator,
+                plugin_sha256 = %self.compiled.info.sha256,
+                decision = "deny",
+                failure = error.failure().map(FailureKind::name).unwrap_or("error"),
+                duration_us = duration.as_micros() as u64,
+                "plugin failed, denying: {error}"
+            ),
+        }
+        result.map(|verdict| Decision { verdict, duration })
+    }
+}
+
+fn check_audience_request(request: wit::AudienceRequest) -> Result<TokenRequest, String> {
+    use crate::dev::launcher::{MAX_AUDIENCE_BYTES, MAX_NONCES, NONCE_BYTES};
+    if request.audience.trim().is_empty() {
+        return Err("the audience is empty".into());
+    }
+    if request.audience.len() > MAX_AUDIENCE_BYTES {
+        return Err(format!(
+            "the audience is {} bytes, over the launcher's {MAX_AUDIENCE_BYTES}",
+            request.audience.len()
+        ));
+    }
+    if request.nonces.len() > MAX_NONCES {
+        return Err(format!(
+            "{} nonces, over the launcher's {MAX_NONCES}",
+            request.nonces.len()
+        ));
+    }
+    if let Some(nonce) = request
+        .nonces
+        .iter()
+        .find(|n| !NONCE_BYTES.contains(&n.len()))
+    {
+        return Err(format!(
+            "a nonce is {} bytes; the launcher takes {} to {}",
+            nonce.len(),
+            NONCE_BYTES.start(),
+            NONCE_BYTES.end()
+        ));
+    }
+    Ok(TokenRequest {
+        audience: request.audience,
+        token_type: match request.token_type {
+            wit::TokenType::Oidc => TokenType::Oidc,
+            wit::TokenType::Pki => TokenType::Pki,
+        },
+        nonces: request.nonces,
+    })
+}
+
+/// Holds a verdict to the contract; anything off is a deny with the reason why.
+fn check_verdict(raw: wit::Verdict) -> Result<Verdict, String> {
+    if raw.reasons.len() > MAX_REASONS {
+        return Err(format!(
+            "{} reasons, over the limit of {MAX_REASONS}",
+            raw.reasons.len()
+        ));
+    }
+    let reasons: Vec<Reason> = raw
+        .reasons
+        .into_iter()
+        .map(|r| Reason {
+            claim: truncate(r.claim, 256),
+            passed: r.passed,
+            message: truncate(r.message, MAX_REASON_MESSAGE),
+        })
+        .collect();
+    if let Some(bad) = reasons
+        .iter()
+        .find(|r| !r.claim.is_empty() && !r.claim.starts_with('/'))
+    {
+        return Err(format!(
+            "reason claim \"{}\" is not a JSON pointer",
+            bad.claim
+        ));
+    }
+    if raw.allow {
+        if reasons.is_empty() {
+            return Err("it allowed without giving any reason".into());
+        }
+        if let Some(failed) = reasons.iter().find(|r| !r.passed) {
+            return Err(format!(
+                "it allowed although a rule failed: {}",
+                failed.message
+            ));
+        }
+    } else if reasons.iter().all(|r| r.passed) {
+        return Err("it denied without a failed reason".into());
+    }
+    let mut login = BTreeMap::new();
+    for (key, value) in raw.login {
+        if !LOGIN_KEYS.contains(&key.as_str()) {
+            return Err(format!(
+                "unknown login parameter \"{key}\" (known: {LOGIN_KEYS:?})"
+            ));
+        }
+        if login.insert(key.clone(), value).is_some() {
+            return Err(format!("login parameter \"{key}\" given twice"));
+        }
+    }
+    Ok(Verdict {
+        allow: raw.allow,
+        reasons,
+        login,
+    })
+}

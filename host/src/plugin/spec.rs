@@ -1,0 +1,47 @@
+//! What the configuration says about a collaborator's plugin: plain data, kept apart from the
+//! runtime that executes it.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Limits for one collaborator's plugin. Crossing any of them is a deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock time for one call, in milliseconds.
+    pub deadline_ms: u64,
+    /// Linear memory a plugin may grow to, in bytes.
+    pub memory_bytes: u64,
+    /// Log output (host `log` plus stdout/stderr) per call, in bytes.
+    pub log_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline_ms: 100,
+            memory_bytes: 64 << 20,
+            log_bytes: 16 << 10,
+        }
+    }
+}
+
+impl Limits {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+}
+
+/// One collaborator's plugin: which file, pinned by which digest, with which configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginSpec {
+    /// The collaborator this plugin decides for.
+    pub collaborator: String,
+    pub path: PathBuf,
+    /// Lowercase hex sha256 of the file. A mismatch refuses to load.
+    pub sha256: String,
+    /// Handed to the plugin as JSON text.
+    pub config: serde_json::Value,
+    pub limits: Limits,
+}

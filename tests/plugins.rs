@@ -1,0 +1,467 @@
+//! The plugin sandbox and contract: hostile plugins end in a clean deny or refusal with the right
+//! kind of error and leave the host healthy; reference plugins decide correctly; calls are isolated.
+
+mod common;
+
+use attestgate::plugin::{
+    EngineOptions, FailureKind, Limits, PluginEngine, PluginError, PluginSpec,
+};
+use common::{claims_with, plugin_wasm, production_claims, sha256_file, AUDIENCE};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn engine() -> &'static PluginEngine {
+    static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| PluginEngine::new(EngineOptions::default()).unwrap())
+}
+
+fn spec(plugin: &str, config: Value) -> PluginSpec {
+    let path = plugin_wasm(plugin);
+    PluginSpec {
+        collaborator: "bank-a".into(),
+        sha256: sha256_file(&path),
+        path,
+        config,
+        limits: Limits::default(),
+    }
+}
+
+fn hostile(attack: &str) -> PluginSpec {
+    let mut spec = spec("hostile", json!({"attack": attack}));
+    spec.limits = Limits {
+        deadline_ms: 50,
+        memory_bytes: 16 << 20,
+        log_bytes: 4096,
+    };
+    spec
+}
+
+fn now() -> i64 {
+    attestgate::attestation::verify::unix_now()
+}
+
+fn evaluate(spec: &PluginSpec, claims: &Value) -> Result<attestgate::plugin::Verdict, PluginError> {
+    let policy = engine().load(spec)?;
+    policy
+        .evaluate(&claims.to_string(), now())
+        .map(|d| d.verdict)
+}
+
+/// After any misbehaviour, a good plugin must still work on the same engine.
+fn assert_host_healthy() {
+    let good = spec("confidential-space", json!({"audience": AUDIENCE}));
+    let verdict = evaluate(&good, &production_claims(AUDIENCE)).expect("a good plugin still runs");
+    assert!(verdict.allow, "{verdict:?}");
+}
+
+fn failure(attack: &str) -> FailureKind {
+    let err = evaluate(&hostile(attack), &production_claims(AUDIENCE))
+        .expect_err("the attack must not produce a verdict");
+    assert!(
+        err.to_string().contains("bank-a"),
+        "the error names the collaborator: {err}"
+    );
+    let kind = err
+        .failure()
+        .cloned()
+        .unwrap_or_else(|| panic!("not a call failure: {err}"));
+    assert_host_healthy();
+    kind
+}
+
+#[test]
+fn an_infinite_loop_hits_the_deadline() {
+    let started = std::time::Instant::now();
+    assert_eq!(
+        failure("infinite-loop"),
+        FailureKind::Deadline(Duration::from_millis(50))
+    );
+    // Generous bound: only proves the loop was cut off rather than run to some natural end.
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn unbounded_memory_growth_hits_the_memory_cap() {
+    assert_eq!(failure("memory-bomb"), FailureKind::Memory(16 << 20));
+}
+
+#[test]
+fn a_log_flood_hits_the_log_limit() {
+    assert_eq!(failure("flood-log"), FailureKind::LogLimit(4096));
+    assert_eq!(failure("stdout-flood"), FailureKind::LogLimit(4096));
+}
+
+#[test]
+fn a_panic_is_a_trap_with_its_message() {
+    match failure("panic") {
+        FailureKind::Trap(message) => assert!(message.contains("unreachable"), "{message}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_malformed_verdict_is_a_bad_return() {
+    match failure("malformed-verdict") {
+        FailureKind::BadReturn(message) => {
+            assert!(message.contains("without giving any reason"), "{message}")
+        }
+        other => panic!("expected a bad return, got {other:?}"),
+    }
+    match failure("allow-with-failed-reason") {
+        FailureKind::BadReturn(message) => {
+            assert!(message.contains("although a rule failed"), "{message}")
+        }
+        other => panic!("expected a bad return, got {other:?}"),
+    }
+}
+
+/// These plugins report what the sandbox let them do; a pass means the attempt was refused.
+fn sandbox_report(attack: &str) -> String {
+    let verdict =
+        evaluate(&hostile(attack), &production_claims(AUDIENCE)).expect("the plugin runs");
+    assert!(
+        verdict.allow,
+        "the sandbox let the plugin through: {:?}",
+        verdict.reasons
+    );
+    verdict.reasons[0].message.clone()
+}
+
+#[test]
+fn the_sandbox_has_no_filesystem() {
+    let message = sandbox_report("read-file");
+    assert!(message.starts_with("file read failed"), "{message}");
+}
+
+#[test]
+fn the_sandbox_has_no_network() {
+    let message = sandbox_report("open-socket");
+    assert!(message.starts_with("socket failed"), "{message}");
+}
+
+#[test]
+fn the_sandbox_has_no_environment_or_arguments() {
+    std::env::set_var("ATTESTGATE_TEST_SECRET", "must-not-leak");
+    assert_eq!(
+        sandbox_report("read-env"),
+        "environment and arguments are empty"
+    );
+}
+
+#[test]
+fn the_wasi_clock_is_frozen_at_the_verification_time() {
+    let policy = engine().load(&hostile("clock")).unwrap();
+    let verdict = policy
+        .evaluate(&production_claims(AUDIENCE).to_string(), 1_234_567_890)
+        .unwrap()
+        .verdict;
+    assert_eq!(verdict.reasons[0].message, "wall clock says 1234567890");
+}
+
+#[test]
+fn two_evaluations_share_no_state() {
+    let policy = engine().load(&hostile("count")).unwrap();
+    for _ in 0..3 {
+        let verdict = policy
+            .evaluate(&production_claims(AUDIENCE).to_string(), now())
+            .unwrap()
+            .verdict;
+        assert_eq!(verdict.reasons[0].message, "call number 1");
+    }
+}
+
+#[test]
+fn a_plugin_built_for_another_contract_is_refused() {
+    let err = engine()
+        .load(&spec("future-contract", json!({})))
+        .unwrap_err();
+    assert!(matches!(err, PluginError::ContractVersion { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("attestgate:policy@0.2.0") && text.contains("attestgate:policy@0.1.0"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_digest_mismatch_is_refused_naming_both_digests() {
+    let mut pinned = spec("confidential-space", json!({"audience": AUDIENCE}));
+    let actual = pinned.sha256.clone();
+    pinned.sha256 = "0".repeat(64);
+    let err = engine().load(&pinned).unwrap_err();
+    assert!(matches!(err, PluginError::DigestMismatch { .. }), "{err}");
+    assert!(err.to_string().contains(&actual) && err.to_string().contains(&"0".repeat(64)));
+}
+
+#[test]
+fn bytes_that_are_not_wasm_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("not.wasm");
+    std::fs::write(&path, b"#!/bin/sh\necho hello\n").unwrap();
+    let spec = PluginSpec {
+        collaborator: "bank-a".into(),
+        sha256: sha256_file(&path),
+        path,
+        config: json!({}),
+        limits: Limits::default(),
+    };
+    let err = engine().load(&spec).unwrap_err();
+    assert!(matches!(err, PluginError::NotAComponent { .. }), "{err}");
+    assert!(err.to_string().contains("magic bytes"), "{err}");
+}
+
+#[test]
+fn a_bad_configuration_is_refused_at_load_time() {
+    let err = engine()
+        .load(&spec(
+            "confidential-space",
+            json!({"audience": AUDIENCE, "projcts": ["x"]}),
+        ))
+        .unwrap_err();
+    match err.failure() {
+        Some(FailureKind::Rejected(message)) => {
+            assert!(message.contains("unknown field `projcts`"), "{message}")
+        }
+        other => panic!("expected a rejected configuration, got {other:?}: {err}"),
+    }
+    let err = engine()
+        .load(&spec(
+            "confidential-space",
+            json!({"audience": AUDIENCE, "image_digests": ["sha256:abc "]}),
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("stray spaces"), "{err}");
+}
+
+fn cs(config: Value, claims: &Value) -> attestgate::plugin::Verdict {
+    let mut config = config;
+    config["audience"] = json!(AUDIENCE);
+    evaluate(&spec("confidential-space", config), claims).unwrap()
+}
+
+fn failed_claims(verdict: &attestgate::plugin::Verdict) -> Vec<String> {
+    verdict.failed_reasons().map(|r| r.claim.clone()).collect()
+}
+
+#[test]
+fn confidential_space_selects_its_audience_and_nonces() {
+    let nonce = "abcdefghijklmnop";
+    let policy = engine()
+        .load(&spec(
+            "confidential-space",
+            json!({"audience": AUDIENCE, "nonces": [nonce], "vault_role": "analytics"}),
+        ))
+        .unwrap();
+    let request = policy.select_audience().unwrap();
+    assert_eq!(request.audience, AUDIENCE);
+    assert_eq!(request.nonces, vec![nonce]);
+    let verdict = policy
+        .evaluate(&production_claims(AUDIENCE).to_string(), now())
+        .unwrap()
+        .verdict;
+    assert_eq!(
+        verdict.login.get("role").map(String::as_str),
+        Some("analytics")
+    );
+}
+
+#[test]
+fn confidential_space_allows_production_and_denies_debug() {
+    let strict = json!({
+        "hwmodels": ["GCP_AMD_SEV", "GCP_INTEL_TDX"], "swnames": ["CONFIDENTIAL_SPACE"],
+        "projects": ["operator-project"], "min_swversion": "260600",
+        "service_accounts": ["operator-svc-account@operator-project.iam.gserviceaccount.com"],
+        "require_tdx_uptodate": true, "require_memory_monitoring_disabled": true
+    });
+    let production = cs(strict.clone(), &production_claims(AUDIENCE));
+    assert!(production.allow, "{:?}", production.reasons);
+    assert!(production.reasons.len() >= 9);
+
+    let debug = claims_with(
+        AUDIENCE,
+        json!({"dbgstat": "enabled", "submods": {"confidential_space": {"support_attributes": null}}}),
+    );
+    let verdict = cs(strict.clone(), &debug);
+    assert!(!verdict.allow);
+    assert_eq!(
+        failed_claims(&verdict),
+        vec!["/dbgstat", "/submods/confidential_space/support_attributes"]
+    );
+    assert!(verdict
+        .reasons
+        .iter()
+        .any(|r| r.message.contains("absent (as on debug images)")));
+}
+
+#[test]
+fn confidential_space_checks_tdx_tcb_status() {
+    let config = json!({"require_tdx_uptodate": true});
+    let tdx = |status: &str| {
+        claims_with(
+            AUDIENCE,
+            json!({"hwmodel": "GCP_INTEL_TDX", "tdx": {"gcp_attester_tcb_status": status}}),
+        )
+    };
+    assert!(cs(config.clone(), &tdx("UpToDate")).allow);
+    let stale = cs(config.clone(), &tdx("OutOfDate"));
+    assert_eq!(failed_claims(&stale), vec!["/tdx/gcp_attester_tcb_status"]);
+    let array = claims_with(
+        AUDIENCE,
+        json!({"hwmodel": "GCP_INTEL_TDX", "tdx": [{"gcp_attester_tcb_status": "UpToDate"}]}),
+    );
+    assert!(
+        cs(config, &array).allow,
+        "the documented array shape works too"
+    );
+}
+
+#[test]
+fn confidential_space_handles_missing_and_list_claims() {
+    let missing_project = claims_with(AUDIENCE, json!({"submods": {"gce": {"project_id": null}}}));
+    let verdict = cs(json!({"projects": ["operator-project"]}), &missing_project);
+    assert_eq!(failed_claims(&verdict), vec!["/submods/gce/project_id"]);
+    assert!(verdict
+        .reasons
+        .iter()
+        .any(|r| r.message.contains("is missing")));
+
+    let several_accounts = claims_with(
+        AUDIENCE,
+        json!({"google_service_accounts": ["other@x.iam.gserviceaccount.com", "ok@x.iam.gserviceaccount.com"]}),
+    );
+    assert!(
+        cs(
+            json!({"service_accounts": ["ok@x.iam.gserviceaccount.com"]}),
+            &several_accounts
+        )
+        .allow
+    );
+    assert!(
+        !cs(
+            json!({"service_accounts": ["nobody@x.iam.gserviceaccount.com"]}),
+            &several_accounts
+        )
+        .allow
+    );
+}
+
+#[test]
+fn confidential_space_denies_an_expired_support_window() {
+    // An image that has fallen out of support keeps only USABLE (or nothing), not STABLE.
+    let old = claims_with(
+        AUDIENCE,
+        json!({"swversion": ["240100"], "submods": {"confidential_space": {"support_attributes": ["USABLE"]}}}),
+    );
+    let verdict = cs(json!({"min_swversion": "250600"}), &old);
+    assert_eq!(
+        failed_claims(&verdict),
+        vec![
+            "/submods/confidential_space/support_attributes",
+            "/swversion"
+        ]
+    );
+}
+
+#[test]
+fn signed_image_window_uses_the_verification_time() {
+    let config = json!({"audience": AUDIENCE, "trusted_key_ids": ["kid-1"], "not_before": 1_000, "not_after": 2_000});
+    let policy = engine().load(&spec("signed-image-window", config)).unwrap();
+    let signed = claims_with(
+        AUDIENCE,
+        json!({"submods": {"container": {"image_signatures": [
+            {"key_id": "kid-9", "signature": "x", "signature_algorithm": "ECDSA_P256_SHA256"},
+            {"key_id": "kid-1", "signature": "y", "signature_algorithm": "ECDSA_P256_SHA256"}
+        ]}}}),
+    );
+    assert!(
+        policy
+            .evaluate(&signed.to_string(), 1_500)
+            .unwrap()
+            .verdict
+            .allow
+    );
+    let late = policy.evaluate(&signed.to_string(), 2_500).unwrap().verdict;
+    assert!(
+        !late.allow
+            && late
+                .reasons
+                .iter()
+                .any(|r| r.message.contains("after the agreed window"))
+    );
+    let unsigned = policy
+        .evaluate(&production_claims(AUDIENCE).to_string(), 1_500)
+        .unwrap()
+        .verdict;
+    assert_eq!(
+        failed_claims(&unsigned),
+        vec!["/submods/container/image_signatures"]
+    );
+}
+
+#[test]
+fn plugins_load_in_parallel_and_share_compiled_code() {
+    let specs = vec![
+        spec("confidential-space", json!({"audience": AUDIENCE})),
+        spec(
+            "bound-claims",
+            serde_json::from_str(
+                &std::fs::read_to_string(
+                    common::workspace_root().join("examples/roles/seed-role-corrected.json"),
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+        ),
+        spec(
+            "confidential-space",
+            json!({"audience": "https://vault.bank-b.example"}),
+        ),
+    ];
+    let loaded = engine().load_all(&specs);
+    assert!(loaded.iter().all(Result::is_ok));
+    let audiences: Vec<String> = loaded
+        .iter()
+        .map(|p| p.as_ref().unwrap().select_audience().unwrap().audience)
+        .collect();
+    assert_eq!(
+        audiences,
+        vec![AUDIENCE, AUDIENCE, "https://vault.bank-b.example"]
+    );
+}
+
+#[test]
+fn compiled_plugins_are_cached_on_disk_and_reused() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("cache");
+    let options = || EngineOptions {
+        cache_dir: Some(dir.clone()),
+        ..EngineOptions::default()
+    };
+    let plugin = spec("confidential-space", json!({"audience": AUDIENCE}));
+    PluginEngine::new(options()).unwrap().load(&plugin).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with(&plugin.sha256));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let verdict = PluginEngine::new(options())
+        .unwrap()
+        .load(&plugin)
+        .unwrap()
+        .evaluate(&production_claims(AUDIENCE).to_string(), now())
+        .unwrap();
+    assert!(verdict.verdict.allow, "a cached plugin still decides");
+}

@@ -1,0 +1,108 @@
+//! Misbehaves in the way its configuration's `attack` names, when asked to evaluate. Every attack
+//! must end in a deny (or a refusal) with the right kind of error, and leave the host healthy.
+
+use attestgate_plugin_sdk::{
+    export_policy, log, AudienceRequest, Claims, Context, LogLevel, Policy, Report, Verdict,
+};
+use serde::Deserialize;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+#[derive(Debug, Deserialize)]
+struct Config {
+    attack: String,
+}
+
+struct Hostile;
+
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+impl Policy for Hostile {
+    type Config = Config;
+
+    fn audience(_ctx: &Context<Config>) -> Result<AudienceRequest, String> {
+        Ok(AudienceRequest::oidc("https://hostile.example"))
+    }
+
+    fn evaluate(ctx: &Context<Config>, _claims: &Claims) -> Verdict {
+        let mut report = Report::new();
+        match ctx.config.attack.as_str() {
+            "infinite-loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "memory-bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "read-file" => match std::fs::read_to_string("/etc/passwd") {
+                Ok(text) => report.fail("", format!("read {} bytes of /etc/passwd", text.len())),
+                Err(e) => report.pass("", format!("file read failed: {e}")),
+            },
+            "open-socket" => match std::net::TcpStream::connect("127.0.0.1:22") {
+                Ok(_) => report.fail("", "connected to 127.0.0.1:22"),
+                Err(e) => report.pass("", format!("socket failed: {e}")),
+            },
+            "read-env" => {
+                let vars: Vec<(String, String)> = std::env::vars().collect();
+                let args: Vec<String> = std::env::args().collect();
+                if vars.is_empty() && args.is_empty() {
+                    report.pass("", "environment and arguments are empty")
+                } else {
+                    report.fail(
+                        "",
+                        format!("saw {} env vars and {} args", vars.len(), args.len()),
+                    )
+                }
+            }
+            "flood-log" => {
+                for i in 0..1_000_000 {
+                    log(
+                        LogLevel::Info,
+                        &format!("flood line {i} {}", "x".repeat(100)),
+                    );
+                }
+                report.pass("", "flooded")
+            }
+            "stdout-flood" => {
+                for i in 0..1_000_000 {
+                    println!("stdout flood line {i} {}", "y".repeat(100));
+                }
+                report.pass("", "flooded stdout")
+            }
+            "panic" => panic!("hostile plugin panicked on purpose"),
+            "malformed-verdict" => {
+                return Verdict {
+                    allow: true,
+                    reasons: Vec::new(),
+                    login: Vec::new(),
+                };
+            }
+            "allow-with-failed-reason" => {
+                report.fail("/hwmodel", "this failed");
+                let mut verdict = report.verdict();
+                verdict.allow = true;
+                return verdict;
+            }
+            "count" => {
+                let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+                report.pass("", format!("call number {calls}"))
+            }
+            "clock" => {
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                report.pass("", format!("wall clock says {wall}"))
+            }
+            other => report.fail("", format!("unknown attack {other}")),
+        };
+        report.verdict()
+    }
+}
+
+export_policy!(Hostile);
