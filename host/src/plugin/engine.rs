@@ -76,7 +76,7 @@ fn config(pooling: Option<&EngineOptions>) -> Config {
         pool.max_memory_size(options.max_memory_bytes as usize);
         // Resetting a slot by zeroing what was touched is cheaper than returning pages to the
         // kernel and faulting them in again on the next evaluation.
-        pool.linear_memory_keep_resident(1 << 20);
+        pool.linear_memory_keep_resident(128 << 10);
         pool.table_keep_resident(64 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }

@@ -1,0 +1,124 @@
+//! One evaluation of the `confidential-space` plugin in a fresh instance, on a ~2 KB claims
+//! document, next to a native Rust implementation of the same checks.
+//!
+//! Build the plugins first: `(cd plugins && cargo build --release)`, then
+//! `cargo bench -p attestgate --bench plugin`.
+
+use attestgate::attestation::Claims;
+use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+const AUDIENCE: &str = "https://vault.bank-a.example";
+
+fn config() -> Value {
+    json!({
+        "audience": AUDIENCE,
+        "hwmodels": ["GCP_AMD_SEV", "GCP_INTEL_TDX"],
+        "swnames": ["CONFIDENTIAL_SPACE"],
+        "image_digests": ["sha256:1447781b9a6fd0a09a6352c10efaffaf6a67d2d12940b56d00cb38c5b56ad646"],
+        "projects": ["operator-project"],
+        "service_accounts": ["operator-svc-account@operator-project.iam.gserviceaccount.com"],
+        "min_swversion": "260600",
+        "require_tdx_uptodate": true,
+        "require_memory_monitoring_disabled": true
+    })
+}
+
+fn claims_json() -> String {
+    let mut claims = attestgate::dev::claims::production_defaults();
+    attestgate::dev::claims::merge(
+        &mut claims,
+        &json!({"iss": attestgate::attestation::GOOGLE_ISSUER, "aud": AUDIENCE, "iat": 1_800_000_000, "nbf": 1_800_000_000,
+                "exp": 1_800_003_600, "eat_nonce": ["0123456789abcdef0123", "fedcba9876543210fedc"]}),
+    );
+    claims.to_string()
+}
+
+/// The same nine checks the plugin makes, in plain Rust on the host's claims model.
+fn native_checks(json: &str) -> bool {
+    let raw: serde_json::Map<String, Value> = serde_json::from_str(json).unwrap();
+    let c = Claims::from_payload(raw);
+    let any =
+        |found: &[String], allowed: &[&str]| found.iter().any(|f| allowed.contains(&f.as_str()));
+    let one = |found: &Option<String>, allowed: &[&str]| {
+        found.as_deref().is_some_and(|f| allowed.contains(&f))
+    };
+    c.is_production()
+        && c.confidential_space
+            .support_attributes
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|s| s == "STABLE"))
+        && one(&c.hwmodel, &["GCP_AMD_SEV", "GCP_INTEL_TDX"])
+        && one(&c.swname, &["CONFIDENTIAL_SPACE"])
+        && one(
+            &c.container.image_digest,
+            &["sha256:1447781b9a6fd0a09a6352c10efaffaf6a67d2d12940b56d00cb38c5b56ad646"],
+        )
+        && one(&c.gce.project_id, &["operator-project"])
+        && any(
+            &c.google_service_accounts,
+            &["operator-svc-account@operator-project.iam.gserviceaccount.com"],
+        )
+        && c.swversion
+            .iter()
+            .filter_map(|v| v.parse::<u64>().ok())
+            .any(|v| v >= 260600)
+        && (c.hwmodel.as_deref() != Some("GCP_INTEL_TDX")
+            || c.tdx
+                .iter()
+                .any(|t| t.tcb_status.as_deref() == Some("UpToDate")))
+        && c.confidential_space.memory_monitoring_enabled == Some(false)
+}
+
+fn bench_plugin(c: &mut Criterion) {
+    let path = std::path::PathBuf::from(std::env::var("BENCH_PLUGIN").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/plugins/wasm32-wasip2/release/confidential_space.wasm"
+        )
+        .into()
+    }));
+    let bytes = std::fs::read(&path)
+        .expect("build the plugins first: (cd plugins && cargo build --release)");
+    let engine = PluginEngine::new(EngineOptions::default()).unwrap();
+    let policy = engine
+        .load(&PluginSpec {
+            collaborator: "bank-a".into(),
+            path: path.clone(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            config: config(),
+            limits: Limits::default(),
+        })
+        .unwrap();
+    let claims = claims_json();
+    assert!(
+        policy
+            .evaluate(&claims, 1_800_000_100)
+            .unwrap()
+            .verdict
+            .allow
+    );
+    assert!(native_checks(&claims));
+
+    let mut group = c.benchmark_group("policy");
+    group.bench_function(
+        format!("wasm_fresh_instance_{}_byte_claims", claims.len()),
+        |b| {
+            b.iter(|| {
+                policy
+                    .evaluate(std::hint::black_box(&claims), 1_800_000_100)
+                    .unwrap()
+            })
+        },
+    );
+    group.bench_function("native_same_checks", |b| {
+        b.iter(|| native_checks(std::hint::black_box(&claims)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_plugin);
+criterion_main!(benches);
