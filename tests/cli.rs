@@ -295,3 +295,214 @@ fn bad_claims_are_refused_with_the_reason() {
         text(&out.stderr)
     );
 }
+
+fn plugin(name: &str) -> String {
+    common::plugin_wasm(name).to_str().unwrap().to_owned()
+}
+
+fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, value.to_string()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn plugin_inspect_shows_digest_and_contract() {
+    let wasm = plugin("confidential-space");
+    let out = attestgate(&["plugin", "inspect", &wasm], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&common::sha256_file(Path::new(&wasm))),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("attestgate:policy@0.1.0 (compatible"),
+        "{stdout}"
+    );
+    let future = attestgate(&["plugin", "inspect", &plugin("future-contract")], None);
+    assert!(
+        text(&future.stdout).contains("attestgate:policy@0.2.0 (NOT compatible"),
+        "{}",
+        text(&future.stdout)
+    );
+}
+
+#[test]
+fn plugin_test_exit_codes_follow_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let production = write_json(
+        dir.path(),
+        "prod.json",
+        &common::production_claims(AUDIENCE),
+    );
+    let debug = write_json(
+        dir.path(),
+        "debug.json",
+        &common::claims_with(AUDIENCE, serde_json::json!({"dbgstat": "enabled"})),
+    );
+    let config = write_json(
+        dir.path(),
+        "cs.json",
+        &serde_json::json!({"audience": AUDIENCE}),
+    );
+    let cs = plugin("confidential-space");
+
+    let allow = attestgate(
+        &[
+            "plugin",
+            "test",
+            &cs,
+            "--claims",
+            &production,
+            "--plugin-config",
+            &config,
+        ],
+        None,
+    );
+    assert_eq!(allow.status.code(), Some(0), "{}", text(&allow.stderr));
+    let stdout = text(&allow.stdout);
+    assert!(
+        stdout.contains(&format!("audience  {AUDIENCE} (OIDC)"))
+            && stdout.contains("verdict   ALLOW"),
+        "{stdout}"
+    );
+
+    let deny = attestgate(
+        &[
+            "plugin",
+            "test",
+            &cs,
+            "--claims",
+            &debug,
+            "--plugin-config",
+            &config,
+        ],
+        None,
+    );
+    assert_eq!(deny.status.code(), Some(1));
+    assert!(
+        text(&deny.stdout).contains("FAIL  /dbgstat: debug image"),
+        "{}",
+        text(&deny.stdout)
+    );
+    let expected = attestgate(
+        &[
+            "plugin",
+            "test",
+            &cs,
+            "--claims",
+            &debug,
+            "--plugin-config",
+            &config,
+            "--expect",
+            "deny",
+        ],
+        None,
+    );
+    assert_eq!(expected.status.code(), Some(0));
+    let wrong = attestgate(
+        &[
+            "plugin",
+            "test",
+            &cs,
+            "--claims",
+            &production,
+            "--plugin-config",
+            &config,
+            "--expect",
+            "deny",
+        ],
+        None,
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+
+    let looping = write_json(
+        dir.path(),
+        "loop.json",
+        &serde_json::json!({"attack": "infinite-loop"}),
+    );
+    let failed = attestgate(
+        &[
+            "plugin",
+            "test",
+            &plugin("hostile"),
+            "--claims",
+            &production,
+            "--plugin-config",
+            &looping,
+            "--deadline-ms",
+            "20",
+        ],
+        None,
+    );
+    assert_eq!(failed.status.code(), Some(4));
+    assert!(
+        text(&failed.stderr).contains("ran past its 20 ms deadline"),
+        "{}",
+        text(&failed.stderr)
+    );
+}
+
+#[tokio::test]
+async fn verify_with_a_config_gives_one_verdict_per_collaborator() {
+    let launcher = LauncherProcess::start(&[]).await;
+    let token = get_token(&launcher, AUDIENCE);
+    let dir = tempfile::tempdir().unwrap();
+    let bound = plugin("bound-claims");
+    let cs = plugin("confidential-space");
+    let role = common::workspace_root().join("examples/roles/seed-role-corrected.json");
+    let config = format!(
+        r#"
+[attestation]
+jwks_url = "{jwks}"
+
+[[collaborator]]
+name = "bank-a"
+plugin = "{bound}"
+plugin_sha256 = "{bound_sha}"
+plugin_config_file = "{role}"
+
+[[collaborator]]
+name = "bank-b"
+plugin = "{cs}"
+plugin_sha256 = "{cs_sha}"
+plugin_config = {{ audience = "https://vault.bank-b.example" }}
+"#,
+        jwks = launcher.info.jwks_url,
+        bound_sha = common::sha256_file(Path::new(&bound)),
+        cs_sha = common::sha256_file(Path::new(&cs)),
+        role = role.display(),
+    );
+    let path = dir.path().join("attestgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = attestgate(
+        &[
+            "verify",
+            "--config",
+            path.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        Some(&token),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "bank-b must refuse bank-a's token: {}",
+        text(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let collaborators = report["collaborators"].as_array().unwrap();
+    assert_eq!(collaborators[0]["collaborator"], "bank-a");
+    assert_eq!(collaborators[0]["allow"], true, "{report}");
+    assert_eq!(collaborators[1]["allow"], false);
+    assert_eq!(collaborators[1]["step"], "token");
+    assert!(
+        collaborators[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("audience check failed"),
+        "{report}"
+    );
+}

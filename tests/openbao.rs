@@ -96,3 +96,131 @@ async fn openbao_refuses_the_default_sts_audience_token() {
         "{body}"
     );
 }
+
+/// The `bound-claims` plugin, configured with the role JSON itself, must deny exactly what
+/// OpenBao denies, with the same words.
+#[tokio::test]
+async fn bound_claims_plugin_denies_exactly_what_openbao_denies() {
+    use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
+    let role: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            common::workspace_root().join("examples/roles/seed-role-corrected.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let path = common::plugin_wasm("bound-claims");
+    let engine = PluginEngine::new(EngineOptions::default()).unwrap();
+    let plugin = engine
+        .load(&PluginSpec {
+            collaborator: "bank-a".into(),
+            sha256: common::sha256_file(&path),
+            path,
+            config: role.clone(),
+            limits: Limits::default(),
+        })
+        .unwrap();
+    assert_eq!(
+        plugin.select_audience().unwrap().audience,
+        AUDIENCE,
+        "the first bound audience is requested"
+    );
+
+    let bao = OpenBao::start().await;
+    let cases: Vec<(&str, Value)> = vec![
+        ("production", json!({})),
+        (
+            "debug image",
+            json!({"dbgstat": "enabled", "submods": {"confidential_space": {"support_attributes": null}}}),
+        ),
+        ("TDX hardware", json!({"hwmodel": "GCP_INTEL_TDX"})),
+        (
+            "another project",
+            json!({"submods": {"gce": {"project_id": "intruder-project"}}}),
+        ),
+        (
+            "another image",
+            json!({"submods": {"container": {"image_digest": format!("sha256:{}", "0".repeat(64))}}}),
+        ),
+        (
+            "several service accounts, one bound",
+            json!({"google_service_accounts": ["x@y.iam.gserviceaccount.com", "operator-svc-account@operator-project.iam.gserviceaccount.com"]}),
+        ),
+        (
+            "no bound service account",
+            json!({"google_service_accounts": ["x@y.iam.gserviceaccount.com"]}),
+        ),
+        (
+            "only USABLE support",
+            json!({"submods": {"confidential_space": {"support_attributes": ["USABLE"]}}}),
+        ),
+        (
+            "another audience",
+            json!({"aud": "https://vault.bank-b.example"}),
+        ),
+        (
+            "support attributes as a string",
+            json!({"submods": {"confidential_space": {"support_attributes": "STABLE"}}}),
+        ),
+    ];
+    let mut launchers = Vec::new();
+    for (name, patch) in &cases {
+        let launcher = TestLauncher::start_with(|c| c.claims = patch.clone()).await;
+        launchers.push((name, launcher));
+    }
+    // One JWT auth mount per launcher, each trusting that launcher's key.
+    for (index, (name, launcher)) in launchers.iter().enumerate() {
+        let mount = format!("jwt{index}");
+        let (status, body) = bao
+            .write(&format!("sys/auth/{mount}"), json!({"type": "jwt"}))
+            .await;
+        assert!(status < 300, "{status} {body}");
+        let (status, body) = bao
+            .write(
+                &format!("auth/{mount}/config"),
+                json!({"jwks_url": launcher.info().jwks_url, "bound_issuer": GOOGLE_ISSUER}),
+            )
+            .await;
+        assert!(status < 300, "{status} {body}");
+        let (status, body) = bao
+            .write(&format!("auth/{mount}/role/bank-a"), role.clone())
+            .await;
+        assert!(status < 300, "{name}: {status} {body}");
+
+        let token = launcher.token(AUDIENCE).await;
+        let claims = attestgate::attestation::jwt::parse(&token).unwrap().payload;
+        let verdict = plugin
+            .evaluate(
+                &Value::Object(claims).to_string(),
+                attestgate::attestation::verify::unix_now(),
+            )
+            .unwrap()
+            .verdict;
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/auth/{mount}/login", bao.addr))
+            .json(&json!({"role": "bank-a", "jwt": token}))
+            .send()
+            .await
+            .unwrap();
+        let vault_status = response.status().as_u16();
+        let vault_body: Value = response.json().await.unwrap();
+        assert_eq!(
+            verdict.allow,
+            vault_status == 200,
+            "{name}: plugin {verdict:?} vs OpenBao {vault_status} {vault_body}"
+        );
+        if !verdict.allow {
+            let vault_error = first_error(&vault_body);
+            assert!(
+                verdict
+                    .failed_reasons()
+                    .any(|r| vault_error.contains(&r.message)),
+                "{name}: OpenBao said {vault_error:?}; the plugin's failed reasons were {:?}",
+                verdict
+                    .failed_reasons()
+                    .map(|r| &r.message)
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+}

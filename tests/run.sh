@@ -13,9 +13,19 @@ if [ ! -x target/venv/bin/bao ]; then
 fi
 export ATTESTGATE_BAO="$PWD/target/venv/bin/bao"
 
+# Plugins are WebAssembly components; the reference and hostile test plugins are built here.
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "==> rustup target add wasm32-wasip2"
+    rustup target add wasm32-wasip2
+fi
+echo "==> building the plugins (wasm32-wasip2)"
+(cd plugins && env -u CARGO_TARGET_DIR cargo build --release --quiet)
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+(cd plugins && cargo fmt --all -- --check)
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+(cd plugins && env -u CARGO_TARGET_DIR cargo clippy --release --quiet -- -D warnings)
 echo "==> cargo test"
 cargo test --workspace

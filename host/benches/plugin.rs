@@ -9,7 +9,6 @@ use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::path::Path;
 
 const AUDIENCE: &str = "https://vault.bank-a.example";
 

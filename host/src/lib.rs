@@ -5,6 +5,7 @@
 //! over it.
 
 pub mod attestation;
+pub mod config;
 pub mod dev;
 pub mod fsutil;
 pub mod plugin;

@@ -106,6 +106,8 @@ impl Header {
 pub struct UnverifiedToken<'a> {
     pub header: Header,
     pub payload: Map<String, Value>,
+    /// The payload exactly as decoded, for handing to plugins without re-serialising it.
+    pub payload_json: String,
     /// `base64url(header) "." base64url(payload)`: the bytes the signature covers.
     pub signing_input: &'a str,
     /// The signature as it appears in the token (base64url); it decoded cleanly.
@@ -135,14 +137,21 @@ fn decode_part(part: TokenPart, text: &str) -> Result<Vec<u8>, MalformedToken> {
         })
 }
 
-fn decode_object(part: TokenPart, text: &str) -> Result<Map<String, Value>, MalformedToken> {
+fn decode_object(
+    part: TokenPart,
+    text: &str,
+) -> Result<(Map<String, Value>, String), MalformedToken> {
     let bytes = decode_part(part, text)?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| MalformedToken::Json {
+    let json = String::from_utf8(bytes).map_err(|e| MalformedToken::Json {
+        part,
+        reason: format!("not UTF-8: {e}"),
+    })?;
+    let value: Value = serde_json::from_str(&json).map_err(|e| MalformedToken::Json {
         part,
         reason: e.to_string(),
     })?;
     match value {
-        Value::Object(map) => Ok(map),
+        Value::Object(map) => Ok((map, json)),
         other => Err(MalformedToken::NotAnObject {
             part,
             found: json_kind(&other),
@@ -204,8 +213,8 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, MalformedToken> {
     if parts.len() != 3 {
         return Err(MalformedToken::PartCount(parts.len()));
     }
-    let header = parse_header(decode_object(TokenPart::Header, parts[0])?)?;
-    let payload = decode_object(TokenPart::Payload, parts[1])?;
+    let header = parse_header(decode_object(TokenPart::Header, parts[0])?.0)?;
+    let (payload, payload_json) = decode_object(TokenPart::Payload, parts[1])?;
     // An empty signature is left for the verifier, which rejects its algorithm ("none") by name.
     if !parts[2].is_empty() {
         decode_part(TokenPart::Signature, parts[2])?;
@@ -214,6 +223,7 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, MalformedToken> {
     Ok(UnverifiedToken {
         header,
         payload,
+        payload_json,
         signing_input,
         signature_b64: parts[2],
     })

@@ -118,6 +118,8 @@ pub enum TokenKind {
 pub struct VerifiedToken {
     pub header: Header,
     pub claims: Claims,
+    /// The payload JSON as the issuer signed it; this is what plugins receive.
+    pub payload_json: String,
     pub kind: TokenKind,
 }
 
@@ -202,6 +204,7 @@ impl Verifier {
         Ok(VerifiedToken {
             header: parsed.header,
             claims,
+            payload_json: parsed.payload_json,
             kind,
         })
     }

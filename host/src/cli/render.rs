@@ -5,12 +5,16 @@ use attestgate::attestation::Claims;
 use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
+pub fn timestamp(seconds: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64))
+        .to_string()
+}
+
 fn time(seconds: Option<i64>, now: i64) -> String {
     let Some(seconds) = seconds else {
         return "-".into();
     };
-    let when =
-        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64));
+    let when = timestamp(seconds);
     let delta = seconds - now;
     let relative = if delta >= 0 {
         format!(

@@ -3,12 +3,15 @@ use attestgate::attestation::jwks::KeyCacheOptions;
 use attestgate::attestation::pki::PkiRoot;
 use attestgate::attestation::verify::{unix_now, DEFAULT_MAX_TOKEN_BYTES};
 use attestgate::attestation::{JwksCache, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER};
+use attestgate::config::Config;
+use attestgate::plugin::{EngineOptions, PluginEngine};
 use clap::{ArgGroup, Args};
+use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("keys").required(true).args(["jwks_url", "jwks_file", "discovery_url"])))]
+#[command(group(ArgGroup::new("keys").args(["jwks_url", "jwks_file", "discovery_url"])))]
 pub struct VerifyArgs {
     /// Token file, or - for stdin.
     #[arg(long, value_name = "FILE|-")]
@@ -22,18 +25,23 @@ pub struct VerifyArgs {
     /// An OIDC discovery document; its issuer must equal --issuer.
     #[arg(long)]
     discovery_url: Option<String>,
-    /// The audience the token must carry (required: a token for someone else is not yours to accept).
+    /// The audience the token must carry. Required without --config: a token minted for someone
+    /// else is not yours to accept. With --config, each collaborator's plugin names its own.
+    #[arg(long, required_unless_present = "config")]
+    audience: Option<String>,
+    /// Also run every configured collaborator's plugin on the token; one verdict per collaborator.
+    /// Keys, issuer, leeway and PKI root default to the file's [attestation] section.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Expected `iss`, compared exactly [default: https://confidentialcomputing.googleapis.com].
     #[arg(long)]
-    audience: String,
-    /// Expected `iss`, compared exactly.
-    #[arg(long, default_value = GOOGLE_ISSUER)]
-    issuer: String,
+    issuer: Option<String>,
     /// Check the token as of this moment (Unix seconds) instead of now, e.g. for an audit.
     #[arg(long, value_name = "UNIX_SECONDS")]
     at: Option<i64>,
-    /// Clock skew allowed on exp, nbf and iat.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
-    leeway: Duration,
+    /// Clock skew allowed on exp, nbf and iat [default: 60s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    leeway: Option<Duration>,
     /// Pinned root certificate (PEM or DER) for PKI tokens.
     #[arg(long, value_name = "FILE")]
     pki_root: Option<PathBuf>,
@@ -44,33 +52,76 @@ pub struct VerifyArgs {
     format: Format,
 }
 
-pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
-    let token = read_token(&stdin_or_path(args.token))?;
-    let source = match (args.jwks_url, args.jwks_file, args.discovery_url) {
-        (Some(url), _, _) => KeySource::JwksUrl(url),
-        (_, Some(file), _) => KeySource::JwksFile(file),
-        (_, _, Some(url)) => KeySource::Discovery(url),
-        _ => unreachable!("clap requires one key source"),
+fn build_verifier(args: &VerifyArgs, config: Option<&Config>) -> anyhow::Result<Verifier> {
+    let attestation = config.map(|c| &c.attestation);
+    let source = match (&args.jwks_url, &args.jwks_file, &args.discovery_url) {
+        (Some(url), _, _) => KeySource::JwksUrl(url.clone()),
+        (_, Some(file), _) => KeySource::JwksFile(file.clone()),
+        (_, _, Some(url)) => KeySource::Discovery(url.clone()),
+        _ => match attestation {
+            Some(attestation) => attestation.key_source(),
+            None => anyhow::bail!(
+                "name the issuer's keys: --jwks-url, --jwks-file or --discovery-url (or --config)"
+            ),
+        },
     };
-    let mut policy = VerifyPolicy::new(args.issuer.clone());
-    policy.leeway = args.leeway;
+    let issuer = args
+        .issuer
+        .clone()
+        .or_else(|| attestation.map(|a| a.issuer.clone()))
+        .unwrap_or_else(|| GOOGLE_ISSUER.to_owned());
+    let mut policy = VerifyPolicy::new(issuer.clone());
+    if let Some(leeway) = args.leeway.or_else(|| attestation.map(|a| a.leeway())) {
+        policy.leeway = leeway;
+    }
     policy.max_token_bytes = args.max_token_bytes;
-    if let Some(path) = &args.pki_root {
+    if let Some(path) = args
+        .pki_root
+        .as_ref()
+        .or_else(|| attestation.and_then(|a| a.pki_root.as_ref()))
+    {
         let bytes = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("cannot read --pki-root {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot read the PKI root {}: {e}", path.display()))?;
         policy.pki_root = Some(PkiRoot::from_pem_or_der(&bytes)?);
     }
     let options = KeyCacheOptions {
-        expected_issuer: Some(args.issuer),
+        expected_issuer: Some(issuer),
         ..KeyCacheOptions::default()
     };
-    let verifier = Verifier::new(JwksCache::new(source, options)?, policy);
+    Ok(Verifier::new(JwksCache::new(source, options)?, policy))
+}
+
+pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
+    let token = read_token(&stdin_or_path(args.token.clone()))?;
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    let verifier = build_verifier(&args, config.as_ref())?;
     let at = args.at.unwrap_or_else(unix_now);
-    match verifier.verify_at(token.expose(), &args.audience, at).await {
+    let mut exit = Exit::Ok;
+    if let Some(audience) = &args.audience {
+        exit = verify_one(&verifier, token.expose(), audience, at, args.format).await?;
+    }
+    if let Some(config) = &config {
+        let per_collaborator =
+            verify_collaborators(&verifier, config, token.expose(), at, args.format).await?;
+        if exit == Exit::Ok {
+            exit = per_collaborator;
+        }
+    }
+    Ok(exit)
+}
+
+async fn verify_one(
+    verifier: &Verifier,
+    token: &str,
+    audience: &str,
+    at: i64,
+    format: Format,
+) -> anyhow::Result<Exit> {
+    match verifier.verify_at(token, audience, at).await {
         Ok(verified) => {
-            match args.format {
+            match format {
                 Format::Json => {
-                    let out = serde_json::json!({
+                    let out = json!({
                         "valid": true,
                         "kind": verified.kind,
                         "checked_at": at,
@@ -81,7 +132,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
                 }
                 Format::Text => {
                     println!(
-                        "VALID: signature, issuer, audience and validity window check out at {at}"
+                        "VALID: signature, issuer, audience and validity window check out at {}",
+                        render::timestamp(at)
                     );
                     print!(
                         "{}",
@@ -92,23 +144,100 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Err(error) => {
-            let exit = if error.is_token_rejection() {
-                Exit::Rejected
-            } else {
-                Exit::Operational
-            };
-            match args.format {
+            match format {
                 Format::Json => {
-                    let out = serde_json::json!({
-                        "valid": false,
-                        "check": error.check(),
-                        "error": error.to_string(),
-                    });
+                    let out =
+                        json!({"valid": false, "check": error.check(), "error": error.to_string()});
                     println!("{}", serde_json::to_string_pretty(&out)?);
                 }
                 Format::Text => eprintln!("INVALID ({} check failed): {error}", error.check()),
             }
-            Ok(exit)
+            Ok(if error.is_token_rejection() {
+                Exit::Rejected
+            } else {
+                Exit::Operational
+            })
         }
     }
+}
+
+/// For each collaborator: the audience its plugin selects, the token checked for that audience,
+/// and the plugin's verdict on the claims.
+async fn verify_collaborators(
+    verifier: &Verifier,
+    config: &Config,
+    token: &str,
+    at: i64,
+    format: Format,
+) -> anyhow::Result<Exit> {
+    let specs = config.plugin_specs();
+    let cache_dir = config.plugins.cache_dir.clone();
+    let policies = tokio::task::spawn_blocking(move || {
+        let engine = PluginEngine::new(EngineOptions {
+            cache_dir,
+            ..EngineOptions::default()
+        })?;
+        anyhow::Ok((engine.load_all(&specs), engine))
+    })
+    .await??;
+    let (policies, _engine) = policies;
+    let mut all_allow = true;
+    let mut report = Vec::new();
+    for (spec, policy) in config.plugin_specs().iter().zip(policies) {
+        let outcome = async {
+            let policy = policy.map_err(|e| ("plugin", e.to_string()))?;
+            let request = policy
+                .select_audience()
+                .map_err(|e| ("plugin", e.to_string()))?;
+            let verified = verifier
+                .verify_at(token, &request.audience, at)
+                .await
+                .map_err(|e| ("token", format!("{} check failed: {e}", e.check())))?;
+            let decision = policy
+                .evaluate(&verified.payload_json, at)
+                .map_err(|e| ("plugin", e.to_string()))?;
+            Ok::<_, (&str, String)>((request.audience, decision.verdict))
+        }
+        .await;
+        match outcome {
+            Ok((audience, verdict)) => {
+                all_allow &= verdict.allow;
+                if format == Format::Text {
+                    println!(
+                        "{:<16} {}  (audience {audience})",
+                        spec.collaborator,
+                        if verdict.allow { "ALLOW" } else { "DENY " }
+                    );
+                    for reason in &verdict.reasons {
+                        let claim = if reason.claim.is_empty() {
+                            "-"
+                        } else {
+                            &reason.claim
+                        };
+                        println!(
+                            "    {}  {claim}: {}",
+                            if reason.passed { "pass" } else { "FAIL" },
+                            reason.message
+                        );
+                    }
+                }
+                report.push(json!({"collaborator": spec.collaborator, "audience": audience, "allow": verdict.allow,
+                                   "reasons": verdict.reasons, "login": verdict.login}));
+            }
+            Err((step, message)) => {
+                all_allow = false;
+                if format == Format::Text {
+                    println!("{:<16} DENY   {step}: {message}", spec.collaborator);
+                }
+                report.push(json!({"collaborator": spec.collaborator, "allow": false, "step": step, "error": message}));
+            }
+        }
+    }
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"checked_at": at, "collaborators": report}))?
+        );
+    }
+    Ok(if all_allow { Exit::Ok } else { Exit::Rejected })
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Limits for one collaborator's plugin. Crossing any of them is a deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Limits {
     /// Wall-clock time for one call, in milliseconds.
     pub deadline_ms: u64,

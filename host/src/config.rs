@@ -1,0 +1,556 @@
+//! The attestgate configuration file (TOML): what to attest with, and for each collaborator, its
+//! plugin, its Vault and the secrets it releases.
+//!
+//! Every problem is reported at once, each naming the file and the key. Unknown keys are errors
+//! (collected with `serde_ignored` rather than `deny_unknown_fields`, so that all are reported):
+//! a misspelled key must never be silently ignored the way Vault ignores `claims_mappings`.
+//! Relative paths resolve against the configuration file's directory.
+
+use crate::attestation::jwks::KeySource;
+use crate::attestation::source::{DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_FILE};
+use crate::attestation::verify::{DEFAULT_LEEWAY, GOOGLE_ISSUER};
+use crate::plugin::{Limits, PluginSpec};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Google's OIDC discovery document for attestation tokens.
+pub const GOOGLE_DISCOVERY_URL: &str =
+    "https://confidentialcomputing.googleapis.com/.well-known/openid-configuration";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenSourceKind {
+    /// A token per collaborator, with that collaborator's audience, from the launcher socket.
+    #[default]
+    Launcher,
+    /// The launcher's default token file (audience `https://sts.googleapis.com` for everyone).
+    File,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AttestationConfig {
+    #[serde(default)]
+    pub source: TokenSourceKind,
+    #[serde(default = "default_socket")]
+    pub launcher_socket: PathBuf,
+    #[serde(default = "default_token_file")]
+    pub token_file: PathBuf,
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    pub discovery_url: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    /// Pinned root certificate for PKI tokens.
+    pub pki_root: Option<PathBuf>,
+    /// Clock skew allowed on exp/nbf/iat, e.g. "60s".
+    #[serde(default, with = "humantime_opt")]
+    pub leeway: Option<Duration>,
+    /// Required to use `source = "file"`: every collaborator then receives a token whose audience
+    /// is Google's STS, which any of them could replay to the others.
+    #[serde(default)]
+    pub allow_default_audience: bool,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        AttestationConfig {
+            source: TokenSourceKind::default(),
+            launcher_socket: default_socket(),
+            token_file: default_token_file(),
+            issuer: default_issuer(),
+            discovery_url: None,
+            jwks_url: None,
+            jwks_file: None,
+            pki_root: None,
+            leeway: None,
+            allow_default_audience: false,
+        }
+    }
+}
+
+impl AttestationConfig {
+    pub fn key_source(&self) -> KeySource {
+        match (&self.jwks_url, &self.jwks_file, &self.discovery_url) {
+            (Some(url), _, _) => KeySource::JwksUrl(url.clone()),
+            (_, Some(file), _) => KeySource::JwksFile(file.clone()),
+            (_, _, Some(url)) => KeySource::Discovery(url.clone()),
+            _ => KeySource::Discovery(GOOGLE_DISCOVERY_URL.to_owned()),
+        }
+    }
+
+    pub fn leeway(&self) -> Duration {
+        self.leeway.unwrap_or(DEFAULT_LEEWAY)
+    }
+}
+
+fn default_socket() -> PathBuf {
+    DEFAULT_LAUNCHER_SOCKET.into()
+}
+
+fn default_token_file() -> PathBuf {
+    DEFAULT_TOKEN_FILE.into()
+}
+
+fn default_issuer() -> String {
+    GOOGLE_ISSUER.into()
+}
+
+fn default_auth_mount() -> String {
+    "jwt".into()
+}
+
+mod humantime_opt {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(deserializer)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PluginsConfig {
+    /// Where compiled plugins are cached between runs (a directory only attestgate writes).
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VaultConfig {
+    /// One address, or `addresses` for an HA cluster.
+    pub address: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// CA bundle for the Vault's TLS certificate (VAULT_CACERT semantics).
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate and key for mTLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    #[serde(default = "default_auth_mount")]
+    pub auth_mount: String,
+    /// The JWT role; a plugin verdict's `role` overrides it.
+    pub role: Option<String>,
+    /// Sent as X-Vault-Namespace.
+    pub namespace: Option<String>,
+}
+
+impl VaultConfig {
+    /// Every address, `address` first.
+    pub fn all_addresses(&self) -> Vec<String> {
+        self.address
+            .iter()
+            .chain(self.addresses.iter())
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretConfig {
+    /// Any logical read path; KV v2 `data.data` is unwrapped.
+    pub path: String,
+    /// One field instead of the whole map.
+    pub field: Option<String>,
+    /// Deliver as this file (mode 0600).
+    pub file: Option<PathBuf>,
+    /// Deliver in this environment variable to `attestgate exec`.
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CollaboratorConfig {
+    pub name: String,
+    pub plugin: PathBuf,
+    pub plugin_sha256: String,
+    /// The plugin's configuration, inline.
+    pub plugin_config: Option<toml::Value>,
+    /// Or a JSON file holding it (a Vault role JSON for `bound-claims`, say).
+    pub plugin_config_file: Option<PathBuf>,
+    #[serde(default)]
+    pub limits: Limits,
+    pub vault: Option<VaultConfig>,
+    #[serde(default, rename = "secret")]
+    pub secrets: Vec<SecretConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawConfig {
+    #[serde(default)]
+    attestation: AttestationConfig,
+    #[serde(default)]
+    plugins: PluginsConfig,
+    #[serde(default, rename = "collaborator")]
+    collaborators: Vec<CollaboratorConfig>,
+}
+
+/// A configuration that parsed and passed validation; paths are absolute.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub attestation: AttestationConfig,
+    pub plugins: PluginsConfig,
+    pub collaborators: Vec<CollaboratorConfig>,
+    /// Each collaborator's plugin configuration as JSON, in collaborator order.
+    plugin_configs: Vec<serde_json::Value>,
+}
+
+/// One thing wrong with a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `collaborator[1].vault.ca_cert`.
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "{} has {count} problem{}:",
+            self.file.display(),
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            if problem.key.is_empty() {
+                write!(f, "\n  - {}", problem.message)?;
+            } else {
+                write!(f, "\n  - {}: {}", problem.key, problem.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn resolve(base: &Path, path: &mut PathBuf) {
+    if path.is_relative() {
+        *path = base.join(&*path);
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let fail = |problems: Vec<Problem>| ConfigError {
+            file: path.to_owned(),
+            problems,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            fail(vec![Problem {
+                key: String::new(),
+                message: format!("cannot read it: {e}"),
+            }])
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses `text` as if it were the file at `path` (for relative paths and messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            problems: vec![Problem {
+                key: String::new(),
+                message: e.to_string().trim().to_owned(),
+            }],
+        })?;
+        // Unknown keys are collected rather than stopping at the first, so all are reported.
+        let mut unknown = Vec::new();
+        let parsed: Result<RawConfig, _> =
+            serde_ignored::deserialize(deserializer, |key| unknown.push(key.to_string()));
+        for key in unknown {
+            problems.push(Problem {
+                key,
+                message: "unknown key (misspelled?)".into(),
+            });
+        }
+        let raw = match parsed {
+            Ok(raw) => raw,
+            Err(e) => {
+                problems.push(Problem {
+                    key: String::new(),
+                    message: e.to_string().trim().to_owned(),
+                });
+                return Err(ConfigError {
+                    file: path.to_owned(),
+                    problems,
+                });
+            }
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut config = Config {
+            path: path.to_owned(),
+            attestation: raw.attestation,
+            plugins: raw.plugins,
+            collaborators: raw.collaborators,
+            plugin_configs: Vec::new(),
+        };
+        config.resolve_paths(&base);
+        config.validate(&mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                file: path.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let attestation = &mut self.attestation;
+        for path in [
+            &mut attestation.launcher_socket,
+            &mut attestation.token_file,
+        ] {
+            resolve(base, path);
+        }
+        for path in [
+            &mut attestation.jwks_file,
+            &mut attestation.pki_root,
+            &mut self.plugins.cache_dir,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            resolve(base, path);
+        }
+        for collaborator in &mut self.collaborators {
+            resolve(base, &mut collaborator.plugin);
+            if let Some(path) = &mut collaborator.plugin_config_file {
+                resolve(base, path);
+            }
+            if let Some(vault) = &mut collaborator.vault {
+                for path in [
+                    &mut vault.ca_cert,
+                    &mut vault.client_cert,
+                    &mut vault.client_key,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    resolve(base, path);
+                }
+            }
+            for secret in &mut collaborator.secrets {
+                if let Some(file) = &mut secret.file {
+                    resolve(base, file);
+                }
+            }
+        }
+    }
+
+    fn validate(&mut self, problems: &mut Vec<Problem>) {
+        let mut problem = |key: String, message: String| problems.push(Problem { key, message });
+        let attestation = &self.attestation;
+        let key_sources = [
+            attestation.discovery_url.is_some(),
+            attestation.jwks_url.is_some(),
+            attestation.jwks_file.is_some(),
+        ];
+        if key_sources.iter().filter(|set| **set).count() > 1 {
+            problem(
+                "attestation".into(),
+                "set at most one of discovery_url, jwks_url and jwks_file".into(),
+            );
+        }
+        if attestation.source == TokenSourceKind::File && !attestation.allow_default_audience {
+            problem(
+                "attestation.source".into(),
+                "\"file\" sends every collaborator the same default token (audience https://sts.googleapis.com), which any of them could replay to the others; set allow_default_audience = true to accept that, or use \"launcher\"".into(),
+            );
+        }
+        if self.collaborators.is_empty() {
+            problem(
+                "collaborator".into(),
+                "no [[collaborator]] is configured".into(),
+            );
+        }
+        let mut names = HashSet::new();
+        let mut plugin_configs = Vec::new();
+        for (index, collaborator) in self.collaborators.iter().enumerate() {
+            let at = |key: &str| format!("collaborator[{index}] ({}).{key}", collaborator.name);
+            if collaborator.name.trim().is_empty() {
+                problem(
+                    format!("collaborator[{index}].name"),
+                    "must not be empty".into(),
+                );
+            } else if !names.insert(collaborator.name.clone()) {
+                problem(at("name"), "is used by another collaborator too".into());
+            }
+            let sha = collaborator.plugin_sha256.trim();
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                problem(
+                    at("plugin_sha256"),
+                    format!(
+                        "\"{sha}\" is not 64 hex digits (run `attestgate plugin inspect {}`)",
+                        collaborator.plugin.display()
+                    ),
+                );
+            }
+            if !collaborator.plugin.is_file() {
+                problem(
+                    at("plugin"),
+                    format!("{} does not exist", collaborator.plugin.display()),
+                );
+            }
+            let plugin_config = match (
+                &collaborator.plugin_config,
+                &collaborator.plugin_config_file,
+            ) {
+                (Some(_), Some(_)) => {
+                    problem(
+                        at("plugin_config"),
+                        "set plugin_config or plugin_config_file, not both".into(),
+                    );
+                    serde_json::Value::Null
+                }
+                (Some(inline), None) => {
+                    serde_json::to_value(inline).unwrap_or(serde_json::Value::Null)
+                }
+                (None, Some(file)) => match std::fs::read_to_string(file) {
+                    Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+                        problem(
+                            at("plugin_config_file"),
+                            format!("{} is not valid JSON: {e}", file.display()),
+                        );
+                        serde_json::Value::Null
+                    }),
+                    Err(e) => {
+                        problem(
+                            at("plugin_config_file"),
+                            format!("cannot read {}: {e}", file.display()),
+                        );
+                        serde_json::Value::Null
+                    }
+                },
+                (None, None) => serde_json::json!({}),
+            };
+            plugin_configs.push(plugin_config);
+            if let Some(vault) = &collaborator.vault {
+                if vault.all_addresses().is_empty() {
+                    problem(
+                        at("vault"),
+                        "needs address (or addresses for an HA cluster)".into(),
+                    );
+                }
+                for address in vault.all_addresses() {
+                    if !(address.starts_with("https://") || address.starts_with("http://")) {
+                        problem(
+                            at("vault.address"),
+                            format!("\"{address}\" must start with https:// or http://"),
+                        );
+                    }
+                }
+                if vault.client_cert.is_some() != vault.client_key.is_some() {
+                    problem(at("vault"), "client_cert and client_key go together".into());
+                }
+                for (key, path) in [
+                    ("ca_cert", &vault.ca_cert),
+                    ("client_cert", &vault.client_cert),
+                    ("client_key", &vault.client_key),
+                ] {
+                    if let Some(path) = path.as_ref().filter(|p| !p.is_file()) {
+                        problem(
+                            at(&format!("vault.{key}")),
+                            format!("{} does not exist", path.display()),
+                        );
+                    }
+                }
+            } else if !collaborator.secrets.is_empty() {
+                problem(
+                    at("secret"),
+                    "secrets need a [collaborator.vault] to read them from".into(),
+                );
+            }
+            for (n, secret) in collaborator.secrets.iter().enumerate() {
+                if secret.path.trim().is_empty() {
+                    problem(at(&format!("secret[{n}].path")), "must not be empty".into());
+                }
+                if secret.file.is_none() && secret.env.is_none() {
+                    problem(
+                        at(&format!("secret[{n}]")),
+                        "deliver it somewhere: set file, env, or both".into(),
+                    );
+                }
+                if let Some(env) = &secret.env {
+                    if env.is_empty()
+                        || !env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        || env.as_bytes()[0].is_ascii_digit()
+                    {
+                        problem(
+                            at(&format!("secret[{n}].env")),
+                            format!("\"{env}\" is not a valid environment variable name"),
+                        );
+                    }
+                }
+            }
+        }
+        self.plugin_configs = plugin_configs;
+    }
+
+    /// One plugin spec per collaborator, in order.
+    pub fn plugin_specs(&self) -> Vec<PluginSpec> {
+        self.collaborators
+            .iter()
+            .zip(&self.plugin_configs)
+            .map(|(collaborator, config)| PluginSpec {
+                collaborator: collaborator.name.clone(),
+                path: collaborator.plugin.clone(),
+                sha256: collaborator.plugin_sha256.trim().to_ascii_lowercase(),
+                config: config.clone(),
+                limits: collaborator.limits,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let text = r#"
+            [attestation]
+            source = "file"
+            jwks_url = "http://127.0.0.1:1/jwks"
+            discovry_url = "typo"
+
+            [[collaborator]]
+            name = "bank-a"
+            plugin = "missing.wasm"
+            plugin_sha256 = "abc"
+            plugin_confg = {}
+        "#;
+        let err = Config::parse(text, Path::new("/etc/attestgate.toml")).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"attestation.discovry_url"), "{err}");
+        assert!(keys.contains(&"collaborator.0.plugin_confg"), "{err}");
+        assert!(keys.contains(&"attestation.source"), "{err}");
+        assert!(
+            keys.contains(&"collaborator[0] (bank-a).plugin_sha256"),
+            "{err}"
+        );
+        assert!(keys.contains(&"collaborator[0] (bank-a).plugin"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("/etc/attestgate.toml has 5 problems:"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("/etc/missing.wasm does not exist"),
+            "relative paths resolve against the file: {err}"
+        );
+    }
+}
