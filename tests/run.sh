@@ -29,3 +29,4 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 (cd plugins && env -u CARGO_TARGET_DIR cargo clippy --release --quiet -- -D warnings)
 echo "==> cargo test"
 cargo test --workspace
+(cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet -p attestgate-plugin-sdk --target "$(rustc -vV | sed -n 's/^host: //p')")

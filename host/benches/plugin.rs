@@ -31,7 +31,12 @@ fn claims_json() -> String {
     attestgate::dev::claims::merge(
         &mut claims,
         &json!({"iss": attestgate::attestation::GOOGLE_ISSUER, "aud": AUDIENCE, "iat": 1_800_000_000, "nbf": 1_800_000_000,
-                "exp": 1_800_003_600, "eat_nonce": ["0123456789abcdef0123", "fedcba9876543210fedc"]}),
+                "exp": 1_800_003_600, "eat_nonce": ["0123456789abcdef0123", "fedcba9876543210fedc"],
+                "submods": {"container": {
+                    "image_signatures": [{"key_id": "projects/operator-project/locations/global/keyRings/signing/cryptoKeys/release/cryptoKeyVersions/1",
+                        "signature": "MEUCIQDZ7e6x2b3JkYXRhIGZvciBhIHNpZ25hdHVyZSBvdmVyIHRoZSBpbWFnZSBkaWdlc3QuAiBhbm90aGVyIGhhbGYgb2YgdGhlIHNpZ25hdHVyZSBoZXJl",
+                        "signature_algorithm": "ECDSA_P256_SHA256"}],
+                    "env": {"LANG": "C.UTF-8", "RUST_LOG": "info", "ANALYTICS_MODE": "batch", "OUTPUT_BUCKET": "gs://operator-project-results/joint-analytics"}}}}),
     );
     claims.to_string()
 }

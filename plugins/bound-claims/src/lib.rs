@@ -145,7 +145,7 @@ impl Policy for BoundClaims {
             .ok_or_else(|| "the role has no bound_audiences to request a token for".into())
     }
 
-    fn evaluate(ctx: &Context<Map<String, Value>>, claims: &Claims) -> Verdict {
+    fn evaluate(ctx: &Context<Map<String, Value>>, claims: &Claims<'_>) -> Verdict {
         let role = &ctx.config;
         let mut report = Report::new();
 

@@ -79,7 +79,7 @@ impl Policy for ConfidentialSpace {
         Ok(request)
     }
 
-    fn evaluate(ctx: &Context<Config>, claims: &Claims) -> Verdict {
+    fn evaluate(ctx: &Context<Config>, claims: &Claims<'_>) -> Verdict {
         let config = &ctx.config;
         let mut report = Report::new();
         if config.require_production {

@@ -17,7 +17,7 @@
 //!     fn audience(ctx: &Context<Config>) -> Result<AudienceRequest, String> {
 //!         Ok(AudienceRequest::oidc(&ctx.config.audience))
 //!     }
-//!     fn evaluate(ctx: &Context<Config>, claims: &Claims) -> Verdict {
+//!     fn evaluate(ctx: &Context<Config>, claims: &Claims<'_>) -> Verdict {
 //!         let mut report = Report::new();
 //!         report.add(rules::production_only(claims));
 //!         report.add(rules::one_of(claims, "/submods/gce/project_id", &ctx.config.projects));
@@ -74,7 +74,7 @@ pub trait Policy {
     fn audience(ctx: &Context<Self::Config>) -> Result<AudienceRequest, String>;
 
     /// Judges verified claims. Report every rule, passed or failed.
-    fn evaluate(ctx: &Context<Self::Config>, claims: &Claims) -> Verdict;
+    fn evaluate(ctx: &Context<Self::Config>, claims: &Claims<'_>) -> Verdict;
 }
 
 impl AudienceRequest {

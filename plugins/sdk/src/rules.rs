@@ -77,7 +77,7 @@ impl Report {
 }
 
 /// The claim (a string, or a list of strings of which any one counts) must be in `allowed`.
-pub fn one_of(claims: &Claims, key: &str, allowed: &[String]) -> Reason {
+pub fn one_of(claims: &Claims<'_>, key: &str, allowed: &[String]) -> Reason {
     let found = claims.strings(key);
     if found.is_empty() {
         return reason(
@@ -96,7 +96,7 @@ pub fn one_of(claims: &Claims, key: &str, allowed: &[String]) -> Reason {
 }
 
 /// The list claim must contain at least one of `wanted`.
-pub fn contains_any(claims: &Claims, key: &str, wanted: &[String]) -> Reason {
+pub fn contains_any(claims: &Claims<'_>, key: &str, wanted: &[String]) -> Reason {
     let found = claims.strings(key);
     let passed = found.iter().any(|value| wanted.iter().any(|w| w == value));
     let verb = if passed {
@@ -112,7 +112,7 @@ pub fn contains_any(claims: &Claims, key: &str, wanted: &[String]) -> Reason {
 }
 
 /// Production images only: `dbgstat` must be `disabled-since-boot`.
-pub fn production_only(claims: &Claims) -> Reason {
+pub fn production_only(claims: &Claims<'_>) -> Reason {
     match claims.dbgstat() {
         Some(status) if claims.is_production() => reason(
             "/dbgstat",
@@ -133,7 +133,7 @@ pub fn production_only(claims: &Claims) -> Reason {
 }
 
 /// `support_attributes` must contain `attribute` (debug images have none at all).
-pub fn support_attribute(claims: &Claims, attribute: &str) -> Reason {
+pub fn support_attribute(claims: &Claims<'_>, attribute: &str) -> Reason {
     const KEY: &str = "/submods/confidential_space/support_attributes";
     match claims.support_attributes() {
         None => reason(
@@ -164,7 +164,7 @@ fn version_number(text: &str) -> Option<u64> {
 }
 
 /// Some `swversion` must be at least `minimum`.
-pub fn min_swversion(claims: &Claims, minimum: &str) -> Reason {
+pub fn min_swversion(claims: &Claims<'_>, minimum: &str) -> Reason {
     const KEY: &str = "/swversion";
     let found = claims.swversion();
     let Some(min) = version_number(minimum) else {
@@ -197,7 +197,7 @@ pub fn is_sha256_digest(digest: &str) -> bool {
 }
 
 /// On TDX hardware the attester TCB must be `UpToDate`; other hardware passes as not applicable.
-pub fn tdx_up_to_date(claims: &Claims) -> Reason {
+pub fn tdx_up_to_date(claims: &Claims<'_>) -> Reason {
     const KEY: &str = "/tdx/gcp_attester_tcb_status";
     if claims.hwmodel() != Some("GCP_INTEL_TDX") {
         return reason(
@@ -225,7 +225,7 @@ pub fn tdx_up_to_date(claims: &Claims) -> Reason {
 }
 
 /// Memory monitoring must be disabled (monitoring exposes workload memory statistics).
-pub fn memory_monitoring_disabled(claims: &Claims) -> Reason {
+pub fn memory_monitoring_disabled(claims: &Claims<'_>) -> Reason {
     const KEY: &str = "/submods/confidential_space/monitoring_enabled/memory";
     match claims.memory_monitoring_enabled() {
         Some(false) => reason(KEY, true, "memory monitoring is disabled".into()),

@@ -47,7 +47,7 @@ impl Policy for SignedImageWindow {
         Ok(AudienceRequest::oidc(&ctx.config.audience))
     }
 
-    fn evaluate(ctx: &Context<Config>, claims: &Claims) -> Verdict {
+    fn evaluate(ctx: &Context<Config>, claims: &Claims<'_>) -> Verdict {
         let config = &ctx.config;
         let mut report = Report::new();
         report.add(rules::production_only(claims));

@@ -23,7 +23,7 @@ impl Policy for Hostile {
         Ok(AudienceRequest::oidc("https://hostile.example"))
     }
 
-    fn evaluate(ctx: &Context<Config>, _claims: &Claims) -> Verdict {
+    fn evaluate(ctx: &Context<Config>, _claims: &Claims<'_>) -> Verdict {
         let mut report = Report::new();
         match ctx.config.attack.as_str() {
             "infinite-loop" => {
