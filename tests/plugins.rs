@@ -465,3 +465,30 @@ fn compiled_plugins_are_cached_on_disk_and_reused() {
         .unwrap();
     assert!(verdict.verdict.allow, "a cached plugin still decides");
 }
+
+#[test]
+fn the_readme_template_plugin_works_as_documented() {
+    let config = json!({
+        "audience": AUDIENCE,
+        "projects": ["operator-project"],
+        "image_digests": ["sha256:1447781b9a6fd0a09a6352c10efaffaf6a67d2d12940b56d00cb38c5b56ad646"]
+    });
+    let policy = engine().load(&spec("plugin-template", config)).unwrap();
+    assert_eq!(policy.select_audience().unwrap().audience, AUDIENCE);
+    assert!(
+        policy
+            .evaluate(&production_claims(AUDIENCE).to_string(), now())
+            .unwrap()
+            .verdict
+            .allow
+    );
+    let elsewhere = claims_with(
+        AUDIENCE,
+        json!({"submods": {"gce": {"project_id": "someone-else"}}}),
+    );
+    let verdict = policy
+        .evaluate(&elsewhere.to_string(), now())
+        .unwrap()
+        .verdict;
+    assert_eq!(failed_claims(&verdict), vec!["/submods/gce/project_id"]);
+}
