@@ -9,6 +9,7 @@ pub mod config;
 pub mod dev;
 pub mod fsutil;
 pub mod plugin;
+pub mod vault;
 
 /// An HTTP client error with its whole cause chain, which is where the useful part (connection
 /// refused, certificate unknown) usually is.

@@ -1,4 +1,6 @@
-use attestgate_plugin_sdk::{export_policy, rules, AudienceRequest, Claims, Context, Policy, Report, Verdict};
+use attestgate_plugin_sdk::{
+    export_policy, rules, AudienceRequest, Claims, Context, Policy, Report, Verdict,
+};
 use serde::Deserialize;
 
 /// This collaborator's rules, from `plugin_config` in attestgate.toml.
@@ -23,8 +25,16 @@ impl Policy for OurRules {
         let mut report = Report::new();
         report.add(rules::production_only(claims));
         report.add(rules::support_attribute(claims, "STABLE"));
-        report.add(rules::one_of(claims, "/submods/gce/project_id", &ctx.config.projects));
-        report.add(rules::one_of(claims, "/submods/container/image_digest", &ctx.config.image_digests));
+        report.add(rules::one_of(
+            claims,
+            "/submods/gce/project_id",
+            &ctx.config.projects,
+        ));
+        report.add(rules::one_of(
+            claims,
+            "/submods/container/image_digest",
+            &ctx.config.image_digests,
+        ));
         report.verdict()
     }
 }

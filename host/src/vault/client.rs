@@ -1,0 +1,290 @@
+use super::{hint_for, VaultError};
+use crate::attestation::Jwt;
+use crate::config::VaultConfig;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// A Vault token: wiped on drop, never printed.
+#[derive(Clone)]
+pub struct VaultToken(Zeroizing<String>);
+
+impl VaultToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        VaultToken(Zeroizing::new(token.into()))
+    }
+
+    /// The token itself. Only send it to the Vault that issued it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for VaultToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VaultToken(<redacted>)")
+    }
+}
+
+/// The result of a successful login.
+#[derive(Debug, Clone)]
+pub struct VaultLogin {
+    pub token: VaultToken,
+    pub accessor: Option<String>,
+    pub policies: Vec<String>,
+    pub lease_duration: u64,
+    pub renewable: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+}
+
+/// Retries for transient failures: connection errors, 5xx, 429 and standby redirects.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// No retry starts after this much time has passed since the first attempt.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            deadline: Duration::from_secs(20),
+        }
+    }
+}
+
+pub struct VaultClient {
+    http: reqwest::Client,
+    addresses: Vec<String>,
+    namespace: Option<String>,
+    retry: RetryPolicy,
+}
+
+fn read_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>, VaultError> {
+    std::fs::read(path).map_err(|e| VaultError::Settings(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// Whether a transport error is a TLS trust failure, which no retry will fix.
+fn is_tls_failure(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls")
+}
+
+impl VaultClient {
+    pub fn new(config: &VaultConfig, retry: RetryPolicy) -> Result<Self, VaultError> {
+        let addresses: Vec<String> = config
+            .all_addresses()
+            .into_iter()
+            .map(|a| a.trim_end_matches('/').to_owned())
+            .collect();
+        if addresses.is_empty() {
+            return Err(VaultError::Settings("no Vault address configured".into()));
+        }
+        let mut builder = reqwest::Client::builder()
+            // A standby's 307 is retried against the next address rather than followed blindly.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30));
+        if let Some(ca) = &config.ca_cert {
+            let certs = reqwest::Certificate::from_pem_bundle(&read_file(ca, "ca_cert")?)
+                .map_err(|e| VaultError::Settings(format!("ca_cert {} is not a PEM bundle: {e}", ca.display())))?;
+            // VAULT_CACERT semantics: trust this CA, not the system's.
+            builder = builder.tls_certs_only(certs);
+        }
+        if let (Some(cert), Some(key)) = (&config.client_cert, &config.client_key) {
+            let mut pem = read_file(cert, "client_cert")?;
+            pem.push(b'\n');
+            pem.extend(Zeroizing::new(read_file(key, "client_key")?).iter());
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| VaultError::Settings(format!("client_cert/client_key are not a usable PEM pair: {e}")))?;
+            zeroize::Zeroize::zeroize(&mut pem);
+            builder = builder.identity(identity);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| VaultError::Settings(format!("cannot build the HTTP client: {}", crate::http_error_chain(&e))))?;
+        Ok(VaultClient {
+            http,
+            addresses,
+            namespace: config.namespace.clone(),
+            retry,
+        })
+    }
+
+    pub fn addresses(&self) -> &[String] {
+        &self.addresses
+    }
+
+    /// `POST auth/<mount>/login` with the attestation token.
+    pub async fn login_jwt(&self, mount: &str, role: &str, jwt: &Jwt) -> Result<VaultLogin, VaultError> {
+        let path = format!("auth/{}/login", mount.trim_matches('/'));
+        let body = Zeroizing::new(json!({"role": role, "jwt": jwt.expose()}).to_string());
+        let response = self.call(Method::POST, &path, None, Some(&body)).await?;
+        let auth = response.get("auth").filter(|a| a.is_object()).ok_or_else(|| VaultError::Protocol {
+            address: self.addresses[0].clone(),
+            path: path.clone(),
+            reason: "the login response has no \"auth\" object".into(),
+        })?;
+        let token = auth
+            .get("client_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| VaultError::Protocol {
+                address: self.addresses[0].clone(),
+                path: path.clone(),
+                reason: "the login response has no client_token".into(),
+            })?;
+        let strings = |value: Option<&Value>| -> Vec<String> {
+            value
+                .and_then(Value::as_array)
+                .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
+        };
+        Ok(VaultLogin {
+            token: VaultToken::new(token),
+            accessor: auth.get("accessor").and_then(Value::as_str).map(str::to_owned),
+            policies: strings(auth.get("policies")),
+            lease_duration: auth.get("lease_duration").and_then(Value::as_u64).unwrap_or(0),
+            renewable: auth.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+            metadata: auth
+                .get("metadata")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
+                .unwrap_or_default(),
+            warnings: strings(response.get("warnings")),
+        })
+    }
+
+    /// A logical read; returns Vault's whole response (the secret is under `data`).
+    pub async fn read(&self, token: &VaultToken, path: &str) -> Result<Value, VaultError> {
+        self.call(Method::GET, path.trim_matches('/'), Some(token), None).await
+    }
+
+    /// `GET auth/token/lookup-self`.
+    pub async fn lookup_self(&self, token: &VaultToken) -> Result<Value, VaultError> {
+        self.call(Method::GET, "auth/token/lookup-self", Some(token), None).await
+    }
+
+    /// `POST auth/token/revoke-self`.
+    pub async fn revoke_self(&self, token: &VaultToken) -> Result<(), VaultError> {
+        self.call(Method::POST, "auth/token/revoke-self", Some(token), None).await.map(|_| ())
+    }
+
+    async fn call(&self, method: Method, path: &str, token: Option<&VaultToken>, body: Option<&str>) -> Result<Value, VaultError> {
+        let started = Instant::now();
+        let mut backoff = self.retry.initial_backoff;
+        let mut attempt: u32 = 0;
+        loop {
+            let address = &self.addresses[attempt as usize % self.addresses.len()];
+            attempt += 1;
+            let outcome = self.attempt(&method, address, path, token, body).await;
+            let last = match outcome {
+                Attempt::Done(result) => return result,
+                Attempt::Retry(reason) => reason,
+            };
+            tracing::debug!(address = %address, path, attempt, error = %last, "Vault request failed, retrying");
+            let jitter = backoff.mul_f64(rand::random::<f64>() * 0.5);
+            let wait = backoff + jitter;
+            if attempt >= self.retry.max_attempts || started.elapsed() + wait > self.retry.deadline {
+                return Err(VaultError::Unreachable {
+                    address: address.clone(),
+                    attempts: attempt,
+                    elapsed_ms: started.elapsed().as_millis(),
+                    last,
+                });
+            }
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(self.retry.max_backoff);
+        }
+    }
+
+    async fn attempt(&self, method: &Method, address: &str, path: &str, token: Option<&VaultToken>, body: Option<&str>) -> Attempt {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{address}/v1/{path}"))
+            .header("X-Vault-Request", "true");
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token.expose());
+        }
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        if let Some(body) = body {
+            request = request.header("Content-Type", "application/json").body(body.to_owned());
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let reason = crate::http_error_chain(&e);
+                if is_tls_failure(&reason) {
+                    return Attempt::Done(Err(VaultError::Unreachable {
+                        address: address.to_owned(),
+                        attempts: 1,
+                        elapsed_ms: 0,
+                        last: format!("TLS failure (is ca_cert the CA that signed this Vault's certificate?): {reason}"),
+                    }));
+                }
+                return Attempt::Retry(reason);
+            }
+        };
+        let status = response.status();
+        let bytes = match response.bytes().await {
+            Ok(bytes) if bytes.len() <= MAX_RESPONSE_BYTES => bytes,
+            Ok(bytes) => {
+                return Attempt::Done(Err(VaultError::Protocol {
+                    address: address.to_owned(),
+                    path: path.to_owned(),
+                    reason: format!("response of {} bytes is over the limit", bytes.len()),
+                }))
+            }
+            Err(e) => return Attempt::Retry(crate::http_error_chain(&e)),
+        };
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Attempt::Done(Ok(Value::Null));
+            }
+            return Attempt::Done(serde_json::from_slice(&bytes).map_err(|e| VaultError::Protocol {
+                address: address.to_owned(),
+                path: path.to_owned(),
+                reason: format!("the body is not JSON: {e}"),
+            }));
+        }
+        let errors = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(body) => body
+                .get("errors")
+                .and_then(Value::as_array)
+                .map(|errors| errors.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            Err(_) => vec![String::from_utf8_lossy(&bytes).trim().chars().take(500).collect()],
+        };
+        let code = status.as_u16();
+        if code == 307 || code == 429 || status.is_server_error() {
+            let location = if code == 307 { " (standby node redirecting to the active one)" } else { "" };
+            return Attempt::Retry(format!("HTTP {code}{location}: {}", errors.join("; ")));
+        }
+        let hint = errors.iter().find_map(|e| hint_for(e));
+        Attempt::Done(Err(VaultError::Denied {
+            address: address.to_owned(),
+            method: if *method == Method::GET { "GET" } else { "POST" },
+            path: path.to_owned(),
+            status: code,
+            errors,
+            hint,
+        }))
+    }
+}
+
+enum Attempt {
+    Done(Result<Value, VaultError>),
+    Retry(String),
+}
