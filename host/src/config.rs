@@ -114,6 +114,34 @@ mod humantime_opt {
     }
 }
 
+/// How the exchange as a whole behaves.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExchangeConfig {
+    /// Each collaborator's whole exchange must finish within this, e.g. "30s".
+    #[serde(default, with = "humantime_opt")]
+    pub deadline: Option<Duration>,
+    /// Deliver what succeeded even when some collaborator failed. Off by default: all or nothing.
+    #[serde(default)]
+    pub partial: bool,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        ExchangeConfig {
+            deadline: None,
+            partial: false,
+        }
+    }
+}
+
+impl ExchangeConfig {
+    pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline.unwrap_or(Self::DEFAULT_DEADLINE)
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PluginsConfig {
     /// Where compiled plugins are cached between runs (a directory only attestgate writes).
@@ -137,9 +165,22 @@ pub struct VaultConfig {
     pub role: Option<String>,
     /// Sent as X-Vault-Namespace.
     pub namespace: Option<String>,
+    /// Keep the Vault token instead of revoking it once the secrets are read (the seed's
+    /// VAULT_TOKEN use case). Implied by token_file and token_env.
+    #[serde(default)]
+    pub keep_token: bool,
+    /// Write the Vault token to this file (mode 0600).
+    pub token_file: Option<PathBuf>,
+    /// Hand the Vault token to `attestgate exec` in this environment variable.
+    pub token_env: Option<String>,
 }
 
 impl VaultConfig {
+    /// Whether the token outlives the exchange.
+    pub fn keeps_token(&self) -> bool {
+        self.keep_token || self.token_file.is_some() || self.token_env.is_some()
+    }
+
     /// Every address, `address` first.
     pub fn all_addresses(&self) -> Vec<String> {
         self.address
@@ -184,6 +225,8 @@ struct RawConfig {
     attestation: AttestationConfig,
     #[serde(default)]
     plugins: PluginsConfig,
+    #[serde(default)]
+    exchange: ExchangeConfig,
     #[serde(default, rename = "collaborator")]
     collaborators: Vec<CollaboratorConfig>,
 }
@@ -194,6 +237,7 @@ pub struct Config {
     pub path: PathBuf,
     pub attestation: AttestationConfig,
     pub plugins: PluginsConfig,
+    pub exchange: ExchangeConfig,
     pub collaborators: Vec<CollaboratorConfig>,
     /// Each collaborator's plugin configuration as JSON, in collaborator order.
     plugin_configs: Vec<serde_json::Value>,
@@ -231,6 +275,10 @@ impl std::fmt::Display for ConfigError {
         }
         Ok(())
     }
+}
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !name.as_bytes()[0].is_ascii_digit()
 }
 
 fn resolve(base: &Path, path: &mut PathBuf) {
@@ -292,6 +340,7 @@ impl Config {
             path: path.to_owned(),
             attestation: raw.attestation,
             plugins: raw.plugins,
+            exchange: raw.exchange,
             collaborators: raw.collaborators,
             plugin_configs: Vec::new(),
         };
@@ -472,6 +521,11 @@ impl Config {
                     at("secret"),
                     "secrets need a [collaborator.vault] to read them from".into(),
                 );
+            }
+            if let Some(env) = collaborator.vault.as_ref().and_then(|v| v.token_env.as_ref()) {
+                if !valid_env_name(env) {
+                    problem(at("vault.token_env"), format!("\"{env}\" is not a valid environment variable name"));
+                }
             }
             for (n, secret) in collaborator.secrets.iter().enumerate() {
                 if secret.path.trim().is_empty() {

@@ -7,6 +7,7 @@
 pub mod attestation;
 pub mod config;
 pub mod dev;
+pub mod exchange;
 pub mod fsutil;
 pub mod plugin;
 pub mod vault;

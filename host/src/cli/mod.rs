@@ -1,4 +1,5 @@
 mod dev;
+mod exchange;
 mod plugin;
 mod render;
 mod token;
@@ -49,6 +50,11 @@ enum Command {
     Token(token::TokenCommand),
     /// Verify a token: RS256 signature against the issuer's keys, iss, aud, exp, nbf and iat.
     Verify(verify::VerifyArgs),
+    /// For every collaborator: a token for its audience, verified, judged by its plugin, exchanged
+    /// at its Vault for the secrets it releases; then write the configured secret files.
+    Exchange(exchange::ExchangeArgs),
+    /// Run the exchange, then replace this process with CMD, the secrets in its environment.
+    Exec(exchange::ExecArgs),
     /// Write and check policy plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -81,6 +87,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Verify(args) => verify::run(args).await,
         Command::Dev(command) => dev::run(command).await,
         Command::Plugin(command) => plugin::run(command).await,
+        Command::Exchange(args) => exchange::exchange(args).await,
+        Command::Exec(args) => exchange::exec(args).await,
     }
 }
 

@@ -1,0 +1,154 @@
+//! Handing released secrets to the workload: files written atomically, JSON, or environment
+//! variables for `attestgate exec`.
+
+use super::Report;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("collaborator \"{collaborator}\": cannot write {path}: {reason}; no secret file was left behind")]
+    Write {
+        collaborator: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("{path} is the destination of more than one secret")]
+    Duplicate { path: PathBuf },
+}
+
+struct Pending {
+    collaborator: String,
+    path: PathBuf,
+    temp: PathBuf,
+}
+
+fn files(report: &Report) -> Vec<(String, PathBuf, Zeroizing<String>)> {
+    let mut files = Vec::new();
+    for (name, released) in report.released() {
+        for secret in &released.secrets {
+            if let Some(path) = &secret.secret.file {
+                files.push((name.to_owned(), path.clone(), secret.value.to_text()));
+            }
+        }
+        if let Some(kept) = &released.vault_token {
+            if let Some(path) = &kept.file {
+                files.push((name.to_owned(), path.clone(), Zeroizing::new(kept.token.expose().to_owned())));
+            }
+        }
+    }
+    files
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+fn write_temp(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_private_dir(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("secret");
+    let temp = dir.join(format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)?;
+    let written = file.write_all(contents).and_then(|_| file.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    Ok(temp)
+}
+
+/// Writes every secret file (mode 0600; a missing parent directory is created 0700): all are
+/// staged as temporary files first and renamed into place only when every one was written, so a
+/// failure leaves no secret file behind. Returns the paths written.
+pub fn deliver_files(report: &Report) -> Result<Vec<PathBuf>, DeliveryError> {
+    let files = files(report);
+    let mut seen = HashSet::new();
+    for (_, path, _) in &files {
+        if !seen.insert(path.clone()) {
+            return Err(DeliveryError::Duplicate { path: path.clone() });
+        }
+    }
+    let mut pending: Vec<Pending> = Vec::new();
+    let cleanup = |pending: &[Pending], renamed: usize| {
+        for (index, p) in pending.iter().enumerate() {
+            let _ = std::fs::remove_file(if index < renamed { &p.path } else { &p.temp });
+        }
+    };
+    for (collaborator, path, contents) in &files {
+        match write_temp(path, contents.as_bytes()) {
+            Ok(temp) => pending.push(Pending {
+                collaborator: collaborator.clone(),
+                path: path.clone(),
+                temp,
+            }),
+            Err(e) => {
+                cleanup(&pending, 0);
+                return Err(DeliveryError::Write {
+                    collaborator: collaborator.clone(),
+                    path: path.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    for (index, p) in pending.iter().enumerate() {
+        if let Err(e) = std::fs::rename(&p.temp, &p.path) {
+            cleanup(&pending, index);
+            return Err(DeliveryError::Write {
+                collaborator: p.collaborator.clone(),
+                path: p.path.clone(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    Ok(pending.into_iter().map(|p| p.path).collect())
+}
+
+/// `{collaborator: {path: data}}`; a secret with a `field` is keyed `path#field`.
+pub fn json_output(report: &Report) -> Value {
+    let mut out = Map::new();
+    for (name, released) in report.released() {
+        let mut secrets = Map::new();
+        for secret in &released.secrets {
+            let key = match &secret.secret.field {
+                Some(field) => format!("{}#{field}", secret.secret.path),
+                None => secret.secret.path.clone(),
+            };
+            secrets.insert(key, secret.value.value().clone());
+        }
+        out.insert(name.to_owned(), Value::Object(secrets));
+    }
+    Value::Object(out)
+}
+
+/// The environment variables for `attestgate exec`: each secret with `env`, and kept Vault
+/// tokens with `token_env`.
+pub fn environment(report: &Report) -> Vec<(String, Zeroizing<String>)> {
+    let mut env = Vec::new();
+    for (_, released) in report.released() {
+        for secret in &released.secrets {
+            if let Some(var) = &secret.secret.env {
+                env.push((var.clone(), secret.value.to_text()));
+            }
+        }
+        if let Some(kept) = &released.vault_token {
+            if let Some(var) = &kept.env {
+                env.push((var.clone(), Zeroizing::new(kept.token.expose().to_owned())));
+            }
+        }
+    }
+    env
+}

@@ -1,0 +1,430 @@
+//! The main job: for every collaborator, concurrently, get a token minted for its audience, verify
+//! it, let its plugin judge the claims, log in to its Vault and read the secrets it releases.
+//!
+//! The token leaves the TEE only after the plugin allowed it, and only to that collaborator's
+//! Vault. Every failure names the collaborator, the step and the cause.
+
+mod deliver;
+
+pub use deliver::{deliver_files, environment, json_output, DeliveryError};
+
+use crate::attestation::jwks::KeyCacheOptions;
+use crate::attestation::pki::PkiRoot;
+use crate::attestation::source::{read_token_file, TokenRequest, DEFAULT_TOKEN_AUDIENCE};
+use crate::attestation::verify::unix_now;
+use crate::attestation::{JwksCache, Jwt, LauncherClient, Verifier, VerifyPolicy};
+use crate::config::{CollaboratorConfig, Config, SecretConfig, TokenSourceKind};
+use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Reason};
+use crate::vault::{RetryPolicy, VaultClient, VaultToken};
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zeroize::Zeroize;
+
+/// The steps of one collaborator's exchange, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    SelectAudience,
+    GetToken,
+    VerifyToken,
+    Policy,
+    VaultLogin,
+    ReadSecret,
+    Revoke,
+    Deadline,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::SelectAudience => "select audience",
+            Step::GetToken => "get token",
+            Step::VerifyToken => "verify token",
+            Step::Policy => "policy",
+            Step::VaultLogin => "vault login",
+            Step::ReadSecret => "read secret",
+            Step::Revoke => "revoke token",
+            Step::Deadline => "deadline",
+        })
+    }
+}
+
+/// One collaborator's failure: who, at which step, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{collaborator}: {step}: {message}")]
+pub struct StepError {
+    pub collaborator: String,
+    pub step: Step,
+    pub message: String,
+    /// The plugin's reasons, when the policy denied.
+    pub reasons: Vec<Reason>,
+}
+
+/// Anything that stops the exchange before it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("collaborator \"{collaborator}\": {message}")]
+    Collaborator { collaborator: String, message: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A secret value read from Vault. Its strings are wiped on drop; it is never printed.
+pub struct SecretValue(Value);
+
+impl SecretValue {
+    pub fn value(&self) -> &Value {
+        &self.0
+    }
+
+    /// The text to deliver: a string as is, anything else as JSON.
+    pub fn to_text(&self) -> zeroize::Zeroizing<String> {
+        zeroize::Zeroizing::new(match &self.0 {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+}
+
+fn wipe(value: &mut Value) {
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe),
+        Value::Object(map) => map.values_mut().for_each(wipe),
+        _ => {}
+    }
+}
+
+impl Drop for SecretValue {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// A Vault token that outlives the exchange, and where it is delivered.
+#[derive(Debug)]
+pub struct KeptToken {
+    pub token: VaultToken,
+    pub file: Option<std::path::PathBuf>,
+    pub env: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ReleasedSecret {
+    pub secret: SecretConfig,
+    pub value: SecretValue,
+}
+
+/// What one collaborator released.
+#[derive(Debug)]
+pub struct Released {
+    pub audience: String,
+    pub role: String,
+    pub policies: Vec<String>,
+    pub secrets: Vec<ReleasedSecret>,
+    /// Present when the configuration keeps the token (keep_token, token_file, token_env).
+    pub vault_token: Option<KeptToken>,
+    pub duration: Duration,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub collaborator: String,
+    pub result: Result<Released, StepError>,
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Report {
+    pub fn failures(&self) -> impl Iterator<Item = &StepError> {
+        self.outcomes.iter().filter_map(|o| o.result.as_ref().err())
+    }
+
+    pub fn all_succeeded(&self) -> bool {
+        self.failures().next().is_none()
+    }
+
+    pub fn released(&self) -> impl Iterator<Item = (&str, &Released)> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok().map(|r| (o.collaborator.as_str(), r)))
+    }
+}
+
+struct Collaborator {
+    config: CollaboratorConfig,
+    policy: Arc<CollaboratorPolicy>,
+    vault: Option<VaultClient>,
+}
+
+/// A prepared exchange: plugins loaded and configurations validated, Vault clients built.
+pub struct Exchange {
+    collaborators: Vec<Collaborator>,
+    verifier: Verifier,
+    source: TokenSourceKind,
+    launcher: LauncherClient,
+    token_file: std::path::PathBuf,
+    deadline: Duration,
+    _engine: PluginEngine,
+}
+
+impl Exchange {
+    /// Loads every plugin (in parallel) and builds the verifier and Vault clients. Any problem
+    /// refuses to start, naming the collaborator.
+    pub fn prepare(config: &Config) -> Result<Exchange, PrepareError> {
+        let attestation = &config.attestation;
+        if attestation.source == TokenSourceKind::File {
+            tracing::warn!(
+                "attestation.source = \"file\": every collaborator receives the default token, whose audience is Google's STS; \
+                 any of them could replay it to another collaborator's Vault or to STS. Prefer source = \"launcher\"."
+            );
+        }
+        let mut policy = VerifyPolicy::new(attestation.issuer.clone());
+        policy.leeway = attestation.leeway();
+        if let Some(path) = &attestation.pki_root {
+            let bytes = std::fs::read(path).map_err(|e| PrepareError::Setup(format!("cannot read pki_root {}: {e}", path.display())))?;
+            policy.pki_root = Some(PkiRoot::from_pem_or_der(&bytes).map_err(|e| PrepareError::Setup(e.to_string()))?);
+        }
+        let keys = JwksCache::new(
+            attestation.key_source(),
+            KeyCacheOptions {
+                expected_issuer: Some(attestation.issuer.clone()),
+                ..KeyCacheOptions::default()
+            },
+        )
+        .map_err(|e| PrepareError::Setup(e.to_string()))?;
+        let engine = PluginEngine::new(EngineOptions {
+            cache_dir: config.plugins.cache_dir.clone(),
+            max_concurrent_instances: (config.collaborators.len() as u32 * 2).max(4),
+            ..EngineOptions::default()
+        })
+        .map_err(|e| PrepareError::Setup(e.to_string()))?;
+        let specs = config.plugin_specs();
+        let mut collaborators = Vec::new();
+        for ((collaborator, spec), loaded) in config.collaborators.iter().zip(&specs).zip(engine.load_all(&specs)) {
+            let fail = |message: String| PrepareError::Collaborator {
+                collaborator: collaborator.name.clone(),
+                message,
+            };
+            let policy = loaded.map_err(|e| fail(e.to_string()))?;
+            let vault = match &collaborator.vault {
+                Some(vault) => Some(VaultClient::new(vault, RetryPolicy::default()).map_err(|e| fail(e.to_string()))?),
+                None => None,
+            };
+            debug_assert_eq!(spec.collaborator, collaborator.name);
+            collaborators.push(Collaborator {
+                config: collaborator.clone(),
+                policy: Arc::new(policy),
+                vault,
+            });
+        }
+        Ok(Exchange {
+            collaborators,
+            verifier: Verifier::new(keys, policy),
+            source: attestation.source,
+            launcher: LauncherClient::new(&attestation.launcher_socket),
+            token_file: attestation.token_file.clone(),
+            deadline: config.exchange.deadline(),
+            _engine: engine,
+        })
+    }
+
+    /// Runs every collaborator concurrently, each under its own deadline, and reports them all.
+    pub async fn run(&self) -> Report {
+        let runs = self.collaborators.iter().map(|collaborator| async move {
+            let name = collaborator.config.name.clone();
+            let result = match tokio::time::timeout(self.deadline, self.run_one(collaborator)).await {
+                Ok(result) => result,
+                Err(_) => Err(StepError {
+                    collaborator: name.clone(),
+                    step: Step::Deadline,
+                    message: format!("did not finish within {} s", self.deadline.as_secs_f64()),
+                    reasons: Vec::new(),
+                }),
+            };
+            match &result {
+                Ok(released) => tracing::info!(
+                    collaborator = %name,
+                    secrets = released.secrets.len(),
+                    duration_ms = released.duration.as_millis() as u64,
+                    "collaborator released its secrets"
+                ),
+                Err(error) => tracing::warn!(collaborator = %name, step = %error.step, "exchange failed: {}", error.message),
+            }
+            Outcome { collaborator: name, result }
+        });
+        Report {
+            outcomes: futures::future::join_all(runs).await,
+        }
+    }
+
+    async fn run_one(&self, collaborator: &Collaborator) -> Result<Released, StepError> {
+        let started = Instant::now();
+        let name = &collaborator.config.name;
+        let fail = |step: Step, message: String| StepError {
+            collaborator: name.clone(),
+            step,
+            message,
+            reasons: Vec::new(),
+        };
+        let policy = collaborator.policy.clone();
+        let request: TokenRequest = tokio::task::spawn_blocking(move || policy.select_audience())
+            .await
+            .map_err(|e| fail(Step::SelectAudience, e.to_string()))?
+            .map_err(|e| fail(Step::SelectAudience, e.to_string()))?;
+
+        let (jwt, audience): (Jwt, String) = match self.source {
+            TokenSourceKind::Launcher => (
+                self.launcher.custom_token(&request).await.map_err(|e| fail(Step::GetToken, e.to_string()))?,
+                request.audience.clone(),
+            ),
+            TokenSourceKind::File => (
+                read_token_file(&self.token_file).await.map_err(|e| fail(Step::GetToken, e.to_string()))?,
+                DEFAULT_TOKEN_AUDIENCE.to_owned(),
+            ),
+        };
+        let at = unix_now();
+        let verified = self
+            .verifier
+            .verify_at(jwt.expose(), &audience, at)
+            .await
+            .map_err(|e| fail(Step::VerifyToken, format!("{} check failed: {e}", e.check())))?;
+
+        let policy = collaborator.policy.clone();
+        let payload = verified.payload_json.clone();
+        let decision = tokio::task::spawn_blocking(move || policy.evaluate(&payload, at))
+            .await
+            .map_err(|e| fail(Step::Policy, e.to_string()))?
+            .map_err(|e| fail(Step::Policy, format!("{e}; denying")))?;
+        let verdict = decision.verdict;
+        if !verdict.allow {
+            let failed: Vec<String> = verdict
+                .failed_reasons()
+                .map(|r| if r.claim.is_empty() { r.message.clone() } else { format!("{}: {}", r.claim, r.message) })
+                .collect();
+            return Err(StepError {
+                collaborator: name.clone(),
+                step: Step::Policy,
+                message: format!("the plugin denied; the token was not sent to Vault. Failed rules: {}", failed.join("; ")),
+                reasons: verdict.reasons,
+            });
+        }
+
+        let (Some(vault), Some(vault_config)) = (&collaborator.vault, &collaborator.config.vault) else {
+            return Ok(Released {
+                audience,
+                role: String::new(),
+                policies: Vec::new(),
+                secrets: Vec::new(),
+                vault_token: None,
+                duration: started.elapsed(),
+            });
+        };
+        let role = verdict
+            .login
+            .get("role")
+            .or(vault_config.role.as_ref())
+            .cloned()
+            .ok_or_else(|| fail(Step::VaultLogin, "no Vault role: set `role` in [collaborator.vault], or have the plugin return a login role".into()))?;
+        let login = vault
+            .login_jwt(&vault_config.auth_mount, &role, &jwt)
+            .await
+            .map_err(|e| fail(Step::VaultLogin, format!("role \"{role}\": {e}")))?;
+        drop(jwt);
+
+        let mut secrets = Vec::new();
+        let mut read_error = None;
+        for secret in &collaborator.config.secrets {
+            match vault.read(&login.token, &secret.path).await {
+                Ok(response) => match extract(response, secret) {
+                    Ok(value) => secrets.push(ReleasedSecret {
+                        secret: secret.clone(),
+                        value,
+                    }),
+                    Err(message) => {
+                        read_error = Some(fail(Step::ReadSecret, message));
+                        break;
+                    }
+                },
+                Err(e) => {
+                    read_error = Some(fail(Step::ReadSecret, format!("{}: {e}", secret.path)));
+                    break;
+                }
+            }
+        }
+        let keep = vault_config.keeps_token() && read_error.is_none();
+        if !keep {
+            if let Err(e) = vault.revoke_self(&login.token).await {
+                // Not fatal: the token still expires with its TTL. Worth a warning, though.
+                tracing::warn!(collaborator = %name, step = %Step::Revoke, "could not revoke the Vault token: {e}");
+            }
+        }
+        if let Some(error) = read_error {
+            return Err(error);
+        }
+        Ok(Released {
+            audience,
+            role,
+            policies: login.policies.clone(),
+            secrets,
+            vault_token: keep.then(|| KeptToken {
+                token: login.token.clone(),
+                file: vault_config.token_file.clone(),
+                env: vault_config.token_env.clone(),
+            }),
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Revokes the tokens a failed all-or-nothing exchange would otherwise leave behind.
+    pub async fn revoke_kept(&self, report: &Report) {
+        for (name, released) in report.released() {
+            let (Some(token), Some(collaborator)) = (&released.vault_token, self.collaborators.iter().find(|c| c.config.name == name)) else {
+                continue;
+            };
+            if let Some(vault) = &collaborator.vault {
+                if let Err(e) = vault.revoke_self(&token.token).await {
+                    tracing::warn!(collaborator = %name, "could not revoke a kept Vault token: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Takes the secret out of a read response: KV v2's `data.data` is unwrapped, and `field` picks
+/// one value. Error messages name fields, never values.
+fn extract(mut response: Value, secret: &SecretConfig) -> Result<SecretValue, String> {
+    let mut data = response.get_mut("data").map(Value::take).unwrap_or(Value::Null);
+    let is_kv2 = data.get("data").is_some_and(Value::is_object) && data.get("metadata").is_some();
+    if is_kv2 {
+        data = data.get_mut("data").map(Value::take).unwrap_or(Value::Null);
+    }
+    wipe(&mut response);
+    let data = SecretValue(data);
+    if data.0.is_null() {
+        return Err(format!("{}: Vault returned no data (is the path right? KV v2 reads go through <mount>/data/<name>)", secret.path));
+    }
+    match &secret.field {
+        None => Ok(data),
+        Some(field) => {
+            let mut data = data;
+            match data.0.get_mut(field).map(Value::take) {
+                Some(value) => Ok(SecretValue(value)),
+                None => {
+                    let keys: Vec<&String> = data.0.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+                    Err(format!("{}: no field \"{field}\" (fields: {keys:?})", secret.path))
+                }
+            }
+        }
+    }
+}
