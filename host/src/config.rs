@@ -278,7 +278,9 @@ impl std::fmt::Display for ConfigError {
 }
 
 fn valid_env_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !name.as_bytes()[0].is_ascii_digit()
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
 }
 
 fn resolve(base: &Path, path: &mut PathBuf) {
@@ -522,9 +524,16 @@ impl Config {
                     "secrets need a [collaborator.vault] to read them from".into(),
                 );
             }
-            if let Some(env) = collaborator.vault.as_ref().and_then(|v| v.token_env.as_ref()) {
+            if let Some(env) = collaborator
+                .vault
+                .as_ref()
+                .and_then(|v| v.token_env.as_ref())
+            {
                 if !valid_env_name(env) {
-                    problem(at("vault.token_env"), format!("\"{env}\" is not a valid environment variable name"));
+                    problem(
+                        at("vault.token_env"),
+                        format!("\"{env}\" is not a valid environment variable name"),
+                    );
                 }
             }
             for (n, secret) in collaborator.secrets.iter().enumerate() {

@@ -125,6 +125,17 @@ pub fn bao_binary() -> PathBuf {
     bao
 }
 
+/// How to start an OpenBao dev server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenBaoOptions {
+    /// Serve TLS with a dev CA (`-dev-tls`); the CA is at `ca_cert()`.
+    pub tls: bool,
+    /// Keep a raw audit log (every request, login JWTs unhashed) at `audit_log()`.
+    pub audit: bool,
+    /// Listen on this port instead of a free one.
+    pub port: Option<u16>,
+}
+
 /// A real OpenBao dev server on a free loopback port, killed on drop.
 pub struct OpenBao {
     pub addr: String,
@@ -132,35 +143,81 @@ pub struct OpenBao {
     child: Child,
     pub dir: tempfile::TempDir,
     http: reqwest::Client,
+    tls: bool,
 }
 
 impl OpenBao {
     pub async fn start() -> Self {
+        Self::start_with(OpenBaoOptions::default()).await
+    }
+
+    pub async fn start_with(options: OpenBaoOptions) -> Self {
         let bao = bao_binary();
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port_pair();
-        let addr = format!("http://127.0.0.1:{port}");
+        let port = options.port.unwrap_or_else(free_port_pair);
+        let scheme = if options.tls { "https" } else { "http" };
+        let addr = format!("{scheme}://127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(bao)
+        let mut command = Command::new(bao);
+        command
             .args([
                 "server",
                 "-dev",
                 "-dev-root-token-id=root",
                 "-dev-no-store-token",
             ])
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"));
+        if options.tls {
+            command
+                .arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", dir.path().display()));
+        }
+        if options.audit {
+            let audit = dir.path().join("audit.hcl");
+            std::fs::write(
+                &audit,
+                format!(
+                    "audit \"file\" \"raw\" {{\n  options {{\n    file_path = \"{}\"\n    log_raw = \"true\"\n  }}\n}}\n",
+                    dir.path().join("audit.log").display()
+                ),
+            )
+            .unwrap();
+            command.arg(format!("-config={}", audit.display()));
+        }
+        let child = command
             .env("HOME", dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("bao starts");
+        let ca = dir.path().join("vault-ca.pem");
+        // With -dev-tls the CA file appears once the server has generated it.
+        if options.tls {
+            wait_for("the OpenBao dev CA", Duration::from_secs(30), || {
+                let ca = ca.clone();
+                async move {
+                    std::fs::read(&ca)
+                        .ok()
+                        .filter(|b| !b.is_empty())
+                        .map(|_| ())
+                }
+            })
+            .await;
+        }
+        let mut builder = reqwest::Client::builder();
+        if options.tls {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&std::fs::read(&ca).unwrap()).unwrap();
+            builder = builder.tls_certs_only(certs);
+        }
         let server = OpenBao {
             addr,
             root_token: "root".into(),
             child,
             dir,
-            http: reqwest::Client::new(),
+            http: builder.build().unwrap(),
+            tls: options.tls,
         };
         let health = format!("{}/v1/sys/health", server.addr);
         let http = server.http.clone();
@@ -175,6 +232,34 @@ impl OpenBao {
         })
         .await;
         server
+    }
+
+    /// The dev CA that signed the server's certificate (TLS servers only).
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.dir.path().join("vault-ca.pem"))
+    }
+
+    /// Every audit log entry so far.
+    pub fn audit_log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// The JWTs of every login request the audit log recorded.
+    pub fn logged_login_jwts(&self) -> Vec<String> {
+        self.audit_log()
+            .iter()
+            .filter(|e| {
+                e["type"] == "request"
+                    && e["request"]["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with("/login"))
+            })
+            .filter_map(|e| e["request"]["data"]["jwt"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// A root-token API call; returns the status and the JSON body (or `null`).
@@ -201,17 +286,56 @@ impl OpenBao {
         self.api(reqwest::Method::POST, path, Some(body)).await
     }
 
+    async fn must_write(&self, path: &str, body: Value) {
+        let (status, response) = self.write(path, body).await;
+        assert!(status < 300, "writing {path}: {status} {response}");
+    }
+
     /// Enables JWT auth at `jwt/` trusting `jwks_url` for `issuer`.
     pub async fn enable_jwt_auth(&self, jwks_url: &str, issuer: &str) {
-        let (status, body) = self.write("sys/auth/jwt", json!({"type": "jwt"})).await;
-        assert!(status < 300, "enabling jwt auth: {status} {body}");
-        let (status, body) = self
-            .write(
-                "auth/jwt/config",
-                json!({"jwks_url": jwks_url, "bound_issuer": issuer}),
-            )
+        self.must_write("sys/auth/jwt", json!({"type": "jwt"}))
             .await;
-        assert!(status < 300, "configuring jwt auth: {status} {body}");
+        self.must_write(
+            "auth/jwt/config",
+            json!({"jwks_url": jwks_url, "bound_issuer": issuer}),
+        )
+        .await;
+    }
+
+    /// A collaborator's whole Vault side: JWT auth trusting the launcher, `role`, a KV v2 mount at
+    /// `kv/` with `secrets` (name -> data), and a policy `NAME-secrets` that reads only them.
+    pub async fn setup_collaborator(
+        &self,
+        jwks_url: &str,
+        role_name: &str,
+        mut role: Value,
+        secrets: &[(&str, Value)],
+    ) {
+        self.enable_jwt_auth(jwks_url, attestgate::attestation::GOOGLE_ISSUER)
+            .await;
+        self.must_write(
+            "sys/mounts/kv",
+            json!({"type": "kv", "options": {"version": "2"}}),
+        )
+        .await;
+        let mut policy = String::new();
+        for (name, data) in secrets {
+            self.must_write(&format!("kv/data/{name}"), json!({"data": data}))
+                .await;
+            policy.push_str(&format!(
+                "path \"kv/data/{name}\" {{ capabilities = [\"read\"] }}\n"
+            ));
+        }
+        let policy_name = format!("{role_name}-secrets");
+        self.must_write(
+            &format!("sys/policies/acl/{policy_name}"),
+            json!({"policy": policy}),
+        )
+        .await;
+        role["token_policies"] = json!([policy_name]);
+        role.as_object_mut().unwrap().remove("policies");
+        self.must_write(&format!("auth/jwt/role/{role_name}"), role)
+            .await;
     }
 
     /// Logs in at `auth/jwt/login`; returns the status and body without a token header.

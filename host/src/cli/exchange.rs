@@ -35,7 +35,8 @@ async fn run_exchange(config_path: &PathBuf) -> anyhow::Result<(Config, Exchange
     let config = Config::load(config_path)?;
     let prepare_config = config.clone();
     // Compiling plugins is CPU work; keep it off the async workers.
-    let exchange = tokio::task::spawn_blocking(move || Exchange::prepare(&prepare_config)).await??;
+    let exchange =
+        tokio::task::spawn_blocking(move || Exchange::prepare(&prepare_config)).await??;
     let report = exchange.run().await;
     print_report(&report);
     Ok((config, exchange, report))
@@ -45,7 +46,11 @@ fn print_report(report: &Report) {
     for outcome in &report.outcomes {
         match &outcome.result {
             Ok(released) => {
-                let kept = if released.vault_token.is_some() { ", Vault token kept" } else { "" };
+                let kept = if released.vault_token.is_some() {
+                    ", Vault token kept"
+                } else {
+                    ""
+                };
                 eprintln!(
                     "{:<16} released {} secret(s) via role \"{}\" (audience {}, {} ms{kept})",
                     outcome.collaborator,
@@ -56,7 +61,10 @@ fn print_report(report: &Report) {
                 );
             }
             Err(error) => {
-                eprintln!("{:<16} FAILED at {}: {}", outcome.collaborator, error.step, error.message);
+                eprintln!(
+                    "{:<16} FAILED at {}: {}",
+                    outcome.collaborator, error.step, error.message
+                );
             }
         }
     }
@@ -88,7 +96,11 @@ pub async fn exchange(args: ExchangeArgs) -> anyhow::Result<Exit> {
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&json_output(&report))?);
     }
-    Ok(if report.all_succeeded() { Exit::Ok } else { Exit::Rejected })
+    Ok(if report.all_succeeded() {
+        Exit::Ok
+    } else {
+        Exit::Rejected
+    })
 }
 
 pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {

@@ -36,7 +36,11 @@ fn files(report: &Report) -> Vec<(String, PathBuf, Zeroizing<String>)> {
         }
         if let Some(kept) = &released.vault_token {
             if let Some(path) = &kept.file {
-                files.push((name.to_owned(), path.clone(), Zeroizing::new(kept.token.expose().to_owned())));
+                files.push((
+                    name.to_owned(),
+                    path.clone(),
+                    Zeroizing::new(kept.token.expose().to_owned()),
+                ));
             }
         }
     }
@@ -47,7 +51,10 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 fn write_temp(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
@@ -55,8 +62,15 @@ fn write_temp(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     create_private_dir(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("secret");
-    let temp = dir.join(format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>()));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("secret");
+    let temp = dir.join(format!(
+        ".{name}.{}.{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -65,7 +65,10 @@ pub struct StepError {
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error("collaborator \"{collaborator}\": {message}")]
-    Collaborator { collaborator: String, message: String },
+    Collaborator {
+        collaborator: String,
+        message: String,
+    },
     #[error("{0}")]
     Setup(String),
 }
@@ -192,8 +195,12 @@ impl Exchange {
         let mut policy = VerifyPolicy::new(attestation.issuer.clone());
         policy.leeway = attestation.leeway();
         if let Some(path) = &attestation.pki_root {
-            let bytes = std::fs::read(path).map_err(|e| PrepareError::Setup(format!("cannot read pki_root {}: {e}", path.display())))?;
-            policy.pki_root = Some(PkiRoot::from_pem_or_der(&bytes).map_err(|e| PrepareError::Setup(e.to_string()))?);
+            let bytes = std::fs::read(path).map_err(|e| {
+                PrepareError::Setup(format!("cannot read pki_root {}: {e}", path.display()))
+            })?;
+            policy.pki_root = Some(
+                PkiRoot::from_pem_or_der(&bytes).map_err(|e| PrepareError::Setup(e.to_string()))?,
+            );
         }
         let keys = JwksCache::new(
             attestation.key_source(),
@@ -211,14 +218,26 @@ impl Exchange {
         .map_err(|e| PrepareError::Setup(e.to_string()))?;
         let specs = config.plugin_specs();
         let mut collaborators = Vec::new();
-        for ((collaborator, spec), loaded) in config.collaborators.iter().zip(&specs).zip(engine.load_all(&specs)) {
+        for ((collaborator, spec), loaded) in config
+            .collaborators
+            .iter()
+            .zip(&specs)
+            .zip(engine.load_all(&specs))
+        {
             let fail = |message: String| PrepareError::Collaborator {
                 collaborator: collaborator.name.clone(),
                 message,
             };
             let policy = loaded.map_err(|e| fail(e.to_string()))?;
+            // Retries stop early enough to report Vault's own failure before the deadline hits.
+            let retry = RetryPolicy {
+                deadline: config.exchange.deadline().mul_f64(0.8),
+                ..RetryPolicy::default()
+            };
             let vault = match &collaborator.vault {
-                Some(vault) => Some(VaultClient::new(vault, RetryPolicy::default()).map_err(|e| fail(e.to_string()))?),
+                Some(vault) => {
+                    Some(VaultClient::new(vault, retry).map_err(|e| fail(e.to_string()))?)
+                }
                 None => None,
             };
             debug_assert_eq!(spec.collaborator, collaborator.name);
@@ -285,11 +304,16 @@ impl Exchange {
 
         let (jwt, audience): (Jwt, String) = match self.source {
             TokenSourceKind::Launcher => (
-                self.launcher.custom_token(&request).await.map_err(|e| fail(Step::GetToken, e.to_string()))?,
+                self.launcher
+                    .custom_token(&request)
+                    .await
+                    .map_err(|e| fail(Step::GetToken, e.to_string()))?,
                 request.audience.clone(),
             ),
             TokenSourceKind::File => (
-                read_token_file(&self.token_file).await.map_err(|e| fail(Step::GetToken, e.to_string()))?,
+                read_token_file(&self.token_file)
+                    .await
+                    .map_err(|e| fail(Step::GetToken, e.to_string()))?,
                 DEFAULT_TOKEN_AUDIENCE.to_owned(),
             ),
         };
@@ -298,7 +322,12 @@ impl Exchange {
             .verifier
             .verify_at(jwt.expose(), &audience, at)
             .await
-            .map_err(|e| fail(Step::VerifyToken, format!("{} check failed: {e}", e.check())))?;
+            .map_err(|e| {
+                fail(
+                    Step::VerifyToken,
+                    format!("{} check failed: {e}", e.check()),
+                )
+            })?;
 
         let policy = collaborator.policy.clone();
         let payload = verified.payload_json.clone();
@@ -310,17 +339,27 @@ impl Exchange {
         if !verdict.allow {
             let failed: Vec<String> = verdict
                 .failed_reasons()
-                .map(|r| if r.claim.is_empty() { r.message.clone() } else { format!("{}: {}", r.claim, r.message) })
+                .map(|r| {
+                    if r.claim.is_empty() {
+                        r.message.clone()
+                    } else {
+                        format!("{}: {}", r.claim, r.message)
+                    }
+                })
                 .collect();
             return Err(StepError {
                 collaborator: name.clone(),
                 step: Step::Policy,
-                message: format!("the plugin denied; the token was not sent to Vault. Failed rules: {}", failed.join("; ")),
+                message: format!(
+                    "the plugin denied; the token was not sent to Vault. Failed rules: {}",
+                    failed.join("; ")
+                ),
                 reasons: verdict.reasons,
             });
         }
 
-        let (Some(vault), Some(vault_config)) = (&collaborator.vault, &collaborator.config.vault) else {
+        let (Some(vault), Some(vault_config)) = (&collaborator.vault, &collaborator.config.vault)
+        else {
             return Ok(Released {
                 audience,
                 role: String::new(),
@@ -389,7 +428,10 @@ impl Exchange {
     /// Revokes the tokens a failed all-or-nothing exchange would otherwise leave behind.
     pub async fn revoke_kept(&self, report: &Report) {
         for (name, released) in report.released() {
-            let (Some(token), Some(collaborator)) = (&released.vault_token, self.collaborators.iter().find(|c| c.config.name == name)) else {
+            let (Some(token), Some(collaborator)) = (
+                &released.vault_token,
+                self.collaborators.iter().find(|c| c.config.name == name),
+            ) else {
                 continue;
             };
             if let Some(vault) = &collaborator.vault {
@@ -404,7 +446,10 @@ impl Exchange {
 /// Takes the secret out of a read response: KV v2's `data.data` is unwrapped, and `field` picks
 /// one value. Error messages name fields, never values.
 fn extract(mut response: Value, secret: &SecretConfig) -> Result<SecretValue, String> {
-    let mut data = response.get_mut("data").map(Value::take).unwrap_or(Value::Null);
+    let mut data = response
+        .get_mut("data")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
     let is_kv2 = data.get("data").is_some_and(Value::is_object) && data.get("metadata").is_some();
     if is_kv2 {
         data = data.get_mut("data").map(Value::take).unwrap_or(Value::Null);
@@ -421,8 +466,15 @@ fn extract(mut response: Value, secret: &SecretConfig) -> Result<SecretValue, St
             match data.0.get_mut(field).map(Value::take) {
                 Some(value) => Ok(SecretValue(value)),
                 None => {
-                    let keys: Vec<&String> = data.0.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-                    Err(format!("{}: no field \"{field}\" (fields: {keys:?})", secret.path))
+                    let keys: Vec<&String> = data
+                        .0
+                        .as_object()
+                        .map(|m| m.keys().collect())
+                        .unwrap_or_default();
+                    Err(format!(
+                        "{}: no field \"{field}\" (fields: {keys:?})",
+                        secret.path
+                    ))
                 }
             }
         }

@@ -72,7 +72,8 @@ pub struct VaultClient {
 }
 
 fn read_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>, VaultError> {
-    std::fs::read(path).map_err(|e| VaultError::Settings(format!("cannot read {what} {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| VaultError::Settings(format!("cannot read {what} {}: {e}", path.display())))
 }
 
 /// Whether a transport error is a TLS trust failure, which no retry will fix.
@@ -97,8 +98,13 @@ impl VaultClient {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30));
         if let Some(ca) = &config.ca_cert {
-            let certs = reqwest::Certificate::from_pem_bundle(&read_file(ca, "ca_cert")?)
-                .map_err(|e| VaultError::Settings(format!("ca_cert {} is not a PEM bundle: {e}", ca.display())))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&read_file(ca, "ca_cert")?).map_err(|e| {
+                    VaultError::Settings(format!(
+                        "ca_cert {} is not a PEM bundle: {e}",
+                        ca.display()
+                    ))
+                })?;
             // VAULT_CACERT semantics: trust this CA, not the system's.
             builder = builder.tls_certs_only(certs);
         }
@@ -106,14 +112,20 @@ impl VaultClient {
             let mut pem = read_file(cert, "client_cert")?;
             pem.push(b'\n');
             pem.extend(Zeroizing::new(read_file(key, "client_key")?).iter());
-            let identity = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| VaultError::Settings(format!("client_cert/client_key are not a usable PEM pair: {e}")))?;
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                VaultError::Settings(format!(
+                    "client_cert/client_key are not a usable PEM pair: {e}"
+                ))
+            })?;
             zeroize::Zeroize::zeroize(&mut pem);
             builder = builder.identity(identity);
         }
-        let http = builder
-            .build()
-            .map_err(|e| VaultError::Settings(format!("cannot build the HTTP client: {}", crate::http_error_chain(&e))))?;
+        let http = builder.build().map_err(|e| {
+            VaultError::Settings(format!(
+                "cannot build the HTTP client: {}",
+                crate::http_error_chain(&e)
+            ))
+        })?;
         Ok(VaultClient {
             http,
             addresses,
@@ -127,15 +139,23 @@ impl VaultClient {
     }
 
     /// `POST auth/<mount>/login` with the attestation token.
-    pub async fn login_jwt(&self, mount: &str, role: &str, jwt: &Jwt) -> Result<VaultLogin, VaultError> {
+    pub async fn login_jwt(
+        &self,
+        mount: &str,
+        role: &str,
+        jwt: &Jwt,
+    ) -> Result<VaultLogin, VaultError> {
         let path = format!("auth/{}/login", mount.trim_matches('/'));
         let body = Zeroizing::new(json!({"role": role, "jwt": jwt.expose()}).to_string());
         let response = self.call(Method::POST, &path, None, Some(&body)).await?;
-        let auth = response.get("auth").filter(|a| a.is_object()).ok_or_else(|| VaultError::Protocol {
-            address: self.addresses[0].clone(),
-            path: path.clone(),
-            reason: "the login response has no \"auth\" object".into(),
-        })?;
+        let auth = response
+            .get("auth")
+            .filter(|a| a.is_object())
+            .ok_or_else(|| VaultError::Protocol {
+                address: self.addresses[0].clone(),
+                path: path.clone(),
+                reason: "the login response has no \"auth\" object".into(),
+            })?;
         let token = auth
             .get("client_token")
             .and_then(Value::as_str)
@@ -147,19 +167,37 @@ impl VaultClient {
         let strings = |value: Option<&Value>| -> Vec<String> {
             value
                 .and_then(Value::as_array)
-                .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         Ok(VaultLogin {
             token: VaultToken::new(token),
-            accessor: auth.get("accessor").and_then(Value::as_str).map(str::to_owned),
+            accessor: auth
+                .get("accessor")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             policies: strings(auth.get("policies")),
-            lease_duration: auth.get("lease_duration").and_then(Value::as_u64).unwrap_or(0),
-            renewable: auth.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+            lease_duration: auth
+                .get("lease_duration")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            renewable: auth
+                .get("renewable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             metadata: auth
                 .get("metadata")
                 .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                        .collect()
+                })
                 .unwrap_or_default(),
             warnings: strings(response.get("warnings")),
         })
@@ -167,20 +205,30 @@ impl VaultClient {
 
     /// A logical read; returns Vault's whole response (the secret is under `data`).
     pub async fn read(&self, token: &VaultToken, path: &str) -> Result<Value, VaultError> {
-        self.call(Method::GET, path.trim_matches('/'), Some(token), None).await
+        self.call(Method::GET, path.trim_matches('/'), Some(token), None)
+            .await
     }
 
     /// `GET auth/token/lookup-self`.
     pub async fn lookup_self(&self, token: &VaultToken) -> Result<Value, VaultError> {
-        self.call(Method::GET, "auth/token/lookup-self", Some(token), None).await
+        self.call(Method::GET, "auth/token/lookup-self", Some(token), None)
+            .await
     }
 
     /// `POST auth/token/revoke-self`.
     pub async fn revoke_self(&self, token: &VaultToken) -> Result<(), VaultError> {
-        self.call(Method::POST, "auth/token/revoke-self", Some(token), None).await.map(|_| ())
+        self.call(Method::POST, "auth/token/revoke-self", Some(token), None)
+            .await
+            .map(|_| ())
     }
 
-    async fn call(&self, method: Method, path: &str, token: Option<&VaultToken>, body: Option<&str>) -> Result<Value, VaultError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&VaultToken>,
+        body: Option<&str>,
+    ) -> Result<Value, VaultError> {
         let started = Instant::now();
         let mut backoff = self.retry.initial_backoff;
         let mut attempt: u32 = 0;
@@ -195,7 +243,8 @@ impl VaultClient {
             tracing::debug!(address = %address, path, attempt, error = %last, "Vault request failed, retrying");
             let jitter = backoff.mul_f64(rand::random::<f64>() * 0.5);
             let wait = backoff + jitter;
-            if attempt >= self.retry.max_attempts || started.elapsed() + wait > self.retry.deadline {
+            if attempt >= self.retry.max_attempts || started.elapsed() + wait > self.retry.deadline
+            {
                 return Err(VaultError::Unreachable {
                     address: address.clone(),
                     attempts: attempt,
@@ -208,7 +257,14 @@ impl VaultClient {
         }
     }
 
-    async fn attempt(&self, method: &Method, address: &str, path: &str, token: Option<&VaultToken>, body: Option<&str>) -> Attempt {
+    async fn attempt(
+        &self,
+        method: &Method,
+        address: &str,
+        path: &str,
+        token: Option<&VaultToken>,
+        body: Option<&str>,
+    ) -> Attempt {
         let mut request = self
             .http
             .request(method.clone(), format!("{address}/v1/{path}"))
@@ -220,7 +276,9 @@ impl VaultClient {
             request = request.header("X-Vault-Namespace", namespace);
         }
         if let Some(body) = body {
-            request = request.header("Content-Type", "application/json").body(body.to_owned());
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_owned());
         }
         let response = match request.send().await {
             Ok(response) => response,
@@ -253,29 +311,48 @@ impl VaultClient {
             if bytes.is_empty() {
                 return Attempt::Done(Ok(Value::Null));
             }
-            return Attempt::Done(serde_json::from_slice(&bytes).map_err(|e| VaultError::Protocol {
-                address: address.to_owned(),
-                path: path.to_owned(),
-                reason: format!("the body is not JSON: {e}"),
+            return Attempt::Done(serde_json::from_slice(&bytes).map_err(|e| {
+                VaultError::Protocol {
+                    address: address.to_owned(),
+                    path: path.to_owned(),
+                    reason: format!("the body is not JSON: {e}"),
+                }
             }));
         }
         let errors = match serde_json::from_slice::<Value>(&bytes) {
             Ok(body) => body
                 .get("errors")
                 .and_then(Value::as_array)
-                .map(|errors| errors.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect())
+                .map(|errors| {
+                    errors
+                        .iter()
+                        .filter_map(|e| e.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default(),
-            Err(_) => vec![String::from_utf8_lossy(&bytes).trim().chars().take(500).collect()],
+            Err(_) => vec![String::from_utf8_lossy(&bytes)
+                .trim()
+                .chars()
+                .take(500)
+                .collect()],
         };
         let code = status.as_u16();
         if code == 307 || code == 429 || status.is_server_error() {
-            let location = if code == 307 { " (standby node redirecting to the active one)" } else { "" };
+            let location = if code == 307 {
+                " (standby node redirecting to the active one)"
+            } else {
+                ""
+            };
             return Attempt::Retry(format!("HTTP {code}{location}: {}", errors.join("; ")));
         }
         let hint = errors.iter().find_map(|e| hint_for(e));
         Attempt::Done(Err(VaultError::Denied {
             address: address.to_owned(),
-            method: if *method == Method::GET { "GET" } else { "POST" },
+            method: if *method == Method::GET {
+                "GET"
+            } else {
+                "POST"
+            },
             path: path.to_owned(),
             status: code,
             errors,

@@ -34,7 +34,11 @@ pub enum VaultError {
         last: String,
     },
     #[error("Vault at {address} sent an unexpected response to {path}: {reason}")]
-    Protocol { address: String, path: String, reason: String },
+    Protocol {
+        address: String,
+        path: String,
+        reason: String,
+    },
 }
 
 impl VaultError {

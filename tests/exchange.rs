@@ -1,0 +1,799 @@
+//! The multi-party exchange against real OpenBao servers and the dev launcher.
+
+mod common;
+
+use attestgate::config::Config;
+use attestgate::exchange::{deliver_files, Exchange, Step};
+use common::{attestgate_bin, plugin_wasm, sha256_file, OpenBao, OpenBaoOptions, TestLauncher};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+const BANK_A: &str = "https://vault.bank-a.example";
+const BANK_B: &str = "https://vault.bank-b.example";
+
+fn corrected_role() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(
+            common::workspace_root().join("examples/roles/seed-role-corrected.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+fn role_as_written() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(
+            common::workspace_root().join("examples/roles/seed-role-as-written.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+/// A role for bank-b bound to its own audience and a couple of claims.
+fn bank_b_role() -> Value {
+    json!({
+        "role_type": "jwt", "user_claim": "sub", "bound_audiences": [BANK_B],
+        "bound_claims": {"swname": "CONFIDENTIAL_SPACE", "/submods/gce/project_id": ["operator-project"]},
+        "token_explicit_max_ttl": 60
+    })
+}
+
+/// One collaborator in a generated configuration.
+struct Collaborator {
+    name: &'static str,
+    plugin: &'static str,
+    plugin_config: Value,
+    vault: Value,
+    secrets: Vec<Value>,
+}
+
+fn bound_claims_collaborator(
+    name: &'static str,
+    bao: &OpenBao,
+    role: Value,
+    secrets: Vec<Value>,
+) -> Collaborator {
+    let mut vault = json!({"address": bao.addr, "role": name});
+    if let Some(ca) = bao.ca_cert() {
+        vault["ca_cert"] = json!(ca);
+    }
+    Collaborator {
+        name,
+        plugin: "bound-claims",
+        plugin_config: role,
+        vault,
+        secrets,
+    }
+}
+
+fn confidential_space_collaborator(
+    name: &'static str,
+    audience: &str,
+    bao: &OpenBao,
+    rules: Value,
+    secrets: Vec<Value>,
+) -> Collaborator {
+    let mut plugin_config = json!({"audience": audience, "vault_role": name});
+    for (k, v) in rules.as_object().unwrap() {
+        plugin_config[k] = v.clone();
+    }
+    let mut vault = json!({"address": bao.addr});
+    if let Some(ca) = bao.ca_cert() {
+        vault["ca_cert"] = json!(ca);
+    }
+    Collaborator {
+        name,
+        plugin: "confidential-space",
+        plugin_config,
+        vault,
+        secrets,
+    }
+}
+
+/// Writes attestgate.toml (plus each plugin's JSON configuration) into `dir`.
+fn write_config(
+    dir: &Path,
+    launcher: &TestLauncher,
+    collaborators: &[Collaborator],
+    exchange: Value,
+) -> PathBuf {
+    let mut entries = Vec::new();
+    for c in collaborators {
+        let plugin = plugin_wasm(c.plugin);
+        let config_file = dir.join(format!("{}-plugin.json", c.name));
+        std::fs::write(&config_file, c.plugin_config.to_string()).unwrap();
+        entries.push(json!({
+            "name": c.name,
+            "plugin": plugin,
+            "plugin_sha256": sha256_file(&plugin),
+            "plugin_config_file": config_file,
+            "vault": c.vault,
+            "secret": c.secrets,
+        }));
+    }
+    let config = json!({
+        "attestation": {
+            "launcher_socket": launcher.info().socket,
+            "jwks_url": launcher.info().jwks_url,
+        },
+        "exchange": exchange,
+        "collaborator": entries,
+    });
+    let path = dir.join("attestgate.toml");
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+fn jwt_audience(jwt: &str) -> Value {
+    attestgate::attestation::jwt::parse(jwt).unwrap().payload["aud"].clone()
+}
+
+async fn run(path: &Path) -> attestgate::exchange::Report {
+    let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
+    let exchange = tokio::task::spawn_blocking(move || Exchange::prepare(&config))
+        .await
+        .unwrap()
+        .unwrap();
+    exchange.run().await
+}
+
+#[tokio::test]
+async fn two_collaborators_each_release_their_secret_to_their_own_audience() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = OpenBao::start_with(OpenBaoOptions {
+        tls: true,
+        audit: true,
+        ..Default::default()
+    })
+    .await;
+    let bank_b = OpenBao::start_with(OpenBaoOptions {
+        audit: true,
+        ..Default::default()
+    })
+    .await;
+    bank_a
+        .setup_collaborator(
+            &launcher.info().jwks_url,
+            "bank-a",
+            corrected_role(),
+            &[("message", json!({"foo": "world"}))],
+        )
+        .await;
+    bank_b
+        .setup_collaborator(
+            &launcher.info().jwks_url,
+            "bank-b",
+            bank_b_role(),
+            &[("model", json!({"weights-key": "k-123", "salt": "s-456"}))],
+        )
+        .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("secrets");
+    let config = write_config(
+        dir.path(),
+        &launcher,
+        &[
+            bound_claims_collaborator(
+                "bank-a",
+                &bank_a,
+                corrected_role(),
+                vec![
+                    json!({"path": "kv/data/message", "field": "foo", "file": out.join("bank-a/foo")}),
+                ],
+            ),
+            confidential_space_collaborator(
+                "bank-b",
+                BANK_B,
+                &bank_b,
+                json!({"projects": ["operator-project"]}),
+                vec![json!({"path": "kv/data/model", "file": out.join("bank-b/model.json")})],
+            ),
+        ],
+        json!({}),
+    );
+    let report = run(&config).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    deliver_files(&report).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.join("bank-a/foo")).unwrap(),
+        "world"
+    );
+    let model: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bank-b/model.json")).unwrap())
+            .unwrap();
+    assert_eq!(model, json!({"weights-key": "k-123", "salt": "s-456"}));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(out.join("bank-a/foo"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("bank-a"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+
+    // Each Vault saw exactly one login, with a token minted for its own audience.
+    let a_logins = bank_a.logged_login_jwts();
+    let b_logins = bank_b.logged_login_jwts();
+    assert_eq!(a_logins.len(), 1);
+    assert_eq!(b_logins.len(), 1);
+    assert_eq!(jwt_audience(&a_logins[0]), BANK_A);
+    assert_eq!(jwt_audience(&b_logins[0]), BANK_B);
+
+    // bank-a's token is useless at bank-b.
+    let (status, body) = bank_b.jwt_login("bank-b", &a_logins[0]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("invalid audience (aud) claim"),
+        "{body}"
+    );
+
+    // Tokens were revoked after the secrets were read.
+    let revoked = bank_a
+        .audit_log()
+        .iter()
+        .any(|e| e["type"] == "request" && e["request"]["path"] == "auth/token/revoke-self");
+    assert!(revoked, "bank-a's Vault token was revoked");
+}
+
+#[tokio::test]
+async fn the_seed_role_as_written_fails_with_vaults_words_and_a_hint() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    // The seed configures the issuer with a trailing slash, and its role as written.
+    let (status, _) = bao.write("sys/auth/jwt", json!({"type": "jwt"})).await;
+    assert_eq!(status, 204);
+    let seed_issuer = format!("{}/", attestgate::attestation::GOOGLE_ISSUER);
+    bao.write(
+        "auth/jwt/config",
+        json!({"jwks_url": launcher.info().jwks_url, "bound_issuer": seed_issuer}),
+    )
+    .await;
+    let (status, body) = bao.write("auth/jwt/role/bank-a", role_as_written()).await;
+    assert!(status < 300, "{body}");
+    bao.write(
+        "sys/mounts/kv",
+        json!({"type": "kv", "options": {"version": "2"}}),
+    )
+    .await;
+    bao.write("kv/data/message", json!({"data": {"foo": "world"}}))
+        .await;
+
+    // A permissive plugin, so the token does reach Vault and Vault's own checks decide.
+    let dir = tempfile::tempdir().unwrap();
+    let collaborator = |bao: &OpenBao| {
+        confidential_space_collaborator(
+            "bank-a",
+            BANK_A,
+            bao,
+            json!({}),
+            vec![json!({"path": "kv/data/message", "env": "FOO"})],
+        )
+    };
+    let config = write_config(dir.path(), &launcher, &[collaborator(&bao)], json!({}));
+
+    let report = run(&config).await;
+    let error = report.failures().next().expect("the seed's issuer fails");
+    assert_eq!(error.step, Step::VaultLogin);
+    assert!(
+        error
+            .message
+            .contains("error validating token: invalid issuer (iss) claim"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("no trailing slash"),
+        "the hint names the cause: {}",
+        error.message
+    );
+
+    // With the issuer fixed, the role's bound_subject (one VM instance, not ours) fails next.
+    bao.write("auth/jwt/config", json!({"jwks_url": launcher.info().jwks_url, "bound_issuer": attestgate::attestation::GOOGLE_ISSUER})).await;
+    let report = run(&config).await;
+    let error = report
+        .failures()
+        .next()
+        .expect("the seed's subject pin fails");
+    assert!(
+        error.message.contains("invalid subject (sub) claim"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains("re-created VM"), "{}", error.message);
+
+    // Without the instance pin, the role's digest (with its trailing space) still fails.
+    let mut unpinned = role_as_written();
+    unpinned["bound_subject"] = json!("");
+    bao.write("auth/jwt/role/bank-a", unpinned).await;
+    let report = run(&config).await;
+    let error = report.failures().next().expect("the seed's digest fails");
+    assert!(error.message.contains("claim \"/submods/container/image_digest\" does not match any associated bound claim values"), "{}", error.message);
+    assert!(error.message.contains("stray spaces"), "{}", error.message);
+
+    // The corrected role logs in (its policy grants nothing, which the read step reports).
+    bao.write(
+        "sys/policies/acl/bank-a-secrets",
+        json!({"policy": "path \"kv/data/message\" { capabilities = [\"read\"] }"}),
+    )
+    .await;
+    bao.write("auth/jwt/role/bank-a", corrected_role()).await;
+    let report = run(&config).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_denial_keeps_the_token_inside_the_tee() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start_with(OpenBaoOptions {
+        audit: true,
+        ..Default::default()
+    })
+    .await;
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": "world"}))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out/foo");
+    let config = write_config(
+        dir.path(),
+        &launcher,
+        &[confidential_space_collaborator(
+            "bank-a",
+            BANK_A,
+            &bao,
+            json!({"projects": ["someone-elses-project"]}),
+            vec![json!({"path": "kv/data/message", "file": file})],
+        )],
+        json!({}),
+    );
+    let report = run(&config).await;
+    let error = report.failures().next().expect("the plugin denies");
+    assert_eq!(error.step, Step::Policy);
+    assert!(
+        error.message.contains("/submods/gce/project_id"),
+        "{}",
+        error.message
+    );
+    assert!(error.reasons.iter().any(|r| !r.passed));
+    assert!(
+        bao.logged_login_jwts().is_empty(),
+        "no login request reached Vault"
+    );
+    assert!(!file.exists());
+}
+
+#[tokio::test]
+async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": "world"}))],
+    )
+    .await;
+    bao.write("kv/data/board-minutes", json!({"data": {"text": "secret"}}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &launcher,
+        &[bound_claims_collaborator(
+            "bank-a",
+            &bao,
+            corrected_role(),
+            vec![
+                json!({"path": "kv/data/message", "env": "FOO"}),
+                json!({"path": "kv/data/board-minutes", "env": "MINUTES"}),
+            ],
+        )],
+        json!({}),
+    );
+    let report = run(&config).await;
+    let error = report.failures().next().expect("the read is refused");
+    assert_eq!(error.step, Step::ReadSecret);
+    assert!(
+        error.message.contains("kv/data/board-minutes")
+            && error.message.contains("permission denied"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_ca_is_reported_as_a_tls_failure() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start_with(OpenBaoOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .await;
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": "world"}))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // Another CA entirely: the dev launcher's PKI root.
+    let mut collaborator = bound_claims_collaborator(
+        "bank-a",
+        &bao,
+        corrected_role(),
+        vec![json!({"path": "kv/data/message", "env": "FOO"})],
+    );
+    collaborator.vault["ca_cert"] = json!(launcher.info().pki_root);
+    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let report = run(&config).await;
+    let error = report.failures().next().expect("TLS fails");
+    assert_eq!(error.step, Step::VaultLogin);
+    assert!(
+        error.message.contains("TLS failure") && error.message.contains("ca_cert"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn a_vault_that_never_comes_up_fails_clearly_within_the_deadline() {
+    let launcher = TestLauncher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let closed = format!("http://127.0.0.1:{}", common::free_port_pair());
+    let collaborator = Collaborator {
+        name: "bank-a",
+        plugin: "confidential-space",
+        plugin_config: json!({"audience": BANK_A, "vault_role": "bank-a"}),
+        vault: json!({"address": closed}),
+        secrets: vec![json!({"path": "kv/data/message", "env": "FOO"})],
+    };
+    let config = write_config(
+        dir.path(),
+        &launcher,
+        &[collaborator],
+        json!({"deadline": "3s"}),
+    );
+    let report = run(&config).await;
+    let error = report.failures().next().expect("Vault is down");
+    assert_eq!(error.step, Step::VaultLogin, "{error}");
+    assert!(
+        error.message.contains("Vault unreachable") && error.message.contains("Connection refused"),
+        "{}",
+        error.message
+    );
+}
+
+/// Accepts connections to a port and drops the first `refuse` of them, then forwards the rest to
+/// `target`: a Vault that is down at first and then comes up.
+async fn flaky_proxy(
+    target: String,
+    refuse: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if counter.fetch_add(1, Ordering::SeqCst) < refuse {
+                drop(inbound);
+                continue;
+            }
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn a_vault_down_at_first_is_retried_until_it_answers() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": "world"}))],
+    )
+    .await;
+    let (proxy, connections) =
+        flaky_proxy(bao.addr.trim_start_matches("http://").to_owned(), 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut collaborator = bound_claims_collaborator(
+        "bank-a",
+        &bao,
+        corrected_role(),
+        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
+    );
+    collaborator.vault["address"] = json!(proxy);
+    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let report = run(&config).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) > 3,
+        "the first connections were dropped and retried"
+    );
+}
+
+/// Runs the binary off the async workers, so the in-process launcher keeps serving it.
+async fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(attestgate_bin())
+            .args(args)
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn all_or_nothing_leaves_no_secret_file_and_exec_passes_the_exit_code() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = OpenBao::start().await;
+    let bank_b = OpenBao::start().await;
+    bank_a
+        .setup_collaborator(
+            &launcher.info().jwks_url,
+            "bank-a",
+            corrected_role(),
+            &[("message", json!({"foo": "world"}))],
+        )
+        .await;
+    bank_b
+        .setup_collaborator(
+            &launcher.info().jwks_url,
+            "bank-b",
+            bank_b_role(),
+            &[("model", json!({"key": "k-123"}))],
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let a_file = dir.path().join("out/bank-a/foo");
+    let good_b = confidential_space_collaborator(
+        "bank-b",
+        BANK_B,
+        &bank_b,
+        json!({}),
+        vec![json!({"path": "kv/data/model", "field": "key", "env": "BANK_B_KEY"})],
+    );
+    let bad_b = confidential_space_collaborator(
+        "bank-b",
+        BANK_B,
+        &bank_b,
+        json!({"hwmodels": ["GCP_INTEL_TDX"]}),
+        vec![json!({"path": "kv/data/model", "env": "BANK_B_KEY"})],
+    );
+    let a = || {
+        bound_claims_collaborator(
+            "bank-a",
+            &bank_a,
+            corrected_role(),
+            vec![
+                json!({"path": "kv/data/message", "field": "foo", "file": a_file, "env": "BANK_A_FOO"}),
+            ],
+        )
+    };
+
+    let failing = write_config(dir.path(), &launcher, &[a(), bad_b], json!({}));
+    let out = cli(&["exchange", "--config", failing.to_str().unwrap()], &[]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bank-b")
+            && stderr.contains("FAILED at policy")
+            && stderr.contains("nothing was delivered"),
+        "{stderr}"
+    );
+    assert!(
+        !a_file.exists(),
+        "bank-a's secret must not be delivered when bank-b fails"
+    );
+    assert!(
+        !a_file.parent().unwrap().exists()
+            || std::fs::read_dir(a_file.parent().unwrap())
+                .unwrap()
+                .next()
+                .is_none()
+    );
+
+    let partial = cli(
+        &[
+            "exchange",
+            "--config",
+            failing.to_str().unwrap(),
+            "--partial",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(partial.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(&a_file).unwrap(),
+        "world",
+        "--partial delivers what succeeded"
+    );
+    std::fs::remove_file(&a_file).unwrap();
+
+    let working = write_config(dir.path(), &launcher, &[a(), good_b], json!({}));
+    let script = r#"test "$BANK_A_FOO" = world && test "$BANK_B_KEY" = k-123 && exit 7; exit 2"#;
+    let exec = cli(
+        &[
+            "exec",
+            "--config",
+            working.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        exec.status.code(),
+        Some(7),
+        "the child saw both secrets and its exit code came through: {}",
+        String::from_utf8_lossy(&exec.stderr)
+    );
+
+    let json = cli(
+        &[
+            "exchange",
+            "--config",
+            working.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(json.status.code(), Some(0));
+    let released: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(released["bank-a"]["kv/data/message#foo"], "world");
+    assert_eq!(released["bank-b"]["kv/data/model#key"], "k-123");
+}
+
+#[tokio::test]
+async fn nothing_secret_reaches_the_logs_even_at_trace() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start_with(OpenBaoOptions {
+        audit: true,
+        ..Default::default()
+    })
+    .await;
+    let secret_value = "correct-horse-battery-staple-4242";
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": secret_value}))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out/foo");
+    let config = write_config(
+        dir.path(),
+        &launcher,
+        &[bound_claims_collaborator(
+            "bank-a",
+            &bao,
+            corrected_role(),
+            vec![json!({"path": "kv/data/message", "field": "foo", "file": file})],
+        )],
+        json!({}),
+    );
+    let out = cli(
+        &["exchange", "--config", config.to_str().unwrap()],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), secret_value);
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(logs.len() > 1000, "trace logging was on");
+    let jwt = &bao.logged_login_jwts()[0];
+    let signature = jwt.rsplit('.').next().unwrap();
+    let client_token = bao
+        .audit_log()
+        .iter()
+        .filter(|e| {
+            e["type"] == "response"
+                && e["request"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/login"))
+        })
+        .find_map(|e| {
+            e["response"]["auth"]["client_token"]
+                .as_str()
+                .filter(|t| t.len() > 8)
+                .map(str::to_owned)
+        })
+        .expect("the audit log has the issued token");
+    // Name the offending log lines by their source, never by their content.
+    let leaks = |needle: &str| -> Vec<String> {
+        logs.lines()
+            .filter(|line| line.contains(needle))
+            .map(|line| {
+                line.split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .take(5)
+            .collect()
+    };
+    assert!(
+        leaks(signature).is_empty(),
+        "the JWT leaked into the logs: {:?}",
+        leaks(signature)
+    );
+    assert!(
+        leaks(secret_value).is_empty(),
+        "the secret leaked into the logs: {:?}",
+        leaks(secret_value)
+    );
+    assert!(
+        leaks(&client_token).is_empty(),
+        "the Vault token leaked into the logs: {:?}",
+        leaks(&client_token)
+    );
+}
