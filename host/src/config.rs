@@ -115,7 +115,7 @@ mod humantime_opt {
 }
 
 /// How the exchange as a whole behaves.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ExchangeConfig {
     /// Each collaborator's whole exchange must finish within this, e.g. "30s".
     #[serde(default, with = "humantime_opt")]
@@ -123,15 +123,6 @@ pub struct ExchangeConfig {
     /// Deliver what succeeded even when some collaborator failed. Off by default: all or nothing.
     #[serde(default)]
     pub partial: bool,
-}
-
-impl Default for ExchangeConfig {
-    fn default() -> Self {
-        ExchangeConfig {
-            deadline: None,
-            partial: false,
-        }
-    }
 }
 
 impl ExchangeConfig {
