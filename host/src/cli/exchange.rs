@@ -31,7 +31,7 @@ pub struct ExecArgs {
     command: Vec<OsString>,
 }
 
-async fn run_exchange(config_path: &PathBuf) -> anyhow::Result<(Config, Exchange, Report)> {
+async fn run_exchange(config_path: &std::path::Path) -> anyhow::Result<(Config, Exchange, Report)> {
     let config = Config::load(config_path)?;
     let prepare_config = config.clone();
     // Compiling plugins is CPU work; keep it off the async workers.
