@@ -119,8 +119,17 @@ pub struct JwksCache {
 
 impl JwksCache {
     pub fn new(source: KeySource, options: KeyCacheOptions) -> Result<Self, KeyError> {
-        let http = reqwest::Client::builder()
-            .timeout(options.http_timeout)
+        let mut builder = reqwest::Client::builder().timeout(options.http_timeout);
+        let needs_web_pki = match &source {
+            KeySource::JwksUrl(url) => !url.starts_with("http://"),
+            KeySource::Discovery(_) => true,
+            KeySource::JwksFile(_) | KeySource::Inline(_) => false,
+        };
+        if !needs_web_pki {
+            // Loading the system's root store costs milliseconds and nothing here uses TLS.
+            builder = builder.tls_certs_only(Vec::new());
+        }
+        let http = builder
             .build()
             .map_err(|e| KeyError::Fetch {
                 source_name: source.to_string(),

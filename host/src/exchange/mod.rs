@@ -402,7 +402,8 @@ impl Exchange {
             }
         }
         let keep = vault_config.keeps_token() && read_error.is_none();
-        if !keep {
+        // Batch tokens cannot be revoked (Vault answers 400); they expire with their short TTL.
+        if !keep && !login.is_batch {
             if let Err(e) = vault.revoke_self(&login.token).await {
                 // Not fatal: the token still expires with its TTL. Worth a warning, though.
                 tracing::warn!(collaborator = %name, step = %Step::Revoke, "could not revoke the Vault token: {e}");

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Times the whole exchange for three collaborators on loopback OpenBao servers, next to each
+collaborator alone, and next to the seed's own flow: a shell running `bao write auth/jwt/login`
+then `bao kv get` for each collaborator, with tokens from the same launcher.
+
+Run it after building: `cargo build --release -p attestgate && (cd plugins && cargo build --release)`,
+then `python3 examples/bench/exchange.py [ROUNDS]`. It starts and stops everything itself.
+"""
+import json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request, hashlib
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, "target/release/attestgate")
+BAO = os.path.join(ROOT, "target/venv/bin/bao")
+PLUGIN = os.path.join(ROOT, "target/plugins/wasm32-wasip2/release/confidential_space.wasm")
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+NAMES = ["bank-a", "bank-b", "bank-c"]
+
+
+def free_port_pair():
+    while True:
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            pass
+        finally:
+            s.close(); t.close()
+
+
+def wait_for(check, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def api(addr, path, body=None, method=None):
+    request = urllib.request.Request(f"{addr}/v1/{path}", data=None if body is None else json.dumps(body).encode(),
+                                     headers={"X-Vault-Token": "root"}, method=method or ("POST" if body is not None else "GET"))
+    with urllib.request.urlopen(request) as response:
+        return response.read()
+
+
+def timed(command, env=None, rounds=ROUNDS):
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def main():
+    work = tempfile.mkdtemp()
+    procs = []
+    try:
+        launcher_dir = os.path.join(work, "launcher")
+        procs.append(subprocess.Popen([BIN, "dev", "launcher", "--dir", launcher_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for(lambda: os.path.exists(os.path.join(launcher_dir, "launcher.json")), "the dev launcher")
+        info = json.load(open(os.path.join(launcher_dir, "launcher.json")))
+        vaults = {}
+        for name in NAMES:
+            port = free_port_pair()
+            addr = f"http://127.0.0.1:{port}"
+            home = os.path.join(work, name); os.makedirs(home)
+            procs.append(subprocess.Popen([BAO, "server", "-dev", "-dev-root-token-id=root", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{port}"],
+                                          env={**os.environ, "HOME": home}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_for(lambda: urllib.request.urlopen(f"{addr}/v1/sys/health").status == 200, f"{name}'s OpenBao")
+            audience = f"https://vault.{name}.example"
+            api(addr, "sys/auth/jwt", {"type": "jwt"})
+            api(addr, "auth/jwt/config", {"jwks_url": info["jwks_url"], "bound_issuer": "https://confidentialcomputing.googleapis.com"})
+            api(addr, "sys/mounts/kv", {"type": "kv", "options": {"version": "2"}})
+            api(addr, "kv/data/message", {"data": {"foo": f"secret-of-{name}"}})
+            api(addr, f"sys/policies/acl/{name}", {"policy": 'path "kv/data/message" { capabilities = ["read"] }'})
+            api(addr, f"auth/jwt/role/{name}", {"role_type": "jwt", "user_claim": "sub", "bound_audiences": [audience],
+                                                 "bound_claims": {"swname": "CONFIDENTIAL_SPACE"}, "token_policies": [name], "token_type": "batch"})
+            vaults[name] = (addr, audience)
+
+        sha = hashlib.sha256(open(PLUGIN, "rb").read()).hexdigest()
+        cache = os.path.join(work, "cache")
+
+        def config(names, path):
+            lines = ["[attestation]", f'launcher_socket = "{info["socket"]}"', f'jwks_url = "{info["jwks_url"]}"',
+                     "[plugins]", f'cache_dir = "{cache}"']
+            for name in names:
+                addr, audience = vaults[name]
+                rules = os.path.join(work, f"{name}.json")
+                json.dump({"audience": audience, "vault_role": name, "projects": ["operator-project"]}, open(rules, "w"))
+                lines += ["[[collaborator]]", f'name = "{name}"', f'plugin = "{PLUGIN}"', f'plugin_sha256 = "{sha}"',
+                          f'plugin_config_file = "{rules}"', "[collaborator.vault]", f'address = "{addr}"',
+                          "[[collaborator.secret]]", 'path = "kv/data/message"', 'field = "foo"', f'env = "{name.upper().replace("-", "_")}"']
+            open(path, "w").write("\n".join(lines) + "\n")
+            return path
+
+        all_three = config(NAMES, os.path.join(work, "all.toml"))
+        subprocess.run([BIN, "exchange", "--config", all_three], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm the cache
+        results = {"three collaborators": timed([BIN, "exchange", "--config", all_three])}
+        for name in NAMES:
+            results[f"{name} alone"] = timed([BIN, "exchange", "--config", config([name], os.path.join(work, f"{name}.toml"))])
+
+        # The seed's flow, with tokens minted by the same launcher for each collaborator's audience.
+        script = os.path.join(work, "seed-flow.sh")
+        body = ["set -e"]
+        for name in NAMES:
+            addr, audience = vaults[name]
+            token = subprocess.run([BIN, "token", "get", "--socket", info["socket"], "--audience", audience], check=True, capture_output=True, text=True).stdout.strip()
+            body.append(f'export VAULT_ADDR={addr}')
+            body.append(f'VAULT_TOKEN=$({BAO} write -field=token auth/jwt/login role={name} jwt={token}) {BAO} kv get -field=foo kv/message >/dev/null')
+        open(script, "w").write("\n".join(body) + "\n")
+        shell = timed(["bash", script], rounds=max(3, ROUNDS // 4))
+
+        slowest = max(v for k, v in results.items() if k.endswith("alone"))
+        print(f"median wall time over {ROUNDS} runs (whole `attestgate exchange` process, plugin code cached):")
+        for name, ms in results.items():
+            print(f"  {name:<22} {ms:8.1f} ms")
+        print(f"  {'seed shell flow (3x)':<22} {shell:8.1f} ms")
+        print(f"three / slowest single: {results['three collaborators'] / slowest:.2f}x (target < 1.5x)")
+        print(f"shell flow / exchange:  {shell / results['three collaborators']:.1f}x (target >= 10x)")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
