@@ -797,3 +797,105 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
         leaks(&client_token)
     );
 }
+
+#[tokio::test]
+async fn a_kept_vault_token_is_delivered_and_still_valid() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": "world"}))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("out/vault-token");
+    let mut collaborator = bound_claims_collaborator(
+        "bank-a",
+        &bao,
+        corrected_role(),
+        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
+    );
+    collaborator.vault["token_file"] = json!(token_file);
+    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let report = run(&config).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    deliver_files(&report).unwrap();
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let lookup = reqwest::Client::new()
+        .get(format!("{}/v1/auth/token/lookup-self", bao.addr))
+        .header("X-Vault-Token", token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lookup.status(), 200, "the kept token was not revoked");
+    let body: Value = lookup.json().await.unwrap();
+    assert!(
+        body["data"]["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "bank-a-secrets"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_default_token_needs_an_explicit_opt_in() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    let mut role = bank_b_role();
+    role["bound_audiences"] = json!([attestgate::attestation::source::DEFAULT_TOKEN_AUDIENCE]);
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        role,
+        &[("message", json!({"foo": "world"}))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let collaborator = confidential_space_collaborator(
+        "bank-a",
+        BANK_A,
+        &bao,
+        json!({}),
+        vec![json!({"path": "kv/data/message", "env": "FOO"})],
+    );
+    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let file_source = format!(
+        "[attestation]\nsource = \"file\"\ntoken_file = \"{}\"\n",
+        launcher.info().token_file.display()
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[attestation]\n", &file_source);
+    std::fs::write(&config, &text).unwrap();
+    let err = Config::load(&config).unwrap_err();
+    assert!(err.to_string().contains("allow_default_audience"), "{err}");
+
+    // Opted in, a role bound to STS's audience accepts the default token.
+    std::fs::write(
+        &config,
+        text.replace(
+            "source = \"file\"",
+            "source = \"file\"\nallow_default_audience = true",
+        ),
+    )
+    .unwrap();
+    let report = run(&config).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    let (_, released) = report.released().next().unwrap();
+    assert_eq!(
+        released.audience,
+        attestgate::attestation::source::DEFAULT_TOKEN_AUDIENCE
+    );
+}

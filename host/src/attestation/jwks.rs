@@ -129,12 +129,10 @@ impl JwksCache {
             // Loading the system's root store costs milliseconds and nothing here uses TLS.
             builder = builder.tls_certs_only(Vec::new());
         }
-        let http = builder
-            .build()
-            .map_err(|e| KeyError::Fetch {
-                source_name: source.to_string(),
-                reason: format!("cannot build an HTTP client: {e}"),
-            })?;
+        let http = builder.build().map_err(|e| KeyError::Fetch {
+            source_name: source.to_string(),
+            reason: format!("cannot build an HTTP client: {e}"),
+        })?;
         Ok(JwksCache {
             source,
             options,
