@@ -732,6 +732,21 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
         )],
         json!({}),
     );
+    // Warm the compiled-plugin cache first, so the traced run is the exchange itself rather than
+    // megabytes of compiler tracing.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[plugins]\ncache_dir = \"{}\"\n",
+        dir.path().join("cache").display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let warm = cli(&["exchange", "--config", config.to_str().unwrap()], &[]).await;
+    assert_eq!(
+        warm.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&warm.stderr)
+    );
     let out = cli(
         &["exchange", "--config", config.to_str().unwrap()],
         &[("RUST_LOG", "trace")],

@@ -4,7 +4,7 @@
 //! and whether the token's claims satisfy the collaborator's rules. Implement [`Policy`] and export
 //! it with [`export_policy!`]:
 //!
-//! ```ignore
+//! ```no_run
 //! use attestgate_plugin_sdk::{export_policy, rules, AudienceRequest, Claims, Context, Policy, Report, Verdict};
 //!
 //! #[derive(serde::Deserialize)]
