@@ -194,6 +194,39 @@ pub struct SecretConfig {
     pub env: Option<String>,
 }
 
+/// The KMS route: the collaborator's VAULT_TOKEN, encrypted with its Cloud KMS key, unwrapped in
+/// the TEE instead of a JWT login.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KmsConfig {
+    /// `//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/providers/X`
+    pub workload_identity_provider: String,
+    /// A service account to impersonate with the federated token (optional).
+    pub service_account: Option<String>,
+    /// `projects/P/locations/L/keyRings/R/cryptoKeys/K`
+    pub key: String,
+    /// The base64 ciphertext of the VAULT_TOKEN, in a file or inline.
+    pub ciphertext_file: Option<PathBuf>,
+    pub ciphertext: Option<String>,
+    #[serde(default = "default_sts")]
+    pub sts_endpoint: String,
+    #[serde(default = "default_iamcredentials")]
+    pub iamcredentials_endpoint: String,
+    #[serde(default = "default_kms")]
+    pub kms_endpoint: String,
+}
+
+fn default_sts() -> String {
+    "https://sts.googleapis.com".into()
+}
+
+fn default_iamcredentials() -> String {
+    "https://iamcredentials.googleapis.com".into()
+}
+
+fn default_kms() -> String {
+    "https://cloudkms.googleapis.com".into()
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct CollaboratorConfig {
     pub name: String,
@@ -206,6 +239,8 @@ pub struct CollaboratorConfig {
     #[serde(default)]
     pub limits: Limits,
     pub vault: Option<VaultConfig>,
+    /// Use the KMS route instead of a JWT login.
+    pub kms: Option<KmsConfig>,
     #[serde(default, rename = "secret")]
     pub secrets: Vec<SecretConfig>,
 }
@@ -383,6 +418,13 @@ impl Config {
                 {
                     resolve(base, path);
                 }
+            }
+            if let Some(file) = collaborator
+                .kms
+                .as_mut()
+                .and_then(|k| k.ciphertext_file.as_mut())
+            {
+                resolve(base, file);
             }
             for secret in &mut collaborator.secrets {
                 if let Some(file) = &mut secret.file {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dev;
 pub mod exchange;
 pub mod fsutil;
+pub mod kms;
 pub mod plugin;
 pub mod vault;
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod google;
+
 use attestgate::dev::{Launcher, LauncherConfig};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

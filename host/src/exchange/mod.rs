@@ -12,7 +12,7 @@ use crate::attestation::jwks::KeyCacheOptions;
 use crate::attestation::pki::PkiRoot;
 use crate::attestation::source::{read_token_file, TokenRequest, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::verify::unix_now;
-use crate::attestation::{JwksCache, Jwt, LauncherClient, Verifier, VerifyPolicy};
+use crate::attestation::{JwksCache, LauncherClient, Verifier, VerifyPolicy};
 use crate::config::{CollaboratorConfig, Config, SecretConfig, TokenSourceKind};
 use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Reason};
 use crate::vault::{RetryPolicy, VaultClient, VaultToken};
@@ -30,6 +30,10 @@ pub enum Step {
     VerifyToken,
     Policy,
     VaultLogin,
+    /// One call of the KMS route (STS, impersonation, decrypt, checksum).
+    Kms(crate::kms::KmsStep),
+    /// Checking the VAULT_TOKEN unwrapped from KMS.
+    TokenLookup,
     ReadSecret,
     Revoke,
     Deadline,
@@ -43,6 +47,8 @@ impl fmt::Display for Step {
             Step::VerifyToken => "verify token",
             Step::Policy => "policy",
             Step::VaultLogin => "vault login",
+            Step::Kms(step) => return write!(f, "{step}"),
+            Step::TokenLookup => "vault token lookup",
             Step::ReadSecret => "read secret",
             Step::Revoke => "revoke token",
             Step::Deadline => "deadline",
@@ -168,6 +174,7 @@ struct Collaborator {
     config: CollaboratorConfig,
     policy: Arc<CollaboratorPolicy>,
     vault: Option<VaultClient>,
+    kms: Option<crate::kms::KmsClient>,
 }
 
 /// A prepared exchange: plugins loaded and configurations validated, Vault clients built.
@@ -240,11 +247,18 @@ impl Exchange {
                 }
                 None => None,
             };
+            let kms = match &collaborator.kms {
+                Some(kms) => {
+                    Some(crate::kms::KmsClient::new(kms).map_err(|e| fail(e.to_string()))?)
+                }
+                None => None,
+            };
             debug_assert_eq!(spec.collaborator, collaborator.name);
             collaborators.push(Collaborator {
                 config: collaborator.clone(),
                 policy: Arc::new(policy),
                 vault,
+                kms,
             });
         }
         Ok(Exchange {
@@ -296,26 +310,38 @@ impl Exchange {
             message,
             reasons: Vec::new(),
         };
-        let policy = collaborator.policy.clone();
-        let request: TokenRequest = tokio::task::spawn_blocking(move || policy.select_audience())
-            .await
-            .map_err(|e| fail(Step::SelectAudience, e.to_string()))?
-            .map_err(|e| fail(Step::SelectAudience, e.to_string()))?;
-
-        let (jwt, audience): (Jwt, String) = match self.source {
-            TokenSourceKind::Launcher => (
-                self.launcher
-                    .custom_token(&request)
-                    .await
-                    .map_err(|e| fail(Step::GetToken, e.to_string()))?,
-                request.audience.clone(),
-            ),
-            TokenSourceKind::File => (
-                read_token_file(&self.token_file)
-                    .await
-                    .map_err(|e| fail(Step::GetToken, e.to_string()))?,
+        let (jwt, audience) = if collaborator.kms.is_some() {
+            // The KMS route presents the token to STS, its intended audience: the default token.
+            let jwt = match self.source {
+                TokenSourceKind::Launcher => self.launcher.default_token().await,
+                TokenSourceKind::File => read_token_file(&self.token_file).await,
+            };
+            (
+                jwt.map_err(|e| fail(Step::GetToken, e.to_string()))?,
                 DEFAULT_TOKEN_AUDIENCE.to_owned(),
-            ),
+            )
+        } else {
+            let policy = collaborator.policy.clone();
+            let request: TokenRequest =
+                tokio::task::spawn_blocking(move || policy.select_audience())
+                    .await
+                    .map_err(|e| fail(Step::SelectAudience, e.to_string()))?
+                    .map_err(|e| fail(Step::SelectAudience, e.to_string()))?;
+            match self.source {
+                TokenSourceKind::Launcher => (
+                    self.launcher
+                        .custom_token(&request)
+                        .await
+                        .map_err(|e| fail(Step::GetToken, e.to_string()))?,
+                    request.audience.clone(),
+                ),
+                TokenSourceKind::File => (
+                    read_token_file(&self.token_file)
+                        .await
+                        .map_err(|e| fail(Step::GetToken, e.to_string()))?,
+                    DEFAULT_TOKEN_AUDIENCE.to_owned(),
+                ),
+            }
         };
         let at = unix_now();
         let verified = self
@@ -369,6 +395,44 @@ impl Exchange {
                 duration: started.elapsed(),
             });
         };
+        if let Some(kms) = &collaborator.kms {
+            let token = kms
+                .unwrap_vault_token(&jwt)
+                .await
+                .map_err(|e| fail(Step::Kms(e.step), e.message))?;
+            drop(jwt);
+            let lookup = vault.lookup_self(&token).await.map_err(|e| match &e {
+                crate::vault::VaultError::Denied { status: 403, .. } => fail(
+                    Step::TokenLookup,
+                    format!("the VAULT_TOKEN unwrapped from KMS is expired or revoked ({e}); ask the collaborator for a fresh one"),
+                ),
+                _ => fail(Step::TokenLookup, e.to_string()),
+            })?;
+            let data = &lookup["data"];
+            let policies: Vec<String> = data["policies"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            tracing::info!(collaborator = %name, ?policies, ttl_s = data["ttl"].as_u64().unwrap_or(0), "VAULT_TOKEN unwrapped from KMS");
+            // The token belongs to the collaborator and is meant to be used again: never revoked here.
+            let secrets = read_secrets(vault, &token, &collaborator.config.secrets, name).await?;
+            return Ok(Released {
+                audience,
+                role: String::new(),
+                policies,
+                secrets,
+                vault_token: vault_config.keeps_token().then(|| KeptToken {
+                    token: token.clone(),
+                    file: vault_config.token_file.clone(),
+                    env: vault_config.token_env.clone(),
+                }),
+                duration: started.elapsed(),
+            });
+        }
         let role = verdict
             .login
             .get("role")
@@ -381,27 +445,8 @@ impl Exchange {
             .map_err(|e| fail(Step::VaultLogin, format!("role \"{role}\": {e}")))?;
         drop(jwt);
 
-        let mut secrets = Vec::new();
-        let mut read_error = None;
-        for secret in &collaborator.config.secrets {
-            match vault.read(&login.token, &secret.path).await {
-                Ok(response) => match extract(response, secret) {
-                    Ok(value) => secrets.push(ReleasedSecret {
-                        secret: secret.clone(),
-                        value,
-                    }),
-                    Err(message) => {
-                        read_error = Some(fail(Step::ReadSecret, message));
-                        break;
-                    }
-                },
-                Err(e) => {
-                    read_error = Some(fail(Step::ReadSecret, format!("{}: {e}", secret.path)));
-                    break;
-                }
-            }
-        }
-        let keep = vault_config.keeps_token() && read_error.is_none();
+        let read = read_secrets(vault, &login.token, &collaborator.config.secrets, name).await;
+        let keep = vault_config.keeps_token() && read.is_ok();
         // Batch tokens cannot be revoked (Vault answers 400); they expire with their short TTL.
         if !keep && !login.is_batch {
             if let Err(e) = vault.revoke_self(&login.token).await {
@@ -409,9 +454,7 @@ impl Exchange {
                 tracing::warn!(collaborator = %name, step = %Step::Revoke, "could not revoke the Vault token: {e}");
             }
         }
-        if let Some(error) = read_error {
-            return Err(error);
-        }
+        let secrets = read?;
         Ok(Released {
             audience,
             role,
@@ -442,6 +485,34 @@ impl Exchange {
             }
         }
     }
+}
+
+/// Reads every configured secret with `token`; the first failure stops and names the path.
+async fn read_secrets(
+    vault: &VaultClient,
+    token: &VaultToken,
+    secrets: &[SecretConfig],
+    collaborator: &str,
+) -> Result<Vec<ReleasedSecret>, StepError> {
+    let fail = |message: String| StepError {
+        collaborator: collaborator.to_owned(),
+        step: Step::ReadSecret,
+        message,
+        reasons: Vec::new(),
+    };
+    let mut released = Vec::new();
+    for secret in secrets {
+        let response = vault
+            .read(token, &secret.path)
+            .await
+            .map_err(|e| fail(format!("{}: {e}", secret.path)))?;
+        let value = extract(response, secret).map_err(fail)?;
+        released.push(ReleasedSecret {
+            secret: secret.clone(),
+            value,
+        });
+    }
+    Ok(released)
 }
 
 /// Takes the secret out of a read response: KV v2's `data.data` is unwrapped, and `field` picks

@@ -1,0 +1,305 @@
+//! The seed's other route: a VAULT_TOKEN encrypted with the collaborator's Cloud KMS key, unwrapped
+//! inside the TEE. The attestation token is exchanged at STS for a federated access token (the
+//! collaborator's workload identity provider decides, with its attribute condition), optionally
+//! turned into a service account's token, and used to call KMS `decrypt`. CRC32C checksums guard
+//! the ciphertext on the way out and the plaintext on the way back.
+
+use crate::attestation::Jwt;
+use crate::config::KmsConfig;
+use crate::vault::VaultToken;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+use std::fmt;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// The calls of the KMS route, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KmsStep {
+    Ciphertext,
+    StsExchange,
+    Impersonate,
+    Decrypt,
+    Checksum,
+}
+
+impl fmt::Display for KmsStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KmsStep::Ciphertext => "read the ciphertext",
+            KmsStep::StsExchange => "STS token exchange",
+            KmsStep::Impersonate => "service account impersonation",
+            KmsStep::Decrypt => "KMS decrypt",
+            KmsStep::Checksum => "KMS checksum",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct KmsError {
+    pub step: KmsStep,
+    /// Google's own error text where it sent one.
+    pub message: String,
+}
+
+fn fail(step: KmsStep, message: impl Into<String>) -> KmsError {
+    KmsError {
+        step,
+        message: message.into(),
+    }
+}
+
+/// A bearer token for Google APIs: wiped on drop, never printed.
+struct AccessToken(Zeroizing<String>);
+
+/// Google's error bodies come in two shapes: OAuth (`error`, `error_description`) from STS and
+/// `{"error": {"code", "message", "status"}}` from the other APIs.
+fn google_error(status: u16, body: &[u8]) -> String {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(300)
+                .collect::<String>()
+        );
+    };
+    match value.get("error") {
+        Some(Value::String(code)) => {
+            let description = value
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            format!("HTTP {status} {code}: {description}")
+        }
+        Some(Value::Object(error)) => {
+            let state = error.get("status").and_then(Value::as_str).unwrap_or("");
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+            format!("HTTP {status} {state}: {message}")
+        }
+        _ => format!("HTTP {status}: {value}"),
+    }
+}
+
+pub struct KmsClient {
+    http: reqwest::Client,
+    config: KmsConfig,
+}
+
+impl KmsClient {
+    pub fn new(config: &KmsConfig) -> Result<Self, KmsError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| {
+                fail(
+                    KmsStep::StsExchange,
+                    format!("cannot build an HTTP client: {e}"),
+                )
+            })?;
+        Ok(KmsClient {
+            http,
+            config: config.clone(),
+        })
+    }
+
+    fn ciphertext(&self) -> Result<Vec<u8>, KmsError> {
+        let text = match (&self.config.ciphertext, &self.config.ciphertext_file) {
+            (Some(inline), _) => inline.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                fail(
+                    KmsStep::Ciphertext,
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?,
+            (None, None) => {
+                return Err(fail(
+                    KmsStep::Ciphertext,
+                    "no ciphertext or ciphertext_file configured",
+                ))
+            }
+        };
+        let compact: String = text.split_whitespace().collect();
+        STANDARD.decode(compact).map_err(|e| {
+            fail(
+                KmsStep::Ciphertext,
+                format!("the ciphertext is not base64: {e}"),
+            )
+        })
+    }
+
+    /// Attestation token → STS → (impersonation) → KMS decrypt → the VAULT_TOKEN.
+    pub async fn unwrap_vault_token(&self, attestation: &Jwt) -> Result<VaultToken, KmsError> {
+        let ciphertext = self.ciphertext()?;
+        let federated = self.sts_exchange(attestation).await?;
+        let access = match &self.config.service_account {
+            Some(account) => self.impersonate(&federated, account).await?,
+            None => federated,
+        };
+        let plaintext = self.decrypt(&access, &ciphertext).await?;
+        let token = String::from_utf8(plaintext.to_vec())
+            .map_err(|_| fail(KmsStep::Decrypt, "the decrypted VAULT_TOKEN is not text"))?;
+        Ok(VaultToken::new(token.trim()))
+    }
+
+    async fn post(
+        &self,
+        step: KmsStep,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, KmsError> {
+        let response = request.send().await.map_err(|e| {
+            fail(
+                step,
+                format!("request failed: {}", crate::http_error_chain(&e)),
+            )
+        })?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| {
+            fail(
+                step,
+                format!(
+                    "reading the response failed: {}",
+                    crate::http_error_chain(&e)
+                ),
+            )
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(fail(step, google_error(status, &body)));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| fail(step, format!("the response is not JSON: {e}")))
+    }
+
+    async fn sts_exchange(&self, attestation: &Jwt) -> Result<AccessToken, KmsError> {
+        let url = format!(
+            "{}/v1/token",
+            self.config.sts_endpoint.trim_end_matches('/')
+        );
+        let form = [
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("audience", self.config.workload_identity_provider.as_str()),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            ("subject_token", attestation.expose()),
+            ("scope", CLOUD_PLATFORM_SCOPE),
+        ];
+        let body = Zeroizing::new(
+            form.iter()
+                .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&"),
+        );
+        let request = self
+            .http
+            .post(url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_string());
+        let response = self.post(KmsStep::StsExchange, request).await?;
+        response
+            .get("access_token")
+            .and_then(Value::as_str)
+            .map(|t| AccessToken(Zeroizing::new(t.to_owned())))
+            .ok_or_else(|| fail(KmsStep::StsExchange, "the response has no access_token"))
+    }
+
+    async fn impersonate(
+        &self,
+        federated: &AccessToken,
+        account: &str,
+    ) -> Result<AccessToken, KmsError> {
+        let url = format!(
+            "{}/v1/projects/-/serviceAccounts/{account}:generateAccessToken",
+            self.config.iamcredentials_endpoint.trim_end_matches('/')
+        );
+        let request = self
+            .http
+            .post(url)
+            .bearer_auth(federated.0.as_str())
+            .json(&json!({"scope": [CLOUD_PLATFORM_SCOPE], "lifetime": "3600s"}));
+        let response = self.post(KmsStep::Impersonate, request).await?;
+        response
+            .get("accessToken")
+            .and_then(Value::as_str)
+            .map(|t| AccessToken(Zeroizing::new(t.to_owned())))
+            .ok_or_else(|| fail(KmsStep::Impersonate, "the response has no accessToken"))
+    }
+
+    async fn decrypt(
+        &self,
+        access: &AccessToken,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        let url = format!(
+            "{}/v1/{}:decrypt",
+            self.config.kms_endpoint.trim_end_matches('/'),
+            self.config.key.trim_matches('/')
+        );
+        let body = json!({
+            "ciphertext": STANDARD.encode(ciphertext),
+            "ciphertextCrc32c": crc32c::crc32c(ciphertext).to_string(),
+        });
+        let request = self
+            .http
+            .post(url)
+            .bearer_auth(access.0.as_str())
+            .json(&body);
+        let mut response = self.post(KmsStep::Decrypt, request).await?;
+        let plaintext = response
+            .get_mut("plaintext")
+            .map(Value::take)
+            .and_then(|v| v.as_str().map(|s| Zeroizing::new(s.to_owned())))
+            .ok_or_else(|| fail(KmsStep::Decrypt, "the response has no plaintext"))?;
+        let plaintext = Zeroizing::new(STANDARD.decode(plaintext.as_bytes()).map_err(|e| {
+            fail(
+                KmsStep::Decrypt,
+                format!("the plaintext is not base64: {e}"),
+            )
+        })?);
+        let claimed = response
+            .get("plaintextCrc32c")
+            .and_then(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+            })
+            .ok_or_else(|| {
+                fail(
+                    KmsStep::Checksum,
+                    "the response has no plaintextCrc32c to check the plaintext against",
+                )
+            })?;
+        let actual = crc32c::crc32c(&plaintext);
+        if claimed.parse::<u64>().ok() != Some(u64::from(actual)) {
+            return Err(fail(
+                KmsStep::Checksum,
+                format!("plaintextCrc32c is {claimed} but the plaintext's CRC32C is {actual}: the response was corrupted in transit; not using it"),
+            ));
+        }
+        Ok(plaintext)
+    }
+}
+
+/// Form-encodes a value (RFC 3986 unreserved characters kept).
+fn urlencode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}

@@ -1,0 +1,354 @@
+//! The KMS route: a VAULT_TOKEN encrypted with the collaborator's KMS key, unwrapped inside the TEE
+//! through STS, optional impersonation and KMS decrypt (a local stand-in for Google's APIs), then
+//! used at a real OpenBao.
+
+mod common;
+
+use attestgate::config::Config;
+use attestgate::exchange::{Exchange, Report, Step};
+use attestgate::kms::KmsStep;
+use common::google::{GoogleStandIn, StandInOptions, KEY, PROVIDER, SERVICE_ACCOUNT};
+use common::{plugin_wasm, sha256_file, OpenBao, TestLauncher};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+
+const AUDIENCE_A: &str = "https://vault.bank-a.example";
+
+fn production_only() -> common::google::Condition {
+    Arc::new(|claims: &Value| {
+        claims["dbgstat"] == "disabled-since-boot" && claims["swname"] == "CONFIDENTIAL_SPACE"
+    })
+}
+
+/// A Vault with a KV secret and a token, created by root, that may read only it.
+async fn vault_with_token(bao: &OpenBao) -> String {
+    bao.write(
+        "sys/mounts/kv",
+        json!({"type": "kv", "options": {"version": "2"}}),
+    )
+    .await;
+    bao.write(
+        "kv/data/reference-rates",
+        json!({"data": {"eur-usd": "1.0842"}}),
+    )
+    .await;
+    bao.write(
+        "sys/policies/acl/bank-c-secrets",
+        json!({"policy": "path \"kv/data/reference-rates\" { capabilities = [\"read\"] }"}),
+    )
+    .await;
+    let (status, body) = bao
+        .write(
+            "auth/token/create",
+            json!({"policies": ["bank-c-secrets"], "ttl": "1h"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["auth"]["client_token"].as_str().unwrap().to_owned()
+}
+
+fn kms_collaborator(
+    dir: &Path,
+    bao: &OpenBao,
+    google: &GoogleStandIn,
+    ciphertext: &str,
+    impersonate: bool,
+) -> String {
+    let plugin = plugin_wasm("confidential-space");
+    let ciphertext_file = dir.join("bank-c-vault-token.enc");
+    std::fs::write(&ciphertext_file, ciphertext).unwrap();
+    let service_account = if impersonate {
+        format!("service_account = \"{SERVICE_ACCOUNT}\"\n")
+    } else {
+        String::new()
+    };
+    format!(
+        r#"
+[[collaborator]]
+name = "bank-c"
+plugin = "{plugin}"
+plugin_sha256 = "{sha}"
+plugin_config = {{ audience = "https://sts.googleapis.com", projects = ["operator-project"] }}
+[collaborator.vault]
+address = "{addr}"
+[collaborator.kms]
+workload_identity_provider = "{PROVIDER}"
+{service_account}key = "{KEY}"
+ciphertext_file = "{ciphertext_file}"
+sts_endpoint = "{endpoint}"
+iamcredentials_endpoint = "{endpoint}"
+kms_endpoint = "{endpoint}"
+[[collaborator.secret]]
+path = "kv/data/reference-rates"
+field = "eur-usd"
+env = "EUR_USD"
+"#,
+        plugin = plugin.display(),
+        sha = sha256_file(&plugin),
+        addr = bao.addr,
+        ciphertext_file = ciphertext_file.display(),
+        endpoint = google.endpoint,
+    )
+}
+
+fn header(launcher: &TestLauncher) -> String {
+    format!(
+        "[attestation]\nlauncher_socket = \"{}\"\njwks_url = \"{}\"\n",
+        launcher.info().socket.display(),
+        launcher.info().jwks_url
+    )
+}
+
+async fn run(dir: &Path, text: &str) -> Report {
+    let path = dir.join("attestgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let exchange = tokio::task::spawn_blocking(move || Exchange::prepare(&config))
+        .await
+        .unwrap()
+        .unwrap();
+    exchange.run().await
+}
+
+fn released_value(report: &Report, collaborator: &str) -> String {
+    let (_, released) = report
+        .released()
+        .find(|(name, _)| *name == collaborator)
+        .expect("released");
+    released.secrets[0].value.to_text().to_string()
+}
+
+async fn setup(
+    condition: common::google::Condition,
+    corrupt: bool,
+) -> (TestLauncher, OpenBao, GoogleStandIn, String) {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    let google = GoogleStandIn::start(StandInOptions {
+        jwks_url: launcher.info().jwks_url.clone(),
+        condition,
+        corrupt_plaintext_crc: corrupt,
+    })
+    .await;
+    let token = vault_with_token(&bao).await;
+    (launcher, bao, google, token)
+}
+
+#[tokio::test]
+async fn the_unwrapped_vault_token_reads_the_secret() {
+    let (launcher, bao, google, token) = setup(production_only(), false).await;
+    let dir = tempfile::tempdir().unwrap();
+    for impersonate in [false, true] {
+        let text = header(&launcher)
+            + &kms_collaborator(
+                dir.path(),
+                &bao,
+                &google,
+                &google.encrypt(token.as_bytes()),
+                impersonate,
+            );
+        let report = run(dir.path(), &text).await;
+        assert!(
+            report.all_succeeded(),
+            "impersonate={impersonate}: {:?}",
+            report.failures().collect::<Vec<_>>()
+        );
+        assert_eq!(released_value(&report, "bank-c"), "1.0842");
+        let (_, released) = report.released().next().unwrap();
+        assert!(
+            released.policies.iter().any(|p| p == "bank-c-secrets"),
+            "lookup-self reported the token's policies"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_debug_image_is_refused_by_the_attribute_condition() {
+    let launcher = TestLauncher::start_with(|c| c.claims = json!({"dbgstat": "enabled"})).await;
+    let bao = OpenBao::start().await;
+    let google = GoogleStandIn::start(StandInOptions {
+        jwks_url: launcher.info().jwks_url.clone(),
+        condition: production_only(),
+        corrupt_plaintext_crc: false,
+    })
+    .await;
+    let token = vault_with_token(&bao).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The collaborator's plugin does not insist on production here, so STS is what refuses.
+    let text = header(&launcher)
+        + &kms_collaborator(
+            dir.path(),
+            &bao,
+            &google,
+            &google.encrypt(token.as_bytes()),
+            false,
+        )
+        .replace(
+            "projects = [\"operator-project\"] }",
+            "projects = [\"operator-project\"], require_production = false }",
+        );
+    let report = run(dir.path(), &text).await;
+    let error = report.failures().next().expect("STS refuses");
+    assert_eq!(error.step, Step::Kms(KmsStep::StsExchange));
+    assert!(
+        error.message.contains("invalid_grant") && error.message.contains("attribute condition"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.to_string().starts_with("bank-c: STS token exchange:"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_ciphertext_gets_kms_own_error() {
+    let (launcher, bao, google, token) = setup(production_only(), false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sealed = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        google.encrypt(token.as_bytes()),
+    )
+    .unwrap();
+    let last = sealed.len() - 1;
+    sealed[last] ^= 0x01;
+    let tampered = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sealed);
+    let report = run(
+        dir.path(),
+        &(header(&launcher) + &kms_collaborator(dir.path(), &bao, &google, &tampered, false)),
+    )
+    .await;
+    let error = report.failures().next().expect("KMS refuses");
+    assert_eq!(error.step, Step::Kms(KmsStep::Decrypt));
+    assert!(
+        error.message.contains("INVALID_ARGUMENT") && error.message.contains("Decryption failed"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn a_corrupted_plaintext_checksum_is_caught() {
+    let (launcher, bao, google, token) = setup(production_only(), true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(
+        dir.path(),
+        &(header(&launcher)
+            + &kms_collaborator(
+                dir.path(),
+                &bao,
+                &google,
+                &google.encrypt(token.as_bytes()),
+                false,
+            )),
+    )
+    .await;
+    let error = report.failures().next().expect("the checksum fails");
+    assert_eq!(error.step, Step::Kms(KmsStep::Checksum));
+    assert!(
+        error.message.contains("plaintextCrc32c"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_vault_token_is_reported_as_revoked() {
+    let (launcher, bao, google, token) = setup(production_only(), false).await;
+    let (status, body) = bao
+        .write("auth/token/revoke", json!({"token": token}))
+        .await;
+    assert!(status < 300, "{body}");
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(
+        dir.path(),
+        &(header(&launcher)
+            + &kms_collaborator(
+                dir.path(),
+                &bao,
+                &google,
+                &google.encrypt(token.as_bytes()),
+                false,
+            )),
+    )
+    .await;
+    let error = report.failures().next().expect("the token is revoked");
+    assert_eq!(error.step, Step::TokenLookup);
+    assert!(
+        error.message.contains("expired or revoked"),
+        "{}",
+        error.message
+    );
+    assert!(
+        !error.message.contains(&token),
+        "the token itself is never in an error"
+    );
+}
+
+#[tokio::test]
+async fn jwt_and_kms_collaborators_run_in_one_exchange() {
+    let (launcher, bank_c, google, token) = setup(production_only(), false).await;
+    let bank_a = OpenBao::start().await;
+    let role: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            common::workspace_root().join("examples/roles/seed-role-corrected.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    bank_a
+        .setup_collaborator(
+            &launcher.info().jwks_url,
+            "bank-a",
+            role.clone(),
+            &[("message", json!({"foo": "world"}))],
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let bound = plugin_wasm("bound-claims");
+    let role_file = dir.path().join("role.json");
+    std::fs::write(&role_file, role.to_string()).unwrap();
+    let jwt_collaborator = format!(
+        r#"
+[[collaborator]]
+name = "bank-a"
+plugin = "{plugin}"
+plugin_sha256 = "{sha}"
+plugin_config_file = "{role}"
+[collaborator.vault]
+address = "{addr}"
+role = "bank-a"
+[[collaborator.secret]]
+path = "kv/data/message"
+field = "foo"
+env = "FOO"
+"#,
+        plugin = bound.display(),
+        sha = sha256_file(&bound),
+        role = role_file.display(),
+        addr = bank_a.addr,
+    );
+    let text = header(&launcher)
+        + &jwt_collaborator
+        + &kms_collaborator(
+            dir.path(),
+            &bank_c,
+            &google,
+            &google.encrypt(token.as_bytes()),
+            true,
+        );
+    let report = run(dir.path(), &text).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    assert_eq!(released_value(&report, "bank-a"), "world");
+    assert_eq!(released_value(&report, "bank-c"), "1.0842");
+    let audiences: Vec<&str> = report
+        .released()
+        .map(|(_, r)| r.audience.as_str())
+        .collect();
+    assert_eq!(audiences, vec![AUDIENCE_A, "https://sts.googleapis.com"]);
+}
