@@ -40,6 +40,19 @@ fn bank_b_role() -> Value {
     })
 }
 
+/// An OpenBao for bank-a: the corrected seed role, and `kv/data/message` = {foo: world}.
+async fn bank_a_vault(launcher: &TestLauncher, options: OpenBaoOptions) -> OpenBao {
+    let bao = OpenBao::start_with(options).await;
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": "world"}))],
+    )
+    .await;
+    bao
+}
+
 /// One collaborator in a generated configuration.
 struct Collaborator {
     name: &'static str,
@@ -347,16 +360,12 @@ async fn the_seed_role_as_written_fails_with_vaults_words_and_a_hint() {
 #[tokio::test]
 async fn a_plugin_denial_keeps_the_token_inside_the_tee() {
     let launcher = TestLauncher::start().await;
-    let bao = OpenBao::start_with(OpenBaoOptions {
-        audit: true,
-        ..Default::default()
-    })
-    .await;
-    bao.setup_collaborator(
-        &launcher.info().jwks_url,
-        "bank-a",
-        corrected_role(),
-        &[("message", json!({"foo": "world"}))],
+    let bao = bank_a_vault(
+        &launcher,
+        OpenBaoOptions {
+            audit: true,
+            ..Default::default()
+        },
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -392,14 +401,7 @@ async fn a_plugin_denial_keeps_the_token_inside_the_tee() {
 #[tokio::test]
 async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
     let launcher = TestLauncher::start().await;
-    let bao = OpenBao::start().await;
-    bao.setup_collaborator(
-        &launcher.info().jwks_url,
-        "bank-a",
-        corrected_role(),
-        &[("message", json!({"foo": "world"}))],
-    )
-    .await;
+    let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
     bao.write("kv/data/board-minutes", json!({"data": {"text": "secret"}}))
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -431,16 +433,12 @@ async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
 #[tokio::test]
 async fn a_wrong_ca_is_reported_as_a_tls_failure() {
     let launcher = TestLauncher::start().await;
-    let bao = OpenBao::start_with(OpenBaoOptions {
-        tls: true,
-        ..Default::default()
-    })
-    .await;
-    bao.setup_collaborator(
-        &launcher.info().jwks_url,
-        "bank-a",
-        corrected_role(),
-        &[("message", json!({"foo": "world"}))],
+    let bao = bank_a_vault(
+        &launcher,
+        OpenBaoOptions {
+            tls: true,
+            ..Default::default()
+        },
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -522,14 +520,7 @@ async fn flaky_proxy(
 #[tokio::test]
 async fn a_vault_down_at_first_is_retried_until_it_answers() {
     let launcher = TestLauncher::start().await;
-    let bao = OpenBao::start().await;
-    bao.setup_collaborator(
-        &launcher.info().jwks_url,
-        "bank-a",
-        corrected_role(),
-        &[("message", json!({"foo": "world"}))],
-    )
-    .await;
+    let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
     let (proxy, connections) =
         flaky_proxy(bao.addr.trim_start_matches("http://").to_owned(), 3).await;
     let dir = tempfile::tempdir().unwrap();
@@ -816,14 +807,7 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
 #[tokio::test]
 async fn a_kept_vault_token_is_delivered_and_still_valid() {
     let launcher = TestLauncher::start().await;
-    let bao = OpenBao::start().await;
-    bao.setup_collaborator(
-        &launcher.info().jwks_url,
-        "bank-a",
-        corrected_role(),
-        &[("message", json!({"foo": "world"}))],
-    )
-    .await;
+    let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("out/vault-token");
     let mut collaborator = bound_claims_collaborator(

@@ -254,16 +254,17 @@ impl PluginEngine {
     }
 }
 
-/// The cache directory must belong to this user and be writable by nobody else, and so must the
-/// file: `deserialize` executes what it reads.
-fn trusted_cache_file(dir: &Path, file: &Path) -> bool {
+/// Whether `path` belongs to this user, is writable by nobody else, and is not a symlink. The
+/// cache directory and every file in it must be: `deserialize` executes what it reads.
+fn is_private(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let uid = rustix::process::getuid().as_raw();
-    let private = |path: &Path| {
-        std::fs::symlink_metadata(path)
-            .is_ok_and(|m| m.uid() == uid && m.mode() & 0o022 == 0 && !m.file_type().is_symlink())
-    };
-    private(dir) && private(file)
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.uid() == uid && m.mode() & 0o022 == 0 && !m.file_type().is_symlink())
+}
+
+fn trusted_cache_file(dir: &Path, file: &Path) -> bool {
+    is_private(dir) && is_private(file)
 }
 
 fn store_in_cache(dir: &Path, file: &Path, component: &Component) -> Result<(), String> {
@@ -273,7 +274,7 @@ fn store_in_cache(dir: &Path, file: &Path, component: &Component) -> Result<(), 
         .mode(0o700)
         .create(dir)
         .map_err(|e| e.to_string())?;
-    if !trusted_cache_file(dir, dir) {
+    if !is_private(dir) {
         return Err("the cache directory is writable by others or owned by someone else".into());
     }
     let bytes = component.serialize().map_err(|e| e.to_string())?;
