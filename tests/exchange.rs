@@ -898,3 +898,25 @@ async fn the_default_token_needs_an_explicit_opt_in() {
         attestgate::attestation::source::DEFAULT_TOKEN_AUDIENCE
     );
 }
+
+#[tokio::test]
+async fn an_ha_cluster_is_reached_through_its_other_addresses() {
+    let launcher = TestLauncher::start().await;
+    let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
+    let down = format!("http://127.0.0.1:{}", common::free_port_pair());
+    let dir = tempfile::tempdir().unwrap();
+    let mut collaborator = bound_claims_collaborator(
+        "bank-a",
+        &bao,
+        corrected_role(),
+        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
+    );
+    collaborator.vault = json!({"addresses": [down, bao.addr], "role": "bank-a"});
+    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let report = run(&config).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+}

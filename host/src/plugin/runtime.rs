@@ -212,7 +212,8 @@ pub struct CollaboratorPolicy {
     compiled: Arc<CompiledPlugin>,
     collaborator: Arc<str>,
     short_sha: Arc<str>,
-    config_json: String,
+    /// Built once: handed to every call as is.
+    context: wit::Context,
     limits: Limits,
 }
 
@@ -250,7 +251,10 @@ impl CollaboratorPolicy {
             compiled,
             collaborator: collaborator.into(),
             short_sha,
-            config_json: config.to_string(),
+            context: wit::Context {
+                collaborator: collaborator.to_owned(),
+                config: config.to_string(),
+            },
             limits,
         }
     }
@@ -265,13 +269,6 @@ impl CollaboratorPolicy {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
-    }
-
-    fn context(&self) -> wit::Context {
-        wit::Context {
-            collaborator: self.collaborator.to_string(),
-            config: self.config_json.clone(),
-        }
     }
 
     fn fail(&self, call: &'static str, kind: FailureKind) -> PluginError {
@@ -366,14 +363,14 @@ impl CollaboratorPolicy {
 
     /// Asks the plugin whether its configuration is acceptable. Called once at load time.
     pub fn validate_config(&self) -> Result<(), PluginError> {
-        let ctx = self.context();
+        let ctx = &self.context;
         let outcome = self.call(
             "validate-config",
             crate::attestation::verify::unix_now(),
             |plugin, store| {
                 plugin
                     .attestgate_policy_policy()
-                    .call_validate_config(store, &ctx)
+                    .call_validate_config(store, ctx)
             },
         )?;
         outcome.map_err(|message| {
@@ -386,14 +383,14 @@ impl CollaboratorPolicy {
 
     /// The token this collaborator wants minted.
     pub fn select_audience(&self) -> Result<TokenRequest, PluginError> {
-        let ctx = self.context();
+        let ctx = &self.context;
         let outcome = self.call(
             "select-audience",
             crate::attestation::verify::unix_now(),
             |plugin, store| {
                 plugin
                     .attestgate_policy_policy()
-                    .call_select_audience(store, &ctx)
+                    .call_select_audience(store, ctx)
             },
         )?;
         let request = outcome.map_err(|message| {
@@ -409,11 +406,11 @@ impl CollaboratorPolicy {
     /// Judges verified claims (the token's payload JSON) as of `at`, Unix seconds.
     pub fn evaluate(&self, claims_json: &str, at: i64) -> Result<Decision, PluginError> {
         let started = Instant::now();
-        let ctx = self.context();
+        let ctx = &self.context;
         let outcome = self.call("evaluate", at, |plugin, store| {
             plugin
                 .attestgate_policy_policy()
-                .call_evaluate(store, &ctx, claims_json)
+                .call_evaluate(store, ctx, claims_json)
         });
         let duration = started.elapsed();
         let result = outcome.and_then(|raw| {
@@ -422,22 +419,11 @@ impl CollaboratorPolicy {
         });
         match &result {
             Ok(verdict) => {
-                let checked: Vec<String> = verdict
-                    .reasons
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "{}:{}",
-                            if r.claim.is_empty() { "-" } else { &r.claim },
-                            if r.passed { "pass" } else { "fail" }
-                        )
-                    })
-                    .collect();
                 tracing::info!(
                     collaborator = &*self.collaborator,
                     plugin_sha256 = %self.compiled.info.sha256,
                     decision = if verdict.allow { "allow" } else { "deny" },
-                    reasons = ?checked,
+                    reasons = %ReasonSummary(&verdict.reasons),
                     duration_us = duration.as_micros() as u64,
                     "plugin decision"
                 );
@@ -452,6 +438,25 @@ impl CollaboratorPolicy {
             ),
         }
         result.map(|verdict| Decision { verdict, duration })
+    }
+}
+
+/// Which rules passed and failed, by claim pointer only: messages may quote claim values, and
+/// claim values are not logged. Formatted only when the log line is actually emitted.
+struct ReasonSummary<'a>(&'a [Reason]);
+
+impl std::fmt::Display for ReasonSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, reason) in self.0.iter().enumerate() {
+            let claim = if reason.claim.is_empty() {
+                "-"
+            } else {
+                &reason.claim
+            };
+            let outcome = if reason.passed { "pass" } else { "fail" };
+            write!(f, "{}{claim}:{outcome}", if index == 0 { "" } else { " " })?;
+        }
+        Ok(())
     }
 }
 
