@@ -106,10 +106,6 @@ impl LauncherClient {
         self
     }
 
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
     /// `POST /v1/token`: a token with a custom audience, nonces and type.
     pub async fn custom_token(&self, request: &TokenRequest) -> Result<Jwt, SourceError> {
         let body = serde_json::to_vec(request).map_err(|e| self.protocol(e.to_string()))?;

@@ -144,10 +144,6 @@ impl Verifier {
         &self.keys
     }
 
-    pub fn policy(&self) -> &VerifyPolicy {
-        &self.policy
-    }
-
     /// Verifies `token` for `audience` as of now.
     pub async fn verify(&self, token: &str, audience: &str) -> Result<VerifiedToken, VerifyError> {
         self.verify_at(token, audience, unix_now()).await

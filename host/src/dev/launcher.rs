@@ -299,10 +299,6 @@ impl Launcher {
         self.shared.current_key().kid().to_owned()
     }
 
-    pub fn pki_root_pem(&self) -> &str {
-        &self.shared.pki_root_pem
-    }
-
     /// Replaces the signing key now; the old one stays in the JWKS. Returns the new kid.
     pub fn rotate_key(&self) -> Result<String, SigningError> {
         self.shared.rotate()

@@ -58,7 +58,6 @@ pub struct PluginEngine {
     engine: Engine,
     linker: Linker<StoreState>,
     options: EngineOptions,
-    pooling: bool,
     compiled: Mutex<HashMap<String, Arc<CompiledPlugin>>>,
     _ticker: Ticker,
 }
@@ -90,13 +89,11 @@ fn config(pooling: Option<&EngineOptions>) -> Config {
 impl PluginEngine {
     pub fn new(options: EngineOptions) -> Result<Self, PluginError> {
         // The pool reserves virtual memory up front; where that is refused, allocate on demand.
-        let (engine, pooling) = match Engine::new(&config(Some(&options))) {
-            Ok(engine) => (engine, true),
+        let engine = match Engine::new(&config(Some(&options))) {
+            Ok(engine) => engine,
             Err(pool_error) => {
                 tracing::warn!(error = %pool_error, "pooling allocator unavailable, allocating plugin instances on demand");
-                let engine =
-                    Engine::new(&config(None)).map_err(|e| PluginError::Engine(e.to_string()))?;
-                (engine, false)
+                Engine::new(&config(None)).map_err(|e| PluginError::Engine(e.to_string()))?
             }
         };
         let mut linker = Linker::new(&engine);
@@ -127,7 +124,6 @@ impl PluginEngine {
             engine,
             linker,
             options,
-            pooling,
             compiled: Mutex::new(HashMap::new()),
             _ticker: Ticker { stop },
         })
@@ -135,11 +131,6 @@ impl PluginEngine {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    /// Whether instances come from the pooling allocator (false: on-demand fallback).
-    pub fn is_pooling(&self) -> bool {
-        self.pooling
     }
 
     /// Reads, checks and compiles a plugin file, or returns the copy already compiled.

@@ -263,14 +263,6 @@ impl CollaboratorPolicy {
         &self.collaborator
     }
 
-    pub fn plugin(&self) -> &PluginInfo {
-        &self.compiled.info
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     fn fail(&self, call: &'static str, kind: FailureKind) -> PluginError {
         PluginError::Call {
             collaborator: self.collaborator.to_string(),

@@ -141,10 +141,6 @@ impl VaultClient {
         })
     }
 
-    pub fn addresses(&self) -> &[String] {
-        &self.addresses
-    }
-
     /// `POST auth/<mount>/login` with the attestation token.
     pub async fn login_jwt(
         &self,

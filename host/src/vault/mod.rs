@@ -40,13 +40,3 @@ pub enum VaultError {
         reason: String,
     },
 }
-
-impl VaultError {
-    /// Vault's own error messages, when it sent any.
-    pub fn vault_errors(&self) -> &[String] {
-        match self {
-            VaultError::Denied { errors, .. } => errors,
-            _ => &[],
-        }
-    }
-}
