@@ -455,7 +455,7 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
     let error = report.failures().next().expect("TLS fails");
     assert_eq!(error.step, Step::VaultLogin);
     assert!(
-        error.message.contains("TLS failure") && error.message.contains("ca_cert"),
+        error.message.contains("TLS with Vault") && error.message.contains("is ca_cert the CA"),
         "{}",
         error.message
     );
@@ -918,5 +918,59 @@ async fn an_ha_cluster_is_reached_through_its_other_addresses() {
         report.all_succeeded(),
         "{:?}",
         report.failures().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_vault_requiring_client_certificates_accepts_the_configured_identity() {
+    let launcher = TestLauncher::start().await;
+    let mtls_port = common::free_port_pair();
+    let bao = bank_a_vault(
+        &launcher,
+        OpenBaoOptions {
+            mtls_port: Some(mtls_port),
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let collaborator = |with_identity: bool| {
+        let mut c = bound_claims_collaborator(
+            "bank-a",
+            &bao,
+            corrected_role(),
+            vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
+        );
+        c.vault = json!({"address": format!("https://127.0.0.1:{mtls_port}"), "role": "bank-a", "ca_cert": bao.dir.path().join("ca.pem")});
+        if with_identity {
+            c.vault["client_cert"] = json!(bao.dir.path().join("client.pem"));
+            c.vault["client_key"] = json!(bao.dir.path().join("client-key.pem"));
+        }
+        c
+    };
+    let with = write_config(dir.path(), &launcher, &[collaborator(true)], json!({}));
+    let report = run(&with).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+
+    let without = write_config(
+        dir.path(),
+        &launcher,
+        &[collaborator(false)],
+        json!({"deadline": "5s"}),
+    );
+    let report = run(&without).await;
+    let error = report
+        .failures()
+        .next()
+        .expect("no client certificate, no session");
+    assert_eq!(error.step, Step::VaultLogin, "{error}");
+    assert!(
+        error.message.contains("requires a client certificate"),
+        "{}",
+        error.message
     );
 }

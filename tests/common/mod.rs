@@ -136,6 +136,8 @@ pub struct OpenBaoOptions {
     pub audit: bool,
     /// Listen on this port instead of a free one.
     pub port: Option<u16>,
+    /// Also listen on this port with TLS from `tls_material`, requiring a client certificate.
+    pub mtls_port: Option<u16>,
 }
 
 /// A real OpenBao dev server on a free loopback port, killed on drop.
@@ -173,6 +175,22 @@ impl OpenBao {
             command
                 .arg("-dev-tls")
                 .arg(format!("-dev-tls-cert-dir={}", dir.path().display()));
+        }
+        if let Some(mtls_port) = options.mtls_port {
+            let tls = tls_material(dir.path());
+            let listener = dir.path().join("mtls.hcl");
+            std::fs::write(
+                &listener,
+                format!(
+                    "listener \"tcp\" {{\n  address = \"127.0.0.1:{mtls_port}\"\n  cluster_address = \"127.0.0.1:{}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_client_ca_file = \"{}\"\n  tls_require_and_verify_client_cert = \"true\"\n}}\n",
+                    mtls_port + 1,
+                    tls.server_cert.display(),
+                    tls.server_key.display(),
+                    tls.ca.display()
+                ),
+            )
+            .unwrap();
+            command.arg(format!("-config={}", listener.display()));
         }
         if options.audit {
             let audit = dir.path().join("audit.hcl");
@@ -415,4 +433,48 @@ pub fn claims_with(audience: &str, patch: Value) -> Value {
     let mut claims = production_claims(audience);
     attestgate::dev::claims::merge(&mut claims, &patch);
     claims
+}
+
+/// A private CA with a server certificate for 127.0.0.1 and a client certificate, as PEM files.
+pub struct TlsMaterial {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+pub fn tls_material(dir: &Path) -> TlsMaterial {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "attestgate test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let issue = |names: Vec<String>, cn: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        (
+            params.signed_by(&key, &issuer).unwrap().pem(),
+            key.serialize_pem(),
+        )
+    };
+    let (server_cert, server_key) = issue(vec!["127.0.0.1".into(), "localhost".into()], "vault");
+    let (client_cert, client_key) = issue(vec![], "attestgate workload");
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    TlsMaterial {
+        ca: write("ca.pem", &ca_cert.pem()),
+        server_cert: write("server.pem", &server_cert),
+        server_key: write("server-key.pem", &server_key),
+        client_cert: write("client.pem", &client_cert),
+        client_key: write("client-key.pem", &client_key),
+    }
 }

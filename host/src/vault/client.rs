@@ -78,10 +78,21 @@ fn read_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>, VaultError> 
         .map_err(|e| VaultError::Settings(format!("cannot read {what} {}: {e}", path.display())))
 }
 
-/// Whether a transport error is a TLS trust failure, which no retry will fix.
-fn is_tls_failure(message: &str) -> bool {
+/// For a TLS failure that no retry will fix, what to check; `None` for other transport errors.
+fn tls_hint(message: &str) -> Option<&'static str> {
     let lower = message.to_ascii_lowercase();
-    lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls")
+    if lower.contains("certificaterequired")
+        || lower.contains("badcertificate")
+        || lower.contains("unknownca")
+    {
+        Some("this Vault requires a client certificate it trusts: set client_cert and client_key in [collaborator.vault]")
+    } else if lower.contains("invalid peer certificate") || lower.contains("certificate") {
+        Some("is ca_cert the CA that signed this Vault's certificate, and does the certificate name this address?")
+    } else if lower.contains("handshake") || lower.contains("tls") {
+        Some("check that the address speaks TLS (https://) and that ca_cert matches it")
+    } else {
+        None
+    }
 }
 
 impl VaultClient {
@@ -289,12 +300,11 @@ impl VaultClient {
             Ok(response) => response,
             Err(e) => {
                 let reason = crate::http_error_chain(&e);
-                if is_tls_failure(&reason) {
-                    return Attempt::Done(Err(VaultError::Unreachable {
+                if let Some(hint) = tls_hint(&reason) {
+                    return Attempt::Done(Err(VaultError::Tls {
                         address: address.to_owned(),
-                        attempts: 1,
-                        elapsed_ms: 0,
-                        last: format!("TLS failure (is ca_cert the CA that signed this Vault's certificate?): {reason}"),
+                        reason,
+                        hint,
                     }));
                 }
                 return Attempt::Retry(reason);

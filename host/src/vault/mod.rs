@@ -33,6 +33,13 @@ pub enum VaultError {
         elapsed_ms: u128,
         last: String,
     },
+    /// TLS failed in a way no retry fixes.
+    #[error("TLS with Vault at {address} failed: {reason} (hint: {hint})")]
+    Tls {
+        address: String,
+        reason: String,
+        hint: &'static str,
+    },
     #[error("Vault at {address} sent an unexpected response to {path}: {reason}")]
     Protocol {
         address: String,
