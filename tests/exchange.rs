@@ -974,3 +974,37 @@ async fn a_vault_requiring_client_certificates_accepts_the_configured_identity()
         error.message
     );
 }
+
+#[tokio::test]
+async fn a_collaborator_in_a_vault_namespace_is_reached_through_it() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    bao.setup_collaborator_in(
+        Some("team-a"),
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": "from-the-namespace"}))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut collaborator = bound_claims_collaborator(
+        "bank-a",
+        &bao,
+        corrected_role(),
+        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
+    );
+    collaborator.vault["namespace"] = json!("team-a");
+    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let report = run(&config).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    let (_, released) = report.released().next().unwrap();
+    assert_eq!(
+        released.secrets[0].value.to_text().as_str(),
+        "from-the-namespace"
+    );
+}

@@ -289,10 +289,24 @@ impl OpenBao {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.api_in(None, method, path, body).await
+    }
+
+    /// The same, inside a namespace (X-Vault-Namespace).
+    pub async fn api_in(
+        &self,
+        namespace: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}/v1/{path}", self.addr))
             .header("X-Vault-Token", &self.root_token);
+        if let Some(namespace) = namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -306,16 +320,23 @@ impl OpenBao {
         self.api(reqwest::Method::POST, path, Some(body)).await
     }
 
-    async fn must_write(&self, path: &str, body: Value) {
-        let (status, response) = self.write(path, body).await;
+    async fn must_write_in(&self, namespace: Option<&str>, path: &str, body: Value) {
+        let (status, response) = self
+            .api_in(namespace, reqwest::Method::POST, path, Some(body))
+            .await;
         assert!(status < 300, "writing {path}: {status} {response}");
     }
 
     /// Enables JWT auth at `jwt/` trusting `jwks_url` for `issuer`.
     pub async fn enable_jwt_auth(&self, jwks_url: &str, issuer: &str) {
-        self.must_write("sys/auth/jwt", json!({"type": "jwt"}))
+        self.enable_jwt_auth_in(None, jwks_url, issuer).await
+    }
+
+    async fn enable_jwt_auth_in(&self, namespace: Option<&str>, jwks_url: &str, issuer: &str) {
+        self.must_write_in(namespace, "sys/auth/jwt", json!({"type": "jwt"}))
             .await;
-        self.must_write(
+        self.must_write_in(
+            namespace,
             "auth/jwt/config",
             json!({"jwks_url": jwks_url, "bound_issuer": issuer}),
         )
@@ -328,33 +349,52 @@ impl OpenBao {
         &self,
         jwks_url: &str,
         role_name: &str,
+        role: Value,
+        secrets: &[(&str, Value)],
+    ) {
+        self.setup_collaborator_in(None, jwks_url, role_name, role, secrets)
+            .await
+    }
+
+    /// The same inside `namespace` (created if given).
+    pub async fn setup_collaborator_in(
+        &self,
+        namespace: Option<&str>,
+        jwks_url: &str,
+        role_name: &str,
         mut role: Value,
         secrets: &[(&str, Value)],
     ) {
-        self.enable_jwt_auth(jwks_url, attestgate::attestation::GOOGLE_ISSUER)
+        if let Some(namespace) = namespace {
+            self.must_write_in(None, &format!("sys/namespaces/{namespace}"), json!({}))
+                .await;
+        }
+        self.enable_jwt_auth_in(namespace, jwks_url, attestgate::attestation::GOOGLE_ISSUER)
             .await;
-        self.must_write(
+        self.must_write_in(
+            namespace,
             "sys/mounts/kv",
             json!({"type": "kv", "options": {"version": "2"}}),
         )
         .await;
         let mut policy = String::new();
         for (name, data) in secrets {
-            self.must_write(&format!("kv/data/{name}"), json!({"data": data}))
+            self.must_write_in(namespace, &format!("kv/data/{name}"), json!({"data": data}))
                 .await;
             policy.push_str(&format!(
                 "path \"kv/data/{name}\" {{ capabilities = [\"read\"] }}\n"
             ));
         }
         let policy_name = format!("{role_name}-secrets");
-        self.must_write(
+        self.must_write_in(
+            namespace,
             &format!("sys/policies/acl/{policy_name}"),
             json!({"policy": policy}),
         )
         .await;
         role["token_policies"] = json!([policy_name]);
         role.as_object_mut().unwrap().remove("policies");
-        self.must_write(&format!("auth/jwt/role/{role_name}"), role)
+        self.must_write_in(namespace, &format!("auth/jwt/role/{role_name}"), role)
             .await;
     }
 
