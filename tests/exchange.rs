@@ -1008,3 +1008,45 @@ async fn a_collaborator_in_a_vault_namespace_is_reached_through_it() {
         "from-the-namespace"
     );
 }
+
+#[tokio::test]
+async fn a_standby_redirect_moves_on_to_the_next_address() {
+    let launcher = TestLauncher::start().await;
+    let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
+    // A standby node answers every request with 307 to the active node, as Vault's standbys do.
+    let active = bao.addr.clone();
+    let standby = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let standby_addr = format!("http://{}", standby.local_addr().unwrap());
+    let redirects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = redirects.clone();
+    let router = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let (active, counter) = (active.clone(), counter.clone());
+        async move {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [("location", format!("{active}{uri}"))],
+            )
+        }
+    });
+    tokio::spawn(async move { axum::serve(standby, router).await });
+    let dir = tempfile::tempdir().unwrap();
+    let mut collaborator = bound_claims_collaborator(
+        "bank-a",
+        &bao,
+        corrected_role(),
+        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
+    );
+    collaborator.vault = json!({"addresses": [standby_addr, bao.addr], "role": "bank-a"});
+    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let report = run(&config).await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    assert!(
+        redirects.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the standby was asked first"
+    );
+}
