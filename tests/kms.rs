@@ -352,3 +352,30 @@ env = "FOO"
         .collect();
     assert_eq!(audiences, vec![AUDIENCE_A, "https://sts.googleapis.com"]);
 }
+
+#[tokio::test]
+async fn a_denied_impersonation_is_reported_with_googles_words() {
+    let (launcher, bao, google, token) = setup(production_only(), false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = header(&launcher)
+        + &kms_collaborator(
+            dir.path(),
+            &bao,
+            &google,
+            &google.encrypt(token.as_bytes()),
+            true,
+        )
+        .replace(
+            SERVICE_ACCOUNT,
+            "someone-else@bank-c.iam.gserviceaccount.com",
+        );
+    let report = run(dir.path(), &text).await;
+    let error = report.failures().next().expect("IAM refuses");
+    assert_eq!(error.step, Step::Kms(KmsStep::Impersonate));
+    assert!(
+        error.message.contains("PERMISSION_DENIED")
+            && error.message.contains("iam.serviceAccounts.getAccessToken"),
+        "{}",
+        error.message
+    );
+}
