@@ -53,6 +53,24 @@ async fn bank_a_vault(launcher: &TestLauncher, options: OpenBaoOptions) -> OpenB
     bao
 }
 
+/// bank-a on `bao` with the corrected role, releasing `kv/data/message`'s `foo` as `FOO`.
+fn bank_a_foo(bao: &OpenBao) -> Collaborator {
+    bound_claims_collaborator(
+        "bank-a",
+        bao,
+        corrected_role(),
+        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
+    )
+}
+
+fn assert_succeeded(report: &attestgate::exchange::Report) {
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+}
+
 /// One collaborator in a generated configuration.
 struct Collaborator {
     name: &'static str,
@@ -208,11 +226,7 @@ async fn two_collaborators_each_release_their_secret_to_their_own_audience() {
         json!({}),
     );
     let report = run(&config).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
     deliver_files(&report).unwrap();
     assert_eq!(
         std::fs::read_to_string(out.join("bank-a/foo")).unwrap(),
@@ -350,11 +364,7 @@ async fn the_seed_role_as_written_fails_with_vaults_words_and_a_hint() {
     .await;
     bao.write("auth/jwt/role/bank-a", corrected_role()).await;
     let report = run(&config).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
 }
 
 #[tokio::test]
@@ -524,20 +534,11 @@ async fn a_vault_down_at_first_is_retried_until_it_answers() {
     let (proxy, connections) =
         flaky_proxy(bao.addr.trim_start_matches("http://").to_owned(), 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut collaborator = bound_claims_collaborator(
-        "bank-a",
-        &bao,
-        corrected_role(),
-        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
-    );
+    let mut collaborator = bank_a_foo(&bao);
     collaborator.vault["address"] = json!(proxy);
     let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
     let report = run(&config).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
     assert!(
         connections.load(std::sync::atomic::Ordering::SeqCst) > 3,
         "the first connections were dropped and retried"
@@ -810,20 +811,11 @@ async fn a_kept_vault_token_is_delivered_and_still_valid() {
     let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("out/vault-token");
-    let mut collaborator = bound_claims_collaborator(
-        "bank-a",
-        &bao,
-        corrected_role(),
-        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
-    );
+    let mut collaborator = bank_a_foo(&bao);
     collaborator.vault["token_file"] = json!(token_file);
     let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
     let report = run(&config).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
     deliver_files(&report).unwrap();
     let token = std::fs::read_to_string(&token_file).unwrap();
     let lookup = reqwest::Client::new()
@@ -887,11 +879,7 @@ async fn the_default_token_needs_an_explicit_opt_in() {
     )
     .unwrap();
     let report = run(&config).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
     let (_, released) = report.released().next().unwrap();
     assert_eq!(
         released.audience,
@@ -905,20 +893,11 @@ async fn an_ha_cluster_is_reached_through_its_other_addresses() {
     let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
     let down = format!("http://127.0.0.1:{}", common::free_port_pair());
     let dir = tempfile::tempdir().unwrap();
-    let mut collaborator = bound_claims_collaborator(
-        "bank-a",
-        &bao,
-        corrected_role(),
-        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
-    );
+    let mut collaborator = bank_a_foo(&bao);
     collaborator.vault = json!({"addresses": [down, bao.addr], "role": "bank-a"});
     let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
     let report = run(&config).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
 }
 
 #[tokio::test]
@@ -935,12 +914,7 @@ async fn a_vault_requiring_client_certificates_accepts_the_configured_identity()
     .await;
     let dir = tempfile::tempdir().unwrap();
     let collaborator = |with_identity: bool| {
-        let mut c = bound_claims_collaborator(
-            "bank-a",
-            &bao,
-            corrected_role(),
-            vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
-        );
+        let mut c = bank_a_foo(&bao);
         c.vault = json!({"address": format!("https://127.0.0.1:{mtls_port}"), "role": "bank-a", "ca_cert": bao.dir.path().join("ca.pem")});
         if with_identity {
             c.vault["client_cert"] = json!(bao.dir.path().join("client.pem"));
@@ -950,11 +924,7 @@ async fn a_vault_requiring_client_certificates_accepts_the_configured_identity()
     };
     let with = write_config(dir.path(), &launcher, &[collaborator(true)], json!({}));
     let report = run(&with).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
 
     let without = write_config(
         dir.path(),
@@ -988,20 +958,11 @@ async fn a_collaborator_in_a_vault_namespace_is_reached_through_it() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let mut collaborator = bound_claims_collaborator(
-        "bank-a",
-        &bao,
-        corrected_role(),
-        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
-    );
+    let mut collaborator = bank_a_foo(&bao);
     collaborator.vault["namespace"] = json!("team-a");
     let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
     let report = run(&config).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
     let (_, released) = report.released().next().unwrap();
     assert_eq!(
         released.secrets[0].value.to_text().as_str(),
@@ -1031,20 +992,11 @@ async fn a_standby_redirect_moves_on_to_the_next_address() {
     });
     tokio::spawn(async move { axum::serve(standby, router).await });
     let dir = tempfile::tempdir().unwrap();
-    let mut collaborator = bound_claims_collaborator(
-        "bank-a",
-        &bao,
-        corrected_role(),
-        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
-    );
+    let mut collaborator = bank_a_foo(&bao);
     collaborator.vault = json!({"addresses": [standby_addr, bao.addr], "role": "bank-a"});
     let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
     let report = run(&config).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
     assert!(
         redirects.load(std::sync::atomic::Ordering::SeqCst) >= 1,
         "the standby was asked first"

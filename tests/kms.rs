@@ -111,6 +111,14 @@ async fn run(dir: &Path, text: &str) -> Report {
     exchange.run().await
 }
 
+fn assert_succeeded(report: &Report) {
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+}
+
 fn released_value(report: &Report, collaborator: &str) -> String {
     let (_, released) = report
         .released()
@@ -339,11 +347,7 @@ env = "FOO"
             true,
         );
     let report = run(dir.path(), &text).await;
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    assert_succeeded(&report);
     assert_eq!(released_value(&report, "bank-a"), "world");
     assert_eq!(released_value(&report, "bank-c"), "1.0842");
     let audiences: Vec<&str> = report
