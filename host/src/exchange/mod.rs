@@ -12,9 +12,9 @@ use crate::attestation::jwks::KeyCacheOptions;
 use crate::attestation::pki::PkiRoot;
 use crate::attestation::source::{read_token_file, TokenRequest, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::verify::unix_now;
-use crate::attestation::{JwksCache, LauncherClient, Verifier, VerifyPolicy};
+use crate::attestation::{JwksCache, Jwt, LauncherClient, Verifier, VerifyPolicy};
 use crate::config::{CollaboratorConfig, Config, SecretConfig, TokenSourceKind};
-use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Reason};
+use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Reason, Verdict};
 use crate::vault::{RetryPolicy, VaultClient, VaultToken};
 use serde_json::Value;
 use std::fmt;
@@ -304,85 +304,20 @@ impl Exchange {
     async fn run_one(&self, collaborator: &Collaborator) -> Result<Released, StepError> {
         let started = Instant::now();
         let name = &collaborator.config.name;
-        let fail = |step: Step, message: String| StepError {
-            collaborator: name.clone(),
-            step,
-            message,
-            reasons: Vec::new(),
-        };
-        let (jwt, audience) = if collaborator.kms.is_some() {
-            // The KMS route presents the token to STS, its intended audience: the default token.
-            let jwt = match self.source {
-                TokenSourceKind::Launcher => self.launcher.default_token().await,
-                TokenSourceKind::File => read_token_file(&self.token_file).await,
-            };
-            (
-                jwt.map_err(|e| fail(Step::GetToken, e.to_string()))?,
-                DEFAULT_TOKEN_AUDIENCE.to_owned(),
-            )
-        } else {
-            let policy = collaborator.policy.clone();
-            let request: TokenRequest =
-                tokio::task::spawn_blocking(move || policy.select_audience())
-                    .await
-                    .map_err(|e| fail(Step::SelectAudience, e.to_string()))?
-                    .map_err(|e| fail(Step::SelectAudience, e.to_string()))?;
-            match self.source {
-                TokenSourceKind::Launcher => (
-                    self.launcher
-                        .custom_token(&request)
-                        .await
-                        .map_err(|e| fail(Step::GetToken, e.to_string()))?,
-                    request.audience.clone(),
-                ),
-                TokenSourceKind::File => (
-                    read_token_file(&self.token_file)
-                        .await
-                        .map_err(|e| fail(Step::GetToken, e.to_string()))?,
-                    DEFAULT_TOKEN_AUDIENCE.to_owned(),
-                ),
-            }
-        };
+        let (jwt, audience) = self.token_for(collaborator).await?;
         let at = unix_now();
         let verified = self
             .verifier
             .verify_at(jwt.expose(), &audience, at)
             .await
             .map_err(|e| {
-                fail(
+                step_error(
+                    name,
                     Step::VerifyToken,
                     format!("{} check failed: {e}", e.check()),
                 )
             })?;
-
-        let policy = collaborator.policy.clone();
-        let payload = verified.payload_json.clone();
-        let decision = tokio::task::spawn_blocking(move || policy.evaluate(&payload, at))
-            .await
-            .map_err(|e| fail(Step::Policy, e.to_string()))?
-            .map_err(|e| fail(Step::Policy, format!("{e}; denying")))?;
-        let verdict = decision.verdict;
-        if !verdict.allow {
-            let failed: Vec<String> = verdict
-                .failed_reasons()
-                .map(|r| {
-                    if r.claim.is_empty() {
-                        r.message.clone()
-                    } else {
-                        format!("{}: {}", r.claim, r.message)
-                    }
-                })
-                .collect();
-            return Err(StepError {
-                collaborator: name.clone(),
-                step: Step::Policy,
-                message: format!(
-                    "the plugin denied; the token was not sent to Vault. Failed rules: {}",
-                    failed.join("; ")
-                ),
-                reasons: verdict.reasons,
-            });
-        }
+        let verdict = judge(collaborator, verified.payload_json, at).await?;
 
         let (Some(vault), Some(vault_config)) = (&collaborator.vault, &collaborator.config.vault)
         else {
@@ -395,78 +330,60 @@ impl Exchange {
                 duration: started.elapsed(),
             });
         };
-        if let Some(kms) = &collaborator.kms {
-            let token = kms
-                .unwrap_vault_token(&jwt)
-                .await
-                .map_err(|e| fail(Step::Kms(e.step), e.message))?;
-            drop(jwt);
-            let lookup = vault.lookup_self(&token).await.map_err(|e| match &e {
-                crate::vault::VaultError::Denied { status: 403, .. } => fail(
-                    Step::TokenLookup,
-                    format!("the VAULT_TOKEN unwrapped from KMS is expired or revoked ({e}); ask the collaborator for a fresh one"),
-                ),
-                _ => fail(Step::TokenLookup, e.to_string()),
-            })?;
-            let data = &lookup["data"];
-            let policies: Vec<String> = data["policies"]
-                .as_array()
-                .map(|p| {
-                    p.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            tracing::info!(collaborator = %name, ?policies, ttl_s = data["ttl"].as_u64().unwrap_or(0), "VAULT_TOKEN unwrapped from KMS");
-            // The token belongs to the collaborator and is meant to be used again: never revoked here.
-            let secrets = read_secrets(vault, &token, &collaborator.config.secrets, name).await?;
-            return Ok(Released {
-                audience,
-                role: String::new(),
-                policies,
-                secrets,
-                vault_token: vault_config.keeps_token().then(|| KeptToken {
-                    token: token.clone(),
-                    file: vault_config.token_file.clone(),
-                    env: vault_config.token_env.clone(),
-                }),
-                duration: started.elapsed(),
-            });
-        }
-        let role = verdict
-            .login
-            .get("role")
-            .or(vault_config.role.as_ref())
-            .cloned()
-            .ok_or_else(|| fail(Step::VaultLogin, "no Vault role: set `role` in [collaborator.vault], or have the plugin return a login role".into()))?;
-        let login = vault
-            .login_jwt(&vault_config.auth_mount, &role, &jwt)
-            .await
-            .map_err(|e| fail(Step::VaultLogin, format!("role \"{role}\": {e}")))?;
-        drop(jwt);
-
-        let read = read_secrets(vault, &login.token, &collaborator.config.secrets, name).await;
+        let access = match &collaborator.kms {
+            Some(kms) => unwrap_with_kms(name, kms, vault, jwt).await?,
+            None => login_with_jwt(name, vault, vault_config, &verdict, jwt).await?,
+        };
+        let read = read_secrets(vault, &access.token, &collaborator.config.secrets, name).await;
         let keep = vault_config.keeps_token() && read.is_ok();
-        // Batch tokens cannot be revoked (Vault answers 400); they expire with their short TTL.
-        if !keep && !login.is_batch {
-            if let Err(e) = vault.revoke_self(&login.token).await {
+        // A token from the KMS route is the collaborator's own and meant to be used again, and
+        // batch tokens cannot be revoked (Vault answers 400): both simply keep their TTL.
+        if !keep && access.revocable {
+            if let Err(e) = vault.revoke_self(&access.token).await {
                 // Not fatal: the token still expires with its TTL. Worth a warning, though.
                 tracing::warn!(collaborator = %name, step = %Step::Revoke, "could not revoke the Vault token: {e}");
             }
         }
-        let secrets = read?;
         Ok(Released {
             audience,
-            role,
-            policies: login.policies.clone(),
-            secrets,
+            role: access.role,
+            policies: access.policies,
+            secrets: read?,
             vault_token: keep.then(|| KeptToken {
-                token: login.token.clone(),
+                token: access.token,
                 file: vault_config.token_file.clone(),
                 env: vault_config.token_env.clone(),
             }),
             duration: started.elapsed(),
         })
+    }
+
+    /// The attestation token for this collaborator, and the audience it must carry.
+    async fn token_for(&self, collaborator: &Collaborator) -> Result<(Jwt, String), StepError> {
+        let name = &collaborator.config.name;
+        let get_token = |e: crate::attestation::source::SourceError| {
+            step_error(name, Step::GetToken, e.to_string())
+        };
+        if self.source == TokenSourceKind::File {
+            let jwt = read_token_file(&self.token_file).await.map_err(get_token)?;
+            return Ok((jwt, DEFAULT_TOKEN_AUDIENCE.to_owned()));
+        }
+        if collaborator.kms.is_some() {
+            // The KMS route presents the token to STS, its intended audience: the default token.
+            let jwt = self.launcher.default_token().await.map_err(get_token)?;
+            return Ok((jwt, DEFAULT_TOKEN_AUDIENCE.to_owned()));
+        }
+        let policy = collaborator.policy.clone();
+        let request: TokenRequest = tokio::task::spawn_blocking(move || policy.select_audience())
+            .await
+            .map_err(|e| step_error(name, Step::SelectAudience, e.to_string()))?
+            .map_err(|e| step_error(name, Step::SelectAudience, e.to_string()))?;
+        let jwt = self
+            .launcher
+            .custom_token(&request)
+            .await
+            .map_err(get_token)?;
+        Ok((jwt, request.audience))
     }
 
     /// Revokes the tokens a failed all-or-nothing exchange would otherwise leave behind.
@@ -487,6 +404,122 @@ impl Exchange {
     }
 }
 
+fn step_error(collaborator: &str, step: Step, message: String) -> StepError {
+    StepError {
+        collaborator: collaborator.to_owned(),
+        step,
+        message,
+        reasons: Vec::new(),
+    }
+}
+
+/// The plugin's verdict on verified claims; a deny (or a plugin failure) stops the exchange here,
+/// before the token leaves the TEE.
+async fn judge(
+    collaborator: &Collaborator,
+    claims_json: String,
+    at: i64,
+) -> Result<Verdict, StepError> {
+    let name = &collaborator.config.name;
+    let policy = collaborator.policy.clone();
+    let decision = tokio::task::spawn_blocking(move || policy.evaluate(&claims_json, at))
+        .await
+        .map_err(|e| step_error(name, Step::Policy, e.to_string()))?
+        .map_err(|e| step_error(name, Step::Policy, format!("{e}; denying")))?;
+    let verdict = decision.verdict;
+    if verdict.allow {
+        return Ok(verdict);
+    }
+    let failed: Vec<String> = verdict
+        .failed_reasons()
+        .map(|r| {
+            if r.claim.is_empty() {
+                r.message.clone()
+            } else {
+                format!("{}: {}", r.claim, r.message)
+            }
+        })
+        .collect();
+    Err(StepError {
+        collaborator: name.clone(),
+        step: Step::Policy,
+        message: format!(
+            "the plugin denied; the token was not sent to Vault. Failed rules: {}",
+            failed.join("; ")
+        ),
+        reasons: verdict.reasons,
+    })
+}
+
+/// A Vault token to read secrets with, however it was obtained.
+struct VaultAccess {
+    token: VaultToken,
+    role: String,
+    policies: Vec<String>,
+    revocable: bool,
+}
+
+/// JWT login at the collaborator's Vault with the role the plugin chose (or the configured one).
+async fn login_with_jwt(
+    name: &str,
+    vault: &VaultClient,
+    vault_config: &crate::config::VaultConfig,
+    verdict: &Verdict,
+    jwt: Jwt,
+) -> Result<VaultAccess, StepError> {
+    let role = verdict.login.get("role").or(vault_config.role.as_ref()).cloned().ok_or_else(|| {
+        step_error(name, Step::VaultLogin, "no Vault role: set `role` in [collaborator.vault], or have the plugin return a login role".into())
+    })?;
+    let login = vault
+        .login_jwt(&vault_config.auth_mount, &role, &jwt)
+        .await
+        .map_err(|e| step_error(name, Step::VaultLogin, format!("role \"{role}\": {e}")))?;
+    Ok(VaultAccess {
+        revocable: !login.is_batch,
+        token: login.token,
+        role,
+        policies: login.policies,
+    })
+}
+
+/// The KMS route: STS, optional impersonation and KMS decrypt yield the VAULT_TOKEN, which
+/// lookup-self then checks (an expired or revoked token is said to be one).
+async fn unwrap_with_kms(
+    name: &str,
+    kms: &crate::kms::KmsClient,
+    vault: &VaultClient,
+    jwt: Jwt,
+) -> Result<VaultAccess, StepError> {
+    let token = kms
+        .unwrap_vault_token(&jwt)
+        .await
+        .map_err(|e| step_error(name, Step::Kms(e.step), e.message))?;
+    let lookup = vault.lookup_self(&token).await.map_err(|e| match &e {
+        crate::vault::VaultError::Denied { status: 403, .. } => step_error(
+            name,
+            Step::TokenLookup,
+            format!("the VAULT_TOKEN unwrapped from KMS is expired or revoked ({e}); ask the collaborator for a fresh one"),
+        ),
+        _ => step_error(name, Step::TokenLookup, e.to_string()),
+    })?;
+    let data = &lookup["data"];
+    let policies: Vec<String> = data["policies"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    tracing::info!(collaborator = %name, ?policies, ttl_s = data["ttl"].as_u64().unwrap_or(0), "VAULT_TOKEN unwrapped from KMS");
+    Ok(VaultAccess {
+        token,
+        role: String::new(),
+        policies,
+        revocable: false,
+    })
+}
+
 /// Reads every configured secret with `token`; the first failure stops and names the path.
 async fn read_secrets(
     vault: &VaultClient,
@@ -494,12 +527,7 @@ async fn read_secrets(
     secrets: &[SecretConfig],
     collaborator: &str,
 ) -> Result<Vec<ReleasedSecret>, StepError> {
-    let fail = |message: String| StepError {
-        collaborator: collaborator.to_owned(),
-        step: Step::ReadSecret,
-        message,
-        reasons: Vec::new(),
-    };
+    let fail = |message: String| step_error(collaborator, Step::ReadSecret, message);
     let mut released = Vec::new();
     for secret in secrets {
         let response = vault
