@@ -1,6 +1,6 @@
 use super::{Exit, Format};
 use attestgate::config::Config;
-use attestgate::exchange::{deliver_files, environment, json_output, Exchange, Report};
+use attestgate::exchange::{deliver_files, environment, json_output, Exchange, Report, Route};
 use clap::Args;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -45,6 +45,12 @@ async fn run_exchange(config_path: &std::path::Path) -> anyhow::Result<(Config, 
 fn print_report(report: &Report) {
     for outcome in &report.outcomes {
         match &outcome.result {
+            Ok(released) if released.route == Route::PolicyOnly => eprintln!(
+                "{:<16} allowed by its plugin; no Vault configured (audience {}, {} ms)",
+                outcome.collaborator,
+                released.audience,
+                released.duration.as_millis()
+            ),
             Ok(released) => {
                 let kept = if released.vault_token.is_some() {
                     ", Vault token kept"
@@ -52,10 +58,10 @@ fn print_report(report: &Report) {
                     ""
                 };
                 eprintln!(
-                    "{:<16} released {} secret(s) via role \"{}\" (audience {}, {} ms{kept})",
+                    "{:<16} released {} secret(s) {} (audience {}, {} ms{kept})",
                     outcome.collaborator,
                     released.secrets.len(),
-                    released.role,
+                    released.route,
                     released.audience,
                     released.duration.as_millis()
                 );

@@ -131,11 +131,32 @@ pub struct ReleasedSecret {
     pub value: SecretValue,
 }
 
+/// How a collaborator's Vault token was obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// No Vault is configured: the plugin's allow is the whole outcome.
+    PolicyOnly,
+    /// JWT login with this role.
+    JwtLogin { role: String },
+    /// The VAULT_TOKEN unwrapped from KMS.
+    Kms,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::PolicyOnly => f.write_str("with no Vault configured"),
+            Route::JwtLogin { role } => write!(f, "via role \"{role}\""),
+            Route::Kms => f.write_str("via the VAULT_TOKEN unwrapped from KMS"),
+        }
+    }
+}
+
 /// What one collaborator released.
 #[derive(Debug)]
 pub struct Released {
     pub audience: String,
-    pub role: String,
+    pub route: Route,
     pub policies: Vec<String>,
     pub secrets: Vec<ReleasedSecret>,
     /// Present when the configuration keeps the token (keep_token, token_file, token_env).
@@ -323,7 +344,7 @@ impl Exchange {
         else {
             return Ok(Released {
                 audience,
-                role: String::new(),
+                route: Route::PolicyOnly,
                 policies: Vec::new(),
                 secrets: Vec::new(),
                 vault_token: None,
@@ -346,7 +367,7 @@ impl Exchange {
         }
         Ok(Released {
             audience,
-            role: access.role,
+            route: access.route,
             policies: access.policies,
             secrets: read?,
             vault_token: keep.then(|| KeptToken {
@@ -454,7 +475,7 @@ async fn judge(
 /// A Vault token to read secrets with, however it was obtained.
 struct VaultAccess {
     token: VaultToken,
-    role: String,
+    route: Route,
     policies: Vec<String>,
     revocable: bool,
 }
@@ -477,7 +498,7 @@ async fn login_with_jwt(
     Ok(VaultAccess {
         revocable: !login.is_batch,
         token: login.token,
-        role,
+        route: Route::JwtLogin { role },
         policies: login.policies,
     })
 }
@@ -514,7 +535,7 @@ async fn unwrap_with_kms(
     tracing::info!(collaborator = %name, ?policies, ttl_s = data["ttl"].as_u64().unwrap_or(0), "VAULT_TOKEN unwrapped from KMS");
     Ok(VaultAccess {
         token,
-        role: String::new(),
+        route: Route::Kms,
         policies,
         revocable: false,
     })
