@@ -206,11 +206,7 @@ impl KmsClient {
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body.to_string());
         let response = self.post(KmsStep::StsExchange, request).await?;
-        response
-            .get("access_token")
-            .and_then(Value::as_str)
-            .map(|t| AccessToken(Zeroizing::new(t.to_owned())))
-            .ok_or_else(|| fail(KmsStep::StsExchange, "the response has no access_token"))
+        access_token(&response, "access_token", KmsStep::StsExchange)
     }
 
     async fn impersonate(
@@ -228,11 +224,7 @@ impl KmsClient {
             .bearer_auth(federated.0.as_str())
             .json(&json!({"scope": [CLOUD_PLATFORM_SCOPE], "lifetime": "3600s"}));
         let response = self.post(KmsStep::Impersonate, request).await?;
-        response
-            .get("accessToken")
-            .and_then(Value::as_str)
-            .map(|t| AccessToken(Zeroizing::new(t.to_owned())))
-            .ok_or_else(|| fail(KmsStep::Impersonate, "the response has no accessToken"))
+        access_token(&response, "accessToken", KmsStep::Impersonate)
     }
 
     async fn decrypt(
@@ -288,6 +280,15 @@ impl KmsClient {
         }
         Ok(plaintext)
     }
+}
+
+/// The bearer token in `field` of a Google response.
+fn access_token(response: &Value, field: &str, step: KmsStep) -> Result<AccessToken, KmsError> {
+    response
+        .get(field)
+        .and_then(Value::as_str)
+        .map(|t| AccessToken(Zeroizing::new(t.to_owned())))
+        .ok_or_else(|| fail(step, format!("the response has no {field}")))
 }
 
 /// Form-encodes a value (RFC 3986 unreserved characters kept).
