@@ -45,16 +45,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Get and inspect attestation tokens.
-    #[command(subcommand)]
-    Token(token::TokenCommand),
-    /// Verify a token: RS256 signature against the issuer's keys, iss, aud, exp, nbf and iat.
-    Verify(verify::VerifyArgs),
-    /// For every collaborator: a token for its audience, verified, judged by its plugin, exchanged
-    /// at its Vault for the secrets it releases; then write the configured secret files.
+    /// For every collaborator: a token for its audience, verified, judged by its plugin,
+    /// exchanged at its Vault for the secrets it releases; then write the configured secret files.
     Exchange(exchange::ExchangeArgs),
     /// Run the exchange, then replace this process with CMD, the secrets in its environment.
     Exec(exchange::ExecArgs),
+    /// Verify a token: RS256 signature against the issuer's keys, iss, aud, exp, nbf and iat.
+    Verify(verify::VerifyArgs),
+    /// Get and inspect attestation tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Write and check policy plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
