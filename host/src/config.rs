@@ -593,6 +593,63 @@ impl Config {
             }
         }
         self.plugin_configs = plugin_configs;
+        self.check_destinations(problems);
+    }
+
+    /// Two secrets (or kept tokens) must never share a file or an environment variable: the later
+    /// one would silently replace the earlier.
+    fn check_destinations(&self, problems: &mut Vec<Problem>) {
+        let mut files: Vec<(&Path, String)> = Vec::new();
+        let mut envs: Vec<(&str, String)> = Vec::new();
+        for (index, collaborator) in self.collaborators.iter().enumerate() {
+            let at = |key: String| format!("collaborator[{index}] ({}).{key}", collaborator.name);
+            let vault = collaborator.vault.as_ref();
+            let token_file = vault
+                .and_then(|v| v.token_file.as_deref())
+                .map(|f| (f, at("vault.token_file".into())));
+            let token_env = vault
+                .and_then(|v| v.token_env.as_deref())
+                .map(|e| (e, at("vault.token_env".into())));
+            let secret_files = collaborator
+                .secrets
+                .iter()
+                .enumerate()
+                .filter_map(|(n, s)| {
+                    s.file
+                        .as_deref()
+                        .map(|f| (f, at(format!("secret[{n}].file"))))
+                });
+            let secret_envs = collaborator
+                .secrets
+                .iter()
+                .enumerate()
+                .filter_map(|(n, s)| {
+                    s.env
+                        .as_deref()
+                        .map(|e| (e, at(format!("secret[{n}].env"))))
+                });
+            for (file, key) in secret_files.chain(token_file) {
+                match files.iter().find(|(seen, _)| *seen == file) {
+                    Some((_, first)) => problems.push(Problem {
+                        key,
+                        message: format!(
+                            "{} is already the destination of {first}",
+                            file.display()
+                        ),
+                    }),
+                    None => files.push((file, key)),
+                }
+            }
+            for (env, key) in secret_envs.chain(token_env) {
+                match envs.iter().find(|(seen, _)| *seen == env) {
+                    Some((_, first)) => problems.push(Problem {
+                        key,
+                        message: format!("{env} is already set by {first}"),
+                    }),
+                    None => envs.push((env, key)),
+                }
+            }
+        }
     }
 
     /// One plugin spec per collaborator, in order.
@@ -614,6 +671,34 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_secrets_may_not_share_a_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("plugin.wasm");
+        std::fs::write(&wasm, b"\0asm").unwrap();
+        let collaborator = |name: &str| {
+            format!(
+                "[[collaborator]]\nname = \"{name}\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"http://127.0.0.1:8200\"\n[[collaborator.secret]]\npath = \"kv/data/x\"\nfile = \"/run/secrets/x\"\nenv = \"X\"\n",
+                wasm.display(),
+                "a".repeat(64)
+            )
+        };
+        let text = collaborator("bank-a") + &collaborator("bank-b");
+        let err = Config::parse(&text, Path::new("/etc/attestgate.toml")).unwrap_err();
+        let messages: Vec<String> = err
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect();
+        assert!(messages.iter().any(|m| m.starts_with("collaborator[1] (bank-b).secret[0].file: /run/secrets/x is already the destination of collaborator[0] (bank-a).secret[0].file")), "{err}");
+        assert!(
+            messages.iter().any(|m| m.starts_with(
+                "collaborator[1] (bank-b).secret[0].env: X is already set by collaborator[0]"
+            )),
+            "{err}"
+        );
+    }
 
     #[test]
     fn every_problem_is_reported_with_its_key() {
