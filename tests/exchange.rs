@@ -1002,3 +1002,44 @@ async fn a_standby_redirect_moves_on_to_the_next_address() {
         "the standby was asked first"
     );
 }
+
+#[tokio::test]
+async fn every_collaborator_that_cannot_start_is_reported_at_once() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &launcher,
+        &[
+            confidential_space_collaborator("bank-a", BANK_A, &bao, json!({}), vec![]),
+            confidential_space_collaborator(
+                "bank-b",
+                BANK_B,
+                &bao,
+                json!({"projcts": ["typo"]}),
+                vec![],
+            ),
+        ],
+        json!({}),
+    );
+    let sha = sha256_file(&plugin_wasm("confidential-space"));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replacen(&sha, &"0".repeat(64), 1);
+    std::fs::write(&config, text).unwrap();
+    let config = Config::load(&config).unwrap();
+    let err = tokio::task::spawn_blocking(move || Exchange::prepare(&config).err())
+        .await
+        .unwrap()
+        .expect("both fail");
+    let text = err.to_string();
+    assert!(
+        text.contains("collaborator \"bank-a\"") && text.contains("sha256"),
+        "{text}"
+    );
+    assert!(
+        text.contains("collaborator \"bank-b\"") && text.contains("unknown field `projcts`"),
+        "{text}"
+    );
+}

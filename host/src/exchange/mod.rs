@@ -70,11 +70,9 @@ pub struct StepError {
 /// Anything that stops the exchange before it starts.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    #[error("collaborator \"{collaborator}\": {message}")]
-    Collaborator {
-        collaborator: String,
-        message: String,
-    },
+    /// Every collaborator that cannot start, each with its reason.
+    #[error("{}", .0.iter().map(|(name, message)| format!("collaborator \"{name}\": {message}")).collect::<Vec<_>>().join("\n"))]
+    Collaborators(Vec<(String, String)>),
     #[error("{0}")]
     Setup(String),
 }
@@ -245,42 +243,40 @@ impl Exchange {
         })
         .map_err(|e| PrepareError::Setup(e.to_string()))?;
         let specs = config.plugin_specs();
+        // Retries stop early enough to report Vault's own failure before the deadline hits.
+        let retry = RetryPolicy {
+            deadline: config.exchange.deadline().mul_f64(0.8),
+            ..RetryPolicy::default()
+        };
         let mut collaborators = Vec::new();
-        for ((collaborator, spec), loaded) in config
-            .collaborators
-            .iter()
-            .zip(&specs)
-            .zip(engine.load_all(&specs))
-        {
-            let fail = |message: String| PrepareError::Collaborator {
-                collaborator: collaborator.name.clone(),
-                message,
-            };
-            let policy = loaded.map_err(|e| fail(e.to_string()))?;
-            // Retries stop early enough to report Vault's own failure before the deadline hits.
-            let retry = RetryPolicy {
-                deadline: config.exchange.deadline().mul_f64(0.8),
-                ..RetryPolicy::default()
-            };
-            let vault = match &collaborator.vault {
-                Some(vault) => {
-                    Some(VaultClient::new(vault, retry).map_err(|e| fail(e.to_string()))?)
-                }
-                None => None,
-            };
-            let kms = match &collaborator.kms {
-                Some(kms) => {
-                    Some(crate::kms::KmsClient::new(kms).map_err(|e| fail(e.to_string()))?)
-                }
-                None => None,
-            };
-            debug_assert_eq!(spec.collaborator, collaborator.name);
-            collaborators.push(Collaborator {
-                config: collaborator.clone(),
-                policy: Arc::new(policy),
-                vault,
-                kms,
-            });
+        let mut problems = Vec::new();
+        for (collaborator, loaded) in config.collaborators.iter().zip(engine.load_all(&specs)) {
+            let prepared = (|| -> Result<Collaborator, String> {
+                let policy = loaded.map_err(|e| e.to_string())?;
+                let vault = match &collaborator.vault {
+                    Some(vault) => {
+                        Some(VaultClient::new(vault, retry.clone()).map_err(|e| e.to_string())?)
+                    }
+                    None => None,
+                };
+                let kms = match &collaborator.kms {
+                    Some(kms) => Some(crate::kms::KmsClient::new(kms).map_err(|e| e.to_string())?),
+                    None => None,
+                };
+                Ok(Collaborator {
+                    config: collaborator.clone(),
+                    policy: Arc::new(policy),
+                    vault,
+                    kms,
+                })
+            })();
+            match prepared {
+                Ok(prepared) => collaborators.push(prepared),
+                Err(message) => problems.push((collaborator.name.clone(), message)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(PrepareError::Collaborators(problems));
         }
         Ok(Exchange {
             collaborators,
