@@ -156,9 +156,24 @@ impl OpenBao {
     }
 
     pub async fn start_with(options: OpenBaoOptions) -> Self {
+        // A free port can be taken by another test between choosing it and binding it; then the
+        // server exits at once, and a new port is tried.
+        for _ in 0..5 {
+            let port = options.port.unwrap_or_else(free_port_pair);
+            if let Some(server) = Self::try_start(options, port).await {
+                return server;
+            }
+            assert!(
+                options.port.is_none(),
+                "OpenBao could not start on port {port}"
+            );
+        }
+        panic!("OpenBao did not start after 5 attempts");
+    }
+
+    async fn try_start(options: OpenBaoOptions, port: u16) -> Option<Self> {
         let bao = bao_binary();
         let dir = tempfile::tempdir().unwrap();
-        let port = options.port.unwrap_or_else(free_port_pair);
         let scheme = if options.tls { "https" } else { "http" };
         let addr = format!("{scheme}://127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
@@ -211,47 +226,51 @@ impl OpenBao {
             .stderr(log)
             .spawn()
             .expect("bao starts");
-        let ca = dir.path().join("vault-ca.pem");
-        // With -dev-tls the CA file appears once the server has generated it.
-        if options.tls {
-            wait_for("the OpenBao dev CA", Duration::from_secs(30), || {
-                let ca = ca.clone();
-                async move {
-                    std::fs::read(&ca)
-                        .ok()
-                        .filter(|b| !b.is_empty())
-                        .map(|_| ())
-                }
-            })
-            .await;
-        }
-        let mut builder = reqwest::Client::builder();
-        if options.tls {
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&std::fs::read(&ca).unwrap()).unwrap();
-            builder = builder.tls_certs_only(certs);
-        }
-        let server = OpenBao {
+        let mut server = OpenBao {
             addr,
             root_token: "root".into(),
             child,
             dir,
-            http: builder.build().unwrap(),
+            http: reqwest::Client::new(),
             tls: options.tls,
         };
-        let health = format!("{}/v1/sys/health", server.addr);
-        let http = server.http.clone();
-        wait_for("OpenBao to become healthy", Duration::from_secs(30), || {
-            let (http, health) = (http.clone(), health.clone());
-            async move {
-                match http.get(&health).send().await {
-                    Ok(r) if r.status().is_success() => Some(()),
-                    _ => None,
-                }
+        let ca = server.dir.path().join("vault-ca.pem");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut poll = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            poll.tick().await;
+            if server.child.try_wait().ok().flatten().is_some() {
+                return None;
             }
-        })
-        .await;
-        server
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for OpenBao on port {port}"
+            );
+            // With -dev-tls the CA file appears once the server has generated it.
+            if options.tls {
+                let Some(pem) = std::fs::read(&ca).ok().filter(|b| !b.is_empty()) else {
+                    continue;
+                };
+                // The file may still be being written.
+                let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem) else {
+                    continue;
+                };
+                server.http = reqwest::Client::builder()
+                    .tls_certs_only(certs)
+                    .build()
+                    .unwrap();
+            }
+            let health = format!("{}/v1/sys/health", server.addr);
+            if server
+                .http
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Some(server);
+            }
+        }
     }
 
     /// The dev CA that signed the server's certificate (TLS servers only).
