@@ -383,3 +383,51 @@ async fn a_denied_impersonation_is_reported_with_googles_words() {
         error.message
     );
 }
+
+#[tokio::test]
+async fn an_aborted_exchange_never_revokes_the_collaborators_own_token() {
+    let (launcher, bao, google, token) = setup(production_only(), false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kept = kms_collaborator(
+        dir.path(),
+        &bao,
+        &google,
+        &google.encrypt(token.as_bytes()),
+        false,
+    )
+    .replace(
+        "[collaborator.kms]",
+        "keep_token = true\n[collaborator.kms]",
+    );
+    let closed = format!("http://127.0.0.1:{}", common::free_port_pair());
+    let failing = format!(
+        "\n[[collaborator]]\nname = \"bank-d\"\nplugin = \"{plugin}\"\nplugin_sha256 = \"{sha}\"\nplugin_config = {{ audience = \"https://vault.bank-d.example\", vault_role = \"d\" }}\n[collaborator.vault]\naddress = \"{closed}\"\n",
+        plugin = plugin_wasm("confidential-space").display(),
+        sha = sha256_file(&plugin_wasm("confidential-space")),
+    );
+    let path = dir.path().join("attestgate.toml");
+    std::fs::write(
+        &path,
+        header(&launcher) + "[exchange]\ndeadline = \"3s\"\n" + &kept + &failing,
+    )
+    .unwrap();
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let exchange = tokio::task::spawn_blocking(move || Exchange::prepare(&config))
+        .await
+        .unwrap()
+        .unwrap();
+    let report = exchange.run().await;
+    assert!(!report.all_succeeded(), "bank-d's Vault is down");
+    exchange.revoke_kept(&report).await;
+    let lookup = reqwest::Client::new()
+        .get(format!("{}/v1/auth/token/lookup-self", bao.addr))
+        .header("X-Vault-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lookup.status(),
+        200,
+        "the collaborator's VAULT_TOKEN survived the abort"
+    );
+}

@@ -404,8 +404,12 @@ impl Exchange {
     }
 
     /// Revokes the tokens a failed all-or-nothing exchange would otherwise leave behind.
+    /// A token unwrapped from KMS is the collaborator's own and is never revoked.
     pub async fn revoke_kept(&self, report: &Report) {
-        for (name, released) in report.released() {
+        for (name, released) in report
+            .released()
+            .filter(|(_, r)| matches!(r.route, Route::JwtLogin { .. }))
+        {
             let (Some(token), Some(collaborator)) = (
                 &released.vault_token,
                 self.collaborators.iter().find(|c| c.config.name == name),
