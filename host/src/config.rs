@@ -448,7 +448,11 @@ impl Config {
                 "set at most one of discovery_url, jwks_url and jwks_file".into(),
             );
         }
-        if attestation.source == TokenSourceKind::File && !attestation.allow_default_audience {
+        if attestation.source == TokenSourceKind::File
+            && !attestation.allow_default_audience
+            // The KMS route hands the default token to STS, its intended audience: no replay risk.
+            && self.collaborators.iter().any(|c| c.kms.is_none())
+        {
             problem(
                 "attestation.source".into(),
                 "\"file\" sends every collaborator the same default token (audience https://sts.googleapis.com), which any of them could replay to the others; set allow_default_audience = true to accept that, or use \"launcher\"".into(),

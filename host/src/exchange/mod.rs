@@ -212,7 +212,9 @@ impl Exchange {
     /// refuses to start, naming the collaborator.
     pub fn prepare(config: &Config) -> Result<Exchange, PrepareError> {
         let attestation = &config.attestation;
-        if attestation.source == TokenSourceKind::File {
+        if attestation.source == TokenSourceKind::File
+            && config.collaborators.iter().any(|c| c.kms.is_none())
+        {
             tracing::warn!(
                 "attestation.source = \"file\": every collaborator receives the default token, whose audience is Google's STS; \
                  any of them could replay it to another collaborator's Vault or to STS. Prefer source = \"launcher\"."
