@@ -6,8 +6,9 @@
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::oid_registry::{
-    OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA,
-    OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384,
+    OID_EC_P256, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA,
+    OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256,
+    OID_SIG_ECDSA_WITH_SHA384,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -96,19 +97,42 @@ fn check_lifetime(cert: &X509Certificate<'_>, at: i64) -> Result<(), PkiError> {
     Ok(())
 }
 
-fn signed_by(child: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+/// The verification algorithm for `child`'s signature by `issuer`'s key: RSA PKCS#1 v1.5 with
+/// SHA-256/384/512, or ECDSA whose curve comes from the issuer's key and hash from the signature.
+fn algorithm(
+    child: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+) -> Option<&'static dyn VerificationAlgorithm> {
     let oid = &child.signature_algorithm.algorithm;
-    let algorithm: &'static dyn VerificationAlgorithm = if *oid == OID_PKCS1_SHA256WITHRSA {
-        &signature::RSA_PKCS1_2048_8192_SHA256
-    } else if *oid == OID_PKCS1_SHA384WITHRSA {
-        &signature::RSA_PKCS1_2048_8192_SHA384
-    } else if *oid == OID_PKCS1_SHA512WITHRSA {
-        &signature::RSA_PKCS1_2048_8192_SHA512
-    } else if *oid == OID_SIG_ECDSA_WITH_SHA256 {
-        &signature::ECDSA_P256_SHA256_ASN1
-    } else if *oid == OID_SIG_ECDSA_WITH_SHA384 {
-        &signature::ECDSA_P384_SHA384_ASN1
-    } else {
+    if *oid == OID_PKCS1_SHA256WITHRSA {
+        return Some(&signature::RSA_PKCS1_2048_8192_SHA256);
+    }
+    if *oid == OID_PKCS1_SHA384WITHRSA {
+        return Some(&signature::RSA_PKCS1_2048_8192_SHA384);
+    }
+    if *oid == OID_PKCS1_SHA512WITHRSA {
+        return Some(&signature::RSA_PKCS1_2048_8192_SHA512);
+    }
+    let curve = issuer
+        .public_key()
+        .algorithm
+        .parameters
+        .as_ref()?
+        .as_oid()
+        .ok()?;
+    let sha256 = *oid == OID_SIG_ECDSA_WITH_SHA256;
+    let sha384 = *oid == OID_SIG_ECDSA_WITH_SHA384;
+    match (curve == OID_EC_P256, curve == OID_NIST_EC_P384) {
+        (true, _) if sha256 => Some(&signature::ECDSA_P256_SHA256_ASN1),
+        (true, _) if sha384 => Some(&signature::ECDSA_P256_SHA384_ASN1),
+        (_, true) if sha256 => Some(&signature::ECDSA_P384_SHA256_ASN1),
+        (_, true) if sha384 => Some(&signature::ECDSA_P384_SHA384_ASN1),
+        _ => None,
+    }
+}
+
+fn signed_by(child: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+    let Some(algorithm) = algorithm(child, issuer) else {
         return false;
     };
     let key = UnparsedPublicKey::new(
@@ -164,4 +188,65 @@ pub fn verify_chain(chain: &[Vec<u8>], root: &PkiRoot, at: i64) -> Result<Vec<u8
         return Err(PkiError::LeafNotRsa);
     }
     Ok(leaf_key.subject_public_key.data.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_ECDSA_P384_SHA384,
+    };
+
+    fn ca(name: &str) -> (CertificateParams, KeyPair) {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        (params, key)
+    }
+
+    #[test]
+    fn an_ecdsa_p384_chain_to_an_rsa_leaf_verifies() {
+        let (root_params, root_key) = ca("root");
+        let root = root_params.self_signed(&root_key).unwrap();
+        let root_issuer = Issuer::new(root_params, root_key);
+        let (intermediate_params, intermediate_key) = ca("intermediate");
+        let intermediate = intermediate_params
+            .signed_by(&intermediate_key, &root_issuer)
+            .unwrap();
+        let intermediate_issuer = Issuer::new(intermediate_params, intermediate_key);
+        let leaf_signing = crate::dev::SigningKey::generate().unwrap();
+        let leaf_key = KeyPair::from_pkcs8_der_and_sign_algo(
+            &rustls_pki_types::PrivatePkcs8KeyDer::from(leaf_signing.pkcs8_der()),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .unwrap();
+        let leaf = CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .signed_by(&leaf_key, &intermediate_issuer)
+            .unwrap();
+        let chain = vec![
+            leaf.der().to_vec(),
+            intermediate.der().to_vec(),
+            root.der().to_vec(),
+        ];
+        let pinned = PkiRoot::from_pem_or_der(root.pem().as_bytes()).unwrap();
+        let now = crate::attestation::verify::unix_now();
+        let leaf_rsa = verify_chain(&chain, &pinned, now).expect("the P-384 chain verifies");
+        assert!(!leaf_rsa.is_empty());
+
+        let (other_params, other_key) = ca("another root");
+        let other = PkiRoot::from_pem_or_der(
+            other_params
+                .self_signed(&other_key)
+                .unwrap()
+                .pem()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert!(matches!(
+            verify_chain(&chain[..2], &other, now),
+            Err(PkiError::BadSignature { index: 1, .. })
+        ));
+    }
 }
