@@ -86,9 +86,10 @@ def main():
         sha = hashlib.sha256(open(PLUGIN, "rb").read()).hexdigest()
         cache = os.path.join(work, "cache")
 
-        def config(names, path):
-            lines = ["[attestation]", f'launcher_socket = "{info["socket"]}"', f'jwks_url = "{info["jwks_url"]}"',
-                     "[plugins]", f'cache_dir = "{cache}"']
+        def config(names, path, cached=True):
+            lines = ["[attestation]", f'launcher_socket = "{info["socket"]}"', f'jwks_url = "{info["jwks_url"]}"']
+            if cached:
+                lines += ["[plugins]", f'cache_dir = "{cache}"']
             for name in names:
                 addr, audience = vaults[name]
                 rules = os.path.join(work, f"{name}.json")
@@ -104,6 +105,9 @@ def main():
         results = {"three collaborators": timed([BIN, "exchange", "--config", all_three])}
         for name in NAMES:
             results[f"{name} alone"] = timed([BIN, "exchange", "--config", config([name], os.path.join(work, f"{name}.toml"))])
+        # What the compiled-plugin cache saves on a cold start.
+        uncached = config(NAMES[:1], os.path.join(work, "uncached.toml"), cached=False)
+        results["bank-a, no plugin cache"] = timed([BIN, "exchange", "--config", uncached], rounds=max(3, ROUNDS // 4))
 
         # The seed's flow, with tokens minted by the same launcher for each collaborator's audience.
         script = os.path.join(work, "seed-flow.sh")
