@@ -183,7 +183,7 @@ async fn verify_collaborators(
     let (policies, _engine) = policies;
     let mut all_allow = true;
     let mut report = Vec::new();
-    for (spec, policy) in config.plugin_specs().iter().zip(policies) {
+    for (collaborator, policy) in config.collaborators.iter().zip(policies) {
         let outcome = async {
             let policy = policy.map_err(|e| ("plugin", e.to_string()))?;
             let request = policy
@@ -205,7 +205,7 @@ async fn verify_collaborators(
                 if format == Format::Text {
                     println!(
                         "{:<16} {}  (audience {audience})",
-                        spec.collaborator,
+                        collaborator.name,
                         if verdict.allow { "ALLOW" } else { "DENY " }
                     );
                     for reason in &verdict.reasons {
@@ -221,15 +221,15 @@ async fn verify_collaborators(
                         );
                     }
                 }
-                report.push(json!({"collaborator": spec.collaborator, "audience": audience, "allow": verdict.allow,
+                report.push(json!({"collaborator": collaborator.name, "audience": audience, "allow": verdict.allow,
                                    "reasons": verdict.reasons, "login": verdict.login}));
             }
             Err((step, message)) => {
                 all_allow = false;
                 if format == Format::Text {
-                    println!("{:<16} DENY   {step}: {message}", spec.collaborator);
+                    println!("{:<16} DENY   {step}: {message}", collaborator.name);
                 }
-                report.push(json!({"collaborator": spec.collaborator, "allow": false, "step": step, "error": message}));
+                report.push(json!({"collaborator": collaborator.name, "allow": false, "step": step, "error": message}));
             }
         }
     }
