@@ -691,8 +691,8 @@ async fn all_or_nothing_leaves_no_secret_file_and_exec_passes_the_exit_code() {
     .await;
     assert_eq!(json.status.code(), Some(0));
     let released: Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(released["bank-a"]["kv/data/message#foo"], "world");
-    assert_eq!(released["bank-b"]["kv/data/model#key"], "k-123");
+    assert_eq!(released["bank-a"]["kv/data/message"]["foo"], "world");
+    assert_eq!(released["bank-b"]["kv/data/model"]["key"], "k-123");
 }
 
 #[tokio::test]

@@ -131,17 +131,28 @@ pub fn deliver_files(report: &Report) -> Result<Vec<PathBuf>, DeliveryError> {
     Ok(pending.into_iter().map(|p| p.path).collect())
 }
 
-/// `{collaborator: {path: data}}`; a secret with a `field` is keyed `path#field`.
+/// `{collaborator: {path: data}}`. A secret read with `field` contributes `{field: value}` to its
+/// path's object, so several fields of one path land side by side.
 pub fn json_output(report: &Report) -> Value {
     let mut out = Map::new();
     for (name, released) in report.released() {
         let mut secrets = Map::new();
         for secret in &released.secrets {
-            let key = match &secret.secret.field {
-                Some(field) => format!("{}#{field}", secret.secret.path),
-                None => secret.secret.path.clone(),
-            };
-            secrets.insert(key, secret.value.value().clone());
+            let value = secret.value.value().clone();
+            let slot = secrets
+                .entry(secret.secret.path.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            match (&secret.secret.field, slot) {
+                (Some(field), Value::Object(fields)) => {
+                    fields.insert(field.clone(), value);
+                }
+                (None, Value::Object(fields)) if value.is_object() => {
+                    if let Value::Object(all) = value {
+                        fields.extend(all);
+                    }
+                }
+                (_, slot) => *slot = value,
+            }
         }
         out.insert(name.to_owned(), Value::Object(secrets));
     }
