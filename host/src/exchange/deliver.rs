@@ -4,8 +4,7 @@
 use super::Report;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,43 +46,6 @@ fn files(report: &Report) -> Vec<(String, PathBuf, Zeroizing<String>)> {
     files
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-fn write_temp(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    create_private_dir(dir)?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("secret");
-    let temp = dir.join(format!(
-        ".{name}.{}.{:08x}.tmp",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)?;
-    let written = file.write_all(contents).and_then(|_| file.sync_all());
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e);
-    }
-    Ok(temp)
-}
-
 /// Writes every secret file (mode 0600; a missing parent directory is created 0700): all are
 /// staged as temporary files first and renamed into place only when every one was written, so a
 /// failure leaves no secret file behind. Returns the paths written.
@@ -102,7 +64,11 @@ pub fn deliver_files(report: &Report) -> Result<Vec<PathBuf>, DeliveryError> {
         }
     };
     for (collaborator, path, contents) in &files {
-        match write_temp(path, contents.as_bytes()) {
+        let staged = path
+            .parent()
+            .map_or(Ok(()), crate::fsutil::create_private_dir)
+            .and_then(|_| crate::fsutil::write_temp_beside(path, contents.as_bytes(), 0o600));
+        match staged {
             Ok(temp) => pending.push(Pending {
                 collaborator: collaborator.clone(),
                 path: path.clone(),

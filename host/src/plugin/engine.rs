@@ -259,12 +259,7 @@ fn trusted_cache_file(dir: &Path, file: &Path) -> bool {
 }
 
 fn store_in_cache(dir: &Path, file: &Path, component: &Component) -> Result<(), String> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| e.to_string())?;
+    crate::fsutil::create_private_dir(dir).map_err(|e| e.to_string())?;
     if !is_private(dir) {
         return Err("the cache directory is writable by others or owned by someone else".into());
     }
