@@ -17,6 +17,37 @@ pub const DEFAULT_TOKEN_AUDIENCE: &str = "https://sts.googleapis.com";
 
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// The limits the attestation verifier puts on a custom token request.
+pub const MAX_NONCES: usize = 6;
+pub const NONCE_BYTES: std::ops::RangeInclusive<usize> = 10..=74;
+pub const MAX_AUDIENCE_BYTES: usize = 512;
+
+/// What is wrong with an audience and nonces by the verifier's limits, if anything.
+pub fn request_limits_violation(audience: &str, nonces: &[String]) -> Option<String> {
+    if audience.len() > MAX_AUDIENCE_BYTES {
+        return Some(format!(
+            "audience is {} bytes, longer than the maximum of {MAX_AUDIENCE_BYTES}",
+            audience.len()
+        ));
+    }
+    if nonces.len() > MAX_NONCES {
+        return Some(format!(
+            "got {} nonces, but at most {MAX_NONCES} are allowed",
+            nonces.len()
+        ));
+    }
+    let (index, nonce) = nonces
+        .iter()
+        .enumerate()
+        .find(|(_, n)| !NONCE_BYTES.contains(&n.len()))?;
+    Some(format!(
+        "nonce {index} is {} bytes; each nonce must be between {} and {} bytes",
+        nonce.len(),
+        NONCE_BYTES.start(),
+        NONCE_BYTES.end()
+    ))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TokenType {

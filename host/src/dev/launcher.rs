@@ -4,7 +4,7 @@
 use super::claims::{merge, production_defaults};
 use super::pki::DevPki;
 use super::signing::{jwks, SigningError, SigningKey};
-use crate::attestation::source::DEFAULT_TOKEN_AUDIENCE;
+use crate::attestation::source::{request_limits_violation, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::verify::{unix_now, GOOGLE_ISSUER};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -24,10 +24,6 @@ pub const SOCKET_NAME: &str = "teeserver.sock";
 pub const TOKEN_FILE_NAME: &str = "attestation_verifier_claims_token";
 pub const INFO_FILE_NAME: &str = "launcher.json";
 const SIGNING_KEY_NAME: &str = "signing-key.pem";
-/// The limits the attestation verifier enforces on custom token requests.
-pub const MAX_NONCES: usize = 6;
-pub const NONCE_BYTES: std::ops::RangeInclusive<usize> = 10..=74;
-pub const MAX_AUDIENCE_BYTES: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct LauncherConfig {
@@ -556,30 +552,8 @@ fn validate(options: TokenOptions) -> Result<MintRequest, String> {
             )))
         }
     };
-    if options.audience.len() > MAX_AUDIENCE_BYTES {
-        return Err(verifier_error(format!(
-            "audience is {} bytes, longer than the maximum of {MAX_AUDIENCE_BYTES}",
-            options.audience.len()
-        )));
-    }
-    if options.nonces.len() > MAX_NONCES {
-        return Err(verifier_error(format!(
-            "got {} nonces, but at most {MAX_NONCES} are allowed",
-            options.nonces.len()
-        )));
-    }
-    if let Some((index, nonce)) = options
-        .nonces
-        .iter()
-        .enumerate()
-        .find(|(_, n)| !NONCE_BYTES.contains(&n.len()))
-    {
-        return Err(verifier_error(format!(
-            "nonce {index} is {} bytes; each nonce must be between {} and {} bytes",
-            nonce.len(),
-            NONCE_BYTES.start(),
-            NONCE_BYTES.end()
-        )));
+    if let Some(violation) = request_limits_violation(&options.audience, &options.nonces) {
+        return Err(verifier_error(violation));
     }
     Ok(MintRequest {
         audience: options.audience,

@@ -453,33 +453,13 @@ impl std::fmt::Display for ReasonSummary<'_> {
 }
 
 fn check_audience_request(request: wit::AudienceRequest) -> Result<TokenRequest, String> {
-    use crate::dev::launcher::{MAX_AUDIENCE_BYTES, MAX_NONCES, NONCE_BYTES};
     if request.audience.trim().is_empty() {
         return Err("the audience is empty".into());
     }
-    if request.audience.len() > MAX_AUDIENCE_BYTES {
-        return Err(format!(
-            "the audience is {} bytes, over the launcher's {MAX_AUDIENCE_BYTES}",
-            request.audience.len()
-        ));
-    }
-    if request.nonces.len() > MAX_NONCES {
-        return Err(format!(
-            "{} nonces, over the launcher's {MAX_NONCES}",
-            request.nonces.len()
-        ));
-    }
-    if let Some(nonce) = request
-        .nonces
-        .iter()
-        .find(|n| !NONCE_BYTES.contains(&n.len()))
+    if let Some(violation) =
+        crate::attestation::source::request_limits_violation(&request.audience, &request.nonces)
     {
-        return Err(format!(
-            "a nonce is {} bytes; the launcher takes {} to {}",
-            nonce.len(),
-            NONCE_BYTES.start(),
-            NONCE_BYTES.end()
-        ));
+        return Err(format!("the launcher would refuse it: {violation}"));
     }
     Ok(TokenRequest {
         audience: request.audience,
