@@ -6,9 +6,11 @@
 //! a misspelled key must never be silently ignored the way Vault ignores `claims_mappings`.
 //! Relative paths resolve against the configuration file's directory.
 
-use crate::attestation::jwks::KeySource;
+use crate::attestation::jwks::{KeyCacheOptions, KeySource};
+use crate::attestation::pki::PkiRoot;
 use crate::attestation::source::{DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_FILE};
 use crate::attestation::verify::{DEFAULT_LEEWAY, GOOGLE_ISSUER};
+use crate::attestation::{JwksCache, Verifier, VerifyPolicy};
 use crate::plugin::{Limits, PluginSpec};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -47,6 +49,8 @@ pub struct AttestationConfig {
     /// Clock skew allowed on exp/nbf/iat, e.g. "60s".
     #[serde(default, with = "humantime_opt")]
     pub leeway: Option<Duration>,
+    /// Tokens larger than this are refused (default 16384).
+    pub max_token_bytes: Option<usize>,
     /// Required to use `source = "file"`: every collaborator then receives a token whose audience
     /// is Google's STS, which any of them could replay to the others.
     #[serde(default)]
@@ -65,6 +69,7 @@ impl Default for AttestationConfig {
             jwks_file: None,
             pki_root: None,
             leeway: None,
+            max_token_bytes: None,
             allow_default_audience: false,
         }
     }
@@ -82,6 +87,27 @@ impl AttestationConfig {
 
     pub fn leeway(&self) -> Duration {
         self.leeway.unwrap_or(DEFAULT_LEEWAY)
+    }
+
+    /// The verifier these settings describe: the key source, the exact issuer (also required of
+    /// a discovery document), the leeway, the size limit and the pinned PKI root.
+    pub fn verifier(&self) -> Result<Verifier, String> {
+        let mut policy = VerifyPolicy::new(self.issuer.clone());
+        policy.leeway = self.leeway();
+        if let Some(limit) = self.max_token_bytes {
+            policy.max_token_bytes = limit;
+        }
+        if let Some(path) = &self.pki_root {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("cannot read pki_root {}: {e}", path.display()))?;
+            policy.pki_root = Some(PkiRoot::from_pem_or_der(&bytes).map_err(|e| e.to_string())?);
+        }
+        let options = KeyCacheOptions {
+            expected_issuer: Some(self.issuer.clone()),
+            ..KeyCacheOptions::default()
+        };
+        let keys = JwksCache::new(self.key_source(), options).map_err(|e| e.to_string())?;
+        Ok(Verifier::new(keys, policy))
     }
 }
 

@@ -1,8 +1,6 @@
 use super::{read_token, render, stdin_or_path, Exit, Format};
-use attestgate::attestation::jwks::KeyCacheOptions;
-use attestgate::attestation::pki::PkiRoot;
 use attestgate::attestation::verify::{unix_now, DEFAULT_MAX_TOKEN_BYTES};
-use attestgate::attestation::{JwksCache, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER};
+use attestgate::attestation::Verifier;
 use attestgate::config::Config;
 use attestgate::plugin::{EngineOptions, PluginEngine};
 use clap::{ArgGroup, Args};
@@ -52,43 +50,27 @@ pub struct VerifyArgs {
     format: Format,
 }
 
+/// The file's [attestation] settings (or the defaults), with the command line's options on top.
 fn build_verifier(args: &VerifyArgs, config: Option<&Config>) -> anyhow::Result<Verifier> {
-    let attestation = config.map(|c| &c.attestation);
-    let source = match (&args.jwks_url, &args.jwks_file, &args.discovery_url) {
-        (Some(url), _, _) => KeySource::JwksUrl(url.clone()),
-        (_, Some(file), _) => KeySource::JwksFile(file.clone()),
-        (_, _, Some(url)) => KeySource::Discovery(url.clone()),
-        _ => match attestation {
-            Some(attestation) => attestation.key_source(),
-            None => anyhow::bail!(
-                "name the issuer's keys: --jwks-url, --jwks-file or --discovery-url (or --config)"
-            ),
-        },
-    };
-    let issuer = args
-        .issuer
-        .clone()
-        .or_else(|| attestation.map(|a| a.issuer.clone()))
-        .unwrap_or_else(|| GOOGLE_ISSUER.to_owned());
-    let mut policy = VerifyPolicy::new(issuer.clone());
-    if let Some(leeway) = args.leeway.or_else(|| attestation.map(|a| a.leeway())) {
-        policy.leeway = leeway;
+    let mut attestation = config.map(|c| c.attestation.clone()).unwrap_or_default();
+    let keys_on_command_line =
+        args.jwks_url.is_some() || args.jwks_file.is_some() || args.discovery_url.is_some();
+    if keys_on_command_line {
+        attestation.jwks_url = args.jwks_url.clone();
+        attestation.jwks_file = args.jwks_file.clone();
+        attestation.discovery_url = args.discovery_url.clone();
+    } else if config.is_none() {
+        anyhow::bail!(
+            "name the issuer's keys: --jwks-url, --jwks-file or --discovery-url (or --config)"
+        );
     }
-    policy.max_token_bytes = args.max_token_bytes;
-    if let Some(path) = args
-        .pki_root
-        .as_ref()
-        .or_else(|| attestation.and_then(|a| a.pki_root.as_ref()))
-    {
-        let bytes = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("cannot read the PKI root {}: {e}", path.display()))?;
-        policy.pki_root = Some(PkiRoot::from_pem_or_der(&bytes)?);
+    if let Some(issuer) = &args.issuer {
+        attestation.issuer = issuer.clone();
     }
-    let options = KeyCacheOptions {
-        expected_issuer: Some(issuer),
-        ..KeyCacheOptions::default()
-    };
-    Ok(Verifier::new(JwksCache::new(source, options)?, policy))
+    attestation.leeway = args.leeway.or(attestation.leeway);
+    attestation.pki_root = args.pki_root.clone().or(attestation.pki_root);
+    attestation.max_token_bytes = Some(args.max_token_bytes);
+    attestation.verifier().map_err(anyhow::Error::msg)
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {

@@ -8,11 +8,9 @@ mod deliver;
 
 pub use deliver::{deliver_files, environment, json_output, DeliveryError};
 
-use crate::attestation::jwks::KeyCacheOptions;
-use crate::attestation::pki::PkiRoot;
 use crate::attestation::source::{read_token_file, TokenRequest, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::verify::unix_now;
-use crate::attestation::{JwksCache, Jwt, LauncherClient, Verifier, VerifyPolicy};
+use crate::attestation::{Jwt, LauncherClient, Verifier};
 use crate::config::{CollaboratorConfig, Config, SecretConfig, TokenSourceKind};
 use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Reason, Verdict};
 use crate::vault::{RetryPolicy, VaultClient, VaultToken};
@@ -220,24 +218,7 @@ impl Exchange {
                  any of them could replay it to another collaborator's Vault or to STS. Prefer source = \"launcher\"."
             );
         }
-        let mut policy = VerifyPolicy::new(attestation.issuer.clone());
-        policy.leeway = attestation.leeway();
-        if let Some(path) = &attestation.pki_root {
-            let bytes = std::fs::read(path).map_err(|e| {
-                PrepareError::Setup(format!("cannot read pki_root {}: {e}", path.display()))
-            })?;
-            policy.pki_root = Some(
-                PkiRoot::from_pem_or_der(&bytes).map_err(|e| PrepareError::Setup(e.to_string()))?,
-            );
-        }
-        let keys = JwksCache::new(
-            attestation.key_source(),
-            KeyCacheOptions {
-                expected_issuer: Some(attestation.issuer.clone()),
-                ..KeyCacheOptions::default()
-            },
-        )
-        .map_err(|e| PrepareError::Setup(e.to_string()))?;
+        let verifier = attestation.verifier().map_err(PrepareError::Setup)?;
         let engine = PluginEngine::new(EngineOptions {
             cache_dir: config.plugins.cache_dir.clone(),
             max_concurrent_instances: (config.collaborators.len() as u32 * 2).max(4),
@@ -282,7 +263,7 @@ impl Exchange {
         }
         Ok(Exchange {
             collaborators,
-            verifier: Verifier::new(keys, policy),
+            verifier,
             source: attestation.source,
             launcher: LauncherClient::new(&attestation.launcher_socket),
             token_file: attestation.token_file.clone(),
