@@ -329,6 +329,21 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// A problem for every destination that an earlier entry already claimed.
+fn report_shared(destinations: &[(String, String)], verb: &str, problems: &mut Vec<Problem>) {
+    for (index, (destination, key)) in destinations.iter().enumerate() {
+        if let Some((_, first)) = destinations[..index]
+            .iter()
+            .find(|(seen, _)| seen == destination)
+        {
+            problems.push(Problem {
+                key: key.clone(),
+                message: format!("{destination} {verb} {first}"),
+            });
+        }
+    }
+}
+
 fn valid_env_name(name: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -629,57 +644,30 @@ impl Config {
     /// Two secrets (or kept tokens) must never share a file or an environment variable: the later
     /// one would silently replace the earlier.
     fn check_destinations(&self, problems: &mut Vec<Problem>) {
-        let mut files: Vec<(&Path, String)> = Vec::new();
-        let mut envs: Vec<(&str, String)> = Vec::new();
+        // (destination, key that names it): files as displayed paths, variables by name.
+        let mut files: Vec<(String, String)> = Vec::new();
+        let mut envs: Vec<(String, String)> = Vec::new();
         for (index, collaborator) in self.collaborators.iter().enumerate() {
             let at = |key: String| format!("collaborator[{index}] ({}).{key}", collaborator.name);
-            let vault = collaborator.vault.as_ref();
-            let token_file = vault
-                .and_then(|v| v.token_file.as_deref())
-                .map(|f| (f, at("vault.token_file".into())));
-            let token_env = vault
-                .and_then(|v| v.token_env.as_deref())
-                .map(|e| (e, at("vault.token_env".into())));
-            let secret_files = collaborator
-                .secrets
-                .iter()
-                .enumerate()
-                .filter_map(|(n, s)| {
-                    s.file
-                        .as_deref()
-                        .map(|f| (f, at(format!("secret[{n}].file"))))
-                });
-            let secret_envs = collaborator
-                .secrets
-                .iter()
-                .enumerate()
-                .filter_map(|(n, s)| {
-                    s.env
-                        .as_deref()
-                        .map(|e| (e, at(format!("secret[{n}].env"))))
-                });
-            for (file, key) in secret_files.chain(token_file) {
-                match files.iter().find(|(seen, _)| *seen == file) {
-                    Some((_, first)) => problems.push(Problem {
-                        key,
-                        message: format!(
-                            "{} is already the destination of {first}",
-                            file.display()
-                        ),
-                    }),
-                    None => files.push((file, key)),
+            for (n, secret) in collaborator.secrets.iter().enumerate() {
+                if let Some(file) = &secret.file {
+                    files.push((file.display().to_string(), at(format!("secret[{n}].file"))));
+                }
+                if let Some(env) = &secret.env {
+                    envs.push((env.clone(), at(format!("secret[{n}].env"))));
                 }
             }
-            for (env, key) in secret_envs.chain(token_env) {
-                match envs.iter().find(|(seen, _)| *seen == env) {
-                    Some((_, first)) => problems.push(Problem {
-                        key,
-                        message: format!("{env} is already set by {first}"),
-                    }),
-                    None => envs.push((env, key)),
+            if let Some(vault) = &collaborator.vault {
+                if let Some(file) = &vault.token_file {
+                    files.push((file.display().to_string(), at("vault.token_file".into())));
+                }
+                if let Some(env) = &vault.token_env {
+                    envs.push((env.clone(), at("vault.token_env".into())));
                 }
             }
         }
+        report_shared(&files, "is already the destination of", problems);
+        report_shared(&envs, "is already set by", problems);
     }
 
     /// One plugin spec per collaborator, in order.
