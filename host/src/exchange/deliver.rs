@@ -3,20 +3,16 @@
 
 use super::Report;
 use serde_json::{Map, Value};
-use std::collections::HashSet;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
+/// A secret file that could not be written; every file staged with it was removed again.
 #[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    #[error("collaborator \"{collaborator}\": cannot write {path}: {reason}; no secret file was left behind")]
-    Write {
-        collaborator: String,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error("{path} is the destination of more than one secret")]
-    Duplicate { path: PathBuf },
+#[error("collaborator \"{collaborator}\": cannot write {path}: {reason}; no secret file was left behind")]
+pub struct DeliveryError {
+    pub collaborator: String,
+    pub path: PathBuf,
+    pub reason: String,
 }
 
 struct Pending {
@@ -50,13 +46,8 @@ fn files(report: &Report) -> Vec<(String, PathBuf, Zeroizing<String>)> {
 /// staged as temporary files first and renamed into place only when every one was written, so a
 /// failure leaves no secret file behind. Returns the paths written.
 pub fn deliver_files(report: &Report) -> Result<Vec<PathBuf>, DeliveryError> {
+    // No two secrets share a destination: configuration validation refuses that.
     let files = files(report);
-    let mut seen = HashSet::new();
-    for (_, path, _) in &files {
-        if !seen.insert(path.clone()) {
-            return Err(DeliveryError::Duplicate { path: path.clone() });
-        }
-    }
     let mut pending: Vec<Pending> = Vec::new();
     let cleanup = |pending: &[Pending], renamed: usize| {
         for (index, p) in pending.iter().enumerate() {
@@ -76,7 +67,7 @@ pub fn deliver_files(report: &Report) -> Result<Vec<PathBuf>, DeliveryError> {
             }),
             Err(e) => {
                 cleanup(&pending, 0);
-                return Err(DeliveryError::Write {
+                return Err(DeliveryError {
                     collaborator: collaborator.clone(),
                     path: path.clone(),
                     reason: e.to_string(),
@@ -87,7 +78,7 @@ pub fn deliver_files(report: &Report) -> Result<Vec<PathBuf>, DeliveryError> {
     for (index, p) in pending.iter().enumerate() {
         if let Err(e) = std::fs::rename(&p.temp, &p.path) {
             cleanup(&pending, index);
-            return Err(DeliveryError::Write {
+            return Err(DeliveryError {
                 collaborator: p.collaborator.clone(),
                 path: p.path.clone(),
                 reason: e.to_string(),
