@@ -92,30 +92,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
-/// Reads a token from a file, or from stdin for `-`.
-pub fn read_token(source: &Path) -> anyhow::Result<attestgate::attestation::Jwt> {
-    let mut text = String::new();
-    if source == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| anyhow::anyhow!("cannot read the token from stdin: {e}"))?;
-    } else {
-        text = std::fs::read_to_string(source)
-            .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", source.display()))?;
+/// Reads a token from a file (as the library reads the launcher's token file), or from stdin
+/// for `-`.
+pub async fn read_token(source: &Path) -> anyhow::Result<attestgate::attestation::Jwt> {
+    if source != Path::new("-") {
+        return Ok(attestgate::attestation::source::read_token_file(source).await?);
     }
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| anyhow::anyhow!("cannot read the token from stdin: {e}"))?;
     let token = attestgate::attestation::Jwt::new(text.trim());
-    if token.is_empty() {
-        anyhow::bail!("the token from {} is empty", display_source(source));
-    }
+    anyhow::ensure!(!token.is_empty(), "the token from stdin is empty");
     Ok(token)
-}
-
-fn display_source(source: &Path) -> String {
-    if source == Path::new("-") {
-        "stdin".into()
-    } else {
-        source.display().to_string()
-    }
 }
 
 pub fn stdin_or_path(path: Option<PathBuf>) -> PathBuf {

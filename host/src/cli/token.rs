@@ -50,7 +50,7 @@ pub struct InspectArgs {
 pub async fn run(command: TokenCommand) -> anyhow::Result<Exit> {
     match command {
         TokenCommand::Get(args) => get(args).await,
-        TokenCommand::Inspect(args) => inspect(args),
+        TokenCommand::Inspect(args) => inspect(args).await,
     }
 }
 
@@ -76,8 +76,8 @@ async fn get(args: GetArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
-    let token = read_token(&stdin_or_path(args.token))?;
+async fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
+    let token = read_token(&stdin_or_path(args.token)).await?;
     let parsed = jwt::parse(token.expose()).map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
     match args.format {
         Format::Json => {

@@ -74,7 +74,7 @@ fn build_verifier(args: &VerifyArgs, config: Option<&Config>) -> anyhow::Result<
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
-    let token = read_token(&stdin_or_path(args.token.clone()))?;
+    let token = read_token(&stdin_or_path(args.token.clone())).await?;
     let config = args.config.as_deref().map(Config::load).transpose()?;
     let verifier = build_verifier(&args, config.as_ref())?;
     let at = args.at.unwrap_or_else(unix_now);
