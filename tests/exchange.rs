@@ -173,25 +173,20 @@ async fn run(path: &Path) -> attestgate::exchange::Report {
 #[tokio::test]
 async fn two_collaborators_each_release_their_secret_to_their_own_audience() {
     let launcher = TestLauncher::start().await;
-    let bank_a = OpenBao::start_with(OpenBaoOptions {
-        tls: true,
-        audit: true,
-        ..Default::default()
-    })
+    let bank_a = bank_a_vault(
+        &launcher,
+        OpenBaoOptions {
+            tls: true,
+            audit: true,
+            ..Default::default()
+        },
+    )
     .await;
     let bank_b = OpenBao::start_with(OpenBaoOptions {
         audit: true,
         ..Default::default()
     })
     .await;
-    bank_a
-        .setup_collaborator(
-            &launcher.info().jwks_url,
-            "bank-a",
-            corrected_role(),
-            &[("message", json!({"foo": "world"}))],
-        )
-        .await;
     bank_b
         .setup_collaborator(
             &launcher.info().jwks_url,
@@ -566,16 +561,8 @@ async fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 #[tokio::test]
 async fn all_or_nothing_leaves_no_secret_file_and_exec_passes_the_exit_code() {
     let launcher = TestLauncher::start().await;
-    let bank_a = OpenBao::start().await;
+    let bank_a = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
     let bank_b = OpenBao::start().await;
-    bank_a
-        .setup_collaborator(
-            &launcher.info().jwks_url,
-            "bank-a",
-            corrected_role(),
-            &[("message", json!({"foo": "world"}))],
-        )
-        .await;
     bank_b
         .setup_collaborator(
             &launcher.info().jwks_url,

@@ -100,6 +100,25 @@ fn header(launcher: &TestLauncher) -> String {
     )
 }
 
+/// The whole configuration for bank-c alone, its VAULT_TOKEN encrypted as `gcloud kms encrypt` would.
+fn bank_c_config(
+    launcher: &TestLauncher,
+    bao: &OpenBao,
+    google: &GoogleStandIn,
+    token: &str,
+    dir: &Path,
+    impersonate: bool,
+) -> String {
+    header(launcher)
+        + &kms_collaborator(
+            dir,
+            bao,
+            google,
+            &google.encrypt(token.as_bytes()),
+            impersonate,
+        )
+}
+
 async fn run(dir: &Path, text: &str) -> Report {
     let path = dir.join("attestgate.toml");
     std::fs::write(&path, text).unwrap();
@@ -148,14 +167,7 @@ async fn the_unwrapped_vault_token_reads_the_secret() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
     for impersonate in [false, true] {
-        let text = header(&launcher)
-            + &kms_collaborator(
-                dir.path(),
-                &bao,
-                &google,
-                &google.encrypt(token.as_bytes()),
-                impersonate,
-            );
+        let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), impersonate);
         let report = run(dir.path(), &text).await;
         assert!(
             report.all_succeeded(),
@@ -242,14 +254,7 @@ async fn a_corrupted_plaintext_checksum_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let report = run(
         dir.path(),
-        &(header(&launcher)
-            + &kms_collaborator(
-                dir.path(),
-                &bao,
-                &google,
-                &google.encrypt(token.as_bytes()),
-                false,
-            )),
+        &bank_c_config(&launcher, &bao, &google, &token, dir.path(), false),
     )
     .await;
     let error = report.failures().next().expect("the checksum fails");
@@ -271,14 +276,7 @@ async fn a_revoked_vault_token_is_reported_as_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let report = run(
         dir.path(),
-        &(header(&launcher)
-            + &kms_collaborator(
-                dir.path(),
-                &bao,
-                &google,
-                &google.encrypt(token.as_bytes()),
-                false,
-            )),
+        &bank_c_config(&launcher, &bao, &google, &token, dir.path(), false),
     )
     .await;
     let error = report.failures().next().expect("the token is revoked");
@@ -361,18 +359,10 @@ env = "FOO"
 async fn a_denied_impersonation_is_reported_with_googles_words() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = header(&launcher)
-        + &kms_collaborator(
-            dir.path(),
-            &bao,
-            &google,
-            &google.encrypt(token.as_bytes()),
-            true,
-        )
-        .replace(
-            SERVICE_ACCOUNT,
-            "someone-else@bank-c.iam.gserviceaccount.com",
-        );
+    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), true).replace(
+        SERVICE_ACCOUNT,
+        "someone-else@bank-c.iam.gserviceaccount.com",
+    );
     let report = run(dir.path(), &text).await;
     let error = report.failures().next().expect("IAM refuses");
     assert_eq!(error.step, Step::Kms(KmsStep::Impersonate));
