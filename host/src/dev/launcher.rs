@@ -265,13 +265,26 @@ impl Launcher {
             teeserver_routes(shared.clone()),
             stopped.clone(),
         )));
-        tasks.push(tokio::spawn(refresh_token_file(
-            shared.clone(),
-            info.token_file.clone(),
+        // Like the real launcher: refresh the token file at about 0.8 of the token's lifetime.
+        let refresh = shared
+            .token_lifetime
+            .mul_f64(0.8)
+            .max(Duration::from_millis(100));
+        let (refresher, token_file) = (shared.clone(), info.token_file.clone());
+        tasks.push(tokio::spawn(every(
+            refresh,
             stopped.clone(),
+            "refresh the token file",
+            move || write_token_file(&refresher, &token_file),
         )));
-        if let Some(every) = config.rotate_every {
-            tasks.push(tokio::spawn(rotate_keys(shared.clone(), every, stopped)));
+        if let Some(period) = config.rotate_every {
+            let rotator = shared.clone();
+            tasks.push(tokio::spawn(every(
+                period,
+                stopped,
+                "rotate its key",
+                move || rotator.rotate().map(|_| ()).map_err(|e| e.to_string()),
+            )));
         }
 
         let info_json = serde_json::to_vec_pretty(&info).map_err(|e| dir_error(e.to_string()))?;
@@ -339,35 +352,19 @@ fn write_token_file(shared: &Shared, path: &Path) -> Result<(), String> {
     crate::fsutil::write_atomically(path, token.as_bytes(), 0o644).map_err(|e| e.to_string())
 }
 
-/// Like the real launcher: refresh at about 0.8 of the token's lifetime.
-async fn refresh_token_file(
-    shared: Arc<Shared>,
-    path: PathBuf,
+/// Runs `chore` every `period` until the launcher stops; a failure is logged and retried next time.
+async fn every(
+    period: Duration,
     mut stopped: watch::Receiver<bool>,
+    what: &'static str,
+    chore: impl Fn() -> Result<(), String>,
 ) {
-    let period = shared
-        .token_lifetime
-        .mul_f64(0.8)
-        .max(Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(period) => {
-                if let Err(e) = write_token_file(&shared, &path) {
-                    tracing::error!(error = %e, "dev launcher could not refresh the token file");
-                }
-            }
-        }
-    }
-}
-
-async fn rotate_keys(shared: Arc<Shared>, every: Duration, mut stopped: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = stopped.wait_for(|stop| *stop) => return,
-            _ = tokio::time::sleep(every) => {
-                if let Err(e) = shared.rotate() {
-                    tracing::error!(error = %e, "dev launcher could not rotate its key");
+                if let Err(e) = chore() {
+                    tracing::error!(error = %e, "dev launcher could not {what}");
                 }
             }
         }
