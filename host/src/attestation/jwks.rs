@@ -119,16 +119,12 @@ pub struct JwksCache {
 
 impl JwksCache {
     pub fn new(source: KeySource, options: KeyCacheOptions) -> Result<Self, KeyError> {
-        let mut builder = reqwest::Client::builder().timeout(options.http_timeout);
-        let needs_web_pki = match &source {
-            KeySource::JwksUrl(url) => !url.starts_with("http://"),
-            KeySource::Discovery(_) => true,
-            KeySource::JwksFile(_) | KeySource::Inline(_) => false,
+        let trust = match &source {
+            KeySource::JwksUrl(url) if url.starts_with("http://") => crate::Trust::PlainHttp,
+            KeySource::JwksUrl(_) | KeySource::Discovery(_) => crate::Trust::SystemRoots,
+            KeySource::JwksFile(_) | KeySource::Inline(_) => crate::Trust::PlainHttp,
         };
-        if !needs_web_pki {
-            // Loading the system's root store costs milliseconds and nothing here uses TLS.
-            builder = builder.tls_certs_only(Vec::new());
-        }
+        let builder = crate::http_client_builder(trust).timeout(options.http_timeout);
         let http = builder.build().map_err(|e| KeyError::Fetch {
             source_name: source.to_string(),
             reason: format!("cannot build an HTTP client: {e}"),

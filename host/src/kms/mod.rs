@@ -93,7 +93,7 @@ pub struct KmsClient {
 
 impl KmsClient {
     pub fn new(config: &KmsConfig) -> Result<Self, KmsError> {
-        let http = reqwest::Client::builder()
+        let http = crate::http_client_builder(crate::Trust::SystemRoots)
             .timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| {

@@ -105,27 +105,25 @@ impl VaultClient {
         if addresses.is_empty() {
             return Err(VaultError::Settings("no Vault address configured".into()));
         }
-        let mut builder = reqwest::Client::builder()
+        let trust = match &config.ca_cert {
+            Some(ca) => {
+                let certs = reqwest::Certificate::from_pem_bundle(&read_file(ca, "ca_cert")?)
+                    .map_err(|e| {
+                        VaultError::Settings(format!(
+                            "ca_cert {} is not a PEM bundle: {e}",
+                            ca.display()
+                        ))
+                    })?;
+                crate::Trust::Only(certs)
+            }
+            None if addresses.iter().all(|a| a.starts_with("http://")) => crate::Trust::PlainHttp,
+            None => crate::Trust::SystemRoots,
+        };
+        let mut builder = crate::http_client_builder(trust)
             // A standby's 307 is retried against the next address rather than followed blindly.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30));
-        let plain_http = addresses.iter().all(|a| a.starts_with("http://"));
-        if config.ca_cert.is_none() && plain_http {
-            // No TLS at all: skip loading the system's root store (milliseconds per client).
-            builder = builder.tls_certs_only(Vec::new());
-        }
-        if let Some(ca) = &config.ca_cert {
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&read_file(ca, "ca_cert")?).map_err(|e| {
-                    VaultError::Settings(format!(
-                        "ca_cert {} is not a PEM bundle: {e}",
-                        ca.display()
-                    ))
-                })?;
-            // VAULT_CACERT semantics: trust this CA, not the system's.
-            builder = builder.tls_certs_only(certs);
-        }
         if let (Some(cert), Some(key)) = (&config.client_cert, &config.client_key) {
             let mut pem = read_file(cert, "client_cert")?;
             pem.push(b'\n');
