@@ -1,5 +1,5 @@
 use super::{read_token, render, stdin_or_path, Exit, Format};
-use attestgate::attestation::verify::{unix_now, DEFAULT_MAX_TOKEN_BYTES};
+use attestgate::attestation::verify::unix_now;
 use attestgate::attestation::Verifier;
 use attestgate::config::Config;
 use attestgate::plugin::{EngineOptions, PluginEngine};
@@ -43,9 +43,9 @@ pub struct VerifyArgs {
     /// Pinned root certificate (PEM or DER) for PKI tokens.
     #[arg(long, value_name = "FILE")]
     pki_root: Option<PathBuf>,
-    /// Reject tokens larger than this many bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_TOKEN_BYTES)]
-    max_token_bytes: usize,
+    /// Reject tokens larger than this many bytes [default: 16384].
+    #[arg(long)]
+    max_token_bytes: Option<usize>,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
@@ -69,7 +69,7 @@ fn build_verifier(args: &VerifyArgs, config: Option<&Config>) -> anyhow::Result<
     }
     attestation.leeway = args.leeway.or(attestation.leeway);
     attestation.pki_root = args.pki_root.clone().or(attestation.pki_root);
-    attestation.max_token_bytes = Some(args.max_token_bytes);
+    attestation.max_token_bytes = args.max_token_bytes.or(attestation.max_token_bytes);
     attestation.verifier().map_err(anyhow::Error::msg)
 }
 
