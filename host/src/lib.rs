@@ -13,9 +13,9 @@ pub mod kms;
 pub mod plugin;
 pub mod vault;
 
-/// An HTTP client error with its whole cause chain, which is where the useful part (connection
-/// refused, certificate unknown) usually is.
-pub fn http_error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// An error with its whole cause chain, which is where the useful part (connection refused,
+/// certificate unknown, the missing import) usually is.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -258,12 +258,12 @@ impl JwksCache {
             .get(url)
             .send()
             .await
-            .map_err(|e| fail(crate::http_error_chain(&e)))?;
+            .map_err(|e| fail(crate::error_chain(&e)))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| fail(crate::http_error_chain(&e)))?;
+            .map_err(|e| fail(crate::error_chain(&e)))?;
         if body.len() > MAX_DOCUMENT_BYTES {
             return Err(fail(format!(
                 "response is {} bytes, over the 1 MiB limit",

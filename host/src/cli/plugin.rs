@@ -1,8 +1,7 @@
 use super::{Exit, Format};
 use attestgate::attestation::verify::unix_now;
-use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
+use attestgate::plugin::{file_sha256, EngineOptions, Limits, PluginEngine, PluginSpec};
 use clap::{Args, Subcommand, ValueEnum};
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -95,12 +94,11 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
         Some(path) => read_json(path, "--plugin-config")?,
         None => serde_json::json!({}),
     };
-    let bytes = std::fs::read(&args.plugin)
-        .map_err(|e| anyhow::anyhow!("cannot read plugin {}: {e}", args.plugin.display()))?;
     let spec = PluginSpec {
         collaborator: args.collaborator.clone(),
         path: args.plugin.clone(),
-        sha256: hex::encode(Sha256::digest(&bytes)),
+        // A local test pins the file as it is now.
+        sha256: file_sha256(&args.plugin)?,
         config,
         limits: Limits {
             deadline_ms: args.deadline_ms,

@@ -152,20 +152,15 @@ impl KmsClient {
         step: KmsStep,
         request: reqwest::RequestBuilder,
     ) -> Result<Value, KmsError> {
-        let response = request.send().await.map_err(|e| {
-            fail(
-                step,
-                format!("request failed: {}", crate::http_error_chain(&e)),
-            )
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| fail(step, format!("request failed: {}", crate::error_chain(&e))))?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| {
             fail(
                 step,
-                format!(
-                    "reading the response failed: {}",
-                    crate::http_error_chain(&e)
-                ),
+                format!("reading the response failed: {}", crate::error_chain(&e)),
             )
         })?;
         if !(200..300).contains(&status) {

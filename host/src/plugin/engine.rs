@@ -139,11 +139,7 @@ impl PluginEngine {
         path: &Path,
         expected_sha256: &str,
     ) -> Result<Arc<CompiledPlugin>, PluginError> {
-        let bytes = std::fs::read(path).map_err(|e| PluginError::Read {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let (bytes, sha256) = read_plugin(path)?;
         if !sha256.eq_ignore_ascii_case(expected_sha256.trim()) {
             return Err(PluginError::DigestMismatch {
                 path: path.to_owned(),
@@ -167,7 +163,7 @@ impl PluginEngine {
             .instantiate_pre(&component)
             .map_err(|e| PluginError::Link {
                 path: path.to_owned(),
-                reason: crate::http_error_chain(e.as_ref()),
+                reason: crate::error_chain(e.as_ref()),
             })?;
         let pre = super::bindings::PluginPre::new(pre).map_err(|e| PluginError::Link {
             path: path.to_owned(),
@@ -183,11 +179,7 @@ impl PluginEngine {
 
     /// Compiles without the contract and digest checks, for `plugin inspect`.
     pub fn describe_file(&self, path: &Path) -> Result<PluginInfo, PluginError> {
-        let bytes = std::fs::read(path).map_err(|e| PluginError::Read {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let (bytes, sha256) = read_plugin(path)?;
         let component = self.load_component(path, &sha256, &bytes)?;
         Ok(inspect::describe(
             &self.engine,
@@ -243,6 +235,21 @@ impl PluginEngine {
             .hash(&mut hasher);
         format!("{:016x}", hasher.finish())
     }
+}
+
+/// A plugin file's bytes and their lowercase hex sha256.
+fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
+    let bytes = std::fs::read(path).map_err(|e| PluginError::Read {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    Ok((bytes, sha256))
+}
+
+/// The sha256 to pin a plugin file by, as `plugin_sha256` takes it.
+pub fn file_sha256(path: &Path) -> Result<String, PluginError> {
+    read_plugin(path).map(|(_, sha256)| sha256)
 }
 
 /// Whether `path` belongs to this user, is writable by nobody else, and is not a symlink. The

@@ -19,7 +19,7 @@ pub mod inspect;
 pub mod runtime;
 pub mod spec;
 
-pub use engine::{EngineOptions, PluginEngine};
+pub use engine::{file_sha256, EngineOptions, PluginEngine};
 pub use error::{FailureKind, PluginError};
 pub use inspect::{PluginInfo, CONTRACT_VERSION};
 pub use runtime::{CollaboratorPolicy, Decision, Reason, Verdict};

@@ -139,7 +139,7 @@ impl VaultClient {
         let http = builder.build().map_err(|e| {
             VaultError::Settings(format!(
                 "cannot build the HTTP client: {}",
-                crate::http_error_chain(&e)
+                crate::error_chain(&e)
             ))
         })?;
         Ok(VaultClient {
@@ -297,7 +297,7 @@ impl VaultClient {
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
-                let reason = crate::http_error_chain(&e);
+                let reason = crate::error_chain(&e);
                 if let Some(hint) = tls_hint(&reason) {
                     return Attempt::Done(Err(VaultError::Tls {
                         address: address.to_owned(),
@@ -318,7 +318,7 @@ impl VaultClient {
                     reason: format!("response of {} bytes is over the limit", bytes.len()),
                 }))
             }
-            Err(e) => return Attempt::Retry(crate::http_error_chain(&e)),
+            Err(e) => return Attempt::Retry(crate::error_chain(&e)),
         };
         if status.is_success() {
             if bytes.is_empty() {
