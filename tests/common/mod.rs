@@ -472,8 +472,7 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
 }
 
 pub fn sha256_file(path: &Path) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    attestgate::plugin::file_sha256(path).unwrap()
 }
 
 /// Production-shaped claims for `audience`, valid now.
