@@ -456,15 +456,19 @@ async fn verify_with_a_config_gives_one_verdict_per_collaborator() {
         r#"
 [attestation]
 jwks_url = "{jwks}"
+[network]
+allow_plain_http = true
 
 [[collaborator]]
 name = "bank-a"
+audience = "https://vault.bank-a.example"
 plugin = "{bound}"
 plugin_sha256 = "{bound_sha}"
 plugin_config_file = "{role}"
 
 [[collaborator]]
 name = "bank-b"
+audience = "https://vault.bank-b.example"
 plugin = "{cs}"
 plugin_sha256 = "{cs_sha}"
 plugin_config = {{ audience = "https://vault.bank-b.example" }}

@@ -135,8 +135,17 @@ fn write_config(
         let plugin = plugin_wasm(c.plugin);
         let config_file = dir.join(format!("{}-plugin.json", c.name));
         std::fs::write(&config_file, c.plugin_config.to_string()).unwrap();
+        // The declared audience is the one the plugin selects: bound-claims' first bound
+        // audience, or confidential-space's `audience`.
+        let audience = c
+            .plugin_config
+            .get("audience")
+            .or_else(|| c.plugin_config.pointer("/bound_audiences/0"))
+            .cloned()
+            .unwrap_or(Value::Null);
         entries.push(json!({
             "name": c.name,
+            "audience": audience,
             "plugin": plugin,
             "plugin_sha256": sha256_file(&plugin),
             "plugin_config_file": config_file,
@@ -149,6 +158,8 @@ fn write_config(
             "launcher_socket": launcher.info().socket,
             "jwks_url": launcher.info().jwks_url,
         },
+        "network": {"allow_plain_http": true},
+        "delivery": {"root": dir.join("out")},
         "exchange": exchange,
         "collaborator": entries,
     });
@@ -197,7 +208,7 @@ async fn two_collaborators_each_release_their_secret_to_their_own_audience() {
         .await;
 
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("secrets");
+    let out = dir.path().join("out");
     let config = write_config(
         dir.path(),
         &launcher,
@@ -222,7 +233,7 @@ async fn two_collaborators_each_release_their_secret_to_their_own_audience() {
     );
     let report = run(&config).await;
     assert_succeeded(&report);
-    deliver_files(&report).unwrap();
+    deliver_files(&report, &out).unwrap().commit();
     assert_eq!(
         std::fs::read_to_string(out.join("bank-a/foo")).unwrap(),
         "world"
@@ -374,7 +385,7 @@ async fn a_plugin_denial_keeps_the_token_inside_the_tee() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("out/foo");
+    let file = dir.path().join("out/bank-a/foo");
     let config = write_config(
         dir.path(),
         &launcher,
@@ -699,7 +710,7 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("out/foo");
+    let file = dir.path().join("out/bank-a/foo");
     let config = write_config(
         dir.path(),
         &launcher,
@@ -711,21 +722,41 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
         )],
         json!({}),
     );
-    // Warm the compiled-plugin cache first, so the traced run is the exchange itself rather than
-    // megabytes of compiler tracing.
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[plugins]\ncache_dir = \"{}\"\n",
-        dir.path().join("cache").display()
-    ));
-    std::fs::write(&config, text).unwrap();
-    let warm = cli(&["exchange", "--config", config.to_str().unwrap()], &[]).await;
-    assert_eq!(
-        warm.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&warm.stderr)
+    // Precompile the plugin, as an image build would, so the traced run is the exchange itself
+    // rather than megabytes of compiler tracing.
+    let artifact = dir.path().join("bound_claims.cwasm");
+    let compiled = cli(
+        &[
+            "plugin",
+            "compile",
+            plugin_wasm("bound-claims").to_str().unwrap(),
+            "--output",
+            artifact.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(compiled.status.code(), Some(0), "{compiled:?}");
+    let compiled: Value = serde_json::from_slice(&compiled.stdout).unwrap();
+    let mut value: toml::Value =
+        toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let collaborator = value["collaborator"][0].as_table_mut().unwrap();
+    collaborator.insert(
+        "plugin_compiled".into(),
+        toml::Value::String(artifact.display().to_string()),
     );
+    collaborator.insert(
+        "plugin_compiled_sha256".into(),
+        toml::Value::String(
+            compiled["plugin_compiled_sha256"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+    );
+    std::fs::write(&config, toml::to_string(&value).unwrap()).unwrap();
     let out = cli(
         &["exchange", "--config", config.to_str().unwrap()],
         &[("RUST_LOG", "trace")],
@@ -797,13 +828,15 @@ async fn a_kept_vault_token_is_delivered_and_still_valid() {
     let launcher = TestLauncher::start().await;
     let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("out/vault-token");
+    let token_file = dir.path().join("out/bank-a/vault-token");
     let mut collaborator = bank_a_foo(&bao);
     collaborator.vault["token_file"] = json!(token_file);
     let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
     let report = run(&config).await;
     assert_succeeded(&report);
-    deliver_files(&report).unwrap();
+    deliver_files(&report, &dir.path().join("out"))
+        .unwrap()
+        .commit();
     let token = std::fs::read_to_string(&token_file).unwrap();
     let lookup = reqwest::Client::new()
         .get(format!("{}/v1/auth/token/lookup-self", bao.addr))
@@ -824,18 +857,9 @@ async fn a_kept_vault_token_is_delivered_and_still_valid() {
 }
 
 #[tokio::test]
-async fn the_default_token_needs_an_explicit_opt_in() {
+async fn the_default_token_never_reaches_a_collaborators_vault() {
     let launcher = TestLauncher::start().await;
     let bao = OpenBao::start().await;
-    let mut role = bank_b_role();
-    role["bound_audiences"] = json!([attestgate::attestation::source::DEFAULT_TOKEN_AUDIENCE]);
-    bao.setup_collaborator(
-        &launcher.info().jwks_url,
-        "bank-a",
-        role,
-        &[("message", json!({"foo": "world"}))],
-    )
-    .await;
     let dir = tempfile::tempdir().unwrap();
     let collaborator = confidential_space_collaborator(
         "bank-a",
@@ -854,9 +878,15 @@ async fn the_default_token_needs_an_explicit_opt_in() {
         .replace("[attestation]\n", &file_source);
     std::fs::write(&config, &text).unwrap();
     let err = Config::load(&config).unwrap_err();
-    assert!(err.to_string().contains("allow_default_audience"), "{err}");
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.key == "attestation.source" && p.message.contains("allow_default_audience")),
+        "{err}"
+    );
 
-    // Opted in, a role bound to STS's audience accepts the default token.
+    // Even opted in, the default token (audience STS) is refused to a collaborator that logs in
+    // to its own Vault: its owner could exchange it at STS as the workload.
     std::fs::write(
         &config,
         text.replace(
@@ -865,12 +895,13 @@ async fn the_default_token_needs_an_explicit_opt_in() {
         ),
     )
     .unwrap();
-    let report = run(&config).await;
-    assert_succeeded(&report);
-    let (_, released) = report.released().next().unwrap();
-    assert_eq!(
-        released.audience,
-        attestgate::attestation::source::DEFAULT_TOKEN_AUDIENCE
+    let err = Config::load(&config).unwrap_err();
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.key == "collaborator[0] (bank-a).audience"
+                && p.message.contains("Google's STS accepts")),
+        "{err}"
     );
 }
 
@@ -1029,4 +1060,464 @@ async fn every_collaborator_that_cannot_start_is_reported_at_once() {
         text.contains("collaborator \"bank-b\"") && text.contains("unknown field `projcts`"),
         "{text}"
     );
+}
+
+/// Sets collaborator `index`'s declared `audience` in a generated configuration.
+fn declare_audience(config: &Path, index: usize, audience: &str) {
+    let mut value: toml::Value = toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    value["collaborator"][index]["audience"] = toml::Value::String(audience.to_owned());
+    std::fs::write(config, toml::to_string(&value).unwrap()).unwrap();
+}
+
+/// Mallory: a collaborator whose plugin asks for `stolen`, and whose "Vault" is a server of hers
+/// that records every request.
+fn mallory(capture: &common::CaptureServer, stolen: &str) -> Collaborator {
+    Collaborator {
+        name: "mallory",
+        plugin: "hostile",
+        plugin_config: json!({"attack": "allow", "audience": stolen}),
+        vault: json!({"address": capture.addr, "role": "mallory"}),
+        secrets: Vec::new(),
+    }
+}
+
+const STOLEN_AUDIENCES: [&str; 5] = [
+    BANK_B,
+    "https://sts.googleapis.com",
+    "https://vault.bank-b.example/",
+    "HTTPS://VAULT.BANK-B.EXAMPLE",
+    "https://vault.bank-b.example:443",
+];
+
+#[tokio::test]
+async fn mallorys_plugin_cannot_obtain_a_token_for_another_audience() {
+    let launcher = TestLauncher::start().await;
+    let bank_b = OpenBao::start().await;
+    let capture = common::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
+    for stolen in STOLEN_AUDIENCES {
+        let dir = tempfile::tempdir().unwrap();
+        let honest = confidential_space_collaborator("bank-b", BANK_B, &bank_b, json!({}), vec![]);
+        let config = write_config(
+            dir.path(),
+            &launcher,
+            &[honest, mallory(&capture, stolen)],
+            json!({"partial": true}),
+        );
+        // Mallory declares an audience of her own, as the operator reviewed it...
+        declare_audience(&config, 1, "https://vault.mallory.example");
+        let report = run(&config).await;
+        // ...but her plugin asks for bank-b's (or STS's): refused before anything is minted.
+        let error = report
+            .failures()
+            .find(|e| e.collaborator == "mallory")
+            .unwrap_or_else(|| panic!("mallory got a token for {stolen}"));
+        assert_eq!(error.step, Step::SelectAudience, "{error}");
+        assert!(
+            error.message.contains("breaks the contract")
+                && error.message.contains("declared audience"),
+            "{error}"
+        );
+    }
+    assert!(
+        capture.requests().is_empty(),
+        "no token ever reached mallory's server: {:?}",
+        capture.requests()
+    );
+}
+
+#[tokio::test]
+async fn a_configuration_giving_mallory_another_collaborators_audience_is_refused() {
+    let launcher = TestLauncher::start().await;
+    let bank_b = OpenBao::start().await;
+    let capture = common::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
+    for stolen in STOLEN_AUDIENCES {
+        let dir = tempfile::tempdir().unwrap();
+        let honest = confidential_space_collaborator("bank-b", BANK_B, &bank_b, json!({}), vec![]);
+        // Mallory declares the stolen audience outright, hoping the operator misses it.
+        let config = write_config(
+            dir.path(),
+            &launcher,
+            &[honest, mallory(&capture, stolen)],
+            json!({}),
+        );
+        let err = Config::load(&config).expect_err(stolen);
+        let problem = err
+            .problems
+            .iter()
+            .find(|p| p.key == "collaborator[1] (mallory).audience")
+            .unwrap_or_else(|| panic!("{stolen}: {err}"));
+        if stolen.contains("sts") {
+            assert!(problem.message.contains("Google's STS accepts"), "{err}");
+        } else {
+            assert!(
+                problem.message.contains("collaborator[0] (bank-b)")
+                    && problem.message.contains("same audience"),
+                "the refusal names both collaborators: {err}"
+            );
+        }
+    }
+    assert!(capture.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_hostile_vault_cannot_echo_the_token_or_flood_memory_or_forge_output() {
+    let launcher = TestLauncher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let echo = common::CaptureServer::answering(common::Answer::Echo).await;
+    let endless = common::CaptureServer::answering(common::Answer::Endless).await;
+    let forger = common::CaptureServer::start(400, r#"{"errors":["unused"]}"#).await;
+    let mut forge = mallory(&forger, "https://vault.forger.example");
+    forge.name = "forger";
+    forge.plugin_config =
+        json!({"attack": "forge-output", "audience": "https://vault.forger.example"});
+    let mut flood = mallory(&endless, "https://vault.flood.example");
+    flood.name = "flood";
+    let config = write_config(
+        dir.path(),
+        &launcher,
+        &[
+            mallory(&echo, "https://vault.mallory.example"),
+            flood,
+            forge,
+        ],
+        json!({"partial": true}),
+    );
+    let out = cli(&["exchange", "--config", config.to_str().unwrap()], &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // The echoing server really got the token, and echoed it back; none of it reaches stderr.
+    let sent = echo.requests();
+    let jwt: Value = serde_json::from_str(&sent[0].body).unwrap();
+    let jwt = jwt["jwt"].as_str().unwrap();
+    assert!(stderr.contains("bad request"), "{stderr}");
+    for part in jwt.split('.') {
+        assert!(
+            !stderr.contains(part),
+            "a part of the token reached stderr: {stderr}"
+        );
+    }
+    // The endless body was cut off at the limit, not read whole.
+    assert!(
+        stderr.contains("flood") && stderr.contains("larger than"),
+        "{stderr}"
+    );
+    // The forged success line arrives escaped, on mallory's own line.
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(!stderr.lines().any(|l| l.starts_with("bank-b")), "{stderr}");
+    assert!(forger.requests().is_empty(), "the forger's plugin denied");
+}
+
+/// A Vault in front of `target` whose secret reads never answer; everything else is passed on
+/// and recorded.
+async fn stalling_vault(target: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let client = reqwest::Client::new();
+    let router = axum::Router::new().fallback(
+        move |method: axum::http::Method,
+              uri: axum::http::Uri,
+              headers: axum::http::HeaderMap,
+              body: axum::body::Bytes| {
+            let (record, client, target) = (record.clone(), client.clone(), target.clone());
+            async move {
+                record
+                    .lock()
+                    .unwrap()
+                    .push(format!("{method} {}", uri.path()));
+                if uri.path().starts_with("/v1/kv/") {
+                    std::future::pending::<()>().await;
+                }
+                let mut request = client.request(method, format!("{target}{uri}")).body(body);
+                for (name, value) in &headers {
+                    if name != "host" {
+                        request = request.header(name, value);
+                    }
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let bytes = response.bytes().await.unwrap();
+                (axum::http::StatusCode::from_u16(status).unwrap(), bytes)
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn a_vault_token_is_revoked_even_when_the_deadline_cuts_the_read_short() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start_with(OpenBaoOptions {
+        audit: true,
+        ..Default::default()
+    })
+    .await;
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": "world"}))],
+    )
+    .await;
+    let (stalling, seen) = stalling_vault(bao.addr.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut collaborator = bank_a_foo(&bao);
+    collaborator.vault["address"] = json!(stalling);
+    let config = write_config(
+        dir.path(),
+        &launcher,
+        &[collaborator],
+        json!({"deadline": "2s"}),
+    );
+    let report = run(&config).await;
+    let error = report.failures().next().expect("the read never answers");
+    assert_eq!(error.step, Step::Deadline, "{error}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|r| r == "POST /v1/auth/token/revoke-self"),
+        "the login token was revoked after the deadline: {seen:?}"
+    );
+    // And OpenBao agrees: the token from the login is no longer valid.
+    let login = bao
+        .audit_log()
+        .into_iter()
+        .find(|entry| entry["type"] == "response" && entry["request"]["path"] == "auth/jwt/login")
+        .expect("the login is in the audit log");
+    let accessor = login["response"]["auth"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = bao
+        .write("auth/token/lookup-accessor", json!({"accessor": accessor}))
+        .await;
+    assert_ne!(
+        status, 200,
+        "the token's accessor is gone once it is revoked"
+    );
+}
+
+/// bank-a's exchange run in process, releasing `kv/data/message`'s `foo` to each of `files`.
+async fn bank_a_report(
+    launcher: &TestLauncher,
+    bao: &OpenBao,
+    dir: &Path,
+    files: &[PathBuf],
+) -> attestgate::exchange::Report {
+    let secrets = files
+        .iter()
+        .map(|file| json!({"path": "kv/data/message", "field": "foo", "file": file}))
+        .collect();
+    let collaborator = bound_claims_collaborator("bank-a", bao, corrected_role(), secrets);
+    let config = write_config(dir, launcher, &[collaborator], json!({}));
+    let report = run(&config).await;
+    assert_succeeded(&report);
+    report
+}
+
+#[tokio::test]
+async fn delivery_never_follows_a_planted_symlink_nor_writes_into_a_foreign_directory() {
+    use attestgate::exchange::{DeliveryCause, UnsafeDir};
+    use std::os::unix::fs::PermissionsExt;
+    let launcher = TestLauncher::start().await;
+    let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("out");
+    let own = root.join("bank-a");
+    let report = bank_a_report(&launcher, &bao, dir.path(), &[own.join("foo")]).await;
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Another process in the TEE plants a symlink where bank-a's directory goes.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &own).unwrap();
+    let err = deliver_files(&report, &root)
+        .err()
+        .expect("a symlinked directory");
+    assert!(
+        matches!(
+            err.cause,
+            DeliveryCause::UnsafeDirectory(UnsafeDir::NotADirectory { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing went through the link"
+    );
+    std::fs::remove_file(&own).unwrap();
+    // A directory others may write.
+    std::fs::create_dir(&own).unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = deliver_files(&report, &root)
+        .err()
+        .expect("a world-writable directory");
+    assert!(
+        matches!(
+            err.cause,
+            DeliveryCause::UnsafeDirectory(UnsafeDir::Writable { .. })
+        ),
+        "{err}"
+    );
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A directory someone else owns (CI runs as root, which can hand it to nobody).
+    if rustix::process::geteuid().is_root() {
+        std::os::unix::fs::chown(&own, Some(65534), Some(65534)).unwrap();
+        let err = deliver_files(&report, &root)
+            .err()
+            .expect("a foreign directory");
+        assert!(
+            matches!(
+                err.cause,
+                DeliveryCause::UnsafeDirectory(UnsafeDir::Owner { owner: 65534, .. })
+            ),
+            "{err}"
+        );
+        std::os::unix::fs::chown(&own, Some(0), Some(0)).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_dir(&own).unwrap().count(),
+        0,
+        "no file was left behind"
+    );
+    deliver_files(&report, &root).unwrap().commit();
+    assert_eq!(std::fs::read_to_string(own.join("foo")).unwrap(), "world");
+}
+
+#[tokio::test]
+async fn a_failed_delivery_puts_back_the_previous_files_and_clears_crash_leftovers() {
+    let launcher = TestLauncher::start().await;
+    let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("out");
+    let own = root.join("bank-a");
+    let (foo, blocked) = (own.join("foo"), own.join("zzz"));
+    let report = bank_a_report(&launcher, &bao, dir.path(), &[foo.clone(), blocked.clone()]).await;
+    std::fs::create_dir_all(blocked.join("in-the-way")).unwrap();
+    std::fs::write(&foo, "previous").unwrap();
+    // A crashed run's staged copy.
+    let leftover = own.join(".attestgate-foo-00000000deadbeef.tmp");
+    std::fs::write(&leftover, "stale secret").unwrap();
+    let err = deliver_files(&report, &root)
+        .err()
+        .expect("zzz is a directory");
+    assert_eq!(err.path, blocked, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&foo).unwrap(),
+        "previous",
+        "the old file is back"
+    );
+    let names: Vec<String> = std::fs::read_dir(&own)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with(".attestgate-")),
+        "no staged, backup or leftover copy remains: {names:?}"
+    );
+    std::fs::remove_dir_all(&blocked).unwrap();
+    let delivered = deliver_files(&report, &root).unwrap().commit();
+    assert_eq!(delivered.paths().count(), 2);
+    assert_eq!(std::fs::read_to_string(&foo).unwrap(), "world");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&blocked).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    assert_eq!(meta.uid(), rustix::process::geteuid().as_raw());
+    assert_eq!(
+        std::fs::read_dir(&own).unwrap().count(),
+        2,
+        "only the two secrets"
+    );
+}
+
+#[tokio::test]
+async fn exec_checks_everything_before_delivering_anything() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        corrected_role(),
+        &[("message", json!({"foo": "world", "nul": "a\u{0}b"}))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out/bank-a/foo");
+    let with = |secrets: Vec<Value>| {
+        write_config(
+            dir.path(),
+            &launcher,
+            &[bound_claims_collaborator(
+                "bank-a",
+                &bao,
+                corrected_role(),
+                secrets,
+            )],
+            json!({}),
+        )
+    };
+    let nul = with(vec![
+        json!({"path": "kv/data/message", "field": "foo", "file": file}),
+        json!({"path": "kv/data/message", "field": "nul", "env": "BANK_A_NUL"}),
+    ]);
+    let out = cli(
+        &["exec", "--config", nul.to_str().unwrap(), "--", "true"],
+        &[],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("BANK_A_NUL") && stderr.contains("NUL byte"),
+        "{stderr}"
+    );
+    assert!(!file.exists(), "nothing was delivered");
+    let good = with(vec![
+        json!({"path": "kv/data/message", "field": "foo", "file": file}),
+    ]);
+    let out = cli(
+        &[
+            "exec",
+            "--config",
+            good.to_str().unwrap(),
+            "--",
+            "/nonexistent/workload",
+        ],
+        &[],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("no such executable"), "{stderr}");
+    assert!(!file.exists(), "nothing was delivered");
+}
+
+#[tokio::test]
+async fn plain_http_needs_the_operators_opt_in() {
+    let launcher = TestLauncher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let capture = common::CaptureServer::start(400, "{}").await;
+    let config = write_config(
+        dir.path(),
+        &launcher,
+        &[mallory(&capture, "https://vault.mallory.example")],
+        json!({}),
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("allow_plain_http = true", "allow_plain_http = false");
+    std::fs::write(&config, text).unwrap();
+    let err = Config::load(&config).unwrap_err();
+    for key in [
+        "collaborator[0] (mallory).vault.address",
+        "attestation.jwks_url",
+    ] {
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.key == key && p.message.contains("allow_plain_http")),
+            "{key}: {err}"
+        );
+    }
 }

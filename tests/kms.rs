@@ -48,13 +48,7 @@ async fn vault_with_token(bao: &OpenBao) -> String {
     body["auth"]["client_token"].as_str().unwrap().to_owned()
 }
 
-fn kms_collaborator(
-    dir: &Path,
-    bao: &OpenBao,
-    google: &GoogleStandIn,
-    ciphertext: &str,
-    impersonate: bool,
-) -> String {
+fn kms_collaborator(dir: &Path, bao: &OpenBao, ciphertext: &str, impersonate: bool) -> String {
     let plugin = plugin_wasm("confidential-space");
     let ciphertext_file = dir.join("bank-c-vault-token.enc");
     std::fs::write(&ciphertext_file, ciphertext).unwrap();
@@ -69,16 +63,13 @@ fn kms_collaborator(
 name = "bank-c"
 plugin = "{plugin}"
 plugin_sha256 = "{sha}"
-plugin_config = {{ audience = "https://sts.googleapis.com", projects = ["operator-project"] }}
+plugin_config = {{ audience = "{PROVIDER}", projects = ["operator-project"] }}
 [collaborator.vault]
 address = "{addr}"
 [collaborator.kms]
 workload_identity_provider = "{PROVIDER}"
 {service_account}key = "{KEY}"
 ciphertext_file = "{ciphertext_file}"
-sts_endpoint = "{endpoint}"
-iamcredentials_endpoint = "{endpoint}"
-kms_endpoint = "{endpoint}"
 [[collaborator.secret]]
 path = "kv/data/reference-rates"
 field = "eur-usd"
@@ -88,15 +79,17 @@ env = "EUR_USD"
         sha = sha256_file(&plugin),
         addr = bao.addr,
         ciphertext_file = ciphertext_file.display(),
-        endpoint = google.endpoint,
     )
 }
 
-fn header(launcher: &TestLauncher) -> String {
+/// The operator's sections: the launcher, plain HTTP for the local servers, and the Google
+/// stand-in as the operator's (custom) endpoints.
+fn header(launcher: &TestLauncher, google: &GoogleStandIn) -> String {
     format!(
-        "[attestation]\nlauncher_socket = \"{}\"\njwks_url = \"{}\"\n",
+        "[attestation]\nlauncher_socket = \"{}\"\njwks_url = \"{}\"\n[network]\nallow_plain_http = true\n[google]\nsts_endpoint = \"{endpoint}\"\niamcredentials_endpoint = \"{endpoint}\"\nkms_endpoint = \"{endpoint}\"\nallow_custom_endpoints = true\n",
         launcher.info().socket.display(),
-        launcher.info().jwks_url
+        launcher.info().jwks_url,
+        endpoint = google.endpoint,
     )
 }
 
@@ -109,14 +102,8 @@ fn bank_c_config(
     dir: &Path,
     impersonate: bool,
 ) -> String {
-    header(launcher)
-        + &kms_collaborator(
-            dir,
-            bao,
-            google,
-            &google.encrypt(token.as_bytes()),
-            impersonate,
-        )
+    header(launcher, google)
+        + &kms_collaborator(dir, bao, &google.encrypt(token.as_bytes()), impersonate)
 }
 
 async fn run(dir: &Path, text: &str) -> Report {
@@ -154,6 +141,7 @@ async fn setup(
     let bao = OpenBao::start().await;
     let google = GoogleStandIn::start(StandInOptions {
         jwks_url: launcher.info().jwks_url.clone(),
+        allowed_audiences: Vec::new(),
         condition,
         corrupt_plaintext_crc: corrupt,
     })
@@ -189,6 +177,7 @@ async fn a_debug_image_is_refused_by_the_attribute_condition() {
     let bao = OpenBao::start().await;
     let google = GoogleStandIn::start(StandInOptions {
         jwks_url: launcher.info().jwks_url.clone(),
+        allowed_audiences: Vec::new(),
         condition: production_only(),
         corrupt_plaintext_crc: false,
     })
@@ -196,15 +185,8 @@ async fn a_debug_image_is_refused_by_the_attribute_condition() {
     let token = vault_with_token(&bao).await;
     let dir = tempfile::tempdir().unwrap();
     // The collaborator's plugin does not insist on production here, so STS is what refuses.
-    let text = header(&launcher)
-        + &kms_collaborator(
-            dir.path(),
-            &bao,
-            &google,
-            &google.encrypt(token.as_bytes()),
-            false,
-        )
-        .replace(
+    let text = header(&launcher, &google)
+        + &kms_collaborator(dir.path(), &bao, &google.encrypt(token.as_bytes()), false).replace(
             "projects = [\"operator-project\"] }",
             "projects = [\"operator-project\"], require_production = false }",
         );
@@ -236,7 +218,7 @@ async fn a_tampered_ciphertext_gets_kms_own_error() {
     let tampered = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sealed);
     let report = run(
         dir.path(),
-        &(header(&launcher) + &kms_collaborator(dir.path(), &bao, &google, &tampered, false)),
+        &(header(&launcher, &google) + &kms_collaborator(dir.path(), &bao, &tampered, false)),
     )
     .await;
     let error = report.failures().next().expect("KMS refuses");
@@ -321,6 +303,7 @@ async fn jwt_and_kms_collaborators_run_in_one_exchange() {
 name = "bank-a"
 plugin = "{plugin}"
 plugin_sha256 = "{sha}"
+audience = "{AUDIENCE_A}"
 plugin_config_file = "{role}"
 [collaborator.vault]
 address = "{addr}"
@@ -335,15 +318,9 @@ env = "FOO"
         role = role_file.display(),
         addr = bank_a.addr,
     );
-    let text = header(&launcher)
+    let text = header(&launcher, &google)
         + &jwt_collaborator
-        + &kms_collaborator(
-            dir.path(),
-            &bank_c,
-            &google,
-            &google.encrypt(token.as_bytes()),
-            true,
-        );
+        + &kms_collaborator(dir.path(), &bank_c, &google.encrypt(token.as_bytes()), true);
     let report = run(dir.path(), &text).await;
     assert_succeeded(&report);
     assert_eq!(released_value(&report, "bank-a"), "world");
@@ -352,7 +329,11 @@ env = "FOO"
         .released()
         .map(|(_, r)| r.audience.as_str())
         .collect();
-    assert_eq!(audiences, vec![AUDIENCE_A, "https://sts.googleapis.com"]);
+    assert_eq!(
+        audiences,
+        vec![AUDIENCE_A, PROVIDER],
+        "the KMS-route collaborator's token carries its own provider's audience, not STS's"
+    );
 }
 
 #[tokio::test]
@@ -378,27 +359,21 @@ async fn a_denied_impersonation_is_reported_with_googles_words() {
 async fn an_aborted_exchange_never_revokes_the_collaborators_own_token() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
-    let kept = kms_collaborator(
-        dir.path(),
-        &bao,
-        &google,
-        &google.encrypt(token.as_bytes()),
-        false,
-    )
-    .replace(
-        "[collaborator.kms]",
-        "keep_token = true\n[collaborator.kms]",
-    );
+    let kept = kms_collaborator(dir.path(), &bao, &google.encrypt(token.as_bytes()), false)
+        .replace(
+            "[collaborator.kms]",
+            "keep_token = true\n[collaborator.kms]",
+        );
     let closed = format!("http://127.0.0.1:{}", common::free_port_pair());
     let failing = format!(
-        "\n[[collaborator]]\nname = \"bank-d\"\nplugin = \"{plugin}\"\nplugin_sha256 = \"{sha}\"\nplugin_config = {{ audience = \"https://vault.bank-d.example\", vault_role = \"d\" }}\n[collaborator.vault]\naddress = \"{closed}\"\n",
+        "\n[[collaborator]]\nname = \"bank-d\"\nplugin = \"{plugin}\"\nplugin_sha256 = \"{sha}\"\naudience = \"https://vault.bank-d.example\"\nplugin_config = {{ audience = \"https://vault.bank-d.example\", vault_role = \"d\" }}\n[collaborator.vault]\naddress = \"{closed}\"\n",
         plugin = plugin_wasm("confidential-space").display(),
         sha = sha256_file(&plugin_wasm("confidential-space")),
     );
     let path = dir.path().join("attestgate.toml");
     std::fs::write(
         &path,
-        header(&launcher) + "[exchange]\ndeadline = \"3s\"\n" + &kept + &failing,
+        header(&launcher, &google) + "[exchange]\ndeadline = \"3s\"\n" + &kept + &failing,
     )
     .unwrap();
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -419,5 +394,232 @@ async fn an_aborted_exchange_never_revokes_the_collaborators_own_token() {
         lookup.status(),
         200,
         "the collaborator's VAULT_TOKEN survived the abort"
+    );
+}
+
+const MALLORY_PROVIDER: &str = "//iam.googleapis.com/projects/666666666666/locations/global/workloadIdentityPools/evil/providers/mallory";
+
+/// Mallory on the KMS route, with a provider and ciphertext of her own.
+fn mallory_kms(dir: &Path) -> String {
+    let plugin = plugin_wasm("confidential-space");
+    let ciphertext_file = dir.join("mallory.enc");
+    std::fs::write(&ciphertext_file, "bWFsbG9yeQ==").unwrap();
+    format!(
+        r#"
+[[collaborator]]
+name = "mallory"
+plugin = "{plugin}"
+plugin_sha256 = "{sha}"
+plugin_config = {{ audience = "{MALLORY_PROVIDER}" }}
+[collaborator.vault]
+address = "http://127.0.0.1:9"
+[collaborator.kms]
+workload_identity_provider = "{MALLORY_PROVIDER}"
+key = "projects/mallory/locations/global/keyRings/k/cryptoKeys/k"
+ciphertext_file = "{ciphertext}"
+"#,
+        plugin = plugin.display(),
+        sha = sha256_file(&plugin),
+        ciphertext = ciphertext_file.display(),
+    )
+}
+
+#[tokio::test]
+async fn a_kms_route_collaborator_cannot_choose_where_its_token_goes() {
+    let (launcher, bao, google, token) = setup(production_only(), false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let capture = common::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
+    let honest = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false);
+    for endpoint in ["sts_endpoint", "iamcredentials_endpoint", "kms_endpoint"] {
+        let text = honest.clone()
+            + &mallory_kms(dir.path()).replace(
+                "[collaborator.kms]\n",
+                &format!("[collaborator.kms]\n{endpoint} = \"{}\"\n", capture.addr),
+            );
+        let path = dir.path().join("attestgate.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = Config::load(&path).unwrap_err();
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.key.ends_with(&format!("kms.{endpoint}"))
+                    && p.message
+                        .contains("may not choose where its token is posted")),
+            "{err}"
+        );
+    }
+    // The operator's endpoints go to Google only, unless the operator opts out explicitly.
+    let text = honest.replace("allow_custom_endpoints = true\n", "");
+    let path = dir.path().join("attestgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.key == "google.sts_endpoint" && p.message.contains("not on googleapis.com")),
+        "{err}"
+    );
+    assert!(capture.requests().is_empty());
+}
+
+#[tokio::test]
+async fn the_token_minted_for_mallory_is_useless_at_another_collaborators_provider() {
+    let (launcher, bao, google, token) = setup(production_only(), false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false)
+        + "[exchange]\npartial = true\n"
+        + &mallory_kms(dir.path());
+    let report = run(dir.path(), &text).await;
+    let outcome = |name: &str| {
+        &report
+            .outcomes
+            .iter()
+            .find(|o| o.collaborator == name)
+            .unwrap()
+            .result
+    };
+    assert!(outcome("bank-c").is_ok(), "{:?}", outcome("bank-c"));
+    let mallory = outcome("mallory")
+        .as_ref()
+        .expect_err("no such provider at STS");
+    assert_eq!(mallory.step, Step::Kms(KmsStep::StsExchange), "{mallory}");
+    // STS saw one token per collaborator, each with that collaborator's provider as audience.
+    let tokens = google.subject_tokens();
+    let audience = |jwt: &str| {
+        attestgate::attestation::jwt::parse(jwt).unwrap().payload["aud"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mallorys: Vec<&String> = tokens
+        .iter()
+        .filter(|t| audience(t) == MALLORY_PROVIDER)
+        .collect();
+    assert_eq!(mallorys.len(), 1, "{tokens:?}");
+    assert!(tokens
+        .iter()
+        .all(|t| audience(t) == MALLORY_PROVIDER || audience(t) == PROVIDER));
+    // Mallory replays her genuine token at STS for bank-c's provider: refused on audience.
+    let replay = reqwest::Client::new()
+        .post(format!("{}/v1/token", google.endpoint))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    ("audience", PROVIDER),
+                    (
+                        "requested_token_type",
+                        "urn:ietf:params:oauth:token-type:access_token",
+                    ),
+                    ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                    ("subject_token", mallorys[0].as_str()),
+                    ("scope", "https://www.googleapis.com/auth/cloud-platform"),
+                ])
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400);
+    let body: Value = replay.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+
+    // Declaring bank-c's provider (in its https: spelling) as her own audience is refused.
+    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false)
+        + &mallory_kms(dir.path()).replace(
+            "[[collaborator]]\nname = \"mallory\"\n",
+            &format!("[[collaborator]]\nname = \"mallory\"\naudience = \"https:{PROVIDER}\"\n"),
+        );
+    let path = dir.path().join("attestgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.key == "collaborator[1] (mallory).audience"
+                && p.message.contains("collaborator[0] (bank-c)")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_shared_default_token_needs_the_operators_opt_in_and_a_single_collaborator() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start().await;
+    let google = GoogleStandIn::start(StandInOptions {
+        jwks_url: launcher.info().jwks_url.clone(),
+        // A provider that lists STS as an allowed audience, as the default token needs.
+        allowed_audiences: vec!["https://sts.googleapis.com".into()],
+        condition: production_only(),
+        corrupt_plaintext_crc: false,
+    })
+    .await;
+    let token = vault_with_token(&bao).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file_source = format!(
+        "[attestation]\nsource = \"file\"\ntoken_file = \"{}\"\n",
+        launcher.info().token_file.display()
+    );
+    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false)
+        .replace("[attestation]\n", &file_source)
+        .replace(
+            &format!("audience = \"{PROVIDER}\""),
+            "audience = \"https://sts.googleapis.com\"",
+        );
+    let path = dir.path().join("attestgate.toml");
+    std::fs::write(&path, &text).unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.key == "attestation.source" && p.message.contains("allow_default_audience")),
+        "{err}"
+    );
+    let opted_in = text.replace(
+        "source = \"file\"",
+        "source = \"file\"\nallow_default_audience = true",
+    );
+    let report = run(dir.path(), &opted_in).await;
+    assert_succeeded(&report);
+    assert_eq!(released_value(&report, "bank-c"), "1.0842");
+    // A second collaborator would share the same default token: refused, naming both.
+    std::fs::write(&path, opted_in + &mallory_kms(dir.path())).unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.key == "collaborator[1] (mallory).audience"
+                && p.message.contains("collaborator[0] (bank-c)")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
+    let (launcher, bao, google, token) = setup(production_only(), false).await;
+    let capture = common::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
+    let redirector = common::CaptureServer::answering(common::Answer::Redirect(format!(
+        "{}/v1/token",
+        capture.addr
+    )))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false).replace(
+        &format!("sts_endpoint = \"{}\"", google.endpoint),
+        &format!("sts_endpoint = \"{}\"", redirector.addr),
+    );
+    let report = run(dir.path(), &text).await;
+    let error = report.failures().next().expect("STS redirected");
+    assert_eq!(error.step, Step::Kms(KmsStep::StsExchange), "{error}");
+    assert!(error.message.contains("307"), "{error}");
+    assert_eq!(redirector.requests().len(), 1);
+    assert!(
+        capture.requests().is_empty(),
+        "the redirect was not followed: {:?}",
+        capture.requests()
     );
 }

@@ -114,7 +114,9 @@ async fn bound_claims_plugin_denies_exactly_what_openbao_denies() {
     let plugin = engine
         .load(&PluginSpec {
             collaborator: "bank-a".into(),
+            audience: None,
             sha256: common::sha256_file(&path),
+            precompiled: None,
             path,
             config: role.clone(),
             limits: Limits::default(),

@@ -4,7 +4,8 @@
 mod common;
 
 use attestgate::plugin::{
-    EngineOptions, FailureKind, Limits, PluginEngine, PluginError, PluginSpec,
+    ArtifactProblem, EngineOptions, FailureKind, Limits, PluginEngine, PluginError, PluginSpec,
+    Precompiled,
 };
 use common::{claims_with, plugin_wasm, production_claims, sha256_file, AUDIENCE};
 use serde_json::{json, Value};
@@ -21,7 +22,9 @@ fn spec(plugin: &str, config: Value) -> PluginSpec {
     let path = plugin_wasm(plugin);
     PluginSpec {
         collaborator: "bank-a".into(),
+        audience: None,
         sha256: sha256_file(&path),
+        precompiled: None,
         path,
         config,
         limits: Limits::default(),
@@ -57,7 +60,11 @@ fn assert_host_healthy() {
 }
 
 fn failure(attack: &str) -> FailureKind {
-    let err = evaluate(&hostile(attack), &production_claims(AUDIENCE))
+    failure_of(&hostile(attack))
+}
+
+fn failure_of(spec: &PluginSpec) -> FailureKind {
+    let err = evaluate(spec, &production_claims(AUDIENCE))
         .expect_err("the attack must not produce a verdict");
     assert!(
         err.to_string().contains("bank-a"),
@@ -84,7 +91,10 @@ fn an_infinite_loop_hits_the_deadline() {
 
 #[test]
 fn unbounded_memory_growth_hits_the_memory_cap() {
-    assert_eq!(failure("memory-bomb"), FailureKind::Memory(16 << 20));
+    // A deadline long enough that only the memory cap can stop it, even on a loaded machine.
+    let mut spec = hostile("memory-bomb");
+    spec.limits.deadline_ms = 10_000;
+    assert_eq!(failure_of(&spec), FailureKind::Memory(16 << 20));
 }
 
 #[test]
@@ -202,7 +212,9 @@ fn bytes_that_are_not_wasm_are_refused() {
     std::fs::write(&path, b"#!/bin/sh\necho hello\n").unwrap();
     let spec = PluginSpec {
         collaborator: "bank-a".into(),
+        audience: None,
         sha256: sha256_file(&path),
+        precompiled: None,
         path,
         config: json!({}),
         limits: Limits::default(),
@@ -431,39 +443,128 @@ fn plugins_load_in_parallel_and_share_compiled_code() {
     );
 }
 
+/// `plugin compile`'s artifact for `plugin`, written into `dir`, and its sha256.
+fn precompile(plugin: &str, dir: &std::path::Path) -> Precompiled {
+    let (bytes, sha256) = engine().precompile_file(&plugin_wasm(plugin)).unwrap();
+    let path = dir.join(format!("{plugin}.cwasm"));
+    std::fs::write(&path, bytes).unwrap();
+    Precompiled { path, sha256 }
+}
+
 #[test]
-fn compiled_plugins_are_cached_on_disk_and_reused() {
-    let cache = tempfile::tempdir().unwrap();
-    let dir = cache.path().join("cache");
-    let options = || EngineOptions {
-        cache_dir: Some(dir.clone()),
-        ..EngineOptions::default()
-    };
-    let plugin = spec("confidential-space", json!({"audience": AUDIENCE}));
-    PluginEngine::new(options()).unwrap().load(&plugin).unwrap();
-    let entries: Vec<_> = std::fs::read_dir(&dir)
+fn a_precompiled_plugin_is_reproducible_and_decides_like_its_wasm() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = precompile("confidential-space", dir.path());
+    let (again, again_sha256) = PluginEngine::new(EngineOptions::default())
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(entries.len(), 1);
-    assert!(entries[0]
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .starts_with(&plugin.sha256));
-    use std::os::unix::fs::PermissionsExt;
+        .precompile_file(&plugin_wasm("confidential-space"))
+        .unwrap();
     assert_eq!(
-        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-        0o700
+        again_sha256, first.sha256,
+        "the same wasm compiles to the same bytes"
     );
-    let verdict = PluginEngine::new(options())
+    assert_eq!(again, std::fs::read(&first.path).unwrap());
+    let mut plugin = spec("confidential-space", json!({"audience": AUDIENCE}));
+    plugin.precompiled = Some(first);
+    let verdict = PluginEngine::new(EngineOptions::default())
         .unwrap()
         .load(&plugin)
         .unwrap()
         .evaluate(&production_claims(AUDIENCE).to_string(), now())
         .unwrap();
-    assert!(verdict.verdict.allow, "a cached plugin still decides");
+    assert!(verdict.verdict.allow, "{verdict:?}");
+}
+
+#[test]
+fn another_plugins_artifact_never_stands_in_for_the_pinned_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = precompile("confidential-space", dir.path());
+    let allow_all = precompile("hostile", dir.path());
+    // Mallory copies another plugin's artifact over the pinned one: its digest no longer matches.
+    std::fs::copy(&allow_all.path, &pinned.path).unwrap();
+    let mut plugin = spec("confidential-space", json!({"audience": AUDIENCE}));
+    plugin.precompiled = Some(pinned.clone());
+    let err = PluginEngine::new(EngineOptions::default())
+        .unwrap()
+        .load(&plugin)
+        .expect_err("a substituted artifact");
+    assert!(
+        matches!(err, PluginError::ArtifactDigestMismatch { .. }),
+        "{err}"
+    );
+    // Even pinned by its own digest, an artifact compiled from another wasm is refused.
+    plugin.precompiled = Some(Precompiled {
+        path: allow_all.path.clone(),
+        sha256: allow_all.sha256.clone(),
+    });
+    let err = PluginEngine::new(EngineOptions::default())
+        .unwrap()
+        .load(&plugin)
+        .expect_err("an artifact of another plugin");
+    assert!(
+        matches!(
+            err,
+            PluginError::Artifact {
+                problem: ArtifactProblem::OtherPlugin { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A wasm file that is not an artifact at all.
+    let wasm = plugin_wasm("confidential-space");
+    plugin.precompiled = Some(Precompiled {
+        sha256: sha256_file(&wasm),
+        path: wasm,
+    });
+    let err = PluginEngine::new(EngineOptions::default())
+        .unwrap()
+        .load(&plugin)
+        .expect_err("not an artifact");
+    assert!(
+        matches!(
+            err,
+            PluginError::Artifact {
+                problem: ArtifactProblem::NotAnArtifact,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_artifact_for_another_engine_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = precompile("confidential-space", dir.path());
+    // Same plugin, same envelope, but the engine tag of another build or CPU baseline.
+    let mut bytes = std::fs::read(&good.path).unwrap();
+    bytes[16 + 32] ^= 0xff;
+    let path = dir.path().join("other-engine.cwasm");
+    std::fs::write(&path, &bytes).unwrap();
+    let mut plugin = spec("confidential-space", json!({"audience": AUDIENCE}));
+    plugin.precompiled = Some(Precompiled {
+        sha256: sha256_file(&path),
+        path,
+    });
+    let err = PluginEngine::new(EngineOptions::default())
+        .unwrap()
+        .load(&plugin)
+        .expect_err("another engine's artifact");
+    assert!(
+        matches!(
+            err,
+            PluginError::Artifact {
+                problem: ArtifactProblem::OtherEngine,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("attestgate plugin compile"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -491,4 +592,68 @@ fn the_readme_template_plugin_works_as_documented() {
         .unwrap()
         .verdict;
     assert_eq!(failed_claims(&verdict), vec!["/submods/gce/project_id"]);
+}
+
+/// The generous bound that proves a 30 s wait was stopped, not a timing claim.
+const STOPPED_LONG_BEFORE: Duration = Duration::from_secs(10);
+
+#[test]
+fn a_plugin_sleeping_in_any_export_is_stopped_at_its_deadline() {
+    for attack in ["sleep", "sleep-loop"] {
+        let started = std::time::Instant::now();
+        assert_eq!(
+            failure(attack),
+            FailureKind::Deadline(Duration::from_millis(50)),
+            "{attack}"
+        );
+        assert!(started.elapsed() < STOPPED_LONG_BEFORE, "{attack}");
+    }
+    for (attack, call) in [
+        ("sleep-in-validate", "validate-config"),
+        ("sleep-in-audience", "select-audience"),
+    ] {
+        let started = std::time::Instant::now();
+        let result = engine()
+            .load(&hostile(attack))
+            .and_then(|policy| policy.select_audience());
+        let err = result.expect_err(attack);
+        match &err {
+            PluginError::Call {
+                call: failed, kind, ..
+            } => {
+                assert_eq!(*failed, call, "{err}");
+                assert_eq!(kind.name(), "deadline", "{err}");
+            }
+            other => panic!("{attack}: {other}"),
+        }
+        assert!(started.elapsed() < STOPPED_LONG_BEFORE, "{attack}");
+    }
+    assert_host_healthy();
+}
+
+#[test]
+fn a_short_sleep_within_the_deadline_is_granted_in_virtual_time() {
+    let verdict = evaluate(&hostile("short-sleep"), &production_claims(AUDIENCE)).unwrap();
+    assert!(verdict.allow, "{verdict:?}");
+}
+
+#[test]
+fn a_plugin_may_select_only_its_collaborators_declared_audience() {
+    let mut spec = spec(
+        "hostile",
+        json!({"attack": "allow", "audience": "https://vault.bank-b.example"}),
+    );
+    spec.audience = Some(AUDIENCE.into());
+    let err = engine()
+        .load(&spec)
+        .and_then(|policy| policy.select_audience())
+        .expect_err("another collaborator's audience");
+    assert_eq!(
+        err.failure().map(FailureKind::name),
+        Some("bad-return"),
+        "{err}"
+    );
+    spec.config = json!({"attack": "allow", "audience": AUDIENCE});
+    let request = engine().load(&spec).unwrap().select_audience().unwrap();
+    assert_eq!(request.audience, AUDIENCE);
 }

@@ -91,8 +91,10 @@ fn bench_plugin(c: &mut Criterion) {
     let policy = engine
         .load(&PluginSpec {
             collaborator: "bank-a".into(),
+            audience: None,
             path: path.clone(),
             sha256: hex::encode(Sha256::digest(&bytes)),
+            precompiled: None,
             config: config(),
             limits: Limits::default(),
         })

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dev;
 pub mod exchange;
 pub mod fsutil;
+pub mod http;
 pub mod kms;
 pub mod plugin;
 pub mod vault;
@@ -27,25 +28,4 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     message
-}
-
-/// Which certificate authorities an HTTP client trusts.
-pub(crate) enum Trust {
-    /// The system's root store (public services such as Google's).
-    SystemRoots,
-    /// Only these CAs (a pinned private CA: VAULT_CACERT semantics).
-    Only(Vec<reqwest::Certificate>),
-    /// None: the client only speaks plain HTTP.
-    PlainHttp,
-}
-
-/// An HTTP client builder with `trust` applied. Loading the system's root store costs a few
-/// milliseconds per client, so it happens only for `Trust::SystemRoots`.
-pub(crate) fn http_client_builder(trust: Trust) -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder();
-    match trust {
-        Trust::SystemRoots => builder,
-        Trust::Only(certs) => builder.tls_certs_only(certs),
-        Trust::PlainHttp => builder.tls_certs_only(Vec::new()),
-    }
 }

@@ -29,6 +29,9 @@ pub type Condition = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
 pub struct StandInOptions {
     pub jwks_url: String,
     pub condition: Condition,
+    /// The provider's allowed audiences. Empty: Google's default, the provider's own resource
+    /// name with or without an `https:` prefix.
+    pub allowed_audiences: Vec<String>,
     /// Report a wrong plaintextCrc32c, as a response corrupted in transit would.
     pub corrupt_plaintext_crc: bool,
 }
@@ -37,6 +40,9 @@ struct Shared {
     key: LessSafeKey,
     verifier: Verifier,
     condition: Condition,
+    allowed_audiences: Vec<String>,
+    /// Every subject token STS received, in order.
+    subject_tokens: Mutex<Vec<String>>,
     corrupt_plaintext_crc: bool,
     federated: Mutex<HashSet<String>>,
     impersonated: Mutex<HashSet<String>>,
@@ -105,6 +111,11 @@ async fn sts_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         .map(|(k, v)| (percent_decode(k), percent_decode(v)))
         .collect();
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
+    shared
+        .subject_tokens
+        .lock()
+        .unwrap()
+        .push(field("subject_token").to_owned());
     if field("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" {
         return oauth_error("unsupported_grant_type", "Unsupported grant type.");
     }
@@ -122,9 +133,27 @@ async fn sts_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             "The target service indicated by the \"audience\" parameters is invalid.",
         );
     }
+    // Google compares the token's audience with the provider's allowed audiences exactly.
+    let token_audience = attestgate::attestation::jwt::parse(field("subject_token"))
+        .ok()
+        .and_then(|jwt| {
+            jwt.payload
+                .get("aud")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    if !shared.allowed_audiences.contains(&token_audience) {
+        return oauth_error(
+            "invalid_grant",
+            &format!(
+                "The audience in ID Token [{token_audience}] does not match the expected audience."
+            ),
+        );
+    }
     let verified = match shared
         .verifier
-        .verify(field("subject_token"), "https://sts.googleapis.com")
+        .verify(field("subject_token"), &token_audience)
         .await
     {
         Ok(verified) => verified,
@@ -275,6 +304,12 @@ impl GoogleStandIn {
             key: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key_bytes).unwrap()),
             verifier: Verifier::new(keys, VerifyPolicy::new(GOOGLE_ISSUER)),
             condition: options.condition,
+            allowed_audiences: if options.allowed_audiences.is_empty() {
+                vec![PROVIDER.to_owned(), format!("https:{PROVIDER}")]
+            } else {
+                options.allowed_audiences
+            },
+            subject_tokens: Mutex::new(Vec::new()),
             corrupt_plaintext_crc: options.corrupt_plaintext_crc,
             federated: Mutex::new(HashSet::new()),
             impersonated: Mutex::new(HashSet::new()),
@@ -297,6 +332,11 @@ impl GoogleStandIn {
             shared,
             server,
         }
+    }
+
+    /// Every subject token STS received, in order.
+    pub fn subject_tokens(&self) -> Vec<String> {
+        self.shared.subject_tokens.lock().unwrap().clone()
     }
 
     /// What `gcloud kms encrypt` would produce, base64-encoded.

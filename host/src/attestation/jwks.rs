@@ -120,11 +120,11 @@ pub struct JwksCache {
 impl JwksCache {
     pub fn new(source: KeySource, options: KeyCacheOptions) -> Result<Self, KeyError> {
         let trust = match &source {
-            KeySource::JwksUrl(url) if url.starts_with("http://") => crate::Trust::PlainHttp,
-            KeySource::JwksUrl(_) | KeySource::Discovery(_) => crate::Trust::SystemRoots,
-            KeySource::JwksFile(_) | KeySource::Inline(_) => crate::Trust::PlainHttp,
+            KeySource::JwksUrl(url) if url.starts_with("http://") => crate::http::Trust::PlainHttp,
+            KeySource::JwksUrl(_) | KeySource::Discovery(_) => crate::http::Trust::SystemRoots,
+            KeySource::JwksFile(_) | KeySource::Inline(_) => crate::http::Trust::PlainHttp,
         };
-        let builder = crate::http_client_builder(trust).timeout(options.http_timeout);
+        let builder = crate::http::client_builder(trust).timeout(options.http_timeout);
         let http = builder.build().map_err(|e| KeyError::Fetch {
             source_name: source.to_string(),
             reason: format!("cannot build an HTTP client: {e}"),

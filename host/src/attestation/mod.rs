@@ -1,5 +1,6 @@
 //! Attestation tokens: getting them from the launcher, verifying them, reading their claims.
 
+pub mod audience;
 pub mod claims;
 pub mod jwks;
 pub mod jwt;

@@ -2,8 +2,8 @@ use super::{Exit, Format};
 use attestgate::config::Config;
 use attestgate::exchange::{deliver_files, environment, json_output, Exchange, Report, Route};
 use clap::Args;
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ExchangeArgs {
@@ -95,8 +95,14 @@ pub async fn exchange(args: ExchangeArgs) -> anyhow::Result<Exit> {
     if !may_deliver(&config, &exchange, &report, args.partial).await {
         return Ok(Exit::Rejected);
     }
-    let written = deliver_files(&report)?;
-    for path in &written {
+    let delivered = match deliver_files(&report, &config.delivery.root) {
+        Ok(delivery) => delivery.commit(),
+        Err(error) => {
+            exchange.revoke_kept(&report).await;
+            return Err(error.into());
+        }
+    };
+    for path in delivered.paths() {
         eprintln!("wrote {}", path.display());
     }
     if args.format == Format::Json {
@@ -109,23 +115,67 @@ pub async fn exchange(args: ExchangeArgs) -> anyhow::Result<Exit> {
     })
 }
 
+/// The program `exec` would run, if it can be found and executed: checked before anything is
+/// delivered, so that a typo does not leave secret files behind.
+fn resolve_program(program: &OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let path = Path::new(program);
+    if path.components().count() > 1 {
+        return executable(path).then(|| path.to_owned());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| executable(candidate))
+}
+
 pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
     use std::os::unix::process::CommandExt;
     let (config, exchange, report) = run_exchange(&args.config).await?;
     if !may_deliver(&config, &exchange, &report, args.partial).await {
         return Ok(Exit::Rejected);
     }
-    deliver_files(&report)?;
-    let env = environment(&report);
-    drop(report);
+    // Everything that can be checked is checked before anything is delivered.
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let mut command = std::process::Command::new(program);
-    command.args(rest);
+    let prepared = environment(&report)
+        .map_err(anyhow::Error::from)
+        .and_then(|env| {
+            let resolved = resolve_program(program).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "cannot run {}: no such executable; nothing was delivered",
+                    program.to_string_lossy()
+                )
+            })?;
+            Ok((env, resolved))
+        });
+    let (env, resolved) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            exchange.revoke_kept(&report).await;
+            return Err(error);
+        }
+    };
+    let delivered = match deliver_files(&report, &config.delivery.root) {
+        Ok(delivery) => delivery.commit(),
+        Err(error) => {
+            exchange.revoke_kept(&report).await;
+            return Err(error.into());
+        }
+    };
+    let mut command = std::process::Command::new(&resolved);
+    command.arg0(program).args(rest);
     for (name, value) in &env {
         command.env(name, value.as_str());
     }
     // exec only returns on failure; on success the process is the workload now, so its signals
     // and exit code are the workload's own.
     let error = command.exec();
-    anyhow::bail!("cannot run {}: {error}", program.to_string_lossy())
+    delivered.remove();
+    exchange.revoke_kept(&report).await;
+    anyhow::bail!(
+        "cannot run {}: {error}; the secret files were removed and kept Vault tokens revoked",
+        program.to_string_lossy()
+    )
 }

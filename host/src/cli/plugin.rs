@@ -13,6 +13,20 @@ pub enum PluginCommand {
     Test(TestArgs),
     /// Print a plugin's sha256, size, contract version, exports and imports.
     Inspect(InspectArgs),
+    /// Precompile a plugin at image build time, for a baseline CPU, reproducibly. Prints the
+    /// sha256 to pin as plugin_compiled_sha256 next to plugin_compiled.
+    Compile(CompileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// The plugin component (.wasm).
+    plugin: PathBuf,
+    /// Where to write the artifact (default: the plugin's path with the extension .cwasm).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,6 +48,10 @@ pub struct TestArgs {
     /// The collaborator name handed to the plugin.
     #[arg(long, default_value = "test")]
     collaborator: String,
+    /// The collaborator's declared audience: the plugin must select exactly this (as the
+    /// exchange requires). Without it, any audience the plugin selects is shown.
+    #[arg(long, value_name = "AUD")]
+    audience: Option<String>,
     /// Verification time handed to the plugin (Unix seconds; default now).
     #[arg(long, value_name = "UNIX_SECONDS")]
     at: Option<i64>,
@@ -62,6 +80,7 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<Exit> {
     tokio::task::spawn_blocking(move || match command {
         PluginCommand::Test(args) => test(args),
         PluginCommand::Inspect(args) => inspect(args),
+        PluginCommand::Compile(args) => compile(args),
     })
     .await?
 }
@@ -96,9 +115,11 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
     };
     let spec = PluginSpec {
         collaborator: args.collaborator.clone(),
+        audience: args.audience.clone(),
         path: args.plugin.clone(),
         // A local test pins the file as it is now.
         sha256: file_sha256(&args.plugin)?,
+        precompiled: None,
         config,
         limits: Limits {
             deadline_ms: args.deadline_ms,
@@ -217,6 +238,37 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
             if info.imports_wasi() {
                 println!("          (WASI is linked with every capability empty: no files, network, environment or clocks)");
             }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn compile(args: CompileArgs) -> anyhow::Result<Exit> {
+    let engine = PluginEngine::new(EngineOptions {
+        max_concurrent_instances: 1,
+        ..EngineOptions::default()
+    })?;
+    let (artifact, sha256) = engine.precompile_file(&args.plugin)?;
+    let plugin_sha256 = file_sha256(&args.plugin)?;
+    let output = args
+        .output
+        .unwrap_or_else(|| args.plugin.with_extension("cwasm"));
+    attestgate::fsutil::write_atomically(&output, &artifact, 0o644)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({
+                "plugin": args.plugin,
+                "plugin_sha256": plugin_sha256,
+                "plugin_compiled": output,
+                "plugin_compiled_sha256": sha256,
+            })
+        ),
+        Format::Text => {
+            println!("plugin_sha256 = \"{plugin_sha256}\"");
+            println!("plugin_compiled = \"{}\"", output.display());
+            println!("plugin_compiled_sha256 = \"{sha256}\"");
         }
     }
     Ok(Exit::Ok)

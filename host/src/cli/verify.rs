@@ -153,12 +153,8 @@ async fn verify_collaborators(
     format: Format,
 ) -> anyhow::Result<Exit> {
     let specs = config.plugin_specs();
-    let cache_dir = config.plugins.cache_dir.clone();
     let policies = tokio::task::spawn_blocking(move || {
-        let engine = PluginEngine::new(EngineOptions {
-            cache_dir,
-            ..EngineOptions::default()
-        })?;
+        let engine = PluginEngine::new(EngineOptions::default())?;
         anyhow::Ok((engine.load_all(&specs), engine))
     })
     .await??;

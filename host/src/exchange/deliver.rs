@@ -1,24 +1,116 @@
 //! Handing released secrets to the workload: files written atomically, JSON, or environment
 //! variables for `attestgate exec`.
 
+use super::secure_dir::{SecureDir, UnsafeDir};
 use super::Report;
 use serde_json::{Map, Value};
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use zeroize::Zeroizing;
 
-/// A secret file that could not be written; every file staged with it was removed again.
+/// A secret file that could not be written; nothing staged with it was left behind, and what was
+/// at its path before is still there.
 #[derive(Debug, thiserror::Error)]
-#[error("collaborator \"{collaborator}\": cannot write {path}: {reason}; no secret file was left behind")]
+#[error(
+    "collaborator \"{collaborator}\": cannot write {path}: {cause}; no secret file was left behind"
+)]
 pub struct DeliveryError {
     pub collaborator: String,
     pub path: PathBuf,
-    pub reason: String,
+    #[source]
+    pub cause: DeliveryCause,
 }
 
-struct Pending {
-    collaborator: String,
+/// Why a secret file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryCause {
+    /// A directory on the way is a symlink, or someone else owns or can write it.
+    #[error(transparent)]
+    UnsafeDirectory(#[from] UnsafeDir),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A secret value that cannot go into the environment of `attestgate exec`.
+#[derive(Debug, thiserror::Error)]
+#[error("collaborator \"{collaborator}\": the value for {variable} contains a NUL byte, which no environment variable can hold; nothing was delivered")]
+pub struct EnvironmentError {
+    pub collaborator: String,
+    pub variable: String,
+}
+
+/// One file written into place, and what was at its path before.
+struct Placed {
+    dir: Rc<SecureDir>,
+    name: OsString,
     path: PathBuf,
-    temp: PathBuf,
+    backup: Option<OsString>,
+}
+
+/// Secret files in place, with the previous content of each path kept until [`Delivery::commit`]
+/// or put back by [`Delivery::roll_back`].
+#[must_use = "commit or roll back a delivery"]
+pub struct Delivery {
+    placed: Vec<Placed>,
+}
+
+/// Secret files delivered for good.
+pub struct Delivered {
+    files: Vec<(Rc<SecureDir>, OsString, PathBuf)>,
+}
+
+impl Delivery {
+    /// Keeps the new files and drops the previous content.
+    pub fn commit(self) -> Delivered {
+        let mut files = Vec::new();
+        for placed in self.placed {
+            if let Some(backup) = &placed.backup {
+                placed.dir.remove(backup);
+            }
+            files.push((placed.dir, placed.name, placed.path));
+        }
+        Delivered { files }
+    }
+
+    /// Removes the new files and puts back what was at each path before.
+    pub fn roll_back(self) {
+        roll_back(self.placed);
+    }
+}
+
+impl Delivered {
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|(_, _, path)| path.as_path())
+    }
+
+    /// Removes every delivered file (when the workload could not be started after all).
+    pub fn remove(self) {
+        for (dir, name, _) in self.files {
+            dir.remove(&name);
+        }
+    }
+}
+
+fn roll_back(placed: Vec<Placed>) {
+    for placed in placed.into_iter().rev() {
+        match &placed.backup {
+            Some(backup) => {
+                if placed.dir.rename(backup, &placed.name).is_err() {
+                    placed.dir.remove(backup);
+                }
+            }
+            None => placed.dir.remove(&placed.name),
+        }
+    }
+}
+
+struct Staged {
+    collaborator: String,
+    dir: Rc<SecureDir>,
+    name: OsString,
+    path: PathBuf,
+    temp: OsString,
 }
 
 fn files(report: &Report) -> Vec<(String, PathBuf, Zeroizing<String>)> {
@@ -42,50 +134,94 @@ fn files(report: &Report) -> Vec<(String, PathBuf, Zeroizing<String>)> {
     files
 }
 
-/// Writes every secret file (mode 0600; a missing parent directory is created 0700): all are
-/// staged as temporary files first and renamed into place only when every one was written, so a
-/// failure leaves no secret file behind. Returns the paths written.
-pub fn deliver_files(report: &Report) -> Result<Vec<PathBuf>, DeliveryError> {
-    // No two secrets share a destination: configuration validation refuses that.
-    let files = files(report);
-    let mut pending: Vec<Pending> = Vec::new();
-    let cleanup = |pending: &[Pending], renamed: usize| {
-        for (index, p) in pending.iter().enumerate() {
-            let _ = std::fs::remove_file(if index < renamed { &p.path } else { &p.temp });
+/// Writes every secret file under the delivery `root` (mode 0600; missing directories are created
+/// 0700). Directories are opened without following symlinks and must be this user's alone. All
+/// files are staged first and renamed into place only when every one was written; a failure puts
+/// back what was there and leaves no secret file behind. Leftovers of a crashed run are removed.
+pub fn deliver_files(report: &Report, root: &Path) -> Result<Delivery, DeliveryError> {
+    // Configuration validation made every path absolute, lexically normal and under `root`, and
+    // refused two secrets sharing one.
+    let mut dirs: Vec<Rc<SecureDir>> = Vec::new();
+    let mut staged: Vec<Staged> = Vec::new();
+    let abandon = |staged: &[Staged]| {
+        for s in staged {
+            s.dir.remove(&s.temp);
         }
     };
-    for (collaborator, path, contents) in &files {
-        let staged = path
-            .parent()
-            .map_or(Ok(()), crate::fsutil::create_private_dir)
-            .and_then(|_| crate::fsutil::write_temp_beside(path, contents.as_bytes(), 0o600));
-        match staged {
-            Ok(temp) => pending.push(Pending {
+    for (collaborator, path, contents) in files(report) {
+        let fail = |cause: DeliveryCause| DeliveryError {
+            collaborator: collaborator.clone(),
+            path: path.clone(),
+            cause,
+        };
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            abandon(&staged);
+            return Err(fail(DeliveryCause::Io(
+                std::io::ErrorKind::InvalidInput.into(),
+            )));
+        };
+        let dir = match dirs.iter().find(|d| d.path() == parent) {
+            Some(dir) => dir.clone(),
+            None => match SecureDir::open(parent, root) {
+                Ok(dir) => {
+                    let dir = Rc::new(dir);
+                    dirs.push(dir.clone());
+                    dir
+                }
+                Err(e) => {
+                    abandon(&staged);
+                    return Err(fail(e.into()));
+                }
+            },
+        };
+        let temp = dir
+            .remove_leftovers(name)
+            .and_then(|()| dir.stage(name, contents.as_bytes()));
+        match temp {
+            Ok(temp) => staged.push(Staged {
                 collaborator: collaborator.clone(),
+                dir,
+                name: name.to_owned(),
                 path: path.clone(),
                 temp,
             }),
             Err(e) => {
-                cleanup(&pending, 0);
+                abandon(&staged);
+                return Err(fail(e.into()));
+            }
+        }
+    }
+    let mut placed: Vec<Placed> = Vec::new();
+    for (index, s) in staged.iter().enumerate() {
+        let backup = s.dir.back_up(&s.name);
+        let moved = backup.and_then(|backup| match s.dir.rename(&s.temp, &s.name) {
+            Ok(()) => Ok(backup),
+            Err(e) => {
+                if let Some(backup) = backup {
+                    s.dir.remove(&backup);
+                }
+                Err(e)
+            }
+        });
+        match moved {
+            Ok(backup) => placed.push(Placed {
+                dir: s.dir.clone(),
+                name: s.name.clone(),
+                path: s.path.clone(),
+                backup,
+            }),
+            Err(e) => {
+                roll_back(placed);
+                abandon(&staged[index..]);
                 return Err(DeliveryError {
-                    collaborator: collaborator.clone(),
-                    path: path.clone(),
-                    reason: e.to_string(),
+                    collaborator: s.collaborator.clone(),
+                    path: s.path.clone(),
+                    cause: e.into(),
                 });
             }
         }
     }
-    for (index, p) in pending.iter().enumerate() {
-        if let Err(e) = std::fs::rename(&p.temp, &p.path) {
-            cleanup(&pending, index);
-            return Err(DeliveryError {
-                collaborator: p.collaborator.clone(),
-                path: p.path.clone(),
-                reason: e.to_string(),
-            });
-        }
-    }
-    Ok(pending.into_iter().map(|p| p.path).collect())
+    Ok(Delivery { placed })
 }
 
 /// `{collaborator: {path: data}}`. A secret read with `field` contributes `{field: value}` to its
@@ -117,20 +253,29 @@ pub fn json_output(report: &Report) -> Value {
 }
 
 /// The environment variables for `attestgate exec`: each secret with `env`, and kept Vault
-/// tokens with `token_env`.
-pub fn environment(report: &Report) -> Vec<(String, Zeroizing<String>)> {
+/// tokens with `token_env`. Checked before anything is delivered: a value no environment can
+/// hold (a NUL byte) refuses the whole delivery.
+pub fn environment(report: &Report) -> Result<Vec<(String, Zeroizing<String>)>, EnvironmentError> {
     let mut env = Vec::new();
-    for (_, released) in report.released() {
-        for secret in &released.secrets {
-            if let Some(var) = &secret.secret.env {
-                env.push((var.clone(), secret.value.to_text()));
+    for (collaborator, released) in report.released() {
+        let values = released
+            .secrets
+            .iter()
+            .filter_map(|s| s.secret.env.as_ref().map(|var| (var, s.value.to_text())))
+            .chain(released.vault_token.iter().filter_map(|kept| {
+                kept.env
+                    .as_ref()
+                    .map(|var| (var, Zeroizing::new(kept.token.expose().to_owned())))
+            }));
+        for (variable, value) in values {
+            if value.as_bytes().contains(&0) {
+                return Err(EnvironmentError {
+                    collaborator: collaborator.to_owned(),
+                    variable: variable.clone(),
+                });
             }
-        }
-        if let Some(kept) = &released.vault_token {
-            if let Some(var) = &kept.env {
-                env.push((var.clone(), Zeroizing::new(kept.token.expose().to_owned())));
-            }
+            env.push((variable.clone(), value));
         }
     }
-    env
+    Ok(env)
 }

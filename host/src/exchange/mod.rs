@@ -5,20 +5,24 @@
 //! Vault. Every failure names the collaborator, the step and the cause.
 
 mod deliver;
+mod secure_dir;
 
-pub use deliver::{deliver_files, environment, json_output, DeliveryError};
+pub use deliver::{
+    deliver_files, environment, json_output, Delivered, Delivery, DeliveryCause, DeliveryError,
+    EnvironmentError,
+};
+pub use secure_dir::UnsafeDir;
 
 use crate::attestation::source::{read_token_file, TokenRequest, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::verify::unix_now;
 use crate::attestation::{Jwt, LauncherClient, Verifier};
 use crate::config::{CollaboratorConfig, Config, SecretConfig, TokenSourceKind};
 use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Reason, Verdict};
-use crate::vault::{RetryPolicy, VaultClient, VaultToken};
+use crate::vault::{wipe, RetryPolicy, VaultClient, VaultToken};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zeroize::Zeroize;
 
 /// The steps of one collaborator's exchange, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,15 +93,6 @@ impl SecretValue {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         })
-    }
-}
-
-fn wipe(value: &mut Value) {
-    match value {
-        Value::String(s) => s.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(wipe),
-        Value::Object(map) => map.values_mut().for_each(wipe),
-        _ => {}
     }
 }
 
@@ -210,17 +205,8 @@ impl Exchange {
     /// refuses to start, naming the collaborator.
     pub fn prepare(config: &Config) -> Result<Exchange, PrepareError> {
         let attestation = &config.attestation;
-        if attestation.source == TokenSourceKind::File
-            && config.collaborators.iter().any(|c| c.kms.is_none())
-        {
-            tracing::warn!(
-                "attestation.source = \"file\": every collaborator receives the default token, whose audience is Google's STS; \
-                 any of them could replay it to another collaborator's Vault or to STS. Prefer source = \"launcher\"."
-            );
-        }
         let verifier = attestation.verifier().map_err(PrepareError::Setup)?;
         let engine = PluginEngine::new(EngineOptions {
-            cache_dir: config.plugins.cache_dir.clone(),
             max_concurrent_instances: (config.collaborators.len() as u32 * 2).max(4),
             ..EngineOptions::default()
         })
@@ -243,7 +229,10 @@ impl Exchange {
                     None => None,
                 };
                 let kms = match &collaborator.kms {
-                    Some(kms) => Some(crate::kms::KmsClient::new(kms).map_err(|e| e.to_string())?),
+                    Some(kms) => Some(
+                        crate::kms::KmsClient::new(kms, &config.google)
+                            .map_err(|e| e.to_string())?,
+                    ),
                     None => None,
                 };
                 Ok(Collaborator {
@@ -276,15 +265,7 @@ impl Exchange {
     pub async fn run(&self) -> Report {
         let runs = self.collaborators.iter().map(|collaborator| async move {
             let name = collaborator.config.name.clone();
-            let result = match tokio::time::timeout(self.deadline, self.run_one(collaborator)).await {
-                Ok(result) => result,
-                Err(_) => Err(StepError {
-                    collaborator: name.clone(),
-                    step: Step::Deadline,
-                    message: format!("did not finish within {} s", self.deadline.as_secs_f64()),
-                    reasons: Vec::new(),
-                }),
-            };
+            let result = self.run_one(collaborator).await;
             match &result {
                 Ok(released) => tracing::info!(
                     collaborator = %name,
@@ -301,8 +282,85 @@ impl Exchange {
         }
     }
 
+    /// `future`, unless the collaborator's deadline passes first.
+    async fn before_deadline<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        name: &str,
+        future: impl std::future::Future<Output = Result<T, StepError>>,
+    ) -> Result<T, StepError> {
+        tokio::time::timeout_at(deadline, future)
+            .await
+            .unwrap_or_else(|_| {
+                Err(step_error(
+                    name,
+                    Step::Deadline,
+                    format!("did not finish within {} s", self.deadline.as_secs_f64()),
+                ))
+            })
+    }
+
+    /// Every step but the revocation runs under the collaborator's deadline. The revocation
+    /// runs whatever happened before it, the deadline included: a Vault token obtained by login
+    /// is never left behind alive because a read was slow.
     async fn run_one(&self, collaborator: &Collaborator) -> Result<Released, StepError> {
         let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let name = &collaborator.config.name;
+        let authorised = self
+            .before_deadline(deadline, name, self.authorise(collaborator, started))
+            .await?;
+        let (audience, access, vault, vault_config) = match authorised {
+            Authorised::PolicyOnly(released) => return Ok(released),
+            Authorised::Vault {
+                audience,
+                access,
+                vault,
+                vault_config,
+            } => (audience, access, vault, vault_config),
+        };
+        let read = self
+            .before_deadline(
+                deadline,
+                name,
+                read_secrets(vault, &access.token, &collaborator.config.secrets, name),
+            )
+            .await;
+        let keep = vault_config.keeps_token() && read.is_ok();
+        // A token from the KMS route is the collaborator's own and meant to be used again, and
+        // batch tokens cannot be revoked (Vault answers 400): both simply keep their TTL.
+        if !keep && access.revocable {
+            match tokio::time::timeout(REVOKE_TIMEOUT, vault.revoke_self(&access.token)).await {
+                Ok(Ok(())) => {}
+                // Not fatal: the token still expires with its TTL. Worth a warning, though.
+                Ok(Err(e)) => {
+                    tracing::warn!(collaborator = %name, step = %Step::Revoke, "could not revoke the Vault token: {e}")
+                }
+                Err(_) => {
+                    tracing::warn!(collaborator = %name, step = %Step::Revoke, "Vault did not confirm the revocation within {} s", REVOKE_TIMEOUT.as_secs())
+                }
+            }
+        }
+        Ok(Released {
+            audience,
+            route: access.route,
+            policies: access.policies,
+            secrets: read?,
+            vault_token: keep.then(|| KeptToken {
+                token: access.token,
+                file: vault_config.token_file.clone(),
+                env: vault_config.token_env.clone(),
+            }),
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Token, verification, the plugin's verdict, then a Vault token (by JWT login or KMS).
+    async fn authorise<'a>(
+        &self,
+        collaborator: &'a Collaborator,
+        started: Instant,
+    ) -> Result<Authorised<'a>, StepError> {
         let name = &collaborator.config.name;
         let (jwt, audience) = self.token_for(collaborator).await?;
         let at = unix_now();
@@ -321,40 +379,24 @@ impl Exchange {
 
         let (Some(vault), Some(vault_config)) = (&collaborator.vault, &collaborator.config.vault)
         else {
-            return Ok(Released {
+            return Ok(Authorised::PolicyOnly(Released {
                 audience,
                 route: Route::PolicyOnly,
                 policies: Vec::new(),
                 secrets: Vec::new(),
                 vault_token: None,
                 duration: started.elapsed(),
-            });
+            }));
         };
         let access = match &collaborator.kms {
             Some(kms) => unwrap_with_kms(name, kms, vault, jwt).await?,
             None => login_with_jwt(name, vault, vault_config, &verdict, jwt).await?,
         };
-        let read = read_secrets(vault, &access.token, &collaborator.config.secrets, name).await;
-        let keep = vault_config.keeps_token() && read.is_ok();
-        // A token from the KMS route is the collaborator's own and meant to be used again, and
-        // batch tokens cannot be revoked (Vault answers 400): both simply keep their TTL.
-        if !keep && access.revocable {
-            if let Err(e) = vault.revoke_self(&access.token).await {
-                // Not fatal: the token still expires with its TTL. Worth a warning, though.
-                tracing::warn!(collaborator = %name, step = %Step::Revoke, "could not revoke the Vault token: {e}");
-            }
-        }
-        Ok(Released {
+        Ok(Authorised::Vault {
             audience,
-            route: access.route,
-            policies: access.policies,
-            secrets: read?,
-            vault_token: keep.then(|| KeptToken {
-                token: access.token,
-                file: vault_config.token_file.clone(),
-                env: vault_config.token_env.clone(),
-            }),
-            duration: started.elapsed(),
+            access,
+            vault,
+            vault_config,
         })
     }
 
@@ -365,12 +407,9 @@ impl Exchange {
             step_error(name, Step::GetToken, e.to_string())
         };
         if self.source == TokenSourceKind::File {
+            // Configuration validation admits this only for a single KMS-route collaborator,
+            // with the operator's explicit opt-in.
             let jwt = read_token_file(&self.token_file).await.map_err(get_token)?;
-            return Ok((jwt, DEFAULT_TOKEN_AUDIENCE.to_owned()));
-        }
-        if collaborator.kms.is_some() {
-            // The KMS route presents the token to STS, its intended audience: the default token.
-            let jwt = self.launcher.default_token().await.map_err(get_token)?;
             return Ok((jwt, DEFAULT_TOKEN_AUDIENCE.to_owned()));
         }
         let policy = collaborator.policy.clone();
@@ -378,6 +417,19 @@ impl Exchange {
             .await
             .map_err(|e| step_error(name, Step::SelectAudience, e.to_string()))?
             .map_err(|e| step_error(name, Step::SelectAudience, e.to_string()))?;
+        // The plugin runtime already holds the request to the declared audience; this is the
+        // last look at the exact request before the launcher mints it.
+        if request.audience != collaborator.config.audience {
+            return Err(step_error(
+                name,
+                Step::SelectAudience,
+                format!(
+                    "the plugin asked for audience \"{}\", not this collaborator's declared \"{}\"; refusing to mint it",
+                    request.audience.escape_debug(),
+                    collaborator.config.audience
+                ),
+            ));
+        }
         let jwt = self
             .launcher
             .custom_token(&request)
@@ -453,6 +505,21 @@ async fn judge(
         ),
         reasons: verdict.reasons,
     })
+}
+
+/// How long a revocation may take once the rest is over (the deadline may already have passed).
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a collaborator's plugin and Vault granted, before any secret is read.
+enum Authorised<'a> {
+    /// No Vault configured: the plugin's allow is the whole outcome.
+    PolicyOnly(Released),
+    Vault {
+        audience: String,
+        access: VaultAccess,
+        vault: &'a VaultClient,
+        vault_config: &'a crate::config::VaultConfig,
+    },
 }
 
 /// A Vault token to read secrets with, however it was obtained.

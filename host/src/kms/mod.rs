@@ -5,7 +5,7 @@
 //! the ciphertext on the way out and the plaintext on the way back.
 
 use crate::attestation::Jwt;
-use crate::config::KmsConfig;
+use crate::config::{GoogleConfig, KmsConfig};
 use crate::vault::VaultToken;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 use std::fmt;
 use std::time::Duration;
 use zeroize::Zeroizing;
+
+/// Google's answers here are small JSON documents.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 
@@ -60,14 +63,7 @@ struct AccessToken(Zeroizing<String>);
 /// `{"error": {"code", "message", "status"}}` from the other APIs.
 fn google_error(status: u16, body: &[u8]) -> String {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(body)
-                .trim()
-                .chars()
-                .take(300)
-                .collect::<String>()
-        );
+        return format!("HTTP {status}: {}", String::from_utf8_lossy(body).trim());
     };
     match value.get("error") {
         Some(Value::String(code)) => {
@@ -89,11 +85,13 @@ fn google_error(status: u16, body: &[u8]) -> String {
 pub struct KmsClient {
     http: reqwest::Client,
     config: KmsConfig,
+    /// The operator's endpoints: never the collaborator's choice.
+    google: GoogleConfig,
 }
 
 impl KmsClient {
-    pub fn new(config: &KmsConfig) -> Result<Self, KmsError> {
-        let http = crate::http_client_builder(crate::Trust::SystemRoots)
+    pub fn new(config: &KmsConfig, google: &GoogleConfig) -> Result<Self, KmsError> {
+        let http = crate::http::client_builder(crate::http::Trust::SystemRoots)
             .timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| {
@@ -105,6 +103,7 @@ impl KmsClient {
         Ok(KmsClient {
             http,
             config: config.clone(),
+            google: google.clone(),
         })
     }
 
@@ -142,29 +141,37 @@ impl KmsClient {
             None => federated,
         };
         let plaintext = self.decrypt(&access, &ciphertext).await?;
-        let token = String::from_utf8(plaintext.to_vec())
+        let token = std::str::from_utf8(&plaintext)
             .map_err(|_| fail(KmsStep::Decrypt, "the decrypted VAULT_TOKEN is not text"))?;
         Ok(VaultToken::new(token.trim()))
     }
 
+    /// Sends `request`; Google's answer, or its error with everything in `sent` scrubbed out.
     async fn post(
         &self,
         step: KmsStep,
         request: reqwest::RequestBuilder,
+        sent: &[&str],
     ) -> Result<Value, KmsError> {
         let response = request
             .send()
             .await
             .map_err(|e| fail(step, format!("request failed: {}", crate::error_chain(&e))))?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| {
-            fail(
-                step,
-                format!("reading the response failed: {}", crate::error_chain(&e)),
-            )
-        })?;
+        let body = Zeroizing::new(
+            crate::http::read_capped(response, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(|e| fail(step, crate::error_chain(&e)))?,
+        );
         if !(200..300).contains(&status) {
-            return Err(fail(step, google_error(status, &body)));
+            return Err(fail(
+                step,
+                // Scrubbed whole, then shortened: a cut could otherwise split a credential.
+                crate::http::scrub(&google_error(status, &body), sent)
+                    .chars()
+                    .take(600)
+                    .collect::<String>(),
+            ));
         }
         serde_json::from_slice(&body)
             .map_err(|e| fail(step, format!("the response is not JSON: {e}")))
@@ -173,7 +180,7 @@ impl KmsClient {
     async fn sts_exchange(&self, attestation: &Jwt) -> Result<AccessToken, KmsError> {
         let url = format!(
             "{}/v1/token",
-            self.config.sts_endpoint.trim_end_matches('/')
+            self.google.sts_endpoint.trim_end_matches('/')
         );
         let form = [
             (
@@ -200,7 +207,13 @@ impl KmsClient {
             .post(url)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body.to_string());
-        let response = self.post(KmsStep::StsExchange, request).await?;
+        let response = self
+            .post(
+                KmsStep::StsExchange,
+                request,
+                &crate::http::jwt_parts(attestation.expose()),
+            )
+            .await?;
         access_token(&response, "access_token", KmsStep::StsExchange)
     }
 
@@ -211,14 +224,16 @@ impl KmsClient {
     ) -> Result<AccessToken, KmsError> {
         let url = format!(
             "{}/v1/projects/-/serviceAccounts/{account}:generateAccessToken",
-            self.config.iamcredentials_endpoint.trim_end_matches('/')
+            self.google.iamcredentials_endpoint.trim_end_matches('/')
         );
         let request = self
             .http
             .post(url)
             .bearer_auth(federated.0.as_str())
             .json(&json!({"scope": [CLOUD_PLATFORM_SCOPE], "lifetime": "3600s"}));
-        let response = self.post(KmsStep::Impersonate, request).await?;
+        let response = self
+            .post(KmsStep::Impersonate, request, &[federated.0.as_str()])
+            .await?;
         access_token(&response, "accessToken", KmsStep::Impersonate)
     }
 
@@ -229,7 +244,7 @@ impl KmsClient {
     ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
         let url = format!(
             "{}/v1/{}:decrypt",
-            self.config.kms_endpoint.trim_end_matches('/'),
+            self.google.kms_endpoint.trim_end_matches('/'),
             self.config.key.trim_matches('/')
         );
         let body = json!({
@@ -241,7 +256,9 @@ impl KmsClient {
             .post(url)
             .bearer_auth(access.0.as_str())
             .json(&body);
-        let mut response = self.post(KmsStep::Decrypt, request).await?;
+        let mut response = self
+            .post(KmsStep::Decrypt, request, &[access.0.as_str()])
+            .await?;
         let plaintext = response
             .get_mut("plaintext")
             .map(Value::take)

@@ -1,5 +1,6 @@
-//! One shared wasmtime engine: compiled code, the epoch ticker behind deadlines, the linker, and
-//! an optional on-disk cache of compiled plugins.
+//! One shared wasmtime engine: compiled code, the epoch ticker behind deadlines, and the linker.
+//! Plugins are compiled from their pinned wasm, or loaded from a pinned precompiled artifact
+//! (see `artifact`); nothing else on disk is ever loaded as code.
 
 use super::bindings::Plugin;
 use super::error::PluginError;
@@ -23,8 +24,6 @@ pub struct EngineOptions {
     pub max_concurrent_instances: u32,
     /// The largest memory any plugin may have (the pool's slot size).
     pub max_memory_bytes: u64,
-    /// Where compiled plugins are cached. Only this program may write there.
-    pub cache_dir: Option<PathBuf>,
     /// How much of each plugin memory is reset by zeroing (and stays resident) rather than handed
     /// back to the kernel. Zeroing what a call touched is much cheaper than faulting it in again
     /// on the next call; 256 KiB covers a Rust plugin's stack, data and heap with the SDK's
@@ -37,7 +36,6 @@ impl Default for EngineOptions {
         EngineOptions {
             max_concurrent_instances: 32,
             max_memory_bytes: 256 << 20,
-            cache_dir: None,
             resident_memory_bytes: 256 << 10,
         }
     }
@@ -57,13 +55,52 @@ impl Drop for Ticker {
 pub struct PluginEngine {
     engine: Engine,
     linker: Linker<StoreState>,
-    options: EngineOptions,
-    compiled: Mutex<HashMap<String, Arc<CompiledPlugin>>>,
+    /// Compiled plugins by wasm digest (and artifact digest). Each slot is locked while its
+    /// plugin compiles, so collaborators loading the same plugin at once compile it once.
+    compiled: Mutex<HashMap<String, CompileSlot>>,
     _ticker: Ticker,
 }
 
-fn config(pooling: Option<&EngineOptions>) -> Config {
+/// One plugin's compiled form, filled by whichever collaborator loads it first.
+type CompileSlot = Arc<Mutex<Option<Arc<CompiledPlugin>>>>;
+
+/// A plugin's precompiled artifact, pinned by its own sha256 (`plugin_compiled` and
+/// `plugin_compiled_sha256` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Precompiled {
+    pub path: PathBuf,
+    /// Lowercase hex sha256 of the artifact file.
+    pub sha256: String,
+}
+
+/// The CPU every build of native code targets, whatever machine compiles it: an artifact built
+/// on the image-build machine must load on a Confidential Space VM of another CPU generation.
+/// x86-64-v2 (SSE4.2, POPCNT) is on every x86 machine type Confidential Space offers; wasmtime
+/// checks at load time that the host really has it.
+fn set_baseline_target(config: &mut Config) -> Result<(), PluginError> {
+    let baseline = |e: wasmtime::Error| PluginError::Engine(format!("baseline CPU target: {e}"));
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        config
+            .target("x86_64-unknown-linux-gnu")
+            .map_err(baseline)?;
+        // SAFETY: enabling a CPU-feature preset; wasmtime verifies at load time that the host
+        // has every feature the code was compiled for.
+        unsafe {
+            config.cranelift_flag_enable("x86-64-v2");
+        }
+    }
+    #[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+    config
+        .target("aarch64-unknown-linux-gnu")
+        .map_err(baseline)?;
+    let _ = baseline;
+    Ok(())
+}
+
+fn config(pooling: Option<&EngineOptions>) -> Result<Config, PluginError> {
     let mut config = Config::new();
+    set_baseline_target(&mut config)?;
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.parallel_compilation(true);
@@ -83,23 +120,25 @@ fn config(pooling: Option<&EngineOptions>) -> Config {
         pool.table_keep_resident(64 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    config
+    Ok(config)
 }
 
 impl PluginEngine {
     pub fn new(options: EngineOptions) -> Result<Self, PluginError> {
         // The pool reserves virtual memory up front; where that is refused, allocate on demand.
-        let engine = match Engine::new(&config(Some(&options))) {
+        let engine = match Engine::new(&config(Some(&options))?) {
             Ok(engine) => engine,
             Err(pool_error) => {
                 tracing::warn!(error = %pool_error, "pooling allocator unavailable, allocating plugin instances on demand");
-                Engine::new(&config(None)).map_err(|e| PluginError::Engine(e.to_string()))?
+                Engine::new(&config(None)?).map_err(|e| PluginError::Engine(e.to_string()))?
             }
         };
         let mut linker = Linker::new(&engine);
         // WASI is linked so that plugins from other languages can run, but every capability in
         // each store's context is empty (see `runtime::sandbox_wasi`).
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        super::sandbox::replace_blocking_waits(&mut linker)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
         Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
@@ -123,7 +162,6 @@ impl PluginEngine {
         Ok(PluginEngine {
             engine,
             linker,
-            options,
             compiled: Mutex::new(HashMap::new()),
             _ticker: Ticker { stop },
         })
@@ -133,11 +171,13 @@ impl PluginEngine {
         &self.engine
     }
 
-    /// Reads, checks and compiles a plugin file, or returns the copy already compiled.
+    /// Reads, checks and compiles a plugin file (or loads its pinned precompiled artifact), or
+    /// returns the copy already compiled: collaborators using the same plugin share one.
     pub fn compile_file(
         &self,
         path: &Path,
         expected_sha256: &str,
+        precompiled: Option<&Precompiled>,
     ) -> Result<Arc<CompiledPlugin>, PluginError> {
         let (bytes, sha256) = read_plugin(path)?;
         if !sha256.eq_ignore_ascii_case(expected_sha256.trim()) {
@@ -147,15 +187,38 @@ impl PluginEngine {
                 found: sha256,
             });
         }
-        if let Some(compiled) = self
+        let key = match precompiled {
+            Some(artifact) => format!("{sha256}+{}", artifact.sha256.to_ascii_lowercase()),
+            None => sha256.clone(),
+        };
+        let slot = self
             .compiled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&sha256)
-        {
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(compiled) = slot.as_ref() {
             return Ok(compiled.clone());
         }
-        let component = self.load_component(path, &sha256, &bytes)?;
+        let component = match precompiled {
+            Some(artifact) => {
+                let artifact_bytes =
+                    std::fs::read(&artifact.path).map_err(|e| PluginError::Read {
+                        path: artifact.path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                super::artifact::load(
+                    &self.engine,
+                    &artifact.path,
+                    &artifact_bytes,
+                    &artifact.sha256,
+                    &sha256,
+                )?
+            }
+            None => self.load_component(path, &bytes)?,
+        };
         let info = inspect::describe(&self.engine, &component, &sha256, bytes.len());
         inspect::check_contract(path, &info)?;
         let pre = self
@@ -170,17 +233,14 @@ impl PluginEngine {
             reason: e.to_string(),
         })?;
         let compiled = Arc::new(CompiledPlugin::new(pre, info, path.to_owned()));
-        self.compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sha256, compiled.clone());
+        *slot = Some(compiled.clone());
         Ok(compiled)
     }
 
     /// Compiles without the contract and digest checks, for `plugin inspect`.
     pub fn describe_file(&self, path: &Path) -> Result<PluginInfo, PluginError> {
         let (bytes, sha256) = read_plugin(path)?;
-        let component = self.load_component(path, &sha256, &bytes)?;
+        let component = self.load_component(path, &bytes)?;
         Ok(inspect::describe(
             &self.engine,
             &component,
@@ -189,52 +249,33 @@ impl PluginEngine {
         ))
     }
 
-    fn load_component(
-        &self,
-        path: &Path,
-        sha256: &str,
-        bytes: &[u8],
-    ) -> Result<Component, PluginError> {
-        let not_component = |e: wasmtime::Error| PluginError::NotAComponent {
-            path: path.to_owned(),
-            reason: format!("{e:#}"),
-        };
-        if !bytes.starts_with(b"\0asm") {
-            return Err(PluginError::NotAComponent {
-                path: path.to_owned(),
-                reason: "the file does not start with the WebAssembly magic bytes \\0asm".into(),
-            });
-        }
-        let Some(cache) = self.options.cache_dir.as_deref() else {
-            return Component::new(&self.engine, bytes).map_err(not_component);
-        };
-        let cached = cache.join(format!("{sha256}-{}.cwasm", self.compatibility_tag()));
-        if trusted_cache_file(cache, &cached) {
-            // SAFETY: the file is in a directory only this user can write, named by the sha256
-            // of the wasm we just verified and by the engine's compatibility hash, and it was
-            // written by `serialize` below; deserialize_file checks its header.
-            match unsafe { Component::deserialize_file(&self.engine, &cached) } {
-                Ok(component) => return Ok(component),
-                Err(e) => {
-                    tracing::warn!(file = %cached.display(), error = %e, "ignoring an unusable compiled-plugin cache entry")
-                }
-            }
-        }
-        let component = Component::new(&self.engine, bytes).map_err(not_component)?;
-        if let Err(e) = store_in_cache(cache, &cached, &component) {
-            tracing::warn!(dir = %cache.display(), error = %e, "could not cache the compiled plugin");
-        }
-        Ok(component)
+    /// Compiles a plugin file into a precompiled artifact for this engine's baseline target:
+    /// the bytes `plugin compile` writes, and their sha256 to pin.
+    pub fn precompile_file(&self, path: &Path) -> Result<(Vec<u8>, String), PluginError> {
+        let (bytes, sha256) = read_plugin(path)?;
+        check_magic(path, &bytes)?;
+        let artifact = super::artifact::compile(&self.engine, path, &bytes, &sha256)?;
+        let artifact_sha256 = hex::encode(Sha256::digest(&artifact));
+        Ok((artifact, artifact_sha256))
     }
 
-    fn compatibility_tag(&self) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
-        format!("{:016x}", hasher.finish())
+    fn load_component(&self, path: &Path, bytes: &[u8]) -> Result<Component, PluginError> {
+        check_magic(path, bytes)?;
+        Component::new(&self.engine, bytes).map_err(|e| PluginError::NotAComponent {
+            path: path.to_owned(),
+            reason: format!("{e:#}"),
+        })
     }
+}
+
+fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(());
+    }
+    Err(PluginError::NotAComponent {
+        path: path.to_owned(),
+        reason: "the file does not start with the WebAssembly magic bytes \\0asm".into(),
+    })
 }
 
 /// A plugin file's bytes and their lowercase hex sha256.
@@ -250,26 +291,4 @@ fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
 /// The sha256 to pin a plugin file by, as `plugin_sha256` takes it.
 pub fn file_sha256(path: &Path) -> Result<String, PluginError> {
     read_plugin(path).map(|(_, sha256)| sha256)
-}
-
-/// Whether `path` belongs to this user, is writable by nobody else, and is not a symlink. The
-/// cache directory and every file in it must be: `deserialize` executes what it reads.
-fn is_private(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let uid = rustix::process::getuid().as_raw();
-    std::fs::symlink_metadata(path)
-        .is_ok_and(|m| m.uid() == uid && m.mode() & 0o022 == 0 && !m.file_type().is_symlink())
-}
-
-fn trusted_cache_file(dir: &Path, file: &Path) -> bool {
-    is_private(dir) && is_private(file)
-}
-
-fn store_in_cache(dir: &Path, file: &Path, component: &Component) -> Result<(), String> {
-    crate::fsutil::create_private_dir(dir).map_err(|e| e.to_string())?;
-    if !is_private(dir) {
-        return Err("the cache directory is writable by others or owned by someone else".into());
-    }
-    let bytes = component.serialize().map_err(|e| e.to_string())?;
-    crate::fsutil::write_atomically(file, &bytes, 0o600).map_err(|e| e.to_string())
 }

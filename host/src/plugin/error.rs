@@ -53,6 +53,24 @@ impl std::fmt::Display for FailureKind {
     }
 }
 
+/// Why a precompiled artifact cannot stand in for its plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArtifactProblem {
+    #[error("it is not an artifact made by `attestgate plugin compile`")]
+    NotAnArtifact,
+    #[error(
+        "it was compiled from the plugin with sha256 {compiled_from}, not from the pinned {pinned}"
+    )]
+    OtherPlugin {
+        compiled_from: String,
+        pinned: String,
+    },
+    #[error("it was compiled by another attestgate build or for another CPU baseline")]
+    OtherEngine,
+    #[error("wasmtime cannot load it: {0}")]
+    Unloadable(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     #[error("cannot read plugin {path}: {reason}")]
@@ -62,6 +80,17 @@ pub enum PluginError {
         path: PathBuf,
         expected: String,
         found: String,
+    },
+    #[error("precompiled plugin {path} has sha256 {found}, but the configuration pins {expected}; refusing to load it")]
+    ArtifactDigestMismatch {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("precompiled plugin {path} is refused: {problem}; rebuild it with `attestgate plugin compile` and pin the new sha256")]
+    Artifact {
+        path: PathBuf,
+        problem: ArtifactProblem,
     },
     #[error("plugin {path} is not a WebAssembly component: {reason}")]
     NotAComponent { path: PathBuf, reason: String },

@@ -5,6 +5,7 @@
 //! pre-instantiated component; each call then gets a fresh store and instance, so no state
 //! survives from one evaluation to the next.
 
+mod artifact;
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -17,10 +18,11 @@ pub mod engine;
 pub mod error;
 pub mod inspect;
 pub mod runtime;
+mod sandbox;
 pub mod spec;
 
-pub use engine::{file_sha256, EngineOptions, PluginEngine};
-pub use error::{FailureKind, PluginError};
+pub use engine::{file_sha256, EngineOptions, PluginEngine, Precompiled};
+pub use error::{ArtifactProblem, FailureKind, PluginError};
 pub use inspect::{PluginInfo, CONTRACT_VERSION};
 pub use runtime::{CollaboratorPolicy, Decision, Reason, Verdict};
 pub use spec::{Limits, PluginSpec};
@@ -29,9 +31,14 @@ impl PluginEngine {
     /// Compiles (or reuses) the plugin, binds it to its collaborator and has it validate its
     /// configuration.
     pub fn load(&self, spec: &PluginSpec) -> Result<CollaboratorPolicy, PluginError> {
-        let compiled = self.compile_file(&spec.path, &spec.sha256)?;
-        let policy =
-            CollaboratorPolicy::new(compiled, &spec.collaborator, &spec.config, spec.limits);
+        let compiled = self.compile_file(&spec.path, &spec.sha256, spec.precompiled.as_ref())?;
+        let policy = CollaboratorPolicy::new(
+            compiled,
+            &spec.collaborator,
+            spec.audience.as_deref(),
+            &spec.config,
+            spec.limits,
+        );
         policy.validate_config()?;
         Ok(policy)
     }

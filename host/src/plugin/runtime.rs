@@ -7,6 +7,7 @@ use super::bindings::PluginPre;
 use super::engine::TICK;
 use super::error::{FailureKind, PluginError};
 use super::inspect::PluginInfo;
+use super::sandbox::{sandbox_wasi, CallClock};
 use super::spec::Limits;
 use crate::attestation::source::{TokenRequest, TokenType};
 use serde::Serialize;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Login parameters a verdict may carry, and what they mean to the exchange.
 pub const LOGIN_KEYS: &[&str] = &["role"];
@@ -76,10 +77,16 @@ pub struct Decision {
     pub duration: Duration,
 }
 
+/// Host resources (pollables, streams) a plugin may hold at once: far more than any plugin
+/// needs, far less than a plugin could make the host allocate outside its memory cap.
+const MAX_HOST_RESOURCES: usize = 1024;
+
 /// Per-call store data. Nothing in it outlives the call.
 pub struct StoreState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
+    /// The call's deadline as seen by WASI clock waits.
+    pub(super) clock: CallClock,
     memory: MemoryCap,
     log: LogBudget,
     verification_time: i64,
@@ -142,6 +149,7 @@ impl super::bindings::attestgate::policy::host::Host for StoreState {
             wasmtime::bail!("plugin log output exceeded {} bytes", log.limit);
         }
         let (collaborator, plugin) = (&*log.collaborator, &*log.plugin);
+        let message = crate::http::escape_control(&message);
         match level {
             LogLevel::Debug => {
                 tracing::debug!(target: "attestgate::plugin", collaborator, plugin, "{message}")
@@ -164,53 +172,12 @@ impl super::bindings::attestgate::policy::host::Host for StoreState {
     }
 }
 
-/// Wall clock frozen at the verification time: a plugin that reads WASI's clock sees the same
-/// moment the host checked the token at, so its decision is reproducible.
-struct FrozenWallClock(Duration);
-
-impl wasmtime_wasi::HostWallClock for FrozenWallClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        self.0
-    }
-}
-
-struct FrozenMonotonicClock;
-
-impl wasmtime_wasi::HostMonotonicClock for FrozenMonotonicClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
-
-/// A WASI context that grants nothing: no preopened directories, no environment or arguments,
-/// no network, stdin closed, stdout/stderr into capped in-memory pipes, clocks frozen at the
-/// verification time, and randomness that is a fixed sequence.
-fn sandbox_wasi(at: i64, stdout: MemoryOutputPipe, stderr: MemoryOutputPipe) -> WasiCtx {
-    let mut builder = WasiCtxBuilder::new();
-    builder
-        .stdout(stdout)
-        .stderr(stderr)
-        .wall_clock(FrozenWallClock(Duration::from_secs(at.max(0) as u64)))
-        .monotonic_clock(FrozenMonotonicClock)
-        .secure_random(wasmtime_wasi::Deterministic::new(vec![0x42; 64]))
-        .insecure_random(wasmtime_wasi::Deterministic::new(vec![0x24; 64]))
-        .insecure_random_seed(0)
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
-    builder.build()
-}
-
 /// A plugin bound to one collaborator: its configuration and limits.
 pub struct CollaboratorPolicy {
     compiled: Arc<CompiledPlugin>,
     collaborator: Arc<str>,
+    /// What `select-audience` must return, when the operator declared it.
+    declared_audience: Option<String>,
     short_sha: Arc<str>,
     /// Built once: handed to every call as is.
     context: wit::Context,
@@ -227,7 +194,10 @@ impl std::fmt::Debug for CollaboratorPolicy {
     }
 }
 
-fn truncate(mut text: String, max: usize) -> String {
+/// Plugin-supplied text, cut to `max` bytes with control characters escaped: it is shown to the
+/// operator, and a newline or terminal escape in it could forge lines of attestgate's output.
+fn for_display(text: String, max: usize) -> String {
+    let mut text = crate::http::escape_control(&text);
     if text.len() > max {
         let mut cut = max;
         while !text.is_char_boundary(cut) {
@@ -243,6 +213,7 @@ impl CollaboratorPolicy {
     pub(crate) fn new(
         compiled: Arc<CompiledPlugin>,
         collaborator: &str,
+        declared_audience: Option<&str>,
         config: &serde_json::Value,
         limits: Limits,
     ) -> Self {
@@ -250,6 +221,7 @@ impl CollaboratorPolicy {
         CollaboratorPolicy {
             compiled,
             collaborator: collaborator.into(),
+            declared_audience: declared_audience.map(str::to_owned),
             short_sha,
             context: wit::Context {
                 collaborator: collaborator.to_owned(),
@@ -280,9 +252,13 @@ impl CollaboratorPolicy {
     ) -> Result<R, PluginError> {
         let cap = self.limits.log_bytes as usize;
         let (stdout, stderr) = (MemoryOutputPipe::new(cap), MemoryOutputPipe::new(cap));
+        let clock = CallClock::new(self.limits.deadline());
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_RESOURCES);
         let state = StoreState {
-            wasi: sandbox_wasi(at, stdout.clone(), stderr.clone()),
-            table: ResourceTable::new(),
+            wasi: sandbox_wasi(at, &clock, stdout.clone(), stderr.clone()),
+            table,
+            clock,
             memory: MemoryCap {
                 limit: self.limits.memory_bytes,
                 exceeded: false,
@@ -315,7 +291,9 @@ impl CollaboratorPolicy {
         self.forward_output(&stdout, &stderr);
         result.map_err(|error| {
             let state = store.data();
-            let kind = if state.memory.exceeded {
+            let kind = if state.clock.exceeded {
+                FailureKind::Deadline(self.limits.deadline())
+            } else if state.memory.exceeded {
                 FailureKind::Memory(self.limits.memory_bytes)
             } else if state.log.exceeded
                 || stdout.contents().len() >= cap
@@ -332,11 +310,11 @@ impl CollaboratorPolicy {
                         let said = if said.is_empty() {
                             String::new()
                         } else {
-                            format!(" (plugin stderr: {})", truncate(said, 512))
+                            format!(" (plugin stderr: {})", for_display(said, 512))
                         };
                         FailureKind::Trap(format!("{trap}{said}"))
                     }
-                    None => FailureKind::Trap(truncate(format!("{error:#}"), 1024)),
+                    None => FailureKind::Trap(for_display(format!("{error:#}"), 1024)),
                 }
             };
             self.fail(call, kind)
@@ -347,7 +325,7 @@ impl CollaboratorPolicy {
         for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
             let bytes = pipe.contents();
             if !bytes.is_empty() {
-                let text = String::from_utf8_lossy(&bytes);
+                let text = crate::http::escape_control(&String::from_utf8_lossy(&bytes));
                 tracing::debug!(target: "attestgate::plugin", collaborator = &*self.collaborator, plugin = &*self.short_sha, stream, "{}", text.trim_end());
             }
         }
@@ -368,12 +346,19 @@ impl CollaboratorPolicy {
         outcome.map_err(|message| {
             self.fail(
                 "validate-config",
-                FailureKind::Rejected(truncate(message, MAX_REASON_MESSAGE)),
+                FailureKind::Rejected(for_display(message, MAX_REASON_MESSAGE)),
             )
         })
     }
 
-    /// The token this collaborator wants minted.
+    /// The audience the operator declared for this collaborator, if any.
+    pub fn declared_audience(&self) -> Option<&str> {
+        self.declared_audience.as_deref()
+    }
+
+    /// The token this collaborator wants minted. Its audience is the declared one, exactly: a
+    /// plugin that asks for another collaborator's audience (or answers differently from one
+    /// call to the next) is refused every time, since this runs before every mint.
     pub fn select_audience(&self) -> Result<TokenRequest, PluginError> {
         let ctx = &self.context;
         let outcome = self.call(
@@ -388,10 +373,10 @@ impl CollaboratorPolicy {
         let request = outcome.map_err(|message| {
             self.fail(
                 "select-audience",
-                FailureKind::Rejected(truncate(message, MAX_REASON_MESSAGE)),
+                FailureKind::Rejected(for_display(message, MAX_REASON_MESSAGE)),
             )
         })?;
-        check_audience_request(request)
+        check_audience_request(request, self.declared_audience.as_deref())
             .map_err(|message| self.fail("select-audience", FailureKind::BadReturn(message)))
     }
 
@@ -452,9 +437,18 @@ impl std::fmt::Display for ReasonSummary<'_> {
     }
 }
 
-fn check_audience_request(request: wit::AudienceRequest) -> Result<TokenRequest, String> {
+fn check_audience_request(
+    request: wit::AudienceRequest,
+    declared: Option<&str>,
+) -> Result<TokenRequest, String> {
     if request.audience.trim().is_empty() {
         return Err("the audience is empty".into());
+    }
+    if let Some(declared) = declared.filter(|d| *d != request.audience) {
+        return Err(format!(
+            "it asked for audience \"{}\", but this collaborator's declared audience is \"{declared}\"; a plugin may only select its own collaborator's audience",
+            request.audience.escape_debug()
+        ));
     }
     if let Some(violation) =
         crate::attestation::source::request_limits_violation(&request.audience, &request.nonces)
@@ -483,9 +477,9 @@ fn check_verdict(raw: wit::Verdict) -> Result<Verdict, String> {
         .reasons
         .into_iter()
         .map(|r| Reason {
-            claim: truncate(r.claim, 256),
+            claim: for_display(r.claim, 256),
             passed: r.passed,
-            message: truncate(r.message, MAX_REASON_MESSAGE),
+            message: for_display(r.message, MAX_REASON_MESSAGE),
         })
         .collect();
     if let Some(bad) = reasons

@@ -38,9 +38,14 @@ impl Limits {
 pub struct PluginSpec {
     /// The collaborator this plugin decides for.
     pub collaborator: String,
+    /// The audience the operator declared for this collaborator. When set, `select-audience`
+    /// must return exactly it, on every call, or the call is a bad-return deny.
+    pub audience: Option<String>,
     pub path: PathBuf,
     /// Lowercase hex sha256 of the file. A mismatch refuses to load.
     pub sha256: String,
+    /// Its precompiled artifact, if the image ships one: loaded instead of compiling.
+    pub precompiled: Option<super::engine::Precompiled>,
     /// Handed to the plugin as JSON text.
     pub config: serde_json::Value,
     pub limits: Limits,

@@ -2,7 +2,7 @@ use super::{hint_for, VaultError};
 use crate::attestation::Jwt;
 use crate::config::VaultConfig;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -114,12 +114,14 @@ impl VaultClient {
                             ca.display()
                         ))
                     })?;
-                crate::Trust::Only(certs)
+                crate::http::Trust::Only(certs)
             }
-            None if addresses.iter().all(|a| a.starts_with("http://")) => crate::Trust::PlainHttp,
-            None => crate::Trust::SystemRoots,
+            None if addresses.iter().all(|a| a.starts_with("http://")) => {
+                crate::http::Trust::PlainHttp
+            }
+            None => crate::http::Trust::SystemRoots,
         };
-        let mut builder = crate::http_client_builder(trust)
+        let mut builder = crate::http::client_builder(trust)
             // A standby's 307 is retried against the next address rather than followed blindly.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
@@ -158,8 +160,28 @@ impl VaultClient {
         jwt: &Jwt,
     ) -> Result<VaultLogin, VaultError> {
         let path = format!("auth/{}/login", mount.trim_matches('/'));
-        let body = Zeroizing::new(json!({"role": role, "jwt": jwt.expose()}).to_string());
-        let response = self.call(Method::POST, &path, None, Some(&body)).await?;
+        // Serialised straight from borrowed text, so the only copy of the JWT is wiped.
+        #[derive(serde::Serialize)]
+        struct Login<'a> {
+            role: &'a str,
+            jwt: &'a str,
+        }
+        let body = Zeroizing::new(
+            serde_json::to_string(&Login {
+                role,
+                jwt: jwt.expose(),
+            })
+            .unwrap_or_default(),
+        );
+        let mut response = self
+            .call(
+                Method::POST,
+                &path,
+                None,
+                Some(&body),
+                &crate::http::jwt_parts(jwt.expose()),
+            )
+            .await?;
         let auth = response
             .get("auth")
             .filter(|a| a.is_object())
@@ -187,7 +209,7 @@ impl VaultClient {
                 })
                 .unwrap_or_default()
         };
-        Ok(VaultLogin {
+        let login = VaultLogin {
             token: VaultToken::new(token),
             accessor: auth
                 .get("accessor")
@@ -214,42 +236,63 @@ impl VaultClient {
                 })
                 .unwrap_or_default(),
             warnings: strings(response.get("warnings")),
-        })
+        };
+        super::wipe(&mut response);
+        Ok(login)
     }
 
     /// A logical read; returns Vault's whole response (the secret is under `data`).
     pub async fn read(&self, token: &VaultToken, path: &str) -> Result<Value, VaultError> {
-        self.call(Method::GET, path.trim_matches('/'), Some(token), None)
+        self.call(Method::GET, path.trim_matches('/'), Some(token), None, &[])
             .await
     }
 
     /// `GET auth/token/lookup-self`.
     pub async fn lookup_self(&self, token: &VaultToken) -> Result<Value, VaultError> {
-        self.call(Method::GET, "auth/token/lookup-self", Some(token), None)
-            .await
+        self.call(
+            Method::GET,
+            "auth/token/lookup-self",
+            Some(token),
+            None,
+            &[],
+        )
+        .await
     }
 
     /// `POST auth/token/revoke-self`.
     pub async fn revoke_self(&self, token: &VaultToken) -> Result<(), VaultError> {
-        self.call(Method::POST, "auth/token/revoke-self", Some(token), None)
-            .await
-            .map(|_| ())
+        self.call(
+            Method::POST,
+            "auth/token/revoke-self",
+            Some(token),
+            None,
+            &[],
+        )
+        .await
+        .map(|_| ())
     }
 
+    /// One request, retried as the policy says. `body_secrets` are the credentials in `body`:
+    /// with the token, they are scrubbed from anything the server says back.
     async fn call(
         &self,
         method: Method,
         path: &str,
         token: Option<&VaultToken>,
         body: Option<&str>,
+        body_secrets: &[&str],
     ) -> Result<Value, VaultError> {
+        let mut sent: Vec<&str> = body_secrets.to_vec();
+        sent.extend(token.map(VaultToken::expose));
         let started = Instant::now();
         let mut backoff = self.retry.initial_backoff;
         let mut attempt: u32 = 0;
         loop {
             let address = &self.addresses[attempt as usize % self.addresses.len()];
             attempt += 1;
-            let outcome = self.attempt(&method, address, path, token, body).await;
+            let outcome = self
+                .attempt(&method, address, path, token, body, &sent)
+                .await;
             let last = match outcome {
                 Attempt::Done(result) => return result,
                 Attempt::Retry(reason) => reason,
@@ -278,13 +321,18 @@ impl VaultClient {
         path: &str,
         token: Option<&VaultToken>,
         body: Option<&str>,
+        sent: &[&str],
     ) -> Attempt {
         let mut request = self
             .http
             .request(method.clone(), format!("{address}/v1/{path}"))
             .header("X-Vault-Request", "true");
         if let Some(token) = token {
-            request = request.header("X-Vault-Token", token.expose());
+            // Marked sensitive so that the HTTP stack never prints it.
+            let mut value = reqwest::header::HeaderValue::from_str(token.expose())
+                .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+            value.set_sensitive(true);
+            request = request.header("X-Vault-Token", value);
         }
         if let Some(namespace) = &self.namespace {
             request = request.header("X-Vault-Namespace", namespace);
@@ -309,13 +357,13 @@ impl VaultClient {
             }
         };
         let status = response.status();
-        let bytes = match response.bytes().await {
-            Ok(bytes) if bytes.len() <= MAX_RESPONSE_BYTES => bytes,
-            Ok(bytes) => {
+        let bytes = match crate::http::read_capped(response, MAX_RESPONSE_BYTES).await {
+            Ok(bytes) => Zeroizing::new(bytes),
+            Err(e @ crate::http::BodyError::TooLarge { .. }) => {
                 return Attempt::Done(Err(VaultError::Protocol {
                     address: address.to_owned(),
                     path: path.to_owned(),
-                    reason: format!("response of {} bytes is over the limit", bytes.len()),
+                    reason: e.to_string(),
                 }))
             }
             Err(e) => return Attempt::Retry(crate::error_chain(&e)),
@@ -332,22 +380,26 @@ impl VaultClient {
                 }
             }));
         }
-        let errors = match serde_json::from_slice::<Value>(&bytes) {
+        // Vault's words reach the operator, minus anything of what was sent (a hostile server
+        // may echo the token) and minus control characters.
+        let errors: Vec<String> = match serde_json::from_slice::<Value>(&bytes) {
             Ok(body) => body
                 .get("errors")
                 .and_then(Value::as_array)
                 .map(|errors| {
                     errors
                         .iter()
-                        .filter_map(|e| e.as_str().map(str::to_owned))
+                        .filter_map(|e| e.as_str().map(|e| crate::http::scrub(e, sent)))
                         .collect()
                 })
                 .unwrap_or_default(),
-            Err(_) => vec![String::from_utf8_lossy(&bytes)
-                .trim()
-                .chars()
-                .take(500)
-                .collect()],
+            // Scrubbed whole, then shortened: a cut could otherwise split a credential.
+            Err(_) => vec![
+                crate::http::scrub(String::from_utf8_lossy(&bytes).trim(), sent)
+                    .chars()
+                    .take(500)
+                    .collect(),
+            ],
         };
         let code = status.as_u16();
         if code == 307 || code == 429 || status.is_server_error() {

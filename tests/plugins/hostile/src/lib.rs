@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[derive(Debug, Deserialize)]
 struct Config {
     attack: String,
+    /// The audience `select-audience` asks for: another collaborator's, to try to steal it.
+    #[serde(default)]
+    audience: Option<String>,
 }
 
 struct Hostile;
@@ -19,8 +22,23 @@ static CALLS: AtomicU32 = AtomicU32::new(0);
 impl Policy for Hostile {
     type Config = Config;
 
-    fn audience(_ctx: &Context<Config>) -> Result<AudienceRequest, String> {
-        Ok(AudienceRequest::oidc("https://hostile.example"))
+    fn validate(config: &Config) -> Result<(), String> {
+        if config.attack == "sleep-in-validate" {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        }
+        Ok(())
+    }
+
+    fn audience(ctx: &Context<Config>) -> Result<AudienceRequest, String> {
+        if ctx.config.attack == "sleep-in-audience" {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        }
+        Ok(AudienceRequest::oidc(
+            ctx.config
+                .audience
+                .as_deref()
+                .unwrap_or("https://hostile.example"),
+        ))
     }
 
     fn evaluate(ctx: &Context<Config>, _claims: &Claims<'_>) -> Verdict {
@@ -87,6 +105,32 @@ impl Policy for Hostile {
                 let mut verdict = report.verdict();
                 verdict.allow = true;
                 return verdict;
+            }
+            "allow" => report.pass("", "allowing everything"),
+            // A reason that would forge another collaborator's success line on the terminal.
+            "forge-output" => report.fail(
+                "",
+                "no\n\u{1b}[32mbank-b           released 1 secret(s) via role \"bank-b\"\u{1b}[0m",
+            ),
+            // Blocks in a WASI clock wait, where epoch interruption cannot reach.
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                report.pass("", "slept 30 s")
+            }
+            // Many short waits, each within the deadline, that add up past it.
+            "sleep-loop" => loop {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            },
+            // A short wait within the deadline is granted, and the monotonic clock moves by it.
+            "short-sleep" => {
+                let before = std::time::Instant::now();
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                let slept = before.elapsed();
+                if slept >= std::time::Duration::from_millis(10) {
+                    report.pass("", format!("slept {slept:?}"))
+                } else {
+                    report.fail("", format!("the clock moved only {slept:?}"))
+                }
             }
             "count" => {
                 let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;

@@ -6,12 +6,19 @@
 //! a misspelled key must never be silently ignored the way Vault ignores `claims_mappings`.
 //! Relative paths resolve against the configuration file's directory.
 
+mod delivery;
+
+pub use delivery::{env_prefix_of, normalise_lexically, refused_variable, DeliveryConfig};
+
+use crate::attestation::audience;
 use crate::attestation::jwks::{KeyCacheOptions, KeySource};
 use crate::attestation::pki::PkiRoot;
-use crate::attestation::source::{DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_FILE};
+use crate::attestation::source::{
+    DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_FILE,
+};
 use crate::attestation::verify::{DEFAULT_LEEWAY, GOOGLE_ISSUER};
 use crate::attestation::{JwksCache, Verifier, VerifyPolicy};
-use crate::plugin::{Limits, PluginSpec};
+use crate::plugin::{Limits, PluginSpec, Precompiled};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -159,10 +166,40 @@ impl ExchangeConfig {
     }
 }
 
+/// Where the KMS route's calls to Google go. Operator-level on purpose: the attestation token is
+/// posted to `sts_endpoint`, so a collaborator who could choose it could collect a genuine token.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoogleConfig {
+    #[serde(default = "default_sts")]
+    pub sts_endpoint: String,
+    #[serde(default = "default_iamcredentials")]
+    pub iamcredentials_endpoint: String,
+    #[serde(default = "default_kms")]
+    pub kms_endpoint: String,
+    /// Allow endpoints outside `googleapis.com` (a test stand-in). Off: only `https://` endpoints
+    /// on Google's own domain (private service connect names included) are accepted.
+    #[serde(default)]
+    pub allow_custom_endpoints: bool,
+}
+
+impl Default for GoogleConfig {
+    fn default() -> Self {
+        GoogleConfig {
+            sts_endpoint: default_sts(),
+            iamcredentials_endpoint: default_iamcredentials(),
+            kms_endpoint: default_kms(),
+            allow_custom_endpoints: false,
+        }
+    }
+}
+
+/// Transport rules for every server attestgate talks to.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct PluginsConfig {
-    /// Where compiled plugins are cached between runs (a directory only attestgate writes).
-    pub cache_dir: Option<PathBuf>,
+pub struct NetworkConfig {
+    /// Allow `http://` Vault addresses, JWKS/discovery URLs and Google endpoints. Off: tokens and
+    /// secrets only travel over TLS. Local dev and test setups turn it on.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,12 +270,6 @@ pub struct KmsConfig {
     /// The base64 ciphertext of the VAULT_TOKEN, in a file or inline.
     pub ciphertext_file: Option<PathBuf>,
     pub ciphertext: Option<String>,
-    #[serde(default = "default_sts")]
-    pub sts_endpoint: String,
-    #[serde(default = "default_iamcredentials")]
-    pub iamcredentials_endpoint: String,
-    #[serde(default = "default_kms")]
-    pub kms_endpoint: String,
 }
 
 fn default_sts() -> String {
@@ -256,8 +287,17 @@ fn default_kms() -> String {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CollaboratorConfig {
     pub name: String,
+    /// The audience this collaborator's token carries, reviewed by the operator: its plugin must
+    /// select exactly this, and no other collaborator may have it. On the KMS route it defaults
+    /// to the workload identity provider's resource name, which Google accepts by default.
+    #[serde(default)]
+    pub audience: String,
     pub plugin: PathBuf,
     pub plugin_sha256: String,
+    /// The plugin precompiled at image build time (`attestgate plugin compile`), loaded instead
+    /// of compiling at start-up; pinned by `plugin_compiled_sha256`.
+    pub plugin_compiled: Option<PathBuf>,
+    pub plugin_compiled_sha256: Option<String>,
     /// The plugin's configuration, inline.
     pub plugin_config: Option<toml::Value>,
     /// Or a JSON file holding it (a Vault role JSON for `bound-claims`, say).
@@ -276,9 +316,13 @@ struct RawConfig {
     #[serde(default)]
     attestation: AttestationConfig,
     #[serde(default)]
-    plugins: PluginsConfig,
-    #[serde(default)]
     exchange: ExchangeConfig,
+    #[serde(default)]
+    google: GoogleConfig,
+    #[serde(default)]
+    network: NetworkConfig,
+    #[serde(default)]
+    delivery: DeliveryConfig,
     #[serde(default, rename = "collaborator")]
     collaborators: Vec<CollaboratorConfig>,
 }
@@ -288,8 +332,10 @@ struct RawConfig {
 pub struct Config {
     pub path: PathBuf,
     pub attestation: AttestationConfig,
-    pub plugins: PluginsConfig,
     pub exchange: ExchangeConfig,
+    pub google: GoogleConfig,
+    pub network: NetworkConfig,
+    pub delivery: DeliveryConfig,
     pub collaborators: Vec<CollaboratorConfig>,
     /// Each collaborator's plugin configuration as JSON, in collaborator order.
     plugin_configs: Vec<serde_json::Value>,
@@ -344,6 +390,14 @@ fn report_shared(destinations: &[(String, String)], verb: &str, problems: &mut V
     }
 }
 
+fn valid_collaborator_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 fn valid_env_name(name: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -386,9 +440,21 @@ impl Config {
         let parsed: Result<RawConfig, _> =
             serde_ignored::deserialize(deserializer, |key| unknown.push(key.to_string()));
         for key in unknown {
+            // serde_ignored writes an Option's inside as `?`; the operator knows no such key.
+            let key = key.replace(".?", "");
+            let message = if key == "plugins" || key.starts_with("plugins.") {
+                "the compiled-plugin cache is gone: precompile plugins at image build time with `attestgate plugin compile` and pin them with plugin_compiled and plugin_compiled_sha256"
+            } else if ["sts_endpoint", "iamcredentials_endpoint", "kms_endpoint"]
+                .iter()
+                .any(|endpoint| key.ends_with(&format!(".kms.{endpoint}")))
+            {
+                "a collaborator may not choose where its token is posted; the operator sets Google's endpoints in [google]"
+            } else {
+                "unknown key (misspelled?)"
+            };
             problems.push(Problem {
                 key,
-                message: "unknown key (misspelled?)".into(),
+                message: message.into(),
             });
         }
         let raw = match parsed {
@@ -408,8 +474,10 @@ impl Config {
         let mut config = Config {
             path: path.to_owned(),
             attestation: raw.attestation,
-            plugins: raw.plugins,
             exchange: raw.exchange,
+            google: raw.google,
+            network: raw.network,
+            delivery: raw.delivery,
             collaborators: raw.collaborators,
             plugin_configs: Vec::new(),
         };
@@ -433,18 +501,17 @@ impl Config {
         ] {
             resolve(base, path);
         }
-        for path in [
-            &mut attestation.jwks_file,
-            &mut attestation.pki_root,
-            &mut self.plugins.cache_dir,
-        ]
-        .into_iter()
-        .flatten()
+        for path in [&mut attestation.jwks_file, &mut attestation.pki_root]
+            .into_iter()
+            .flatten()
         {
             resolve(base, path);
         }
         for collaborator in &mut self.collaborators {
             resolve(base, &mut collaborator.plugin);
+            if let Some(path) = &mut collaborator.plugin_compiled {
+                resolve(base, path);
+            }
             if let Some(path) = &mut collaborator.plugin_config_file {
                 resolve(base, path);
             }
@@ -453,6 +520,7 @@ impl Config {
                     &mut vault.ca_cert,
                     &mut vault.client_cert,
                     &mut vault.client_key,
+                    &mut vault.token_file,
                 ]
                 .into_iter()
                 .flatten()
@@ -476,6 +544,13 @@ impl Config {
     }
 
     fn validate(&mut self, problems: &mut Vec<Problem>) {
+        // Google accepts a provider's own resource name as the audience unless the provider
+        // lists others, so that is a KMS-route collaborator's audience unless it names one.
+        for collaborator in &mut self.collaborators {
+            if let (true, Some(kms)) = (collaborator.audience.is_empty(), &collaborator.kms) {
+                collaborator.audience = kms.workload_identity_provider.clone();
+            }
+        }
         let mut problem = |key: String, message: String| problems.push(Problem { key, message });
         let attestation = &self.attestation;
         let key_sources = [
@@ -489,14 +564,10 @@ impl Config {
                 "set at most one of discovery_url, jwks_url and jwks_file".into(),
             );
         }
-        if attestation.source == TokenSourceKind::File
-            && !attestation.allow_default_audience
-            // The KMS route hands the default token to STS, its intended audience: no replay risk.
-            && self.collaborators.iter().any(|c| c.kms.is_none())
-        {
+        if attestation.source == TokenSourceKind::File && !attestation.allow_default_audience {
             problem(
                 "attestation.source".into(),
-                "\"file\" sends every collaborator the same default token (audience https://sts.googleapis.com), which any of them could replay to the others; set allow_default_audience = true to accept that, or use \"launcher\"".into(),
+                "\"file\" hands out the launcher's default token (audience https://sts.googleapis.com), which Google's STS accepts for any workload identity provider that trusts this workload; set allow_default_audience = true to accept that for a single KMS-route collaborator, or use \"launcher\"".into(),
             );
         }
         if self.collaborators.is_empty() {
@@ -509,10 +580,10 @@ impl Config {
         let mut plugin_configs = Vec::new();
         for (index, collaborator) in self.collaborators.iter().enumerate() {
             let at = |key: &str| format!("collaborator[{index}] ({}).{key}", collaborator.name);
-            if collaborator.name.trim().is_empty() {
+            if !valid_collaborator_name(&collaborator.name) {
                 problem(
                     format!("collaborator[{index}].name"),
-                    "must not be empty".into(),
+                    format!("\"{}\" must be 1 to 64 letters, digits, `-`, `_` or `.`, starting with a letter or digit: it names the collaborator's delivery directory and appears in every log line", collaborator.name.escape_debug()),
                 );
             } else if !names.insert(collaborator.name.clone()) {
                 problem(at("name"), "is used by another collaborator too".into());
@@ -526,6 +597,30 @@ impl Config {
                         collaborator.plugin.display()
                     ),
                 );
+            }
+            match (
+                &collaborator.plugin_compiled,
+                collaborator.plugin_compiled_sha256.as_deref().map(str::trim),
+            ) {
+                (Some(path), Some(sha)) => {
+                    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        problem(
+                            at("plugin_compiled_sha256"),
+                            format!("\"{sha}\" is not 64 hex digits (`attestgate plugin compile` prints it)"),
+                        );
+                    }
+                    if !path.is_file() {
+                        problem(
+                            at("plugin_compiled"),
+                            format!("{} does not exist", path.display()),
+                        );
+                    }
+                }
+                (None, None) => {}
+                _ => problem(
+                    at("plugin_compiled"),
+                    "plugin_compiled and plugin_compiled_sha256 go together: native code is loaded only when pinned".into(),
+                ),
             }
             if !collaborator.plugin.is_file() {
                 problem(
@@ -573,16 +668,20 @@ impl Config {
                         "needs address (or addresses for an HA cluster)".into(),
                     );
                 }
-                for address in vault.all_addresses() {
-                    if !(address.starts_with("https://") || address.starts_with("http://")) {
-                        problem(
-                            at("vault.address"),
-                            format!("\"{address}\" must start with https:// or http://"),
-                        );
-                    }
-                }
                 if vault.client_cert.is_some() != vault.client_key.is_some() {
                     problem(at("vault"), "client_cert and client_key go together".into());
+                }
+                if let Some(namespace) = &vault.namespace {
+                    let valid = !namespace.is_empty()
+                        && namespace.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/')
+                        });
+                    if !valid {
+                        problem(
+                            at("vault.namespace"),
+                            format!("\"{}\" is not a Vault namespace path (letters, digits, `-`, `_`, `.` and `/`); it is sent as a header", namespace.escape_debug()),
+                        );
+                    }
                 }
                 for (key, path) in [
                     ("ca_cert", &vault.ca_cert),
@@ -638,36 +737,153 @@ impl Config {
             }
         }
         self.plugin_configs = plugin_configs;
-        self.check_destinations(problems);
+        self.check_shared_variables(problems);
+        self.check_delivery(problems);
+        self.check_audiences(problems);
+        self.check_transport(problems);
     }
 
-    /// Two secrets (or kept tokens) must never share a file or an environment variable: the later
-    /// one would silently replace the earlier.
-    fn check_destinations(&self, problems: &mut Vec<Problem>) {
-        // (destination, key that names it): files as displayed paths, variables by name.
-        let mut files: Vec<(String, String)> = Vec::new();
+    /// Two secrets (or kept tokens) must never share an environment variable: the later one would
+    /// silently replace the earlier. (Files are checked with the delivery rules.)
+    fn check_shared_variables(&self, problems: &mut Vec<Problem>) {
         let mut envs: Vec<(String, String)> = Vec::new();
         for (index, collaborator) in self.collaborators.iter().enumerate() {
             let at = |key: String| format!("collaborator[{index}] ({}).{key}", collaborator.name);
             for (n, secret) in collaborator.secrets.iter().enumerate() {
-                if let Some(file) = &secret.file {
-                    files.push((file.display().to_string(), at(format!("secret[{n}].file"))));
-                }
                 if let Some(env) = &secret.env {
                     envs.push((env.clone(), at(format!("secret[{n}].env"))));
                 }
             }
-            if let Some(vault) = &collaborator.vault {
-                if let Some(file) = &vault.token_file {
-                    files.push((file.display().to_string(), at("vault.token_file".into())));
-                }
-                if let Some(env) = &vault.token_env {
-                    envs.push((env.clone(), at("vault.token_env".into())));
-                }
+            if let Some(env) = collaborator
+                .vault
+                .as_ref()
+                .and_then(|v| v.token_env.as_ref())
+            {
+                envs.push((env.clone(), at("vault.token_env".into())));
             }
         }
-        report_shared(&files, "is already the destination of", problems);
         report_shared(&envs, "is already set by", problems);
+    }
+
+    /// The audience collaborator `index`'s token will carry: its own, or with `source = "file"`
+    /// the default token's.
+    pub fn received_audience(&self, index: usize) -> &str {
+        match self.attestation.source {
+            TokenSourceKind::File => DEFAULT_TOKEN_AUDIENCE,
+            TokenSourceKind::Launcher => &self.collaborators[index].audience,
+        }
+    }
+
+    /// No token minted for one collaborator may be usable by another: every audience is unique
+    /// once normalised, and no collaborator that logs in to its own Vault receives a token that
+    /// Google's STS would accept for a KMS-route collaborator's provider.
+    fn check_audiences(&self, problems: &mut Vec<Problem>) {
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for (index, collaborator) in self.collaborators.iter().enumerate() {
+            let at = format!("collaborator[{index}] ({}).audience", collaborator.name);
+            let received = self.received_audience(index);
+            if received.is_empty() {
+                problems.push(Problem {
+                    key: at,
+                    message: format!("is required: the one audience {}'s Vault role binds (bound_audiences), e.g. \"https://vault.{}.example\"; its plugin must select exactly this", collaborator.name, collaborator.name),
+                });
+                continue;
+            }
+            if collaborator.kms.is_none() && audience::is_google_federation(received) {
+                problems.push(Problem {
+                    key: at.clone(),
+                    message: format!("\"{received}\" is an audience Google's STS accepts; a collaborator that is not on the KMS route must never receive such a token, or it could exchange it at STS as this workload and decrypt a KMS-route collaborator's VAULT_TOKEN. Give it an audience of its own, e.g. \"https://vault.{}.example\"", collaborator.name),
+                });
+            }
+            if let Some(violation) =
+                crate::attestation::source::request_limits_violation(received, &[])
+            {
+                problems.push(Problem {
+                    key: at.clone(),
+                    message: format!("the launcher would refuse it: {violation}"),
+                });
+            }
+            let normal = audience::normalise(received);
+            match seen.iter().find(|(other, _)| *other == normal) {
+                Some((_, first)) => problems.push(Problem {
+                    key: at,
+                    message: format!(
+                        "\"{received}\" is the same audience as collaborator[{first}] ({})'s \"{}\" (both are {normal} once normalised); a token minted for one would be accepted by the other's Vault or provider, so each collaborator needs an audience of its own",
+                        self.collaborators[*first].name,
+                        self.received_audience(*first),
+                    ),
+                }),
+                None => seen.push((normal, index)),
+            }
+        }
+    }
+
+    /// Tokens and secrets travel over TLS unless the operator allows plain HTTP, and the KMS
+    /// route's calls go to Google unless the operator allows other endpoints.
+    fn check_transport(&self, problems: &mut Vec<Problem>) {
+        let allow_http = self.network.allow_plain_http;
+        let mut check_url = |key: String, url: &str, google_only: bool| {
+            let scheme_ok =
+                url.starts_with("https://") || (allow_http && url.starts_with("http://"));
+            if !scheme_ok {
+                let message = if url.starts_with("http://") {
+                    format!("\"{url}\" is plain HTTP: tokens and secrets would cross the network unencrypted; use https://, or set [network] allow_plain_http = true for a local test setup")
+                } else {
+                    format!("\"{url}\" must start with https://")
+                };
+                problems.push(Problem { key, message });
+                return;
+            }
+            let host = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+            let on_google = host
+                .as_deref()
+                .is_some_and(|h| h == "googleapis.com" || h.ends_with(".googleapis.com"));
+            if google_only && !on_google && !self.google.allow_custom_endpoints {
+                problems.push(Problem {
+                    key,
+                    message: format!("\"{url}\" is not on googleapis.com; the attestation token and Google credentials are posted there. Set [google] allow_custom_endpoints = true only for a stand-in you run yourself"),
+                });
+            }
+        };
+        for (key, url) in [
+            ("attestation.jwks_url", &self.attestation.jwks_url),
+            ("attestation.discovery_url", &self.attestation.discovery_url),
+        ] {
+            if let Some(url) = url {
+                check_url(key.into(), url, false);
+            }
+        }
+        if self.collaborators.iter().any(|c| c.kms.is_some()) {
+            let google = &self.google;
+            for (key, url) in [
+                ("google.sts_endpoint", &google.sts_endpoint),
+                (
+                    "google.iamcredentials_endpoint",
+                    &google.iamcredentials_endpoint,
+                ),
+                ("google.kms_endpoint", &google.kms_endpoint),
+            ] {
+                check_url(key.into(), url, true);
+            }
+        }
+        for (index, collaborator) in self.collaborators.iter().enumerate() {
+            for address in collaborator
+                .vault
+                .iter()
+                .flat_map(VaultConfig::all_addresses)
+            {
+                check_url(
+                    format!(
+                        "collaborator[{index}] ({}).vault.address",
+                        collaborator.name
+                    ),
+                    &address,
+                    false,
+                );
+            }
+        }
     }
 
     /// One plugin spec per collaborator, in order.
@@ -675,10 +891,24 @@ impl Config {
         self.collaborators
             .iter()
             .zip(&self.plugin_configs)
-            .map(|(collaborator, config)| PluginSpec {
+            .enumerate()
+            .map(|(index, (collaborator, config))| PluginSpec {
                 collaborator: collaborator.name.clone(),
+                audience: Some(self.received_audience(index).to_owned()),
                 path: collaborator.plugin.clone(),
                 sha256: collaborator.plugin_sha256.trim().to_ascii_lowercase(),
+                precompiled: collaborator
+                    .plugin_compiled
+                    .as_ref()
+                    .map(|path| Precompiled {
+                        path: path.clone(),
+                        sha256: collaborator
+                            .plugin_compiled_sha256
+                            .as_deref()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_ascii_lowercase(),
+                    }),
                 config: config.clone(),
                 limits: collaborator.limits,
             })
@@ -690,31 +920,148 @@ impl Config {
 mod tests {
     use super::*;
 
-    #[test]
-    fn two_secrets_may_not_share_a_destination() {
+    /// A configuration of `collaborators`, each `(name, [(file, env)])`, and its problems.
+    fn problems_of(collaborators: &[(&str, &[(&str, &str)])], extra: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let wasm = dir.path().join("plugin.wasm");
         std::fs::write(&wasm, b"\0asm").unwrap();
-        let collaborator = |name: &str| {
-            format!(
-                "[[collaborator]]\nname = \"{name}\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"http://127.0.0.1:8200\"\n[[collaborator.secret]]\npath = \"kv/data/x\"\nfile = \"/run/secrets/x\"\nenv = \"X\"\n",
+        let mut text = format!("[network]\nallow_plain_http = true\n{extra}\n");
+        for (name, secrets) in collaborators {
+            text += &format!(
+                "[[collaborator]]\nname = \"{name}\"\naudience = \"https://vault.{name}.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"http://127.0.0.1:8200\"\n",
                 wasm.display(),
                 "a".repeat(64)
-            )
-        };
-        let text = collaborator("bank-a") + &collaborator("bank-b");
-        let err = Config::parse(&text, Path::new("/etc/attestgate.toml")).unwrap_err();
-        let messages: Vec<String> = err
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.key, p.message))
-            .collect();
-        assert!(messages.iter().any(|m| m.starts_with("collaborator[1] (bank-b).secret[0].file: /run/secrets/x is already the destination of collaborator[0] (bank-a).secret[0].file")), "{err}");
+            );
+            for (file, env) in *secrets {
+                text += &format!(
+                    "[[collaborator.secret]]\npath = \"kv/data/x\"\nfile = \"{file}\"\nenv = \"{env}\"\n"
+                );
+            }
+        }
+        match Config::parse(&text, &dir.path().join("attestgate.toml")) {
+            Ok(_) => Vec::new(),
+            Err(err) => err
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn two_secrets_may_not_share_a_destination_in_any_spelling() {
+        let problems = problems_of(
+            &[(
+                "bank-a",
+                &[
+                    ("/run/secrets/bank-a/x", "BANK_A_X"),
+                    ("/run/secrets/bank-a/./x", "BANK_A_X"),
+                ],
+            )],
+            "",
+        );
+        assert!(problems.iter().any(|m| m.starts_with("collaborator[0] (bank-a).secret[1].file: /run/secrets/bank-a/x is already the destination of collaborator[0] (bank-a).secret[0].file")), "{problems:?}");
         assert!(
-            messages.iter().any(|m| m.starts_with(
-                "collaborator[1] (bank-b).secret[0].env: X is already set by collaborator[0]"
-            )),
-            "{err}"
+            problems.iter().any(|m| m
+                .starts_with("collaborator[0] (bank-a).secret[1].env: BANK_A_X is already set by")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_collaborators_files_are_confined_to_its_own_directory() {
+        for escape in [
+            "/run/secrets/bank-b/pw",
+            "/run/secrets/bank-a/../bank-b/pw",
+            "/etc/ld.so.preload",
+            "/run/secrets/bank-a",
+        ] {
+            let problems = problems_of(
+                &[
+                    ("bank-a", &[(escape, "BANK_A_X")]),
+                    ("bank-b", &[("/run/secrets/bank-b/pw", "BANK_B_X")]),
+                ],
+                "",
+            );
+            assert!(
+                problems
+                    .iter()
+                    .any(|m| m.starts_with("collaborator[0] (bank-a).secret[0].file")),
+                "{escape}: {problems:?}"
+            );
+        }
+        let nested = problems_of(
+            &[(
+                "bank-a",
+                &[
+                    ("/run/secrets/bank-a/d", "A"),
+                    ("/run/secrets/bank-a/d/x", "B"),
+                ],
+            )],
+            "",
+        );
+        assert!(
+            nested
+                .iter()
+                .any(|m| m.contains("a directory and a file in it")),
+            "{nested:?}"
+        );
+    }
+
+    #[test]
+    fn a_destination_may_not_overwrite_a_file_attestgate_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let config = format!("{root}/bank-a/attestgate.toml");
+        let problems = problems_of(
+            &[("bank-a", &[(&config, "BANK_A_X")])],
+            &format!("[delivery]\nroot = \"{root}\"\n[attestation]\njwks_file = \"{config}\""),
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.contains("which attestgate itself reads")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn loader_variables_and_foreign_prefixes_are_refused() {
+        let problems = problems_of(
+            &[("bank-a", &[("/run/secrets/bank-a/x", "LD_PRELOAD")])],
+            "",
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.contains("LD_PRELOAD may not be set")),
+            "{problems:?}"
+        );
+        let problems = problems_of(
+            &[("bank-a", &[("/run/secrets/bank-a/x", "BANK_B_PASSWORD")])],
+            "[delivery]\nenv_prefix = true",
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.contains("must start with BANK_A_")),
+            "{problems:?}"
+        );
+        assert!(problems_of(
+            &[("bank-a", &[("/run/secrets/bank-a/x", "BANK_A_X")])],
+            "[delivery]\nenv_prefix = true"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn names_and_namespaces_that_could_forge_output_or_headers_are_refused() {
+        let problems = problems_of(&[("bank-a\\nreleased", &[])], "");
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.starts_with("collaborator[0].name")),
+            "{problems:?}"
         );
     }
 
@@ -742,9 +1089,11 @@ mod tests {
             "{err}"
         );
         assert!(keys.contains(&"collaborator[0] (bank-a).plugin"), "{err}");
+        assert!(keys.contains(&"collaborator[0] (bank-a).audience"), "{err}");
+        assert!(keys.contains(&"attestation.jwks_url"), "{err}");
         assert!(
             err.to_string()
-                .starts_with("/etc/attestgate.toml has 5 problems:"),
+                .starts_with("/etc/attestgate.toml has 7 problems:"),
             "{err}"
         );
         assert!(

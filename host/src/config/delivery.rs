@@ -1,0 +1,341 @@
+//! Where secrets may be delivered, checked before anything is minted.
+//!
+//! Collaborators do not trust each other, and the workload holds everyone's secrets. A
+//! collaborator that could pick any file could overwrite another's secret (`/x/./b/pw` is
+//! `/x/b/pw`), a file attestgate itself reads, or `/etc/ld.so.preload`; one that could pick any
+//! environment variable could set `LD_PRELOAD` and run its Vault's answer as code inside the
+//! workload. So each collaborator's files are confined to its own directory under the operator's
+//! delivery root, paths are compared after lexical normalisation, and loader and interpreter
+//! variables are refused outright.
+
+use super::{Config, Problem};
+use serde::Deserialize;
+use std::path::{Component, Path, PathBuf};
+
+/// The operator's delivery rules.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliveryConfig {
+    /// Every collaborator's files go under `<root>/<collaborator name>/`, and nowhere else.
+    #[serde(default = "default_root")]
+    pub root: PathBuf,
+    /// Require every environment variable a collaborator sets to start with its name in
+    /// upper case, `-` and `.` as `_`, and a `_` (`BANK_A_` for "bank-a").
+    #[serde(default)]
+    pub env_prefix: bool,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            root: default_root(),
+            env_prefix: false,
+        }
+    }
+}
+
+fn default_root() -> PathBuf {
+    PathBuf::from("/run/secrets")
+}
+
+impl DeliveryConfig {
+    /// The directory `collaborator`'s files are confined to.
+    pub fn directory_of(&self, collaborator: &str) -> PathBuf {
+        self.root.join(collaborator)
+    }
+}
+
+/// The prefix `[delivery] env_prefix` requires of `collaborator`'s variables.
+pub fn env_prefix_of(collaborator: &str) -> String {
+    let mut prefix: String = collaborator
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    prefix.push('_');
+    prefix
+}
+
+/// Variables that make a program load or run code, or trust other servers. A collaborator's
+/// Vault answers with the value, so setting one would run that collaborator's code inside the
+/// workload that holds everyone's secrets.
+const REFUSED_VARIABLES: &[&str] = &[
+    "PATH",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "HOME",
+    "TMPDIR",
+    "GCONV_PATH",
+    "GETCONF_DIR",
+    "HOSTALIASES",
+    "LOCPATH",
+    "NLSPATH",
+    "RESOLV_HOST_CONF",
+    "RES_OPTIONS",
+    "TZDIR",
+    "GLIBC_TUNABLES",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "NODE_EXTRA_CA_CERTS",
+    "PERL5LIB",
+    "PERL5OPT",
+    "PERLLIB",
+    "RUBYLIB",
+    "RUBYOPT",
+    "CLASSPATH",
+    "JAVA_TOOL_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "_JAVA_OPTIONS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "RUST_LOG",
+];
+
+/// Prefixes of refused variables (the dynamic loaders', Python's, malloc's, Go's runtime).
+const REFUSED_PREFIXES: &[&str] = &[
+    "LD_",
+    "DYLD_",
+    "PYTHON",
+    "MALLOC_",
+    "GODEBUG",
+    "GOTRACEBACK",
+    "LUA_",
+    "TCL",
+];
+
+/// Why `name` may not be set by a collaborator, if it may not.
+pub fn refused_variable(name: &str) -> Option<&'static str> {
+    let upper = name.to_ascii_uppercase();
+    if REFUSED_VARIABLES.contains(&upper.as_str())
+        || REFUSED_PREFIXES.iter().any(|p| upper.starts_with(p))
+    {
+        return Some("it changes what programs load, run or trust; a collaborator's Vault would choose code that runs inside the workload");
+    }
+    None
+}
+
+/// `path` without `.` components and repeated separators. `None` if it has a `..`: whether that
+/// goes where it says depends on symlinks, so it is refused rather than resolved.
+pub fn normalise_lexically(path: &Path) -> Option<PathBuf> {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => return None,
+            Component::CurDir => {}
+            other => normal.push(other.as_os_str()),
+        }
+    }
+    Some(normal)
+}
+
+/// A file destination and the key that names it.
+struct Destination {
+    path: PathBuf,
+    key: String,
+}
+
+impl Config {
+    /// Normalises every file destination in place and reports those that escape their
+    /// collaborator's directory, touch a file attestgate reads, or contain another destination;
+    /// and every variable that is refused or lacks the collaborator's prefix.
+    pub(super) fn check_delivery(&mut self, problems: &mut Vec<Problem>) {
+        let Some(root) = normalise_lexically(&self.delivery.root).filter(|r| r.is_absolute())
+        else {
+            problems.push(Problem {
+                key: "delivery.root".into(),
+                message: format!(
+                    "{} must be an absolute path without `..`",
+                    self.delivery.root.display()
+                ),
+            });
+            return;
+        };
+        self.delivery.root = root.clone();
+        let reads = self.files_read();
+        let mut destinations: Vec<Destination> = Vec::new();
+        let env_prefix = self.delivery.env_prefix;
+        for (index, collaborator) in self.collaborators.iter_mut().enumerate() {
+            let name = collaborator.name.clone();
+            let own = root.join(&name);
+            let at = |key: String| format!("collaborator[{index}] ({name}).{key}");
+            let mut files: Vec<(&mut PathBuf, String)> = Vec::new();
+            let mut variables: Vec<(&String, String)> = Vec::new();
+            for (n, secret) in collaborator.secrets.iter_mut().enumerate() {
+                if let Some(file) = secret.file.as_mut() {
+                    files.push((file, at(format!("secret[{n}].file"))));
+                }
+                if let Some(env) = secret.env.as_ref() {
+                    variables.push((env, at(format!("secret[{n}].env"))));
+                }
+            }
+            if let Some(vault) = collaborator.vault.as_mut() {
+                if let Some(file) = vault.token_file.as_mut() {
+                    files.push((file, at("vault.token_file".into())));
+                }
+                if let Some(env) = vault.token_env.as_ref() {
+                    variables.push((env, at("vault.token_env".into())));
+                }
+            }
+            for (file, key) in files {
+                let Some(normal) = normalise_lexically(file) else {
+                    problems.push(Problem {
+                        key,
+                        message: format!(
+                            "{} contains `..`; write the path without it",
+                            file.display()
+                        ),
+                    });
+                    continue;
+                };
+                *file = normal.clone();
+                if !normal.starts_with(&own) || normal == own {
+                    problems.push(Problem {
+                        key,
+                        message: format!(
+                            "{} is outside {}/, the only directory this collaborator's files may go to ([delivery] root is {})",
+                            normal.display(),
+                            own.display(),
+                            root.display()
+                        ),
+                    });
+                    continue;
+                }
+                destinations.push(Destination { path: normal, key });
+            }
+            let prefix = env_prefix_of(&collaborator.name);
+            for (variable, key) in variables {
+                if let Some(why) = refused_variable(variable) {
+                    problems.push(Problem {
+                        key,
+                        message: format!("{variable} may not be set by a collaborator: {why}"),
+                    });
+                } else if env_prefix && !variable.starts_with(&prefix) {
+                    problems.push(Problem {
+                        key,
+                        message: format!(
+                            "{variable} must start with {prefix} ([delivery] env_prefix = true)"
+                        ),
+                    });
+                }
+            }
+        }
+        for (index, destination) in destinations.iter().enumerate() {
+            if let Some(read) = reads.iter().find(|read| {
+                read.starts_with(&destination.path) || destination.path.starts_with(read)
+            }) {
+                problems.push(Problem {
+                    key: destination.key.clone(),
+                    message: format!(
+                        "{} would overwrite {}, which attestgate itself reads",
+                        destination.path.display(),
+                        read.display()
+                    ),
+                });
+            }
+            for other in &destinations[index + 1..] {
+                let (a, b) = (&destination.path, &other.path);
+                if a == b {
+                    problems.push(Problem {
+                        key: other.key.clone(),
+                        message: format!(
+                            "{} is already the destination of {}",
+                            b.display(),
+                            destination.key
+                        ),
+                    });
+                } else if a.starts_with(b) || b.starts_with(a) {
+                    problems.push(Problem {
+                        key: other.key.clone(),
+                        message: format!(
+                            "{} and {} ({}) are a directory and a file in it; each destination must be a file of its own",
+                            b.display(),
+                            a.display(),
+                            destination.key
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Every file attestgate reads, normalised: none of them may be a destination.
+    fn files_read(&self) -> Vec<PathBuf> {
+        let attestation = &self.attestation;
+        let mut reads: Vec<&Path> = vec![
+            &self.path,
+            &attestation.launcher_socket,
+            &attestation.token_file,
+        ];
+        reads.extend(attestation.jwks_file.as_deref());
+        reads.extend(attestation.pki_root.as_deref());
+        for collaborator in &self.collaborators {
+            reads.push(&collaborator.plugin);
+            reads.extend(collaborator.plugin_compiled.as_deref());
+            reads.extend(collaborator.plugin_config_file.as_deref());
+            if let Some(vault) = &collaborator.vault {
+                reads.extend(vault.ca_cert.as_deref());
+                reads.extend(vault.client_cert.as_deref());
+                reads.extend(vault.client_key.as_deref());
+            }
+            if let Some(kms) = &collaborator.kms {
+                reads.extend(kms.ciphertext_file.as_deref());
+            }
+        }
+        reads
+            .into_iter()
+            .filter_map(|path| {
+                let absolute = if path.is_absolute() {
+                    path.to_owned()
+                } else {
+                    std::env::current_dir().ok()?.join(path)
+                };
+                normalise_lexically(&absolute)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_normalisation_removes_dots_and_refuses_parents() {
+        assert_eq!(
+            normalise_lexically(Path::new("/x/./b//pw")),
+            Some(PathBuf::from("/x/b/pw"))
+        );
+        assert_eq!(normalise_lexically(Path::new("/x/a/../b/pw")), None);
+    }
+
+    #[test]
+    fn loader_and_interpreter_variables_are_refused() {
+        for name in [
+            "LD_PRELOAD",
+            "ld_library_path",
+            "PATH",
+            "PYTHONPATH",
+            "NODE_OPTIONS",
+            "BASH_ENV",
+        ] {
+            assert!(refused_variable(name).is_some(), "{name}");
+        }
+        assert!(refused_variable("BANK_A_PASSWORD").is_none());
+        assert_eq!(env_prefix_of("bank-a.eu"), "BANK_A_EU_");
+    }
+}
