@@ -444,6 +444,50 @@ fn plugin_test_exit_codes_follow_the_verdict() {
     );
 }
 
+#[test]
+fn a_plugin_sleeping_anywhere_is_stopped_without_a_panic_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims = write_json(
+        dir.path(),
+        "claims.json",
+        &common::production_claims(AUDIENCE),
+    );
+    for attack in ["sleep", "sleep-in-validate", "sleep-in-audience"] {
+        let config = write_json(
+            dir.path(),
+            "sleep.json",
+            &serde_json::json!({"attack": attack}),
+        );
+        let started = std::time::Instant::now();
+        let out = attestgate(
+            &[
+                "plugin",
+                "test",
+                &plugin("hostile"),
+                "--claims",
+                &claims,
+                "--plugin-config",
+                &config,
+                "--deadline-ms",
+                "100",
+            ],
+            None,
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{attack}: {stderr}");
+        assert!(stderr.contains("deadline"), "{attack}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{attack}: {stderr}"
+        );
+        // A 30 s sleep, stopped long before it would have ended.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{attack}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn verify_with_a_config_gives_one_verdict_per_collaborator() {
     let launcher = LauncherProcess::start(&[]).await;

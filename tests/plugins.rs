@@ -657,3 +657,14 @@ fn a_plugin_may_select_only_its_collaborators_declared_audience() {
     let request = engine().load(&spec).unwrap().select_audience().unwrap();
     assert_eq!(request.audience, AUDIENCE);
 }
+
+#[test]
+fn a_plugin_cannot_make_the_host_allocate_outside_its_memory_cap() {
+    for attack in ["random-flood", "resource-flood"] {
+        let mut spec = hostile(attack);
+        // Long enough that only the host's own caps can stop these.
+        spec.limits.deadline_ms = 10_000;
+        let kind = failure_of(&spec);
+        assert_eq!(kind.name(), "trap", "{attack}: {kind}");
+    }
+}

@@ -1063,6 +1063,39 @@ mod tests {
                 .any(|m| m.starts_with("collaborator[0].name")),
             "{problems:?}"
         );
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("plugin.wasm");
+        std::fs::write(&wasm, b"\0asm").unwrap();
+        let text = format!(
+            "[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\nnamespace = \"team\\r\\nX-Injected: 1\"\n",
+            wasm.display(),
+            "a".repeat(64)
+        );
+        let err = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap_err();
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.key == "collaborator[0] (bank-a).vault.namespace"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_relative_token_file_resolves_against_the_configuration_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("plugin.wasm");
+        std::fs::write(&wasm, b"\0asm").unwrap();
+        let text = format!(
+            "[delivery]\nroot = \"{}\"\n[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\ntoken_file = \"bank-a/vault-token\"\n",
+            dir.path().display(),
+            wasm.display(),
+            "a".repeat(64)
+        );
+        let config = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap();
+        assert_eq!(
+            config.collaborators[0].vault.as_ref().unwrap().token_file,
+            Some(dir.path().join("bank-a/vault-token"))
+        );
     }
 
     #[test]

@@ -107,6 +107,19 @@ impl Policy for Hostile {
                 return verdict;
             }
             "allow" => report.pass("", "allowing everything"),
+            // Asks the host for 256 MiB of random bytes, outside the plugin's memory cap.
+            "random-flood" => {
+                let bytes = wasip2::random::random::get_random_bytes(256 << 20);
+                report.pass("", format!("got {} random bytes", bytes.len()))
+            }
+            // Keeps host resources (pollables) alive until the host runs out.
+            "resource-flood" => {
+                let mut held = Vec::new();
+                for _ in 0..1_000_000 {
+                    held.push(wasip2::clocks::monotonic_clock::subscribe_duration(0));
+                }
+                report.pass("", format!("held {} pollables", held.len()))
+            }
             // A reason that would forge another collaborator's success line on the terminal.
             "forge-output" => report.fail(
                 "",
