@@ -515,3 +515,112 @@ async fn a_production_tdx_payload_verifies_at_its_own_time() {
         "an hour after expiry the same token is refused: {err}"
     );
 }
+
+// --- Leniency an attacker could lean on: repeated keys, `crit`, time claims ---
+
+/// Signs `header` and `payload` byte for byte as given (RS256 with `key`), so a test can send JSON
+/// that serde_json would never write, such as an object with a repeated key.
+fn sign_raw(key: &SigningKey, header: &str, payload: &str) -> String {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+    let pair = RsaKeyPair::from_pkcs8(key.pkcs8_der()).unwrap();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        input.as_bytes(),
+        &mut signature,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+impl Fixture {
+    fn raw_header(&self) -> String {
+        json!({"alg": "RS256", "kid": self.key.kid(), "typ": "JWT"}).to_string()
+    }
+
+    /// Verifies `token` and returns why it was refused; a token that verifies fails the test
+    /// without printing it.
+    async fn reject(&self, token: &str) -> VerifyError {
+        match self.verify(token).await {
+            Ok(_) => panic!("the token verified, but it must be rejected"),
+            Err(err) => err,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_payload_with_a_repeated_dbgstat_is_rejected() {
+    let f = Fixture::new();
+    let body = claims(f.now).to_string();
+    f.verify(&sign_raw(&f.key, &f.raw_header(), &body))
+        .await
+        .expect("the payload as serde_json writes it verifies");
+    // A reader that keeps the first value sees a debuggable image; one that keeps the last sees
+    // production. Whichever the host picks, a plugin might pick the other.
+    let repeated = format!("{{\"dbgstat\":\"enabled\",{}", &body[1..]);
+    let err = f
+        .reject(&sign_raw(&f.key, &f.raw_header(), &repeated))
+        .await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+    assert!(err.to_string().contains("\"dbgstat\""), "{err}");
+    assert!(err.to_string().contains("payload"), "{err}");
+
+    // The same key spelled with a JSON escape is still the same key.
+    let escaped = format!("{{\"dbg\\u0073tat\":\"enabled\",{}", &body[1..]);
+    let err = f.reject(&sign_raw(&f.key, &f.raw_header(), &escaped)).await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+}
+
+#[tokio::test]
+async fn a_repeated_key_deep_in_the_payload_is_rejected() {
+    let f = Fixture::new();
+    let body = claims(f.now).to_string();
+    let nested = body.replacen(
+        "\"container\":{",
+        "\"container\":{\"image_digest\":\"sha256:attacker\",",
+        1,
+    );
+    assert_ne!(nested, body);
+    let err = f.reject(&sign_raw(&f.key, &f.raw_header(), &nested)).await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+    assert!(
+        err.to_string().contains("/submods/container"),
+        "the message says where: {err}"
+    );
+
+    let in_array = body.replacen(
+        "\"google_service_accounts\":[",
+        "\"google_service_accounts\":[{\"a\":1,\"a\":2},",
+        1,
+    );
+    assert_ne!(in_array, body);
+    let err = f
+        .reject(&sign_raw(&f.key, &f.raw_header(), &in_array))
+        .await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+    assert!(
+        err.to_string().contains("/google_service_accounts/0"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_header_with_a_repeated_alg_is_rejected() {
+    let f = Fixture::new();
+    let header = format!(
+        r#"{{"alg":"none","alg":"RS256","kid":"{}","typ":"JWT"}}"#,
+        f.key.kid()
+    );
+    let err = f
+        .reject(&sign_raw(&f.key, &header, &claims(f.now).to_string()))
+        .await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+    assert!(err.to_string().contains("header"), "{err}");
+}

@@ -81,6 +81,7 @@ impl VerifyError {
     pub fn check(&self) -> &'static str {
         match self {
             VerifyError::TooLarge { .. } => "size",
+            VerifyError::Malformed(MalformedToken::DuplicateKey { .. }) => "duplicate-key",
             VerifyError::Malformed(_) => "format",
             VerifyError::Algorithm { .. } => "algorithm",
             VerifyError::EmbeddedKey(_) => "embedded-key",
