@@ -624,3 +624,30 @@ async fn a_header_with_a_repeated_alg_is_rejected() {
     assert_eq!(err.check(), "duplicate-key", "{err}");
     assert!(err.to_string().contains("header"), "{err}");
 }
+
+#[tokio::test]
+async fn a_crit_header_naming_an_unknown_extension_is_rejected() {
+    let f = Fixture::new();
+    let mut header = Map::new();
+    header.insert("crit".into(), json!(["https://attacker.example/ext"]));
+    header.insert("https://attacker.example/ext".into(), json!(true));
+    let token = f.key.sign(header, &claims(f.now)).unwrap();
+    let err = f.reject(&token).await;
+    assert_eq!(err.check(), "crit", "{err}");
+    assert!(
+        err.to_string().contains("https://attacker.example/ext"),
+        "the message names the extension: {err}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_or_malformed_crit_header_is_rejected() {
+    let f = Fixture::new();
+    for crit in [json!([]), json!("b64"), json!([42])] {
+        let mut header = Map::new();
+        header.insert("crit".into(), crit.clone());
+        let token = f.key.sign(header, &claims(f.now)).unwrap();
+        let err = f.reject(&token).await;
+        assert_eq!(err.check(), "crit", "crit = {crit}: {err}");
+    }
+}

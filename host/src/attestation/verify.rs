@@ -2,9 +2,10 @@
 
 use super::claims::Claims;
 use super::jwks::{JwksCache, KeyError};
-use super::jwt::{self, Header, MalformedToken};
+use super::jwt::{self, shorten, Header, MalformedToken};
 use super::pki::{self, PkiError, PkiRoot};
 use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The issuer of Confidential Space attestation tokens, without a trailing slash.
@@ -45,6 +46,11 @@ pub enum VerifyError {
     Algorithm { found: String },
     #[error("header carries \"{0}\", a key chosen by the token's sender; attestgate only trusts the issuer's published keys")]
     EmbeddedKey(&'static str),
+    #[error(
+        "header parameter \"crit\" {0}; a token must be refused unless every critical extension \
+         it lists is understood (RFC 7515 section 4.1.11), and attestgate understands none"
+    )]
+    CriticalExtension(String),
     #[error("header has no \"kid\", so the issuer's signing key cannot be chosen")]
     MissingKid,
     #[error("signing key: {0}")]
@@ -85,6 +91,7 @@ impl VerifyError {
             VerifyError::Malformed(_) => "format",
             VerifyError::Algorithm { .. } => "algorithm",
             VerifyError::EmbeddedKey(_) => "embedded-key",
+            VerifyError::CriticalExtension(_) => "crit",
             VerifyError::MissingKid | VerifyError::Key(KeyError::UnknownKid { .. }) => "kid",
             VerifyError::Key(_) => "keys-unavailable",
             VerifyError::Pki(_) => "pki-chain",
@@ -172,6 +179,9 @@ impl Verifier {
         if let Some(parameter) = parsed.header.embedded_key_parameter() {
             return Err(VerifyError::EmbeddedKey(parameter));
         }
+        if let Some(crit) = parsed.header.raw.get("crit") {
+            return Err(VerifyError::CriticalExtension(describe_crit(crit)));
+        }
         let (key, key_name, kind) = if parsed.header.x5c.is_empty() {
             let kid = parsed
                 .header
@@ -249,6 +259,29 @@ impl Verifier {
             }
         }
         Ok(())
+    }
+}
+
+/// Says what is wrong with a `crit` header parameter; any `crit` at all is a rejection.
+fn describe_crit(crit: &Value) -> String {
+    const SHOWN: usize = 5;
+    match crit {
+        Value::Array(names) if names.is_empty() => {
+            "is an empty list, which RFC 7515 forbids".to_owned()
+        }
+        Value::Array(names) if names.iter().all(Value::is_string) => {
+            let mut shown: Vec<String> = names
+                .iter()
+                .take(SHOWN)
+                .filter_map(Value::as_str)
+                .map(|name| format!("{:?}", shorten(name)))
+                .collect();
+            if names.len() > SHOWN {
+                shown.push(format!("and {} more", names.len() - SHOWN));
+            }
+            format!("marks extension(s) {} critical", shown.join(", "))
+        }
+        _ => "is not a list of extension names".to_owned(),
     }
 }
 
