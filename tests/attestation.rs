@@ -651,3 +651,66 @@ async fn an_empty_or_malformed_crit_header_is_rejected() {
         assert_eq!(err.check(), "crit", "crit = {crit}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_token_with_a_string_nbf_is_rejected() {
+    let f = Fixture::new();
+    let token = f.sign(&with(f.now, json!({"nbf": "2099-01-01"})));
+    let err = f.reject(&token).await;
+    assert_eq!(err.check(), "nbf", "{err}");
+    assert!(
+        err.to_string().contains("\"nbf\" is a string"),
+        "the message names the claim and what it holds: {err}"
+    );
+}
+
+#[tokio::test]
+async fn non_numeric_nbf_and_iat_are_rejected_whatever_their_type() {
+    let f = Fixture::new();
+    for claim in ["nbf", "iat"] {
+        for value in [
+            json!(true),
+            json!("1700000000"),
+            json!([f.now]),
+            json!({"seconds": f.now}),
+        ] {
+            let token = f.sign(&with(f.now, json!({ claim: value.clone() })));
+            let err = f.reject(&token).await;
+            assert_eq!(err.check(), claim, "{claim} = {value}: {err}");
+            assert!(err.to_string().contains(claim), "{err}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_exp_too_large_for_i64_is_rejected_instead_of_never_expiring() {
+    let f = Fixture::new();
+    // 1e30 is a float to serde_json and u64::MAX does not fit in i64; both used to saturate to
+    // i64::MAX, a token that never expires.
+    for exp in [r#"1e30"#, &u64::MAX.to_string()] {
+        let body = claims(f.now).to_string();
+        let payload = body.replacen(
+            &format!("\"exp\":{}", f.now + 3600),
+            &format!("\"exp\":{exp}"),
+            1,
+        );
+        assert_ne!(payload, body, "the test must actually replace exp");
+        let err = f.reject(&sign_raw(&f.key, &f.raw_header(), &payload)).await;
+        assert_eq!(err.check(), "exp", "exp = {exp}: {err}");
+        assert!(err.to_string().contains("\"exp\""), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn time_claims_that_are_not_whole_seconds_are_rejected() {
+    let f = Fixture::new();
+    for (claim, value) in [
+        ("exp", json!(f.now as f64 + 3600.5)),
+        ("nbf", json!(f.now as f64 - 0.25)),
+        ("iat", json!(1.7e9)),
+    ] {
+        let token = f.sign(&with(f.now, json!({ claim: value.clone() })));
+        let err = f.reject(&token).await;
+        assert_eq!(err.check(), claim, "{claim} = {value}: {err}");
+    }
+}
