@@ -714,3 +714,289 @@ async fn time_claims_that_are_not_whole_seconds_are_rejected() {
         assert_eq!(err.check(), claim, "{claim} = {value}: {err}");
     }
 }
+
+// --- PKI chains built by hand, one defect at a time ---
+
+/// One certificate of a hand-built chain, with what it takes to sign the next one.
+struct Link {
+    der: Vec<u8>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+fn cert_params(common_name: &str) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params
+}
+
+/// A CA as RFC 5280 wants it: cA true, keyCertSign and cRLSign.
+fn ca_params(common_name: &str, constraints: rcgen::BasicConstraints) -> rcgen::CertificateParams {
+    let mut params = cert_params(common_name);
+    params.is_ca = rcgen::IsCa::Ca(constraints);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params
+}
+
+fn unconstrained_ca(common_name: &str) -> rcgen::CertificateParams {
+    ca_params(common_name, rcgen::BasicConstraints::Unconstrained)
+}
+
+/// A token-signing leaf: not a CA, keyUsage digitalSignature.
+fn leaf_params() -> rcgen::CertificateParams {
+    let mut params = cert_params("hand-built token signer");
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params
+}
+
+fn critical_extension() -> rcgen::CustomExtension {
+    // A private-enterprise OID no verifier knows.
+    let mut extension =
+        rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 55555, 7], vec![0x05, 0x00]);
+    extension.set_criticality(true);
+    extension
+}
+
+/// Issues `links` (root first, each signed by the one before it; CAs on P-384, the last one an
+/// RSA leaf), signs a token with the leaf carrying the chain as `x5c` (leaf first, root last) and
+/// verifies it against the root, pinned.
+async fn verify_hand_built(
+    links: Vec<rcgen::CertificateParams>,
+) -> Result<attestgate::attestation::VerifiedToken, VerifyError> {
+    let leaf_key = SigningKey::generate().unwrap();
+    let count = links.len();
+    let mut built: Vec<Link> = Vec::new();
+    for (index, params) in links.into_iter().enumerate() {
+        let key = if index + 1 == count {
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+                &rustls_pki_types::PrivatePkcs8KeyDer::from(leaf_key.pkcs8_der()),
+                &rcgen::PKCS_RSA_SHA256,
+            )
+            .unwrap()
+        } else {
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()
+        };
+        let cert = match built.last() {
+            None => params.self_signed(&key),
+            Some(parent) => params.signed_by(&key, &parent.issuer),
+        }
+        .unwrap();
+        built.push(Link {
+            der: cert.der().to_vec(),
+            issuer: rcgen::Issuer::new(params, key),
+        });
+    }
+    let x5c: Vec<String> = built
+        .iter()
+        .rev()
+        .map(|link| base64::engine::general_purpose::STANDARD.encode(&link.der))
+        .collect();
+    let mut header = Map::new();
+    header.insert("x5c".into(), json!(x5c));
+    let now = unix_now();
+    let token = leaf_key.sign_with_header(header, &claims(now)).unwrap();
+
+    let keys = JwksCache::new(
+        KeySource::Inline(signing::jwks([&SigningKey::generate().unwrap()]).to_string()),
+        KeyCacheOptions::default(),
+    )
+    .unwrap();
+    let mut policy = VerifyPolicy::new(GOOGLE_ISSUER);
+    policy.pki_root = Some(PkiRoot::from_pem_or_der(&built[0].der).unwrap());
+    Verifier::new(keys, policy)
+        .verify_at(&token, AUDIENCE, now)
+        .await
+}
+
+fn assert_pki_rejection(
+    result: Result<attestgate::attestation::VerifiedToken, VerifyError>,
+    says: &str,
+) {
+    let Err(err) = result else {
+        panic!("the chain verified, but it must be rejected");
+    };
+    assert_eq!(err.check(), "pki-chain", "{err}");
+    assert!(
+        err.to_string().contains(says),
+        "expected the message to mention {says:?}: {err}"
+    );
+}
+
+#[tokio::test]
+async fn a_hand_built_three_level_chain_verifies() {
+    let verified = verify_hand_built(vec![
+        unconstrained_ca("hand-built root"),
+        unconstrained_ca("hand-built intermediate"),
+        leaf_params(),
+    ])
+    .await
+    .expect("a well-formed root -> intermediate -> leaf chain verifies");
+    assert_eq!(
+        verified.kind,
+        attestgate::attestation::verify::TokenKind::Pki
+    );
+}
+
+#[tokio::test]
+async fn a_chain_shaped_like_googles_verifies() {
+    // Google's attestation leaf has basicConstraints cA:FALSE and neither keyUsage nor EKU; its
+    // intermediate carries the TCG EK-certificate purpose (2.23.133.8.1) as EKU.
+    let mut intermediate = unconstrained_ca("Confidential Space Intermediate CA (hand-built)");
+    intermediate.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Other(vec![
+        2, 23, 133, 8, 1,
+    ])];
+    let mut leaf = cert_params("Confidential Space Leaf Certificate (hand-built)");
+    leaf.is_ca = rcgen::IsCa::ExplicitNoCa;
+    verify_hand_built(vec![
+        unconstrained_ca("Confidential Space Root CA (hand-built)"),
+        intermediate,
+        leaf,
+    ])
+    .await
+    .expect("a leaf without keyUsage or EKU under an intermediate with an EKU verifies");
+}
+
+#[tokio::test]
+async fn an_intermediate_with_path_length_zero_cannot_sign_another_ca() {
+    let chain = |path_len: u8| {
+        vec![
+            unconstrained_ca("hand-built root"),
+            ca_params(
+                "hand-built intermediate",
+                rcgen::BasicConstraints::Constrained(path_len),
+            ),
+            unconstrained_ca("hand-built sub-CA"),
+            leaf_params(),
+        ]
+    };
+    verify_hand_built(chain(1))
+        .await
+        .expect("pathLen 1 allows the one CA below the intermediate");
+    assert_pki_rejection(verify_hand_built(chain(0)).await, "pathLen");
+}
+
+#[tokio::test]
+async fn the_pinned_roots_path_length_is_enforced() {
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            ca_params("hand-built root", rcgen::BasicConstraints::Constrained(0)),
+            unconstrained_ca("hand-built intermediate"),
+            leaf_params(),
+        ])
+        .await,
+        "pathLen",
+    );
+}
+
+#[tokio::test]
+async fn an_issuer_without_key_cert_sign_is_rejected() {
+    let without_cert_sign = |name: &str| {
+        let mut params = unconstrained_ca(name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        params
+    };
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            without_cert_sign("hand-built intermediate"),
+            leaf_params(),
+        ])
+        .await,
+        "keyCertSign",
+    );
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            without_cert_sign("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            leaf_params(),
+        ])
+        .await,
+        "keyCertSign",
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_with_an_unknown_critical_extension_is_rejected() {
+    let mut intermediate = unconstrained_ca("hand-built intermediate");
+    intermediate.custom_extensions = vec![critical_extension()];
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            intermediate,
+            leaf_params(),
+        ])
+        .await,
+        "critical extension",
+    );
+
+    let mut leaf = leaf_params();
+    leaf.custom_extensions = vec![critical_extension()];
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            leaf,
+        ])
+        .await,
+        "critical extension",
+    );
+}
+
+#[tokio::test]
+async fn a_leaf_whose_key_usage_lacks_digital_signature_is_rejected() {
+    let mut leaf = leaf_params();
+    leaf.key_usages = vec![rcgen::KeyUsagePurpose::KeyEncipherment];
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            leaf,
+        ])
+        .await,
+        "digitalSignature",
+    );
+}
+
+#[tokio::test]
+async fn a_leaf_cannot_sign_another_leaf() {
+    // The first leaf even claims keyCertSign; only its cA:FALSE tells it is no CA.
+    let mut signing_leaf = leaf_params();
+    signing_leaf.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyCertSign,
+    ];
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            signing_leaf,
+            leaf_params(),
+        ])
+        .await,
+        "not a CA",
+    );
+}
+
+#[tokio::test]
+async fn a_ca_certificate_cannot_be_the_leaf() {
+    let mut leaf = unconstrained_ca("hand-built CA posing as a leaf");
+    leaf.key_usages
+        .push(rcgen::KeyUsagePurpose::DigitalSignature);
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            leaf,
+        ])
+        .await,
+        "is a CA",
+    );
+}
