@@ -515,3 +515,488 @@ async fn a_production_tdx_payload_verifies_at_its_own_time() {
         "an hour after expiry the same token is refused: {err}"
     );
 }
+
+// --- Leniency an attacker could lean on: repeated keys, `crit`, time claims ---
+
+/// Signs `header` and `payload` byte for byte as given (RS256 with `key`), so a test can send JSON
+/// that serde_json would never write, such as an object with a repeated key.
+fn sign_raw(key: &SigningKey, header: &str, payload: &str) -> String {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+    let pair = RsaKeyPair::from_pkcs8(key.pkcs8_der()).unwrap();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        input.as_bytes(),
+        &mut signature,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+impl Fixture {
+    fn raw_header(&self) -> String {
+        json!({"alg": "RS256", "kid": self.key.kid(), "typ": "JWT"}).to_string()
+    }
+
+    /// Verifies `token` and returns why it was refused; a token that verifies fails the test
+    /// without printing it.
+    async fn reject(&self, token: &str) -> VerifyError {
+        match self.verify(token).await {
+            Ok(_) => panic!("the token verified, but it must be rejected"),
+            Err(err) => err,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_payload_with_a_repeated_dbgstat_is_rejected() {
+    let f = Fixture::new();
+    let body = claims(f.now).to_string();
+    f.verify(&sign_raw(&f.key, &f.raw_header(), &body))
+        .await
+        .expect("the payload as serde_json writes it verifies");
+    // A reader that keeps the first value sees a debuggable image; one that keeps the last sees
+    // production. Whichever the host picks, a plugin might pick the other.
+    let repeated = format!("{{\"dbgstat\":\"enabled\",{}", &body[1..]);
+    let err = f
+        .reject(&sign_raw(&f.key, &f.raw_header(), &repeated))
+        .await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+    assert!(err.to_string().contains("\"dbgstat\""), "{err}");
+    assert!(err.to_string().contains("payload"), "{err}");
+
+    // The same key spelled with a JSON escape is still the same key.
+    let escaped = format!("{{\"dbg\\u0073tat\":\"enabled\",{}", &body[1..]);
+    let err = f.reject(&sign_raw(&f.key, &f.raw_header(), &escaped)).await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+}
+
+#[tokio::test]
+async fn a_repeated_key_deep_in_the_payload_is_rejected() {
+    let f = Fixture::new();
+    let body = claims(f.now).to_string();
+    let nested = body.replacen(
+        "\"container\":{",
+        "\"container\":{\"image_digest\":\"sha256:attacker\",",
+        1,
+    );
+    assert_ne!(nested, body);
+    let err = f.reject(&sign_raw(&f.key, &f.raw_header(), &nested)).await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+    assert!(
+        err.to_string().contains("/submods/container"),
+        "the message says where: {err}"
+    );
+
+    let in_array = body.replacen(
+        "\"google_service_accounts\":[",
+        "\"google_service_accounts\":[{\"a\":1,\"a\":2},",
+        1,
+    );
+    assert_ne!(in_array, body);
+    let err = f
+        .reject(&sign_raw(&f.key, &f.raw_header(), &in_array))
+        .await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+    assert!(
+        err.to_string().contains("/google_service_accounts/0"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_header_with_a_repeated_alg_is_rejected() {
+    let f = Fixture::new();
+    let header = format!(
+        r#"{{"alg":"none","alg":"RS256","kid":"{}","typ":"JWT"}}"#,
+        f.key.kid()
+    );
+    let err = f
+        .reject(&sign_raw(&f.key, &header, &claims(f.now).to_string()))
+        .await;
+    assert_eq!(err.check(), "duplicate-key", "{err}");
+    assert!(err.to_string().contains("header"), "{err}");
+}
+
+#[tokio::test]
+async fn a_crit_header_naming_an_unknown_extension_is_rejected() {
+    let f = Fixture::new();
+    let mut header = Map::new();
+    header.insert("crit".into(), json!(["https://attacker.example/ext"]));
+    header.insert("https://attacker.example/ext".into(), json!(true));
+    let token = f.key.sign(header, &claims(f.now)).unwrap();
+    let err = f.reject(&token).await;
+    assert_eq!(err.check(), "crit", "{err}");
+    assert!(
+        err.to_string().contains("https://attacker.example/ext"),
+        "the message names the extension: {err}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_or_malformed_crit_header_is_rejected() {
+    let f = Fixture::new();
+    for crit in [json!([]), json!("b64"), json!([42])] {
+        let mut header = Map::new();
+        header.insert("crit".into(), crit.clone());
+        let token = f.key.sign(header, &claims(f.now)).unwrap();
+        let err = f.reject(&token).await;
+        assert_eq!(err.check(), "crit", "crit = {crit}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_with_a_string_nbf_is_rejected() {
+    let f = Fixture::new();
+    let token = f.sign(&with(f.now, json!({"nbf": "2099-01-01"})));
+    let err = f.reject(&token).await;
+    assert_eq!(err.check(), "nbf", "{err}");
+    assert!(
+        err.to_string().contains("\"nbf\" is a string"),
+        "the message names the claim and what it holds: {err}"
+    );
+}
+
+#[tokio::test]
+async fn non_numeric_nbf_and_iat_are_rejected_whatever_their_type() {
+    let f = Fixture::new();
+    for claim in ["nbf", "iat"] {
+        for value in [
+            json!(true),
+            json!("1700000000"),
+            json!([f.now]),
+            json!({"seconds": f.now}),
+        ] {
+            let token = f.sign(&with(f.now, json!({ claim: value.clone() })));
+            let err = f.reject(&token).await;
+            assert_eq!(err.check(), claim, "{claim} = {value}: {err}");
+            assert!(err.to_string().contains(claim), "{err}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_exp_too_large_for_i64_is_rejected_instead_of_never_expiring() {
+    let f = Fixture::new();
+    // 1e30 is a float to serde_json and u64::MAX does not fit in i64; both used to saturate to
+    // i64::MAX, a token that never expires.
+    for exp in [r#"1e30"#, &u64::MAX.to_string()] {
+        let body = claims(f.now).to_string();
+        let payload = body.replacen(
+            &format!("\"exp\":{}", f.now + 3600),
+            &format!("\"exp\":{exp}"),
+            1,
+        );
+        assert_ne!(payload, body, "the test must actually replace exp");
+        let err = f.reject(&sign_raw(&f.key, &f.raw_header(), &payload)).await;
+        assert_eq!(err.check(), "exp", "exp = {exp}: {err}");
+        assert!(err.to_string().contains("\"exp\""), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn time_claims_that_are_not_whole_seconds_are_rejected() {
+    let f = Fixture::new();
+    for (claim, value) in [
+        ("exp", json!(f.now as f64 + 3600.5)),
+        ("nbf", json!(f.now as f64 - 0.25)),
+        ("iat", json!(1.7e9)),
+    ] {
+        let token = f.sign(&with(f.now, json!({ claim: value.clone() })));
+        let err = f.reject(&token).await;
+        assert_eq!(err.check(), claim, "{claim} = {value}: {err}");
+    }
+}
+
+// --- PKI chains built by hand, one defect at a time ---
+
+/// One certificate of a hand-built chain, with what it takes to sign the next one.
+struct Link {
+    der: Vec<u8>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+fn cert_params(common_name: &str) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params
+}
+
+/// A CA as RFC 5280 wants it: cA true, keyCertSign and cRLSign.
+fn ca_params(common_name: &str, constraints: rcgen::BasicConstraints) -> rcgen::CertificateParams {
+    let mut params = cert_params(common_name);
+    params.is_ca = rcgen::IsCa::Ca(constraints);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params
+}
+
+fn unconstrained_ca(common_name: &str) -> rcgen::CertificateParams {
+    ca_params(common_name, rcgen::BasicConstraints::Unconstrained)
+}
+
+/// A token-signing leaf: not a CA, keyUsage digitalSignature.
+fn leaf_params() -> rcgen::CertificateParams {
+    let mut params = cert_params("hand-built token signer");
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params
+}
+
+fn critical_extension() -> rcgen::CustomExtension {
+    // A private-enterprise OID no verifier knows.
+    let mut extension =
+        rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 55555, 7], vec![0x05, 0x00]);
+    extension.set_criticality(true);
+    extension
+}
+
+/// Issues `links` (root first, each signed by the one before it; CAs on P-384, the last one an
+/// RSA leaf), signs a token with the leaf carrying the chain as `x5c` (leaf first, root last) and
+/// verifies it against the root, pinned.
+async fn verify_hand_built(
+    links: Vec<rcgen::CertificateParams>,
+) -> Result<attestgate::attestation::VerifiedToken, VerifyError> {
+    let leaf_key = SigningKey::generate().unwrap();
+    let count = links.len();
+    let mut built: Vec<Link> = Vec::new();
+    for (index, params) in links.into_iter().enumerate() {
+        let key = if index + 1 == count {
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+                &rustls_pki_types::PrivatePkcs8KeyDer::from(leaf_key.pkcs8_der()),
+                &rcgen::PKCS_RSA_SHA256,
+            )
+            .unwrap()
+        } else {
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()
+        };
+        let cert = match built.last() {
+            None => params.self_signed(&key),
+            Some(parent) => params.signed_by(&key, &parent.issuer),
+        }
+        .unwrap();
+        built.push(Link {
+            der: cert.der().to_vec(),
+            issuer: rcgen::Issuer::new(params, key),
+        });
+    }
+    let x5c: Vec<String> = built
+        .iter()
+        .rev()
+        .map(|link| base64::engine::general_purpose::STANDARD.encode(&link.der))
+        .collect();
+    let mut header = Map::new();
+    header.insert("x5c".into(), json!(x5c));
+    let now = unix_now();
+    let token = leaf_key.sign_with_header(header, &claims(now)).unwrap();
+
+    let keys = JwksCache::new(
+        KeySource::Inline(signing::jwks([&SigningKey::generate().unwrap()]).to_string()),
+        KeyCacheOptions::default(),
+    )
+    .unwrap();
+    let mut policy = VerifyPolicy::new(GOOGLE_ISSUER);
+    policy.pki_root = Some(PkiRoot::from_pem_or_der(&built[0].der).unwrap());
+    Verifier::new(keys, policy)
+        .verify_at(&token, AUDIENCE, now)
+        .await
+}
+
+fn assert_pki_rejection(
+    result: Result<attestgate::attestation::VerifiedToken, VerifyError>,
+    says: &str,
+) {
+    let Err(err) = result else {
+        panic!("the chain verified, but it must be rejected");
+    };
+    assert_eq!(err.check(), "pki-chain", "{err}");
+    assert!(
+        err.to_string().contains(says),
+        "expected the message to mention {says:?}: {err}"
+    );
+}
+
+#[tokio::test]
+async fn a_hand_built_three_level_chain_verifies() {
+    let verified = verify_hand_built(vec![
+        unconstrained_ca("hand-built root"),
+        unconstrained_ca("hand-built intermediate"),
+        leaf_params(),
+    ])
+    .await
+    .expect("a well-formed root -> intermediate -> leaf chain verifies");
+    assert_eq!(
+        verified.kind,
+        attestgate::attestation::verify::TokenKind::Pki
+    );
+}
+
+#[tokio::test]
+async fn a_chain_shaped_like_googles_verifies() {
+    // Google's attestation leaf has basicConstraints cA:FALSE and neither keyUsage nor EKU; its
+    // intermediate carries the TCG EK-certificate purpose (2.23.133.8.1) as EKU.
+    let mut intermediate = unconstrained_ca("Confidential Space Intermediate CA (hand-built)");
+    intermediate.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Other(vec![
+        2, 23, 133, 8, 1,
+    ])];
+    let mut leaf = cert_params("Confidential Space Leaf Certificate (hand-built)");
+    leaf.is_ca = rcgen::IsCa::ExplicitNoCa;
+    verify_hand_built(vec![
+        unconstrained_ca("Confidential Space Root CA (hand-built)"),
+        intermediate,
+        leaf,
+    ])
+    .await
+    .expect("a leaf without keyUsage or EKU under an intermediate with an EKU verifies");
+}
+
+#[tokio::test]
+async fn an_intermediate_with_path_length_zero_cannot_sign_another_ca() {
+    let chain = |path_len: u8| {
+        vec![
+            unconstrained_ca("hand-built root"),
+            ca_params(
+                "hand-built intermediate",
+                rcgen::BasicConstraints::Constrained(path_len),
+            ),
+            unconstrained_ca("hand-built sub-CA"),
+            leaf_params(),
+        ]
+    };
+    verify_hand_built(chain(1))
+        .await
+        .expect("pathLen 1 allows the one CA below the intermediate");
+    assert_pki_rejection(verify_hand_built(chain(0)).await, "pathLen");
+}
+
+#[tokio::test]
+async fn the_pinned_roots_path_length_is_enforced() {
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            ca_params("hand-built root", rcgen::BasicConstraints::Constrained(0)),
+            unconstrained_ca("hand-built intermediate"),
+            leaf_params(),
+        ])
+        .await,
+        "pathLen",
+    );
+}
+
+#[tokio::test]
+async fn an_issuer_without_key_cert_sign_is_rejected() {
+    let without_cert_sign = |name: &str| {
+        let mut params = unconstrained_ca(name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        params
+    };
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            without_cert_sign("hand-built intermediate"),
+            leaf_params(),
+        ])
+        .await,
+        "keyCertSign",
+    );
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            without_cert_sign("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            leaf_params(),
+        ])
+        .await,
+        "keyCertSign",
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_with_an_unknown_critical_extension_is_rejected() {
+    let mut intermediate = unconstrained_ca("hand-built intermediate");
+    intermediate.custom_extensions = vec![critical_extension()];
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            intermediate,
+            leaf_params(),
+        ])
+        .await,
+        "critical extension",
+    );
+
+    let mut leaf = leaf_params();
+    leaf.custom_extensions = vec![critical_extension()];
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            leaf,
+        ])
+        .await,
+        "critical extension",
+    );
+}
+
+#[tokio::test]
+async fn a_leaf_whose_key_usage_lacks_digital_signature_is_rejected() {
+    let mut leaf = leaf_params();
+    leaf.key_usages = vec![rcgen::KeyUsagePurpose::KeyEncipherment];
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            leaf,
+        ])
+        .await,
+        "digitalSignature",
+    );
+}
+
+#[tokio::test]
+async fn a_leaf_cannot_sign_another_leaf() {
+    // The first leaf even claims keyCertSign; only its cA:FALSE tells it is no CA.
+    let mut signing_leaf = leaf_params();
+    signing_leaf.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyCertSign,
+    ];
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            signing_leaf,
+            leaf_params(),
+        ])
+        .await,
+        "not a CA",
+    );
+}
+
+#[tokio::test]
+async fn a_ca_certificate_cannot_be_the_leaf() {
+    let mut leaf = unconstrained_ca("hand-built CA posing as a leaf");
+    leaf.key_usages
+        .push(rcgen::KeyUsagePurpose::DigitalSignature);
+    assert_pki_rejection(
+        verify_hand_built(vec![
+            unconstrained_ca("hand-built root"),
+            unconstrained_ca("hand-built intermediate"),
+            leaf,
+        ])
+        .await,
+        "is a CA",
+    );
+}

@@ -5,7 +5,9 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -44,11 +46,169 @@ pub enum MalformedToken {
         part: TokenPart,
         found: &'static str,
     },
+    #[error(
+        "the {part} has the key {key:?} more than once {}; a token with a repeated key is refused \
+         because JSON readers disagree on which value counts",
+        describe_location(location)
+    )]
+    DuplicateKey {
+        part: TokenPart,
+        /// The repeated key, cut to [`SHOWN_KEY_CHARS`] characters.
+        key: String,
+        /// JSON pointer (RFC 6901) to the object holding it; empty for the top level.
+        location: String,
+    },
     #[error("header field \"{field}\" must be {expected}")]
     HeaderField {
         field: &'static str,
         expected: &'static str,
     },
+}
+
+/// Keys and path segments longer than this are cut in error messages.
+pub const SHOWN_KEY_CHARS: usize = 64;
+
+fn describe_location(pointer: &str) -> String {
+    if pointer.is_empty() {
+        "at the top level".to_owned()
+    } else {
+        format!("in the object at {pointer:?}")
+    }
+}
+
+/// `text` cut to [`SHOWN_KEY_CHARS`] characters, for error messages about attacker-chosen names.
+pub(crate) fn shorten(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_KEY_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// The first key found twice in one JSON object, and where.
+#[derive(Debug, PartialEq, Eq)]
+struct RepeatedKey {
+    /// Keys and array indices leading to the object that holds the repeated key.
+    path: Vec<String>,
+    key: String,
+}
+
+impl RepeatedKey {
+    fn pointer(&self) -> String {
+        self.path
+            .iter()
+            .map(|segment| {
+                format!(
+                    "/{}",
+                    shorten(segment).replace('~', "~0").replace('/', "~1")
+                )
+            })
+            .collect()
+    }
+}
+
+/// Walks a JSON document and stops at the first object that repeats a key, at any depth.
+///
+/// `serde_json::Value` keeps the last of repeated keys without a word, and other readers (a
+/// plugin's JSON library, Vault's) may keep the first: an attacker who can shape a payload would
+/// get the host and a plugin to read different claims. Keys are compared after unescaping, so
+/// `"dbgstat"` and `"dbg\u0073tat"` are the same key. Depth is bounded by serde_json's
+/// recursion limit.
+struct NoRepeatedKeys<'a> {
+    path: &'a mut Vec<String>,
+    found: &'a mut Option<RepeatedKey>,
+}
+
+impl NoRepeatedKeys<'_> {
+    fn child(&mut self) -> NoRepeatedKeys<'_> {
+        NoRepeatedKeys {
+            path: &mut *self.path,
+            found: &mut *self.found,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for NoRepeatedKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NoRepeatedKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        for index in 0.. {
+            self.path.push(index.to_string());
+            let more = seq.next_element_seed(self.child())?;
+            self.path.pop();
+            if more.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                *self.found = Some(RepeatedKey {
+                    path: self.path.clone(),
+                    key,
+                });
+                return Err(de::Error::custom("repeated key"));
+            }
+            seen.insert(key.clone());
+            self.path.push(key);
+            map.next_value_seed(self.child())?;
+            self.path.pop();
+        }
+        Ok(())
+    }
+}
+
+/// The first repeated key in `json`, which must already be known to be valid JSON.
+fn find_repeated_key(json: &str) -> Option<RepeatedKey> {
+    let mut path = Vec::new();
+    let mut found = None;
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let walk = NoRepeatedKeys {
+        path: &mut path,
+        found: &mut found,
+    };
+    // Any error other than a repeated key is impossible for JSON that already parsed.
+    let _ = walk.deserialize(&mut deserializer);
+    found
 }
 
 /// A bearer token held in memory that is wiped on drop and never printed.
@@ -150,6 +310,13 @@ fn decode_object(
         part,
         reason: e.to_string(),
     })?;
+    if let Some(repeated) = find_repeated_key(&json) {
+        return Err(MalformedToken::DuplicateKey {
+            part,
+            location: repeated.pointer(),
+            key: shorten(&repeated.key),
+        });
+    }
     match value {
         Value::Object(map) => Ok((map, json)),
         other => Err(MalformedToken::NotAnObject {
@@ -267,6 +434,48 @@ mod tests {
         let ok = parse(&token).unwrap();
         assert_eq!(ok.header.kid.as_deref(), Some("k"));
         assert_eq!(ok.signing_input, format!("{header}.{payload}"));
+    }
+
+    #[test]
+    fn finds_a_repeated_key_at_any_depth() {
+        let found = |json: &str| find_repeated_key(json).map(|r| (r.pointer(), r.key));
+        assert_eq!(found(r#"{"a":1,"b":{"a":2},"c":[{"a":3}]}"#), None);
+        assert_eq!(found(r#"{"a":1,"a":1}"#), Some((String::new(), "a".into())));
+        assert_eq!(
+            found(r#"{"a":{"b":[0,{"c":1,"c\u0000":2,"c":3}]}}"#),
+            Some(("/a/b/1".into(), "c".into()))
+        );
+        assert_eq!(
+            found(r#"{"x/y":{"t~":{"k":1,"\u006b":2}}}"#),
+            Some(("/x~1y/t~0".into(), "k".into()))
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_is_reported_with_its_part_and_place() {
+        let header = b64(r#"{"alg":"RS256","kid":"k"}"#);
+        let payload = b64(r#"{"submods":{"container":{"image_digest":"a","image_digest":"b"}}}"#);
+        let err = parse(&format!("{header}.{payload}.c2ln")).unwrap_err();
+        assert_eq!(
+            err,
+            MalformedToken::DuplicateKey {
+                part: TokenPart::Payload,
+                key: "image_digest".into(),
+                location: "/submods/container".into(),
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("payload"), "{text}");
+        assert!(text.contains("\"image_digest\""), "{text}");
+        assert!(text.contains("/submods/container"), "{text}");
+
+        let long = "k".repeat(1000);
+        let header = b64(&format!(r#"{{"alg":"RS256","{long}":1,"{long}":2}}"#));
+        let text = parse(&format!("{header}.{payload}.c2ln"))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("the header has the key"), "{text}");
+        assert!(text.len() < 400, "a long key is cut in the message: {text}");
     }
 
     #[test]

@@ -1,15 +1,24 @@
 //! PKI tokens: the signing key arrives as an `x5c` certificate chain that must lead to a pinned root.
 //!
-//! The chain is `[leaf, intermediates..., root?]`. Each certificate must be signed by the next one,
-//! the last by the pinned root, every certificate must be within its lifetime at verification time,
-//! and every issuer must be a CA. Only then is the leaf's key trusted to verify the JWT.
+//! The chain is `[leaf, intermediates..., root?]`. Path validation is rustls-webpki's: every
+//! signature up to the pinned root, every validity period, basicConstraints (issuers must be CAs,
+//! the leaf must not be one, pathLenConstraint holds) and the refusal of critical extensions it
+//! does not understand. webpki was written for TLS and leaves out three things a token signer
+//! needs, which are checked here with x509-parser on the path webpki verified:
+//! - keyUsage, when present (RFC 5280 section 4.2.1.3): an issuer's must include keyCertSign and
+//!   the leaf's digitalSignature;
+//! - the pinned root itself, which webpki treats as a bare name and key: it must be a CA within its
+//!   lifetime, and its pathLenConstraint counts too;
+//! - the leaf's key must be RSA, since the token is RS256.
+//!
+//! Extended key usage is not constrained: no purpose is defined for attestation tokens, Google's
+//! leaf carries none and its intermediate carries the TCG EK-certificate purpose (2.23.133.8.1).
 
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
-use x509_parser::oid_registry::{
-    OID_EC_P256, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA,
-    OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256,
-    OID_SIG_ECDSA_WITH_SHA384,
-};
+use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, UnixTime};
+use std::time::Duration;
+use webpki::aws_lc_rs as algorithms;
+use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
+use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,12 +33,8 @@ pub enum PkiError {
     EmptyChain,
     #[error("x5c certificate #{index} is not valid DER X.509: {reason}")]
     BadCertificate { index: usize, reason: String },
-    #[error("x5c certificate #{index} ({subject}) is not signed by {issuer}")]
-    BadSignature {
-        index: usize,
-        subject: String,
-        issuer: String,
-    },
+    #[error("certificate {subject} has an extension that cannot be read: {reason}")]
+    BadExtension { subject: String, reason: String },
     #[error("certificate {subject} is not valid at {at}: valid from {not_before} to {not_after}")]
     Lifetime {
         subject: String,
@@ -37,10 +42,123 @@ pub enum PkiError {
         not_before: i64,
         not_after: i64,
     },
-    #[error("certificate {subject} issues other certificates in the chain but is not a CA")]
+    #[error(
+        "a signature in the x5c chain [{chain}] does not verify up to the pinned root: a \
+         certificate was altered or signed by another key ({source})"
+    )]
+    BadSignature {
+        chain: String,
+        #[source]
+        source: webpki::Error,
+    },
+    #[error(
+        "the x5c chain [{chain}] does not lead to the pinned root: a certificate's issuer is \
+         neither in the chain nor the root ({source})"
+    )]
+    UnknownIssuer {
+        chain: String,
+        #[source]
+        source: webpki::Error,
+    },
+    #[error(
+        "the x5c chain [{chain}] is signed with an algorithm attestgate does not accept (RSA \
+         PKCS#1 with SHA-256/384/512, ECDSA P-256/P-384 with SHA-256/384) ({source})"
+    )]
+    UnsupportedAlgorithm {
+        chain: String,
+        #[source]
+        source: webpki::Error,
+    },
+    #[error(
+        "in the x5c chain [{chain}] a certificate that is not a CA (basicConstraints cA false or \
+         absent) issued another certificate ({source})"
+    )]
+    IssuerNotCa {
+        chain: String,
+        #[source]
+        source: webpki::Error,
+    },
+    #[error(
+        "the leaf certificate {subject} is a CA (basicConstraints cA true); tokens must be signed \
+         by an end-entity certificate ({source})"
+    )]
+    LeafIsCa {
+        subject: String,
+        #[source]
+        source: webpki::Error,
+    },
+    #[error(
+        "the x5c chain [{chain}] has more CAs below one of its CAs than that CA's basicConstraints \
+         pathLen allows ({source})"
+    )]
+    PathLength {
+        chain: String,
+        #[source]
+        source: webpki::Error,
+    },
+    #[error(
+        "a certificate in the x5c chain [{chain}] carries a critical extension that attestgate \
+         does not understand, and RFC 5280 requires refusing it ({source})"
+    )]
+    CriticalExtension {
+        chain: String,
+        #[source]
+        source: webpki::Error,
+    },
+    #[error("the x5c chain [{chain}] fails path validation ({source})")]
+    Rejected {
+        chain: String,
+        #[source]
+        source: webpki::Error,
+    },
+    #[error("the pinned root {subject} is not a CA (basicConstraints cA is false or absent)")]
     NotCa { subject: String },
+    #[error(
+        "the pinned root {subject} allows {limit} CA(s) below it (basicConstraints pathLen) but \
+         the chain has {found}"
+    )]
+    RootPathLength {
+        subject: String,
+        limit: u32,
+        found: usize,
+    },
+    #[error(
+        "certificate {subject} issued another certificate in the chain, but its keyUsage lacks \
+         keyCertSign"
+    )]
+    IssuerKeyUsage { subject: String },
+    #[error(
+        "the leaf certificate {subject} has a keyUsage without digitalSignature, so its key may \
+         not sign tokens"
+    )]
+    LeafKeyUsage { subject: String },
     #[error("the leaf certificate's key is not RSA, so it cannot verify an RS256 token")]
     LeafNotRsa,
+}
+
+/// Certificate signature algorithms accepted anywhere in the chain.
+static SIGNATURE_ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
+    algorithms::RSA_PKCS1_2048_8192_SHA256,
+    algorithms::RSA_PKCS1_2048_8192_SHA384,
+    algorithms::RSA_PKCS1_2048_8192_SHA512,
+    algorithms::ECDSA_P256_SHA256,
+    algorithms::ECDSA_P256_SHA384,
+    algorithms::ECDSA_P384_SHA256,
+    algorithms::ECDSA_P384_SHA384,
+];
+
+/// Accepts any extended key usage, or none (see the module documentation). webpki applies it to
+/// every certificate on the path and itself refuses an empty EKU extension; malformed purpose
+/// identifiers are still refused here.
+struct AnyPurpose;
+
+impl ExtendedKeyUsageValidator for AnyPurpose {
+    fn validate(&self, purposes: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        for purpose in purposes {
+            purpose?;
+        }
+        Ok(())
+    }
 }
 
 /// A pinned trust anchor, kept as DER.
@@ -63,6 +181,8 @@ impl PkiRoot {
             Err(_) => bytes.to_vec(),
         };
         X509Certificate::from_der(&der).map_err(|e| PkiError::BadRoot(e.to_string()))?;
+        webpki::anchor_from_trusted_cert(&CertificateDer::from(der.as_slice()))
+            .map_err(|e| PkiError::BadRoot(format!("not usable as a trust anchor: {e}")))?;
         Ok(PkiRoot { der })
     }
 
@@ -97,53 +217,53 @@ fn check_lifetime(cert: &X509Certificate<'_>, at: i64) -> Result<(), PkiError> {
     Ok(())
 }
 
-/// The verification algorithm for `child`'s signature by `issuer`'s key: RSA PKCS#1 v1.5 with
-/// SHA-256/384/512, or ECDSA whose curve comes from the issuer's key and hash from the signature.
-fn algorithm(
-    child: &X509Certificate<'_>,
-    issuer: &X509Certificate<'_>,
-) -> Option<&'static dyn VerificationAlgorithm> {
-    let oid = &child.signature_algorithm.algorithm;
-    if *oid == OID_PKCS1_SHA256WITHRSA {
-        return Some(&signature::RSA_PKCS1_2048_8192_SHA256);
-    }
-    if *oid == OID_PKCS1_SHA384WITHRSA {
-        return Some(&signature::RSA_PKCS1_2048_8192_SHA384);
-    }
-    if *oid == OID_PKCS1_SHA512WITHRSA {
-        return Some(&signature::RSA_PKCS1_2048_8192_SHA512);
-    }
-    let curve = issuer
-        .public_key()
-        .algorithm
-        .parameters
-        .as_ref()?
-        .as_oid()
-        .ok()?;
-    let sha256 = *oid == OID_SIG_ECDSA_WITH_SHA256;
-    let sha384 = *oid == OID_SIG_ECDSA_WITH_SHA384;
-    match (curve == OID_EC_P256, curve == OID_NIST_EC_P384) {
-        (true, _) if sha256 => Some(&signature::ECDSA_P256_SHA256_ASN1),
-        (true, _) if sha384 => Some(&signature::ECDSA_P256_SHA384_ASN1),
-        (_, true) if sha256 => Some(&signature::ECDSA_P384_SHA256_ASN1),
-        (_, true) if sha384 => Some(&signature::ECDSA_P384_SHA384_ASN1),
-        _ => None,
+/// The presented chain as subjects, leaf first, then the pinned root, for error messages.
+fn describe_chain(certs: &[X509Certificate<'_>], root: &X509Certificate<'_>) -> String {
+    certs
+        .iter()
+        .map(|cert| format!("\"{}\"", cert.subject()))
+        .chain(std::iter::once(format!(
+            "pinned root \"{}\"",
+            root.subject()
+        )))
+        .collect::<Vec<_>>()
+        .join(" <- ")
+}
+
+/// Names webpki's reason for refusing the path.
+fn path_error(source: webpki::Error, chain: String, leaf: &X509Certificate<'_>) -> PkiError {
+    use webpki::Error as E;
+    match source {
+        E::InvalidSignatureForPublicKey => PkiError::BadSignature { chain, source },
+        E::UnknownIssuer => PkiError::UnknownIssuer { chain, source },
+        E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
+        | E::SignatureAlgorithmMismatch => PkiError::UnsupportedAlgorithm { chain, source },
+        E::EndEntityUsedAsCa => PkiError::IssuerNotCa { chain, source },
+        E::CaUsedAsEndEntity => PkiError::LeafIsCa {
+            subject: leaf.subject().to_string(),
+            source,
+        },
+        E::PathLenConstraintViolated => PkiError::PathLength { chain, source },
+        E::UnsupportedCriticalExtension => PkiError::CriticalExtension { chain, source },
+        _ => PkiError::Rejected { chain, source },
     }
 }
 
-fn signed_by(child: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
-    let Some(algorithm) = algorithm(child, issuer) else {
-        return false;
-    };
-    let key = UnparsedPublicKey::new(
-        algorithm,
-        issuer.public_key().subject_public_key.data.as_ref(),
-    );
-    key.verify(
-        child.tbs_certificate.as_ref(),
-        child.signature_value.data.as_ref(),
-    )
-    .is_ok()
+/// The certificate's keyUsage, `None` when it has none (then RFC 5280 places no limit).
+fn key_usage<'a>(
+    cert: &'a X509Certificate<'_>,
+) -> Result<Option<&'a x509_parser::extensions::KeyUsage>, PkiError> {
+    cert.key_usage()
+        .map(|usage| usage.map(|extension| extension.value))
+        .map_err(|e| bad_extension(cert, "keyUsage", e))
+}
+
+fn bad_extension(cert: &X509Certificate<'_>, name: &str, e: impl std::fmt::Display) -> PkiError {
+    PkiError::BadExtension {
+        subject: cert.subject().to_string(),
+        reason: format!("{name}: {e}"),
+    }
 }
 
 /// Verifies the chain at `at` (Unix seconds) and returns the leaf's RSA public key as PKCS#1 DER.
@@ -162,28 +282,80 @@ pub fn verify_chain(chain: &[Vec<u8>], root: &PkiRoot, at: i64) -> Result<Vec<u8
         .enumerate()
         .map(|(index, der)| parse(index, der))
         .collect::<Result<Vec<_>, _>>()?;
-    for (index, cert) in certs.iter().enumerate() {
-        let issuer = certs.get(index + 1).unwrap_or(&root_cert);
-        if !signed_by(cert, issuer) {
-            return Err(PkiError::BadSignature {
-                index,
-                subject: cert.subject().to_string(),
-                issuer: if index + 1 == certs.len() {
-                    format!("the pinned root ({})", root_cert.subject())
-                } else {
-                    issuer.subject().to_string()
-                },
+    // webpki checks lifetimes too, but cannot say whose has run out.
+    for cert in certs.iter().chain(std::iter::once(&root_cert)) {
+        check_lifetime(cert, at)?;
+    }
+    if !root_cert.is_ca() {
+        return Err(PkiError::NotCa {
+            subject: root_cert.subject().to_string(),
+        });
+    }
+
+    let root_der = CertificateDer::from(root.der.as_slice());
+    let anchors = [webpki::anchor_from_trusted_cert(&root_der)
+        .map_err(|e| PkiError::BadRoot(format!("not usable as a trust anchor: {e}")))?];
+    let leaf_der = CertificateDer::from(presented[0].as_slice());
+    let intermediates: Vec<CertificateDer<'_>> = presented[1..]
+        .iter()
+        .map(|der| CertificateDer::from(der.as_slice()))
+        .collect();
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(at).unwrap_or(0)));
+    let refused = |source| path_error(source, describe_chain(&certs, &root_cert), &certs[0]);
+    let leaf = EndEntityCert::try_from(&leaf_der).map_err(refused)?;
+    let path = leaf
+        .verify_for_usage(
+            SIGNATURE_ALGORITHMS,
+            &anchors,
+            &intermediates,
+            time,
+            AnyPurpose,
+            None,
+            None,
+        )
+        .map_err(refused)?;
+
+    // What webpki leaves out, on the path it verified: the intermediates it used, then the root.
+    // webpki only had the presented certificates to choose from, so each one it used is found.
+    let used = path
+        .intermediate_certificates()
+        .map(|cert| {
+            let der = cert.der();
+            presented
+                .iter()
+                .position(|presented| presented.as_slice() == der.as_ref())
+                .map(|index| &certs[index])
+                .ok_or_else(|| refused(webpki::Error::UnknownIssuer))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let root_constraints = root_cert
+        .basic_constraints()
+        .map_err(|e| bad_extension(&root_cert, "basicConstraints", e))?;
+    if let Some(limit) =
+        root_constraints.and_then(|constraints| constraints.value.path_len_constraint)
+    {
+        if used.len() > limit as usize {
+            return Err(PkiError::RootPathLength {
+                subject: root_cert.subject().to_string(),
+                limit,
+                found: used.len(),
             });
         }
-        if !issuer.is_ca() {
-            return Err(PkiError::NotCa {
+    }
+    for issuer in used.iter().copied().chain(std::iter::once(&root_cert)) {
+        if key_usage(issuer)?.is_some_and(|usage| !usage.key_cert_sign()) {
+            return Err(PkiError::IssuerKeyUsage {
                 subject: issuer.subject().to_string(),
             });
         }
-        check_lifetime(cert, at)?;
     }
-    check_lifetime(&root_cert, at)?;
-    let leaf_key = certs[0].public_key();
+    let leaf_cert = &certs[0];
+    if key_usage(leaf_cert)?.is_some_and(|usage| !usage.digital_signature()) {
+        return Err(PkiError::LeafKeyUsage {
+            subject: leaf_cert.subject().to_string(),
+        });
+    }
+    let leaf_key = leaf_cert.public_key();
     if leaf_key.algorithm.algorithm != OID_PKCS1_RSAENCRYPTION {
         return Err(PkiError::LeafNotRsa);
     }
@@ -244,9 +416,10 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
+        // A root of another name: no certificate in the chain names it as issuer.
         assert!(matches!(
             verify_chain(&chain[..2], &other, now),
-            Err(PkiError::BadSignature { index: 1, .. })
+            Err(PkiError::UnknownIssuer { .. })
         ));
     }
 }

@@ -2,9 +2,10 @@
 
 use super::claims::Claims;
 use super::jwks::{JwksCache, KeyError};
-use super::jwt::{self, Header, MalformedToken};
+use super::jwt::{self, shorten, Header, MalformedToken};
 use super::pki::{self, PkiError, PkiRoot};
 use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The issuer of Confidential Space attestation tokens, without a trailing slash.
@@ -45,6 +46,11 @@ pub enum VerifyError {
     Algorithm { found: String },
     #[error("header carries \"{0}\", a key chosen by the token's sender; attestgate only trusts the issuer's published keys")]
     EmbeddedKey(&'static str),
+    #[error(
+        "header parameter \"crit\" {0}; a token must be refused unless every critical extension \
+         it lists is understood (RFC 7515 section 4.1.11), and attestgate understands none"
+    )]
+    CriticalExtension(String),
     #[error("header has no \"kid\", so the issuer's signing key cannot be chosen")]
     MissingKid,
     #[error("signing key: {0}")]
@@ -57,6 +63,11 @@ pub enum VerifyError {
     Signature { key: String },
     #[error("claim \"{0}\" is missing")]
     MissingClaim(&'static str),
+    #[error(
+        "claim \"{claim}\" is {found}; it must be a whole number of seconds since 1970 \
+         (a JSON integer that fits in a signed 64-bit number)"
+    )]
+    TimeClaim { claim: &'static str, found: String },
     #[error("issuer (iss) is \"{found}\", expected exactly \"{expected}\"{hint}")]
     Issuer {
         found: String,
@@ -81,14 +92,17 @@ impl VerifyError {
     pub fn check(&self) -> &'static str {
         match self {
             VerifyError::TooLarge { .. } => "size",
+            VerifyError::Malformed(MalformedToken::DuplicateKey { .. }) => "duplicate-key",
             VerifyError::Malformed(_) => "format",
             VerifyError::Algorithm { .. } => "algorithm",
             VerifyError::EmbeddedKey(_) => "embedded-key",
+            VerifyError::CriticalExtension(_) => "crit",
             VerifyError::MissingKid | VerifyError::Key(KeyError::UnknownKid { .. }) => "kid",
             VerifyError::Key(_) => "keys-unavailable",
             VerifyError::Pki(_) => "pki-chain",
             VerifyError::Signature { .. } => "signature",
             VerifyError::MissingClaim(_) => "required-claim",
+            VerifyError::TimeClaim { claim, .. } => claim,
             VerifyError::Issuer { .. } => "issuer",
             VerifyError::Audience { .. } => "audience",
             VerifyError::Expired { .. } => "exp",
@@ -171,6 +185,9 @@ impl Verifier {
         if let Some(parameter) = parsed.header.embedded_key_parameter() {
             return Err(VerifyError::EmbeddedKey(parameter));
         }
+        if let Some(crit) = parsed.header.raw.get("crit") {
+            return Err(VerifyError::CriticalExtension(describe_crit(crit)));
+        }
         let (key, key_name, kind) = if parsed.header.x5c.is_empty() {
             let kid = parsed
                 .header
@@ -233,21 +250,77 @@ impl Verifier {
         }
         let leeway = self.policy.leeway.as_secs();
         let slack = leeway as i64;
-        let exp = claims.expires_at.ok_or(VerifyError::MissingClaim("exp"))?;
+        // Read from the raw payload, not the lenient typed view: a time claim that is present but
+        // unreadable is a rejection, never "absent".
+        let exp = numeric_date(&claims.raw, "exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
+        let nbf = numeric_date(&claims.raw, "nbf")?;
+        let iat = numeric_date(&claims.raw, "iat")?;
         if at > exp.saturating_add(slack) {
             return Err(VerifyError::Expired { exp, at, leeway });
         }
-        if let Some(nbf) = claims.not_before {
+        if let Some(nbf) = nbf {
             if nbf > at.saturating_add(slack) {
                 return Err(VerifyError::NotYetValid { nbf, at, leeway });
             }
         }
-        if let Some(iat) = claims.issued_at {
+        if let Some(iat) = iat {
             if iat > at.saturating_add(slack) {
                 return Err(VerifyError::IssuedInFuture { iat, at, leeway });
             }
         }
         Ok(())
+    }
+}
+
+/// A NumericDate claim (RFC 7519 section 2) as whole seconds: `None` when absent, an error when
+/// present as anything but a JSON integer within `i64`. Fractions are refused rather than rounded
+/// (Google writes integers), and so are values beyond `i64`, which would otherwise saturate into
+/// a token that never expires.
+fn numeric_date(
+    payload: &Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<i64>, VerifyError> {
+    let Some(value) = payload.get(claim) else {
+        return Ok(None);
+    };
+    let found = match value {
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(seconds), _) => return Ok(Some(seconds)),
+            (None, Some(f)) if f.fract() != 0.0 => format!("{n}, not a whole number"),
+            (None, Some(f)) if n.is_u64() || f.abs() >= 9.2e18 => {
+                format!("{n}, beyond the signed 64-bit range")
+            }
+            _ => format!("{n}, written as a floating-point number"),
+        },
+        Value::Null => "null".to_owned(),
+        Value::Bool(_) => "a boolean".to_owned(),
+        Value::String(_) => "a string".to_owned(),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+    };
+    Err(VerifyError::TimeClaim { claim, found })
+}
+
+/// Says what is wrong with a `crit` header parameter; any `crit` at all is a rejection.
+fn describe_crit(crit: &Value) -> String {
+    const SHOWN: usize = 5;
+    match crit {
+        Value::Array(names) if names.is_empty() => {
+            "is an empty list, which RFC 7515 forbids".to_owned()
+        }
+        Value::Array(names) if names.iter().all(Value::is_string) => {
+            let mut shown: Vec<String> = names
+                .iter()
+                .take(SHOWN)
+                .filter_map(Value::as_str)
+                .map(|name| format!("{:?}", shorten(name)))
+                .collect();
+            if names.len() > SHOWN {
+                shown.push(format!("and {} more", names.len() - SHOWN));
+            }
+            format!("marks extension(s) {} critical", shown.join(", "))
+        }
+        _ => "is not a list of extension names".to_owned(),
     }
 }
 
