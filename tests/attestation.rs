@@ -1000,3 +1000,22 @@ async fn a_ca_certificate_cannot_be_the_leaf() {
         "is a CA",
     );
 }
+
+#[tokio::test]
+async fn an_endless_jwks_response_is_cut_off_not_read_whole() {
+    let launcher = TestLauncher::start().await;
+    let endless = common::CaptureServer::answering(common::Answer::Endless).await;
+    let keys = JwksCache::new(
+        KeySource::JwksUrl(format!("{}/jwks", endless.addr)),
+        KeyCacheOptions::default(),
+    )
+    .unwrap();
+    let verifier = Verifier::new(keys, VerifyPolicy::new(GOOGLE_ISSUER));
+    let token = launcher.token(AUDIENCE).await;
+    let err = verifier
+        .verify(&token, AUDIENCE)
+        .await
+        .expect_err("no keys from an endless body");
+    assert_eq!(err.check(), "keys-unavailable", "{err}");
+    assert!(err.to_string().contains("larger than"), "{err}");
+}

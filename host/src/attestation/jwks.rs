@@ -260,23 +260,17 @@ impl JwksCache {
             .await
             .map_err(|e| fail(crate::error_chain(&e)))?;
         let status = response.status();
-        let body = response
-            .bytes()
+        let body = crate::http::read_capped(response, MAX_DOCUMENT_BYTES)
             .await
             .map_err(|e| fail(crate::error_chain(&e)))?;
-        if body.len() > MAX_DOCUMENT_BYTES {
-            return Err(fail(format!(
-                "response is {} bytes, over the 1 MiB limit",
-                body.len()
-            )));
-        }
         if !status.is_success() {
+            let said = crate::http::scrub(String::from_utf8_lossy(&body).trim(), &[]);
             return Err(fail(format!(
                 "HTTP {status}: {}",
-                String::from_utf8_lossy(&body).trim()
+                said.chars().take(500).collect::<String>()
             )));
         }
-        String::from_utf8(body.to_vec()).map_err(|_| fail("response is not UTF-8".into()))
+        String::from_utf8(body).map_err(|_| fail("response is not UTF-8".into()))
     }
 }
 
