@@ -1397,8 +1397,12 @@ async fn a_failed_delivery_puts_back_the_previous_files_and_clears_crash_leftove
     std::fs::create_dir_all(blocked.join("in-the-way")).unwrap();
     std::fs::write(&foo, "previous").unwrap();
     // A crashed run's staged copy.
-    let leftover = own.join(".attestgate-foo-00000000deadbeef.tmp");
-    std::fs::write(&leftover, "stale secret").unwrap();
+    for leftover in [
+        ".attestgate-foo-00000000deadbeef.tmp",
+        ".attestgate-zzz-00000000deadbeef.bak",
+    ] {
+        std::fs::write(own.join(leftover), "stale secret").unwrap();
+    }
     let err = deliver_files(&report, &root)
         .err()
         .expect("zzz is a directory");

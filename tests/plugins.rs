@@ -431,8 +431,16 @@ fn plugins_load_in_parallel_and_share_compiled_code() {
             json!({"audience": "https://vault.bank-b.example"}),
         ),
     ];
-    let loaded = engine().load_all(&specs);
+    // A fresh engine, so that both loads of confidential-space race to compile it.
+    let fresh = PluginEngine::new(EngineOptions::default()).unwrap();
+    let loaded = fresh.load_all(&specs);
     assert!(loaded.iter().all(Result::is_ok));
+    let policy = |i: usize| loaded[i].as_ref().unwrap();
+    assert!(
+        policy(0).shares_compiled_code_with(policy(2)),
+        "one compilation for two collaborators of the same plugin"
+    );
+    assert!(!policy(0).shares_compiled_code_with(policy(1)));
     let audiences: Vec<String> = loaded
         .iter()
         .map(|p| p.as_ref().unwrap().select_audience().unwrap().audience)

@@ -5,8 +5,8 @@
 //! directory under it are opened one component at a time from `/` with `O_NOFOLLOW`, checked
 //! with `fstat` on the open descriptor, and every file operation is relative to that descriptor
 //! (`openat`, `linkat`, `renameat`, `unlinkat`). Directories at or under the delivery root must be
-//! owned by this user and writable by nobody else; the root's ancestors must not be symlinks and,
-//! when others may write them, must be sticky and owned by root or this user (as `/tmp` is).
+//! owned by this user and writable by nobody else; the root's ancestors must not be symlinks, must
+//! be owned by root or this user, and when others may write them, must be sticky (as `/tmp` is).
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use std::ffi::{OsStr, OsString};
@@ -157,8 +157,8 @@ impl SecureDir {
     /// Removes temporary and backup copies of `name` that a crashed run left behind.
     pub(super) fn remove_leftovers(&self, name: &OsStr) -> std::io::Result<()> {
         let prefix = leftover_prefix(name);
-        let dup = rustix::io::dup(&self.fd)?;
-        let mut dir = rustix::fs::Dir::new(dup)?;
+        // A fresh descriptor of the same directory: reading it must not move this one's offset.
+        let mut dir = rustix::fs::Dir::read_from(&self.fd)?;
         let mut stale = Vec::new();
         while let Some(entry) = dir.read() {
             let entry = entry?;

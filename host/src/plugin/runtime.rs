@@ -351,6 +351,12 @@ impl CollaboratorPolicy {
         })
     }
 
+    /// Whether `other` runs the very same compiled code (collaborators using one plugin share a
+    /// single compilation).
+    pub fn shares_compiled_code_with(&self, other: &CollaboratorPolicy) -> bool {
+        Arc::ptr_eq(&self.compiled, &other.compiled)
+    }
+
     /// The audience the operator declared for this collaborator, if any.
     pub fn declared_audience(&self) -> Option<&str> {
         self.declared_audience.as_deref()
