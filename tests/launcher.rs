@@ -318,3 +318,152 @@ async fn rotate_every_rotates_and_keeps_the_previous_key_published() {
         "the previous key stays published: {kids:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hardening. Each test below plays a local attacker. CI runs as root, which passes every
+// permission check, so they assert owners and modes rather than relying on EACCES.
+
+use attestgate::dev::{Launcher, LauncherConfig};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .mode()
+        & 0o7777
+}
+
+fn my_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Starts a launcher in `dir` expecting it to refuse; returns the error.
+async fn refused_start(dir: &Path) -> String {
+    match Launcher::start(LauncherConfig::new(dir)).await {
+        Ok(launcher) => {
+            launcher.shutdown().await;
+            panic!("the launcher started in {}", dir.display())
+        }
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A directory holding the keys a launcher created there; returns the signing key's kid.
+async fn directory_with_keys(dir: &Path) -> String {
+    let launcher = Launcher::start(LauncherConfig::new(dir)).await.unwrap();
+    let kid = launcher.current_kid();
+    launcher.shutdown().await;
+    kid
+}
+
+#[tokio::test]
+async fn a_key_file_that_group_or_others_can_read_or_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kid = directory_with_keys(dir.path()).await;
+    for name in [
+        "signing-key.pem",
+        "pki-root-key.pem",
+        "pki-intermediate-key.pem",
+    ] {
+        let key = dir.path().join(name);
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = refused_start(dir.path()).await;
+            assert!(
+                error.contains(&key.display().to_string())
+                    && error.contains(&format!("mode is {mode:04o}"))
+                    && error.contains("chmod 600"),
+                "{name} with mode {mode:o}: {error}"
+            );
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // Once private again, the same key is used.
+    let launcher = Launcher::start(LauncherConfig::new(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(launcher.current_kid(), kid);
+    launcher.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_signing_key_that_is_a_symlink_is_refused() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    directory_with_keys(elsewhere.path()).await;
+    let target = elsewhere.path().join("signing-key.pem");
+    let before = std::fs::read(&target).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("signing-key.pem");
+    // The target is a private key owned by this user: only the link itself is wrong.
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let error = refused_start(dir.path()).await;
+    assert!(
+        error.contains(&link.display().to_string()) && error.contains("symbolic link"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        before,
+        "the target is untouched"
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[tokio::test]
+async fn a_signing_key_owned_by_another_user_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    directory_with_keys(dir.path()).await;
+    let key = dir.path().join("signing-key.pem");
+    // Mode 0600 and a regular file: only the owner is wrong.
+    let nobody = rustix::fs::Uid::from_raw(65534);
+    if let Err(e) = rustix::fs::chown(&key, Some(nobody), None) {
+        assert_ne!(my_uid(), 0, "root can chown: {e}");
+        eprintln!("SKIPPED: only root can give a file to another user ({e})");
+        return;
+    }
+    assert_eq!(mode_of(&key), 0o600);
+    let error = refused_start(dir.path()).await;
+    assert!(
+        error.contains(&key.display().to_string())
+            && error.contains("owned by uid 65534")
+            && error.contains(&format!("uid {}", my_uid())),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_fifo_in_place_of_the_signing_key_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("signing-key.pem");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    // Opening a FIFO for reading blocks until a writer comes: run the start on its own thread
+    // so that a launcher that blocks fails this test instead of hanging it.
+    let (done, result) = std::sync::mpsc::channel();
+    let path = dir.path().to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = done.send(runtime.block_on(refused_start(&path)));
+    });
+    let error = result
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the launcher refuses the FIFO rather than blocking on it");
+    assert!(
+        error.contains(&fifo.display().to_string()) && error.contains("not a regular file"),
+        "{error}"
+    );
+}
