@@ -467,3 +467,33 @@ fn a_fifo_in_place_of_the_signing_key_is_refused_without_blocking() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn the_token_file_is_readable_by_its_owner_only_and_stays_so_when_refreshed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("attestation_verifier_claims_token");
+    // A token file left world-readable by an earlier version is replaced, not reused.
+    std::fs::write(&path, "old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut config = LauncherConfig::new(dir.path());
+    config.token_lifetime = Duration::from_secs(2);
+    let launcher = Launcher::start(config).await.unwrap();
+    assert_eq!(mode_of(&path), 0o600);
+    assert_eq!(std::fs::metadata(&path).unwrap().uid(), my_uid());
+    let first = std::fs::read_to_string(&path).unwrap();
+    wait_for(
+        "the token file to be refreshed",
+        Duration::from_secs(20),
+        || {
+            let changed = std::fs::read_to_string(&path).is_ok_and(|now| now != first);
+            async move { changed.then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        mode_of(&path),
+        0o600,
+        "a refreshed token file is private too"
+    );
+    launcher.shutdown().await;
+}

@@ -349,7 +349,8 @@ fn write_token_file(shared: &Shared, path: &Path) -> Result<(), String> {
     let token = shared
         .mint(&Shared::default_request())
         .map_err(|e| e.to_string())?;
-    crate::fsutil::write_atomically(path, token.as_bytes(), 0o644).map_err(|e| e.to_string())
+    // The token is a bearer credential: only the launcher's user may read it.
+    crate::fsutil::write_atomically(path, token.as_bytes(), 0o600).map_err(|e| e.to_string())
 }
 
 /// Runs `chore` every `period` until the launcher stops; a failure is logged and retried next time.
