@@ -324,7 +324,7 @@ async fn rotate_every_rotates_and_keeps_the_previous_key_published() {
 // permission check, so they assert owners and modes rather than relying on EACCES.
 
 use attestgate::dev::{Launcher, LauncherConfig};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 fn mode_of(path: &Path) -> u32 {
@@ -496,4 +496,77 @@ async fn the_token_file_is_readable_by_its_owner_only_and_stays_so_when_refreshe
         "a refreshed token file is private too"
     );
     launcher.shutdown().await;
+}
+
+/// A child that is killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn under_umask_000_the_socket_token_file_and_directory_are_owner_only() {
+    // The umask is process-wide and tests run in parallel threads, so the launcher runs as the
+    // built binary in a shell that set umask 000. The probe file shows that umask took effect.
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("launcher");
+    let probe = parent.path().join("umask-probe");
+    let log_path = parent.path().join("launcher.log");
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"umask 000 && : > "$2" && exec "$0" dev launcher --dir "$1""#)
+        .arg(common::attestgate_bin())
+        .arg(&dir)
+        .arg(&probe)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let ready = dir.join("launcher.json");
+    wait_for(
+        "the launcher to write launcher.json",
+        Duration::from_secs(60),
+        || {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                panic!(
+                    "the launcher exited with {status}: {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            let ready = ready.exists();
+            async move { ready.then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(mode_of(&probe), 0o666, "the shell's umask was 000");
+
+    let socket = dir.join("teeserver.sock");
+    let metadata = std::fs::symlink_metadata(&socket).unwrap();
+    assert!(metadata.file_type().is_socket());
+    assert_eq!(metadata.uid(), my_uid());
+    assert_eq!(
+        metadata.mode() & 0o077,
+        0,
+        "group and others must not be able to connect: mode {:o}",
+        metadata.mode() & 0o7777
+    );
+    assert_eq!(
+        mode_of(&dir.join("attestation_verifier_claims_token")),
+        0o600
+    );
+    assert_eq!(mode_of(&dir.join("signing-key.pem")), 0o600);
+    assert_eq!(
+        mode_of(&dir),
+        0o700,
+        "a directory the launcher creates is private"
+    );
+    // The owner still gets a token through the socket.
+    let token = LauncherClient::new(&socket).default_token().await.unwrap();
+    assert_eq!(payload(token.expose())["aud"], DEFAULT_TOKEN_AUDIENCE);
 }

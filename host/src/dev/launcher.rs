@@ -203,7 +203,9 @@ impl Launcher {
             path: dir.clone(),
             reason,
         };
-        std::fs::create_dir_all(&dir).map_err(|e| dir_error(e.to_string()))?;
+        // A directory the launcher creates is private (0700) whatever the umask; one that exists is
+        // the caller's choice and is left as it is.
+        crate::fsutil::create_private_dir(&dir).map_err(|e| dir_error(e.to_string()))?;
         let key_path = dir.join(SIGNING_KEY_NAME);
         let current = Arc::new(SigningKey::load_or_create(&key_path)?);
         let pki = DevPki::load_or_create(&dir)?;
@@ -219,12 +221,7 @@ impl Launcher {
             http.local_addr().map_err(|e| dir_error(e.to_string()))?
         );
         let socket = dir.join(SOCKET_NAME);
-        match std::fs::remove_file(&socket) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(dir_error(format!("cannot remove the stale socket: {e}"))),
-        }
-        let unix = tokio::net::UnixListener::bind(&socket).map_err(|e| LauncherError::Bind {
+        let unix = bind_private_socket(&socket).map_err(|e| LauncherError::Bind {
             what: socket.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -327,6 +324,43 @@ impl Launcher {
         let _ = std::fs::remove_file(&self.info.socket);
         let _ = std::fs::remove_file(self.dir.join(INFO_FILE_NAME));
     }
+}
+
+/// Binds the token socket at `socket` so that no other user can ever connect to it, whatever the
+/// umask.
+///
+/// A socket file gets its mode from the umask at `bind`. Setting a restrictive umask around `bind`
+/// is not an option for a library: the umask is process-wide, so other threads would create files
+/// with it too. Binding at the final path and chmodding it there is racy: after `listen`, others
+/// can connect until the chmod lands, and a chmod by path acts on whatever is at the path by then.
+/// So the socket is bound in a fresh 0700 directory inside DIR, where no other user can reach it
+/// (connecting needs search permission on every directory of the path), chmodded to 0600 there
+/// before `listen`, and renamed into place. It appears at `socket` already owner-only, and the
+/// rename atomically replaces a stale socket from an earlier run.
+fn bind_private_socket(socket: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = match socket.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // `create` fails if the name is taken, so the directory is certainly this process's own;
+    // its mode is 0700 minus the umask, never more.
+    let staging = dir.join(format!(".teeserver.{:08x}", rand::random::<u32>()));
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let staged = staging.join("s");
+    let bound = (|| {
+        let listener = tokio::net::UnixSocket::new_stream()?;
+        listener.bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        let listener = listener.listen(1024)?;
+        std::fs::rename(&staged, socket)?;
+        Ok(listener)
+    })();
+    if bound.is_err() {
+        let _ = std::fs::remove_file(&staged);
+    }
+    let _ = std::fs::remove_dir(&staging);
+    bound
 }
 
 async fn serve<L>(listener: L, router: Router, mut stopped: watch::Receiver<bool>)
