@@ -324,7 +324,9 @@ async fn rotate_every_rotates_and_keeps_the_previous_key_published() {
 // permission check, so they assert owners and modes rather than relying on EACCES.
 
 use attestgate::dev::{Launcher, LauncherConfig};
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 fn mode_of(path: &Path) -> u32 {
@@ -569,4 +571,155 @@ async fn under_umask_000_the_socket_token_file_and_directory_are_owner_only() {
     // The owner still gets a token through the socket.
     let token = LauncherClient::new(&socket).default_token().await.unwrap();
     assert_eq!(payload(token.expose())["aud"], DEFAULT_TOKEN_AUDIENCE);
+}
+
+fn connect(launcher: &TestLauncher) -> UnixStream {
+    UnixStream::connect(&launcher.info().socket).unwrap()
+}
+
+/// Reads `stream` until the server closes it and returns what it sent. Panics if it is still
+/// open after `bound`, which is far above any timeout under test.
+async fn read_until_closed(mut stream: UnixStream, bound: Duration) -> String {
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + bound;
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the server kept the connection open for {bound:?}"
+            );
+            stream.set_read_timeout(Some(left)).unwrap();
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("reading: {e}"),
+            }
+        }
+        String::from_utf8_lossy(&received).into_owned()
+    })
+    .await
+    .unwrap()
+}
+
+/// Whether the server has already closed `stream`, without waiting.
+fn closed_by_now(stream: &UnixStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut buffer = [0u8; 4096];
+    let mut reader = stream;
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(e) => panic!("reading: {e}"),
+        }
+    }
+}
+
+const GENEROUS: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn idle_trickling_and_kept_alive_connections_are_closed_after_the_header_timeout() {
+    let launcher =
+        TestLauncher::start_with(|c| c.header_read_timeout = Duration::from_secs(1)).await;
+    let idle: Vec<UnixStream> = (0..8).map(|_| connect(&launcher)).collect();
+    // Sends part of the headers and then nothing more.
+    let mut trickling = connect(&launcher);
+    trickling
+        .write_all(b"GET /v1/token HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    // A whole request, then the connection is kept alive and left idle.
+    let mut kept_alive = connect(&launcher);
+    kept_alive
+        .write_all(b"GET /v1/token HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+
+    for stream in idle {
+        read_until_closed(stream, GENEROUS).await;
+    }
+    read_until_closed(trickling, GENEROUS).await;
+    let answered = read_until_closed(kept_alive, GENEROUS).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+}
+
+#[tokio::test]
+async fn a_client_still_gets_a_token_while_idle_connections_hold_every_slot() {
+    let launcher = TestLauncher::start_with(|c| {
+        c.header_read_timeout = Duration::from_secs(1);
+        c.max_connections = 4;
+    })
+    .await;
+    // Connections are accepted in the order they were made: these four take every slot.
+    let idle: Vec<UnixStream> = (0..4).map(|_| connect(&launcher)).collect();
+    let token = LauncherClient::new(&launcher.info().socket)
+        .with_timeout(GENEROUS)
+        .default_token()
+        .await
+        .expect("served once the header timeout frees a slot");
+    assert_eq!(payload(token.expose())["aud"], DEFAULT_TOKEN_AUDIENCE);
+    // The cap held: the client was served only after the server had closed an idle connection.
+    assert!(
+        idle.iter().any(closed_by_now),
+        "the client was served while all four idle connections were still open"
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_below_the_cap_do_not_delay_other_clients() {
+    let launcher =
+        TestLauncher::start_with(|c| c.header_read_timeout = Duration::from_secs(600)).await;
+    let idle: Vec<UnixStream> = (0..16).map(|_| connect(&launcher)).collect();
+    let token = LauncherClient::new(&launcher.info().socket)
+        .with_timeout(GENEROUS)
+        .default_token()
+        .await
+        .unwrap();
+    assert_eq!(payload(token.expose())["aud"], DEFAULT_TOKEN_AUDIENCE);
+    assert!(
+        !idle.iter().any(closed_by_now),
+        "idle connections under the cap are kept"
+    );
+}
+
+#[tokio::test]
+async fn a_post_whose_body_never_arrives_gets_408_and_is_closed() {
+    let launcher = TestLauncher::start_with(|c| {
+        c.header_read_timeout = Duration::from_secs(600);
+        c.body_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut stream = connect(&launcher);
+    stream
+        .write_all(b"POST /v1/token HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    let answered = read_until_closed(stream, GENEROUS).await;
+    assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
+    assert!(
+        answered.ends_with("timed out reading the request body"),
+        "{answered}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_request_body_over_64_kib_is_refused_with_413() {
+    let launcher = TestLauncher::start().await;
+    let big = format!(
+        r#"{{"audience":"{}","token_type":"OIDC"}}"#,
+        "a".repeat(64 * 1024)
+    );
+    let (status, content_type, body) = raw_call(&launcher, "POST", &big).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (413, "request body is larger than 65536 bytes")
+    );
+    assert_eq!(content_type, "text/html");
 }
