@@ -17,7 +17,10 @@ pub enum DevCommand {
 
 #[derive(Debug, Args)]
 pub struct LauncherArgs {
-    /// Directory for the socket, token file, keys (mode 0600) and launcher.json.
+    /// Directory for the socket, token file, keys and launcher.json; created with mode 0700 if
+    /// missing. The socket and the token file are owner-only (0600) whatever the umask. An
+    /// existing key file is used only if it is a regular file (not a symlink) owned by the current
+    /// user with mode 0600 (or stricter).
     #[arg(long)]
     dir: PathBuf,
     /// JSON object merged into the production-shaped default claims; `null` removes a claim.

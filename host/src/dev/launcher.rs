@@ -6,24 +6,29 @@ use super::pki::DevPki;
 use super::signing::{jwks, SigningError, SigningKey};
 use crate::attestation::source::{request_limits_violation, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::verify::{unix_now, GOOGLE_ISSUER};
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 
 pub const SOCKET_NAME: &str = "teeserver.sock";
 pub const TOKEN_FILE_NAME: &str = "attestation_verifier_claims_token";
 pub const INFO_FILE_NAME: &str = "launcher.json";
 const SIGNING_KEY_NAME: &str = "signing-key.pem";
+/// A `TokenOptions` body is well under 2 KiB at the verifier's limits (6 nonces of at most 74
+/// bytes, an audience of at most 512); anything much larger is not a token request.
+pub const MAX_TOKEN_REQUEST_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct LauncherConfig {
@@ -35,6 +40,17 @@ pub struct LauncherConfig {
     pub issuer: String,
     pub rotate_every: Option<Duration>,
     pub token_lifetime: Duration,
+    /// Time a client of the socket or the issuer gets to send a request's headers, counted from
+    /// when its connection is served or its previous response was sent; then the connection is
+    /// closed. Idle and trickling connections (slowloris) cannot be held open longer than this.
+    pub header_read_timeout: Duration,
+    /// Time a client gets to send a `POST /v1/token` body once its headers are in; then it gets
+    /// `408` and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// Connections each listener (socket, issuer) serves at once. Further clients wait in the
+    /// listen backlog, outside this process, until a connection ends: at the latest when an idle
+    /// one reaches `header_read_timeout`. At least 1.
+    pub max_connections: usize,
 }
 
 impl LauncherConfig {
@@ -46,6 +62,9 @@ impl LauncherConfig {
             issuer: GOOGLE_ISSUER.to_owned(),
             rotate_every: None,
             token_lifetime: Duration::from_secs(3600),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 64,
         }
     }
 }
@@ -95,6 +114,7 @@ struct Shared {
     pki: DevPki,
     pki_root_pem: String,
     jwks_url: String,
+    body_read_timeout: Duration,
 }
 
 /// A token request after validation, in the launcher's terms.
@@ -203,7 +223,9 @@ impl Launcher {
             path: dir.clone(),
             reason,
         };
-        std::fs::create_dir_all(&dir).map_err(|e| dir_error(e.to_string()))?;
+        // A directory the launcher creates is private (0700) whatever the umask; one that exists is
+        // the caller's choice and is left as it is.
+        crate::fsutil::create_private_dir(&dir).map_err(|e| dir_error(e.to_string()))?;
         let key_path = dir.join(SIGNING_KEY_NAME);
         let current = Arc::new(SigningKey::load_or_create(&key_path)?);
         let pki = DevPki::load_or_create(&dir)?;
@@ -219,12 +241,7 @@ impl Launcher {
             http.local_addr().map_err(|e| dir_error(e.to_string()))?
         );
         let socket = dir.join(SOCKET_NAME);
-        match std::fs::remove_file(&socket) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(dir_error(format!("cannot remove the stale socket: {e}"))),
-        }
-        let unix = tokio::net::UnixListener::bind(&socket).map_err(|e| LauncherError::Bind {
+        let unix = bind_private_socket(&socket).map_err(|e| LauncherError::Bind {
             what: socket.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -241,6 +258,7 @@ impl Launcher {
             pki_root_pem: pki.root_pem().to_owned(),
             pki,
             jwks_url: format!("{base}/jwks"),
+            body_read_timeout: config.body_read_timeout,
         });
         let info = LauncherInfo {
             issuer: config.issuer.clone(),
@@ -253,16 +271,22 @@ impl Launcher {
         write_token_file(&shared, &info.token_file)
             .map_err(|e| dir_error(format!("writing the token file: {e}")))?;
 
+        let limits = ConnectionLimits {
+            max_connections: config.max_connections.max(1),
+            header_read_timeout: config.header_read_timeout,
+        };
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(serve(
             http,
             issuer_routes(shared.clone()),
+            limits,
             stopped.clone(),
         )));
         tasks.push(tokio::spawn(serve(
             unix,
             teeserver_routes(shared.clone()),
+            limits,
             stopped.clone(),
         )));
         // Like the real launcher: refresh the token file at about 0.8 of the token's lifetime.
@@ -329,27 +353,113 @@ impl Launcher {
     }
 }
 
-async fn serve<L>(listener: L, router: Router, mut stopped: watch::Receiver<bool>)
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let shutdown = async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
+/// Binds the token socket at `socket` so that no other user can ever connect to it, whatever the
+/// umask.
+///
+/// A socket file gets its mode from the umask at `bind`. Setting a restrictive umask around `bind`
+/// is not an option for a library: the umask is process-wide, so other threads would create files
+/// with it too. Binding at the final path and chmodding it there is racy: after `listen`, others
+/// can connect until the chmod lands, and a chmod by path acts on whatever is at the path by then.
+/// So the socket is bound in a fresh 0700 directory inside DIR, where no other user can reach it
+/// (connecting needs search permission on every directory of the path), chmodded to 0600 there
+/// before `listen`, and renamed into place. It appears at `socket` already owner-only, and the
+/// rename atomically replaces a stale socket from an earlier run.
+fn bind_private_socket(socket: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = match socket.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "dev launcher server stopped");
+    // `create` fails if the name is taken, so the directory is certainly this process's own;
+    // its mode is 0700 minus the umask, never more.
+    let staging = dir.join(format!(".teeserver.{:08x}", rand::random::<u32>()));
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let staged = staging.join("s");
+    let bound = (|| {
+        let listener = tokio::net::UnixSocket::new_stream()?;
+        listener.bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        let listener = listener.listen(1024)?;
+        std::fs::rename(&staged, socket)?;
+        Ok(listener)
+    })();
+    if bound.is_err() {
+        let _ = std::fs::remove_file(&staged);
     }
+    let _ = std::fs::remove_dir(&staging);
+    bound
+}
+
+/// Resolves once the launcher is told to stop (or has gone).
+async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// What keeps one local client from holding a listener's connections.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    max_connections: usize,
+    header_read_timeout: Duration,
+}
+
+/// Serves `router` on `listener` over HTTP/1.1 until `stopped`, then lets open connections finish.
+///
+/// Each connection holds one of `max_connections` permits from before it is accepted until its
+/// socket is closed; without a free permit nothing is accepted. hyper closes a connection that
+/// has not sent a request's headers within `header_read_timeout`, idle keep-alive ones included.
+async fn serve<L>(
+    mut listener: L,
+    router: Router,
+    limits: ConnectionLimits,
+    mut stopped: watch::Receiver<bool>,
+) where
+    L: axum::serve::Listener,
+{
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = stop_requested(&mut stopped) => break,
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        // `Listener::accept` retries failed accepts itself (with a pause after EMFILE and the like).
+        let (io, _) = tokio::select! {
+            _ = stop_requested(&mut stopped) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut connection = Box::pin(http.serve_connection(TokioIo::new(io), service));
+        let mut stopping = stopped.clone();
+        connections.spawn(async move {
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stop_requested(&mut stopping) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "dev launcher connection ended");
+            }
+            // The socket is closed before the permit lets the next client in.
+            drop(connection);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 fn write_token_file(shared: &Shared, path: &Path) -> Result<(), String> {
     let token = shared
         .mint(&Shared::default_request())
         .map_err(|e| e.to_string())?;
-    crate::fsutil::write_atomically(path, token.as_bytes(), 0o644).map_err(|e| e.to_string())
+    // The token is a bearer credential: only the launcher's user may read it.
+    crate::fsutil::write_atomically(path, token.as_bytes(), 0o600).map_err(|e| e.to_string())
 }
 
 /// Runs `chore` every `period` until the launcher stops; a failure is logged and retried next time.
@@ -418,17 +528,41 @@ fn launcher_reply(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html")], body).into_response()
 }
 
-async fn token_endpoint(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    body: Bytes,
-) -> Response {
+async fn token_endpoint(State(shared): State<Arc<Shared>>, method: Method, body: Body) -> Response {
     let request = match method {
         Method::GET => Shared::default_request(),
-        Method::POST => match parse_token_options(&body).and_then(validate) {
-            Ok(request) => request,
-            Err(message) => return launcher_reply(StatusCode::BAD_REQUEST, message),
-        },
+        Method::POST => {
+            // hyper's header timeout does not cover the body: bound both its size and its time.
+            let read = axum::body::to_bytes(body, MAX_TOKEN_REQUEST_BYTES);
+            let body = match tokio::time::timeout(shared.body_read_timeout, read).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(e)) => {
+                    let too_large = std::error::Error::source(&e)
+                        .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+                    return if too_large {
+                        launcher_reply(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("request body is larger than {MAX_TOKEN_REQUEST_BYTES} bytes"),
+                        )
+                    } else {
+                        launcher_reply(
+                            StatusCode::BAD_REQUEST,
+                            format!("failed to read the request body: {e}"),
+                        )
+                    };
+                }
+                Err(_) => {
+                    return launcher_reply(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "timed out reading the request body".into(),
+                    )
+                }
+            };
+            match parse_token_options(&body).and_then(validate) {
+                Ok(request) => request,
+                Err(message) => return launcher_reply(StatusCode::BAD_REQUEST, message),
+            }
+        }
         other => {
             return launcher_reply(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -69,22 +69,26 @@ impl SigningKey {
     }
 
     /// Loads the key kept at `path`, or creates one there (mode 0600) so restarts keep the same kid.
+    ///
+    /// An existing file is used only if it is a regular file (not a symlink), owned by the
+    /// effective user and private to it: whoever else can write it chooses the key the launcher
+    /// signs with, and whoever else can read it can mint tokens the launcher's issuer vouches for.
+    /// See [`read_private_file`].
     pub fn load_or_create(path: &Path) -> Result<Self, SigningError> {
         let key_error = |reason: String| SigningError::KeyFile {
             path: path.display().to_string(),
             reason,
         };
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let block = pem::parse(&bytes).map_err(|e| key_error(e.to_string()))?;
+        match read_private_file(path).map_err(key_error)? {
+            Some(bytes) => {
+                let block = pem::parse(&*bytes).map_err(|e| key_error(e.to_string()))?;
                 Self::from_pkcs8(block.contents()).map_err(key_error)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            None => {
                 let key = Self::generate()?;
                 key.save(path).map_err(|e| key_error(e.to_string()))?;
                 Ok(key)
             }
-            Err(e) => Err(key_error(e.to_string())),
         }
     }
 
@@ -145,6 +149,66 @@ impl SigningKey {
                 .map_err(|e| SigningError::Sign(e.to_string()))?;
         Ok(format!("{message}.{signature}"))
     }
+}
+
+/// Reads a file that holds a secret, or `None` if there is none. The file must be a regular file,
+/// not a symlink, owned by the effective user, with no group or other permission bits; otherwise
+/// the error says why and how to fix it.
+///
+/// The checks are made on the open descriptor (`O_NOFOLLOW`, then `fstat`) and the bytes are read
+/// from that same descriptor, so the file cannot be swapped between the check and the read.
+/// `O_NONBLOCK` keeps a FIFO planted at `path` from blocking the open before it can be refused.
+fn read_private_file(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+    use rustix::fs::OFlags;
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
+    let shown = path.display();
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // O_NOFOLLOW fails with ELOOP when the last component is a symlink.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(
+                "it is a symbolic link, and a key is only used from a file the launcher's \
+                        user owns outright; replace the link with the key file itself (mode 0600), \
+                        or delete it to have a new key generated"
+                    .into(),
+            )
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.file_type().is_file() {
+        return Err(format!(
+            "it is not a regular file; delete {shown} to have a new key generated"
+        ));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if metadata.uid() != me {
+        return Err(format!(
+            "it is owned by uid {}, not by the user running the launcher (uid {me}), so someone \
+             else may have chosen or read the key; delete {shown} to have a new key generated, or \
+             if you trust it, `chown {me} {shown}` and `chmod 600 {shown}`",
+            metadata.uid()
+        ));
+    }
+    let mode = metadata.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "its mode is {mode:04o}, so group or others can read or change the private key; run \
+             `chmod 600 {shown}` (or delete it to have a new key generated)"
+        ));
+    }
+    // Sized up front so the secret is not left behind in buffers a growing Vec frees.
+    let capacity = metadata.len().min(1 << 20) as usize;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(Some(bytes))
 }
 
 /// A JWKS document for `keys`.
