@@ -53,13 +53,13 @@ async fn bank_a_vault(launcher: &TestLauncher, options: OpenBaoOptions) -> OpenB
     bao
 }
 
-/// bank-a on `bao` with the corrected role, releasing `kv/data/message`'s `foo` as `FOO`.
+/// bank-a on `bao` with the corrected role, releasing `kv/data/message`'s `foo` as `BANK_A_FOO`.
 fn bank_a_foo(bao: &OpenBao) -> Collaborator {
     bound_claims_collaborator(
         "bank-a",
         bao,
         corrected_role(),
-        vec![json!({"path": "kv/data/message", "field": "foo", "env": "FOO"})],
+        vec![json!({"path": "kv/data/message", "field": "foo", "env": "BANK_A_FOO"})],
     )
 }
 
@@ -318,7 +318,7 @@ async fn the_seed_role_as_written_fails_with_vaults_words_and_a_hint() {
             BANK_A,
             bao,
             json!({}),
-            vec![json!({"path": "kv/data/message", "env": "FOO"})],
+            vec![json!({"path": "kv/data/message", "env": "BANK_A_FOO"})],
         )
     };
     let config = write_config(dir.path(), &launcher, &[collaborator(&bao)], json!({}));
@@ -429,8 +429,8 @@ async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
             &bao,
             corrected_role(),
             vec![
-                json!({"path": "kv/data/message", "env": "FOO"}),
-                json!({"path": "kv/data/board-minutes", "env": "MINUTES"}),
+                json!({"path": "kv/data/message", "env": "BANK_A_FOO"}),
+                json!({"path": "kv/data/board-minutes", "env": "BANK_A_MINUTES"}),
             ],
         )],
         json!({}),
@@ -463,7 +463,7 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
         "bank-a",
         &bao,
         corrected_role(),
-        vec![json!({"path": "kv/data/message", "env": "FOO"})],
+        vec![json!({"path": "kv/data/message", "env": "BANK_A_FOO"})],
     );
     collaborator.vault["ca_cert"] = json!(launcher.info().pki_root);
     let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
@@ -487,7 +487,7 @@ async fn a_vault_that_never_comes_up_fails_clearly_within_the_deadline() {
         plugin: "confidential-space",
         plugin_config: json!({"audience": BANK_A, "vault_role": "bank-a"}),
         vault: json!({"address": closed}),
-        secrets: vec![json!({"path": "kv/data/message", "env": "FOO"})],
+        secrets: vec![json!({"path": "kv/data/message", "env": "BANK_A_FOO"})],
     };
     let config = write_config(
         dir.path(),
@@ -742,6 +742,14 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
     let compiled: Value = serde_json::from_slice(&compiled.stdout).unwrap();
     let mut value: toml::Value =
         toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    // The operator built the artifact itself, just above, and says so.
+    value.as_table_mut().unwrap().insert(
+        "plugins".into(),
+        toml::Value::Table(toml::map::Map::from_iter([(
+            "trust_precompiled".to_owned(),
+            toml::Value::Boolean(true),
+        )])),
+    );
     let collaborator = value["collaborator"][0].as_table_mut().unwrap();
     collaborator.insert(
         "plugin_compiled".into(),
@@ -866,7 +874,7 @@ async fn the_default_token_never_reaches_a_collaborators_vault() {
         BANK_A,
         &bao,
         json!({}),
-        vec![json!({"path": "kv/data/message", "env": "FOO"})],
+        vec![json!({"path": "kv/data/message", "env": "BANK_A_FOO"})],
     );
     let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
     let file_source = format!(

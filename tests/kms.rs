@@ -73,7 +73,7 @@ ciphertext_file = "{ciphertext_file}"
 [[collaborator.secret]]
 path = "kv/data/reference-rates"
 field = "eur-usd"
-env = "EUR_USD"
+env = "BANK_C_EUR_USD"
 "#,
         plugin = plugin.display(),
         sha = sha256_file(&plugin),
@@ -311,7 +311,7 @@ role = "bank-a"
 [[collaborator.secret]]
 path = "kv/data/message"
 field = "foo"
-env = "FOO"
+env = "BANK_A_FOO"
 "#,
         plugin = bound.display(),
         sha = sha256_file(&bound),

@@ -100,7 +100,7 @@ def main():
                 if precompiled:
                     lines += [f'plugin_compiled = "{artifact}"', f'plugin_compiled_sha256 = "{pins["plugin_compiled_sha256"]}"']
                 lines += [f'plugin_config_file = "{rules}"', "[collaborator.vault]", f'address = "{addr}"',
-                          "[[collaborator.secret]]", 'path = "kv/data/message"', 'field = "foo"', f'env = "{name.upper().replace("-", "_")}"']
+                          "[[collaborator.secret]]", 'path = "kv/data/message"', 'field = "foo"', f'env = "{name.upper().replace("-", "_")}_FOO"']
             open(path, "w").write("\n".join(lines) + "\n")
             return path
 

@@ -22,7 +22,15 @@ pub fn normalise(audience: &str) -> String {
     if url.cannot_be_a_base() {
         return text.to_owned();
     }
-    // `Url` already lowercases scheme and host and drops a default port.
+    // `Url` already lowercases scheme and host and drops a default port; a fully qualified
+    // host's trailing dot names the same host.
+    if let Some(host) = url
+        .host_str()
+        .and_then(|h| h.strip_suffix('.'))
+        .map(str::to_owned)
+    {
+        let _ = url.set_host(Some(&host));
+    }
     let path = url.path().trim_end_matches('/').to_owned();
     url.set_path(&path);
     let mut normal = url.to_string();
@@ -42,15 +50,13 @@ fn host(audience: &str) -> Option<String> {
         .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
 }
 
-/// Whether Google's STS, or a workload identity provider behind it, would accept a token with
-/// this audience: the default token's audience, and anything on `sts.googleapis.com` or
-/// `iam.googleapis.com` (providers accept their own resource name by default).
+/// Whether Google's STS, or a workload identity provider behind it, might accept a token with
+/// this audience: the default token's audience, and anything on Google's API domain (providers
+/// accept their own `iam.googleapis.com` resource name by default; private service connect names
+/// are other `googleapis.com` hosts).
 pub fn is_google_federation(audience: &str) -> bool {
     normalise(audience) == normalise(DEFAULT_TOKEN_AUDIENCE)
-        || matches!(
-            host(audience).as_deref(),
-            Some("sts.googleapis.com" | "iam.googleapis.com")
-        )
+        || host(audience).is_some_and(|h| h == "googleapis.com" || h.ends_with(".googleapis.com"))
 }
 
 #[cfg(test)]
@@ -109,6 +115,8 @@ mod tests {
         ] {
             assert!(is_google_federation(audience), "{audience}");
         }
+        assert!(is_google_federation("https://sts.googleapis.com./"));
+        assert!(is_google_federation("https://sts-psc.p.googleapis.com"));
         assert!(!is_google_federation("https://vault.bank-a.example"));
         assert!(!is_google_federation(
             "https://sts.googleapis.com.evil.example"

@@ -108,7 +108,7 @@ pub enum SourceError {
     Timeout { socket: PathBuf, timeout: Duration },
     #[error("talking to the launcher at {socket} failed: {reason}")]
     Protocol { socket: PathBuf, reason: String },
-    /// The launcher's own words, verbatim.
+    /// The launcher's own words (control characters escaped).
     #[error("the launcher refused the token request (HTTP {status}): {message}")]
     Launcher { status: u16, message: String },
     #[error("cannot read the token file {path}: {reason}")]
@@ -202,7 +202,7 @@ impl LauncherClient {
         if !status.is_success() {
             return Err(SourceError::Launcher {
                 status: status.as_u16(),
-                message: text,
+                message: crate::http::escape_control(&text),
             });
         }
         if text.is_empty() {

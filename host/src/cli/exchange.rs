@@ -142,6 +142,10 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
     let prepared = environment(&report)
         .map_err(anyhow::Error::from)
         .and_then(|env| {
+            // A collaborator may add variables, never change the workload's own.
+            if let Some((name, _)) = env.iter().find(|(name, _)| std::env::var_os(name).is_some()) {
+                anyhow::bail!("{name} is already set in the workload's environment; a collaborator's secret may not replace it; nothing was delivered");
+            }
             let resolved = resolve_program(program).ok_or_else(|| {
                 anyhow::anyhow!(
                     "cannot run {}: no such executable; nothing was delivered",

@@ -19,8 +19,10 @@ pub struct DeliveryConfig {
     #[serde(default = "default_root")]
     pub root: PathBuf,
     /// Require every environment variable a collaborator sets to start with its name in
-    /// upper case, `-` and `.` as `_`, and a `_` (`BANK_A_` for "bank-a").
-    #[serde(default)]
+    /// upper case, `-` and `.` as `_`, and a `_` (`BANK_A_` for "bank-a"). On by default: a
+    /// variable named by one collaborator could otherwise steer a program that another's
+    /// secrets pass through (`VAULT_ADDR` next to someone's `VAULT_TOKEN`).
+    #[serde(default = "default_env_prefix")]
     pub env_prefix: bool,
 }
 
@@ -28,9 +30,13 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
             root: default_root(),
-            env_prefix: false,
+            env_prefix: default_env_prefix(),
         }
     }
+}
+
+fn default_env_prefix() -> bool {
+    true
 }
 
 fn default_root() -> PathBuf {
@@ -65,6 +71,28 @@ pub fn env_prefix_of(collaborator: &str) -> String {
 /// workload that holds everyone's secrets.
 const REFUSED_VARIABLES: &[&str] = &[
     "PATH",
+    "PAGER",
+    "EDITOR",
+    "VISUAL",
+    "BROWSER",
+    "ZDOTDIR",
+    "OPENSSL_CONF",
+    "OPENSSL_MODULES",
+    "OPENSSL_ENGINES",
+    "GRPC_PROXY",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "PHPRC",
+    "PHP_INI_SCAN_DIR",
+    "DOTNET_STARTUP_HOOKS",
+    "CORECLR_PROFILER_PATH",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
+    "R_PROFILE_USER",
+    "R_ENVIRON_USER",
+    "JAVA_HOME",
+    "SHELL",
+    "USER",
+    "LOGNAME",
     "IFS",
     "ENV",
     "BASH_ENV",
@@ -114,15 +142,45 @@ const REFUSED_PREFIXES: &[&str] = &[
     "MALLOC_",
     "GODEBUG",
     "GOTRACEBACK",
+    "GOFLAGS",
     "LUA_",
     "TCL",
+    "NODE_",
+    "NPM_CONFIG_",
+    "GIT_",
+    "VAULT_",
+    "BAO_",
+    "GOOGLE_",
+    "CLOUDSDK_",
+    "AWS_",
+    "AZURE_",
+    "XDG_",
+    "LESS",
+    "DOTNET_",
+    "COMPLUS_",
+    "CORECLR_",
+    "BUNDLE_",
+    "GEM_",
+    "RUBY",
+    "PERL",
+    "JAVA",
+    "_JAVA",
+    "JDK_",
+    "SSL_",
+    "CURL_",
+    "LC_",
+    "LANG",
 ];
+
+/// Suffixes of refused variables (emulator hosts and proxies redirect a program's traffic).
+const REFUSED_SUFFIXES: &[&str] = &["_EMULATOR_HOST", "_PROXY"];
 
 /// Why `name` may not be set by a collaborator, if it may not.
 pub fn refused_variable(name: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
     if REFUSED_VARIABLES.contains(&upper.as_str())
         || REFUSED_PREFIXES.iter().any(|p| upper.starts_with(p))
+        || REFUSED_SUFFIXES.iter().any(|s| upper.ends_with(s))
     {
         return Some("it changes what programs load, run or trust; a collaborator's Vault would choose code that runs inside the workload");
     }
@@ -234,6 +292,19 @@ impl Config {
                 }
             }
         }
+        for read in reads.iter().filter(|read| read.starts_with(&root)) {
+            problems.push(Problem {
+                key: "delivery.root".into(),
+                message: format!(
+                    "{} is read by attestgate but lies under the delivery root {}: a collaborator could have it read another's delivered secret",
+                    read.display(),
+                    root.display()
+                ),
+            });
+        }
+        if env_prefix {
+            self.check_prefix_collisions(problems);
+        }
         for (index, destination) in destinations.iter().enumerate() {
             if let Some(read) = reads.iter().find(|read| {
                 read.starts_with(&destination.path) || destination.path.starts_with(read)
@@ -269,6 +340,29 @@ impl Config {
                         ),
                     });
                 }
+            }
+        }
+    }
+
+    /// With `env_prefix`, no collaborator's prefix may contain another's (`BANK_` would cover
+    /// `BANK_A_`), or they could set each other's variables.
+    fn check_prefix_collisions(&self, problems: &mut Vec<Problem>) {
+        let prefixes: Vec<String> = self
+            .collaborators
+            .iter()
+            .map(|c| env_prefix_of(&c.name))
+            .collect();
+        for (index, prefix) in prefixes.iter().enumerate() {
+            if let Some(first) = prefixes[..index].iter().position(|other| {
+                other.starts_with(prefix.as_str()) || prefix.starts_with(other.as_str())
+            }) {
+                problems.push(Problem {
+                    key: format!("collaborator[{index}] ({}).name", self.collaborators[index].name),
+                    message: format!(
+                        "its variable prefix {prefix} overlaps collaborator[{first}] ({})'s {}; rename one of them",
+                        self.collaborators[first].name, prefixes[first]
+                    ),
+                });
             }
         }
     }

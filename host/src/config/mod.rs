@@ -193,6 +193,15 @@ impl Default for GoogleConfig {
     }
 }
 
+/// The operator's rules for plugins.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PluginsConfig {
+    /// Load `plugin_compiled` artifacts. They are native code, outside the sandbox: the operator
+    /// vouches that it built every one from its pinned wasm (`attestgate plugin compile`).
+    #[serde(default)]
+    pub trust_precompiled: bool,
+}
+
 /// Transport rules for every server attestgate talks to.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NetworkConfig {
@@ -323,6 +332,8 @@ struct RawConfig {
     network: NetworkConfig,
     #[serde(default)]
     delivery: DeliveryConfig,
+    #[serde(default)]
+    plugins: PluginsConfig,
     #[serde(default, rename = "collaborator")]
     collaborators: Vec<CollaboratorConfig>,
 }
@@ -336,6 +347,7 @@ pub struct Config {
     pub google: GoogleConfig,
     pub network: NetworkConfig,
     pub delivery: DeliveryConfig,
+    pub plugins: PluginsConfig,
     pub collaborators: Vec<CollaboratorConfig>,
     /// Each collaborator's plugin configuration as JSON, in collaborator order.
     plugin_configs: Vec<serde_json::Value>,
@@ -442,7 +454,7 @@ impl Config {
         for key in unknown {
             // serde_ignored writes an Option's inside as `?`; the operator knows no such key.
             let key = key.replace(".?", "");
-            let message = if key == "plugins" || key.starts_with("plugins.") {
+            let message = if key == "plugins.cache_dir" {
                 "the compiled-plugin cache is gone: precompile plugins at image build time with `attestgate plugin compile` and pin them with plugin_compiled and plugin_compiled_sha256"
             } else if ["sts_endpoint", "iamcredentials_endpoint", "kms_endpoint"]
                 .iter()
@@ -478,6 +490,7 @@ impl Config {
             google: raw.google,
             network: raw.network,
             delivery: raw.delivery,
+            plugins: raw.plugins,
             collaborators: raw.collaborators,
             plugin_configs: Vec::new(),
         };
@@ -740,7 +753,9 @@ impl Config {
         self.check_shared_variables(problems);
         self.check_delivery(problems);
         self.check_audiences(problems);
+        self.check_kms_ownership(problems);
         self.check_transport(problems);
+        self.check_plugins(problems);
     }
 
     /// Two secrets (or kept tokens) must never share an environment variable: the later one would
@@ -789,11 +804,37 @@ impl Config {
                 });
                 continue;
             }
-            if collaborator.kms.is_none() && audience::is_google_federation(received) {
+            if received
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+            {
                 problems.push(Problem {
                     key: at.clone(),
-                    message: format!("\"{received}\" is an audience Google's STS accepts; a collaborator that is not on the KMS route must never receive such a token, or it could exchange it at STS as this workload and decrypt a KMS-route collaborator's VAULT_TOKEN. Give it an audience of its own, e.g. \"https://vault.{}.example\"", collaborator.name),
+                    message: format!(
+                        "\"{}\" contains whitespace or control characters",
+                        received.escape_debug()
+                    ),
                 });
+            }
+            match &collaborator.kms {
+                None if audience::is_google_federation(received) => problems.push(Problem {
+                    key: at.clone(),
+                    message: format!("\"{received}\" is an audience Google's STS accepts; a collaborator that is not on the KMS route must never receive such a token, or it could exchange it at STS as this workload and decrypt a KMS-route collaborator's VAULT_TOKEN. Give it an audience of its own, e.g. \"https://vault.{}.example\"", collaborator.name),
+                }),
+                // On the KMS route, the one Google audience a collaborator may have is its own
+                // provider's name (or, opted in, the shared default token's).
+                Some(kms)
+                    if self.attestation.source == TokenSourceKind::Launcher
+                        && audience::is_google_federation(received)
+                        && audience::normalise(received)
+                            != audience::normalise(&kms.workload_identity_provider) =>
+                {
+                    problems.push(Problem {
+                        key: at.clone(),
+                        message: format!("\"{received}\" is a Google audience other than this collaborator's own provider ({}); use the provider's name, or an audience of the collaborator's own that its provider lists", kms.workload_identity_provider),
+                    })
+                }
+                _ => {}
             }
             if let Some(violation) =
                 crate::attestation::source::request_limits_violation(received, &[])
@@ -814,6 +855,51 @@ impl Config {
                     ),
                 }),
                 None => seen.push((normal, index)),
+            }
+        }
+    }
+
+    /// No two KMS-route collaborators share a provider, a key, a ciphertext or a service account:
+    /// sharing one would let the second use what the first's provider and key release.
+    fn check_kms_ownership(&self, problems: &mut Vec<Problem>) {
+        let mut owned: Vec<(&'static str, String, usize)> = Vec::new();
+        for (index, collaborator) in self.collaborators.iter().enumerate() {
+            let Some(kms) = &collaborator.kms else {
+                continue;
+            };
+            let mut items = vec![
+                (
+                    "workload_identity_provider",
+                    audience::normalise(&kms.workload_identity_provider),
+                ),
+                ("key", kms.key.trim().trim_matches('/').to_owned()),
+            ];
+            if let Some(account) = &kms.service_account {
+                items.push(("service_account", account.trim().to_ascii_lowercase()));
+            }
+            if let Some(text) = &kms.ciphertext {
+                items.push(("ciphertext", text.split_whitespace().collect()));
+            }
+            if let Some(file) = &kms.ciphertext_file {
+                let text = std::fs::read_to_string(file).unwrap_or_default();
+                items.push(("ciphertext", text.split_whitespace().collect()));
+            }
+            for (key, value) in items {
+                if value.is_empty() {
+                    continue;
+                }
+                if let Some((_, _, first)) = owned.iter().find(|(k, v, _)| *k == key && *v == value)
+                {
+                    problems.push(Problem {
+                        key: format!("collaborator[{index}] ({}).kms.{key}", collaborator.name),
+                        message: format!(
+                            "is the same as collaborator[{first}] ({})'s; each KMS-route collaborator has its own provider, key, ciphertext and service account",
+                            self.collaborators[*first].name
+                        ),
+                    });
+                } else {
+                    owned.push((key, value, index));
+                }
             }
         }
     }
@@ -882,6 +968,44 @@ impl Config {
                     &address,
                     false,
                 );
+            }
+        }
+    }
+
+    /// Plugin limits stay within what the host can bear for one collaborator, and native code is
+    /// loaded only where the operator vouches for it.
+    fn check_plugins(&self, problems: &mut Vec<Problem>) {
+        for (index, collaborator) in self.collaborators.iter().enumerate() {
+            let at = |key: &str| format!("collaborator[{index}] ({}).{key}", collaborator.name);
+            for (key, value, max) in [
+                (
+                    "limits.deadline_ms",
+                    collaborator.limits.deadline_ms,
+                    Limits::MAX.deadline_ms,
+                ),
+                (
+                    "limits.memory_bytes",
+                    collaborator.limits.memory_bytes,
+                    Limits::MAX.memory_bytes,
+                ),
+                (
+                    "limits.log_bytes",
+                    collaborator.limits.log_bytes,
+                    Limits::MAX.log_bytes,
+                ),
+            ] {
+                if value == 0 || value > max {
+                    problems.push(Problem {
+                        key: at(key),
+                        message: format!("{value} is outside 1..={max}: a collaborator's plugin may not hold the host longer or make it allocate more than that"),
+                    });
+                }
+            }
+            if collaborator.plugin_compiled.is_some() && !self.plugins.trust_precompiled {
+                problems.push(Problem {
+                    key: at("plugin_compiled"),
+                    message: "a precompiled plugin is native code that runs outside the sandbox: build it yourself at image build time with `attestgate plugin compile` (it is reproducible, so the pin can be checked), then set [plugins] trust_precompiled = true".into(),
+                });
             }
         }
     }
@@ -1055,6 +1179,120 @@ mod tests {
     }
 
     #[test]
+    fn variables_that_steer_other_programs_are_refused_and_prefixes_may_not_overlap() {
+        for variable in [
+            "VAULT_ADDR",
+            "GIT_CONFIG_COUNT",
+            "HTTPS_PROXY",
+            "PUBSUB_EMULATOR_HOST",
+            "OPENSSL_CONF",
+        ] {
+            let problems = problems_of(
+                &[("bank-a", &[("/run/secrets/bank-a/x", variable)])],
+                "[delivery]\nenv_prefix = false",
+            );
+            assert!(
+                problems
+                    .iter()
+                    .any(|m| m.contains("may not be set by a collaborator")),
+                "{variable}: {problems:?}"
+            );
+        }
+        // Prefixes are on by default, and "bank" would cover "bank-a"'s BANK_A_.
+        let problems = problems_of(
+            &[
+                ("bank", &[("/run/secrets/bank/x", "BANK_X")]),
+                ("bank-a", &[("/run/secrets/bank-a/x", "BANK_A_X")]),
+            ],
+            "",
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.starts_with("collaborator[1] (bank-a).name")
+                    && m.contains("overlaps collaborator[0] (bank)")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn plugin_limits_are_bounded_and_native_code_needs_the_operators_word() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("plugin.wasm");
+        std::fs::write(&wasm, b"\0asm").unwrap();
+        let cwasm = dir.path().join("plugin.cwasm");
+        std::fs::write(&cwasm, b"native").unwrap();
+        let text = format!(
+            "[[collaborator]]\nname = \"mallory\"\naudience = \"https://vault.mallory.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\nplugin_compiled = \"{}\"\nplugin_compiled_sha256 = \"{}\"\n[collaborator.limits]\ndeadline_ms = 3600000\nlog_bytes = 1099511627776\n",
+            wasm.display(),
+            "a".repeat(64),
+            cwasm.display(),
+            "b".repeat(64)
+        );
+        let err = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap_err();
+        for key in ["limits.deadline_ms", "limits.log_bytes", "plugin_compiled"] {
+            assert!(
+                err.problems
+                    .iter()
+                    .any(|p| p.key == format!("collaborator[0] (mallory).{key}")),
+                "{key}: {err}"
+            );
+        }
+        let trusted = format!("[plugins]\ntrust_precompiled = true\n{text}")
+            .replace("3600000", "100")
+            .replace("1099511627776", "16384");
+        Config::parse(&trusted, &dir.path().join("attestgate.toml")).unwrap();
+    }
+
+    #[test]
+    fn a_kms_collaborator_cannot_reuse_anothers_provider_key_or_ciphertext() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("plugin.wasm");
+        std::fs::write(&wasm, b"\0asm").unwrap();
+        let provider = "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/bank-c";
+        let kms = |name: &str, audience: &str| {
+            format!(
+                "[[collaborator]]\nname = \"{name}\"\naudience = \"{audience}\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.kms]\nworkload_identity_provider = \"{provider}\"\nkey = \"projects/bank-c/locations/global/keyRings/r/cryptoKeys/k\"\nciphertext = \"c2VjcmV0\"\n",
+                wasm.display(),
+                "a".repeat(64)
+            )
+        };
+        let text = kms("bank-c", provider) + &kms("mallory", "https://sts.googleapis.com");
+        let err = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap_err();
+        for key in [
+            "kms.workload_identity_provider",
+            "kms.key",
+            "kms.ciphertext",
+            "audience",
+        ] {
+            assert!(
+                err.problems
+                    .iter()
+                    .any(|p| p.key == format!("collaborator[1] (mallory).{key}")),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn files_attestgate_reads_may_not_lie_under_the_delivery_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let problems = problems_of(
+            &[("bank-a", &[])],
+            &format!(
+                "[delivery]\nroot = \"{root}\"\n[attestation]\njwks_file = \"{root}/bank-b/creds\""
+            ),
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.starts_with("delivery.root") && m.contains("bank-b/creds")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn names_and_namespaces_that_could_forge_output_or_headers_are_refused() {
         let problems = problems_of(&[("bank-a\\nreleased", &[])], "");
         assert!(
@@ -1086,7 +1324,7 @@ mod tests {
         let wasm = dir.path().join("plugin.wasm");
         std::fs::write(&wasm, b"\0asm").unwrap();
         let text = format!(
-            "[delivery]\nroot = \"{}\"\n[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\ntoken_file = \"bank-a/vault-token\"\n",
+            "[delivery]\nroot = \"{}/out\"\n[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\ntoken_file = \"out/bank-a/vault-token\"\n",
             dir.path().display(),
             wasm.display(),
             "a".repeat(64)
@@ -1094,7 +1332,7 @@ mod tests {
         let config = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap();
         assert_eq!(
             config.collaborators[0].vault.as_ref().unwrap().token_file,
-            Some(dir.path().join("bank-a/vault-token"))
+            Some(dir.path().join("out/bank-a/vault-token"))
         );
     }
 

@@ -300,9 +300,10 @@ impl Exchange {
             })
     }
 
-    /// Every step but the revocation runs under the collaborator's deadline. The revocation
-    /// runs whatever happened before it, the deadline included: a Vault token obtained by login
-    /// is never left behind alive because a read was slow.
+    /// Every step runs under the collaborator's deadline except the JWT login, which is allowed
+    /// to finish so that its token can be revoked, and the revocation, which runs whatever
+    /// happened before it, the deadline included: a Vault token obtained by login is never left
+    /// behind alive because a read (or the login itself) was slow.
     async fn run_one(&self, collaborator: &Collaborator) -> Result<Released, StepError> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.deadline;
@@ -312,12 +313,26 @@ impl Exchange {
             .await?;
         let (audience, access, vault, vault_config) = match authorised {
             Authorised::PolicyOnly(released) => return Ok(released),
-            Authorised::Vault {
+            Authorised::Unwrapped {
                 audience,
                 access,
                 vault,
                 vault_config,
             } => (audience, access, vault, vault_config),
+            Authorised::Allowed {
+                audience,
+                jwt,
+                verdict,
+                vault,
+                vault_config,
+            } => {
+                // Not cut short by the deadline: once Vault has issued a token, attestgate must
+                // hold it to revoke it. The login's retries stop at 0.8 of the deadline and each
+                // attempt has its own timeout; a late token is revoked below, as the read then
+                // finds the deadline passed.
+                let access = login_with_jwt(name, vault, vault_config, &verdict, jwt).await?;
+                (audience, access, vault, vault_config)
+            }
         };
         let read = self
             .before_deadline(
@@ -355,7 +370,7 @@ impl Exchange {
         })
     }
 
-    /// Token, verification, the plugin's verdict, then a Vault token (by JWT login or KMS).
+    /// Token, verification and the plugin's verdict; on the KMS route, the unwrapped token.
     async fn authorise<'a>(
         &self,
         collaborator: &'a Collaborator,
@@ -388,16 +403,21 @@ impl Exchange {
                 duration: started.elapsed(),
             }));
         };
-        let access = match &collaborator.kms {
-            Some(kms) => unwrap_with_kms(name, kms, vault, jwt).await?,
-            None => login_with_jwt(name, vault, vault_config, &verdict, jwt).await?,
-        };
-        Ok(Authorised::Vault {
-            audience,
-            access,
-            vault,
-            vault_config,
-        })
+        match &collaborator.kms {
+            Some(kms) => Ok(Authorised::Unwrapped {
+                access: unwrap_with_kms(name, kms, vault, jwt).await?,
+                audience,
+                vault,
+                vault_config,
+            }),
+            None => Ok(Authorised::Allowed {
+                audience,
+                jwt,
+                verdict,
+                vault,
+                vault_config,
+            }),
+        }
     }
 
     /// The attestation token for this collaborator, and the audience it must carry.
@@ -510,13 +530,22 @@ async fn judge(
 /// How long a revocation may take once the rest is over (the deadline may already have passed).
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What a collaborator's plugin and Vault granted, before any secret is read.
+/// What a collaborator's plugin (and on the KMS route, Google) granted, before any login.
 enum Authorised<'a> {
     /// No Vault configured: the plugin's allow is the whole outcome.
     PolicyOnly(Released),
-    Vault {
+    /// The KMS route: the VAULT_TOKEN is unwrapped (and never revoked).
+    Unwrapped {
         audience: String,
         access: VaultAccess,
+        vault: &'a VaultClient,
+        vault_config: &'a crate::config::VaultConfig,
+    },
+    /// The JWT route: the plugin allowed; the token may go to this collaborator's Vault.
+    Allowed {
+        audience: String,
+        jwt: Jwt,
+        verdict: Verdict,
         vault: &'a VaultClient,
         vault_config: &'a crate::config::VaultConfig,
     },

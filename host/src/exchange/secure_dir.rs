@@ -163,7 +163,14 @@ impl SecureDir {
         while let Some(entry) = dir.read() {
             let entry = entry?;
             let file = entry.file_name().to_bytes();
-            if file.starts_with(&prefix) && (file.ends_with(b".tmp") || file.ends_with(b".bak")) {
+            // Exactly `<prefix><16 hex>.tmp|.bak`: a copy of another file whose name starts
+            // with this one (`a` and `a-b`) is not this file's leftover.
+            let is_leftover = file.strip_prefix(prefix.as_slice()).is_some_and(|rest| {
+                rest.len() == 20
+                    && rest[..16].iter().all(u8::is_ascii_hexdigit)
+                    && (rest.ends_with(b".tmp") || rest.ends_with(b".bak"))
+            });
+            if is_leftover {
                 stale.push(OsStr::from_bytes(file).to_owned());
             }
         }

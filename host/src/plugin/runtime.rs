@@ -512,6 +512,7 @@ fn check_verdict(raw: wit::Verdict) -> Result<Verdict, String> {
     }
     let mut login = BTreeMap::new();
     for (key, value) in raw.login {
+        let (key, value) = (for_display(key, 64), for_display(value, 256));
         if !LOGIN_KEYS.contains(&key.as_str()) {
             return Err(format!(
                 "unknown login parameter \"{key}\" (known: {LOGIN_KEYS:?})"

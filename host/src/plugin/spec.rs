@@ -28,6 +28,14 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The most any collaborator may ask for: one plugin must not be able to hold start-up for
+    /// minutes or make the host allocate gigabytes of output.
+    pub const MAX: Limits = Limits {
+        deadline_ms: 10_000,
+        memory_bytes: 256 << 20,
+        log_bytes: 1 << 20,
+    };
+
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
     }
