@@ -623,3 +623,18 @@ async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
         capture.requests()
     );
 }
+
+#[tokio::test]
+async fn an_endless_answer_from_a_google_endpoint_is_cut_off() {
+    let (launcher, bao, google, token) = setup(production_only(), false).await;
+    let endless = common::CaptureServer::answering(common::Answer::Endless).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false).replace(
+        &format!("sts_endpoint = \"{}\"", google.endpoint),
+        &format!("sts_endpoint = \"{}\"", endless.addr),
+    );
+    let report = run(dir.path(), &text).await;
+    let error = report.failures().next().expect("an endless body");
+    assert_eq!(error.step, Step::Kms(KmsStep::StsExchange), "{error}");
+    assert!(error.message.contains("larger than"), "{error}");
+}

@@ -674,3 +674,47 @@ fn extract(mut response: Value, secret: &SecretConfig) -> Result<SecretValue, St
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(field: Option<&str>) -> SecretConfig {
+        SecretConfig {
+            path: "kv/data/db".into(),
+            field: field.map(str::to_owned),
+            file: None,
+            env: Some("BANK_A_DB".into()),
+        }
+    }
+
+    fn kv2(data: Value) -> Value {
+        serde_json::json!({"data": {"data": data, "metadata": {"version": 1}}})
+    }
+
+    #[test]
+    fn kv2_data_is_unwrapped_and_a_field_picked() {
+        let response = kv2(serde_json::json!({"user": "app", "password": "s3cret"}));
+        let value = extract(response.clone(), &secret(Some("password"))).unwrap();
+        assert_eq!(value.value(), "s3cret");
+        let whole = extract(response, &secret(None)).unwrap();
+        assert_eq!(whole.value()["user"], "app");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_alone_never_its_siblings() {
+        let response = kv2(serde_json::json!({"admin-password-for-prod": "x", "user": "app"}));
+        let error = extract(response, &secret(Some("password"))).unwrap_err();
+        assert!(error.contains("\"password\""), "{error}");
+        assert!(
+            !error.contains("admin-password-for-prod") && !error.contains("user"),
+            "the other fields' names are the secret's business: {error}"
+        );
+    }
+
+    #[test]
+    fn no_data_says_how_kv2_paths_are_written() {
+        let error = extract(serde_json::json!({"data": null}), &secret(None)).unwrap_err();
+        assert!(error.contains("<mount>/data/<name>"), "{error}");
+    }
+}
