@@ -714,6 +714,29 @@ impl Config {
                     "secrets need a [collaborator.vault] to read them from".into(),
                 );
             }
+            if let Some(kms) = &collaborator.kms {
+                if collaborator.vault.is_none() {
+                    problem(
+                        at("kms"),
+                        "the KMS route unwraps a VAULT_TOKEN: add [collaborator.vault] with the Vault's address".into(),
+                    );
+                }
+                match (&kms.ciphertext, &kms.ciphertext_file) {
+                    (Some(_), Some(_)) => problem(
+                        at("kms.ciphertext"),
+                        "set ciphertext or ciphertext_file, not both".into(),
+                    ),
+                    (None, None) => problem(
+                        at("kms"),
+                        "needs ciphertext_file (or ciphertext): the base64 output of `gcloud kms encrypt` of the VAULT_TOKEN".into(),
+                    ),
+                    (None, Some(file)) if !file.is_file() => problem(
+                        at("kms.ciphertext_file"),
+                        format!("{} does not exist", file.display()),
+                    ),
+                    _ => {}
+                }
+            }
             if let Some(env) = collaborator
                 .vault
                 .as_ref()
@@ -1242,6 +1265,45 @@ mod tests {
             .replace("3600000", "100")
             .replace("1099511627776", "16384");
         Config::parse(&trusted, &dir.path().join("attestgate.toml")).unwrap();
+    }
+
+    #[test]
+    fn a_kms_section_is_checked_when_the_file_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("plugin.wasm");
+        std::fs::write(&wasm, b"\0asm").unwrap();
+        let with = |kms_extra: &str, vault: bool| {
+            let text = format!(
+                "[[collaborator]]\nname = \"bank-c\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n{}[collaborator.kms]\nworkload_identity_provider = \"//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/c\"\nkey = \"projects/c/locations/global/keyRings/r/cryptoKeys/k\"\n{kms_extra}",
+                wasm.display(),
+                "a".repeat(64),
+                if vault { "[collaborator.vault]\naddress = \"https://vault.bank-c.example\"\n" } else { "" }
+            );
+            Config::parse(&text, &dir.path().join("attestgate.toml"))
+                .err()
+                .map(|e| {
+                    e.problems
+                        .into_iter()
+                        .map(|p| format!("{}: {}", p.key, p.message))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let missing = with("", true);
+        assert!(
+            missing.iter().any(|m| m.contains("needs ciphertext_file")),
+            "{missing:?}"
+        );
+        let both = with("ciphertext = \"YQ==\"\nciphertext_file = \"c.enc\"\n", true);
+        assert!(both.iter().any(|m| m.contains("not both")), "{both:?}");
+        let no_vault = with("ciphertext = \"YQ==\"\n", false);
+        assert!(
+            no_vault
+                .iter()
+                .any(|m| m.contains("add [collaborator.vault]")),
+            "{no_vault:?}"
+        );
+        assert!(with("ciphertext = \"YQ==\"\n", true).is_empty());
     }
 
     #[test]
