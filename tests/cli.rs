@@ -554,3 +554,19 @@ plugin_config = {{ audience = "https://vault.bank-b.example" }}
         "{report}"
     );
 }
+
+#[test]
+fn a_reader_that_went_away_is_not_an_error() {
+    // The read end is closed before attestgate writes anything: every write is a broken pipe.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(attestgate_bin())
+        .args(["plugin", "inspect", &plugin("confidential-space")])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

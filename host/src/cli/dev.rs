@@ -67,13 +67,13 @@ async fn launcher(args: LauncherArgs) -> anyhow::Result<Exit> {
     };
     let launcher = Launcher::start(config).await?;
     let info = launcher.info();
-    println!("dev launcher ready");
-    println!("  issuer        {}", info.issuer);
-    println!("  discovery     {}", info.discovery_url);
-    println!("  jwks          {}", info.jwks_url);
-    println!("  socket        {}", info.socket.display());
-    println!("  token file    {}", info.token_file.display());
-    println!("  pki root      {}", info.pki_root.display());
+    out!("dev launcher ready");
+    out!("  issuer        {}", info.issuer);
+    out!("  discovery     {}", info.discovery_url);
+    out!("  jwks          {}", info.jwks_url);
+    out!("  socket        {}", info.socket.display());
+    out!("  token file    {}", info.token_file.display());
+    out!("  pki root      {}", info.pki_root.display());
     wait_for_signal().await?;
     launcher.shutdown().await;
     Ok(Exit::Ok)

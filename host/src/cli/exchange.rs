@@ -106,7 +106,7 @@ pub async fn exchange(args: ExchangeArgs) -> anyhow::Result<Exit> {
         eprintln!("wrote {}", path.display());
     }
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&json_output(&report))?);
+        out!("{}", serde_json::to_string_pretty(&json_output(&report))?);
     }
     Ok(if report.all_succeeded() {
         Exit::Ok

@@ -1,3 +1,12 @@
+/// `println!` for command output: a reader that went away (`attestgate … | head -1`) is not an
+/// error, so a broken pipe ends the process quietly with success, as ripgrep does, instead of
+/// panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod dev;
 mod exchange;
 mod plugin;
@@ -9,6 +18,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Writes one line of command output; see `out!`.
+pub fn write_stdout(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(Exit::Ok as i32);
+        }
+        eprintln!("error: cannot write to standard output: {error}");
+        std::process::exit(Exit::Operational as i32);
+    }
+}
 
 /// Exit codes, documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

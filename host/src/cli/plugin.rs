@@ -141,7 +141,7 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
         Ok(done) => done,
         Err(error) => {
             match args.format {
-                Format::Json => println!(
+                Format::Json => out!(
                     "{}",
                     serde_json::json!({"error": error.to_string(), "failure": error.failure().map(|k| k.name())})
                 ),
@@ -156,7 +156,7 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
     };
     let verdict = &decision.verdict;
     match args.format {
-        Format::Json => println!(
+        Format::Json => out!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "audience": audience,
@@ -167,7 +167,7 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
             }))?
         ),
         Format::Text => {
-            println!(
+            out!(
                 "audience  {} ({}{})",
                 audience.audience,
                 audience.token_type.as_str(),
@@ -177,7 +177,7 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
                     format!(", {} nonces", audience.nonces.len())
                 }
             );
-            println!("verdict   {}", if verdict.allow { "ALLOW" } else { "DENY" });
+            out!("verdict   {}", if verdict.allow { "ALLOW" } else { "DENY" });
             for reason in &verdict.reasons {
                 let mark = if reason.passed { "pass" } else { "FAIL" };
                 let claim = if reason.claim.is_empty() {
@@ -185,10 +185,10 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
                 } else {
                     &reason.claim
                 };
-                println!("  {mark}  {claim}: {}", reason.message);
+                out!("  {mark}  {claim}: {}", reason.message);
             }
             for (key, value) in &verdict.login {
-                println!("login     {key} = {value}");
+                out!("login     {key} = {value}");
             }
         }
     }
@@ -207,14 +207,14 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
     })?;
     let info = engine.describe_file(&args.plugin)?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&info)?),
+        Format::Json => out!("{}", serde_json::to_string_pretty(&info)?),
         Format::Text => {
-            println!("plugin    {}", args.plugin.display());
-            println!("sha256    {}", info.sha256);
-            println!("size      {} bytes", info.size_bytes);
+            out!("plugin    {}", args.plugin.display());
+            out!("sha256    {}", info.sha256);
+            out!("size      {} bytes", info.size_bytes);
             let compatible =
                 info.contract_version.as_deref() == Some(attestgate::plugin::CONTRACT_VERSION);
-            println!(
+            out!(
                 "contract  {} ({})",
                 info.contract_version
                     .as_deref()
@@ -226,8 +226,8 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
                     "NOT compatible with this attestgate"
                 }
             );
-            println!("exports   {}", info.exports.join(", "));
-            println!(
+            out!("exports   {}", info.exports.join(", "));
+            out!(
                 "imports   {}",
                 if info.imports.is_empty() {
                     "-".into()
@@ -236,7 +236,7 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
                 }
             );
             if info.imports_wasi() {
-                println!("          (WASI is linked with every capability empty: no files, network, environment or clocks)");
+                out!("          (WASI is linked with every capability empty: no files, network, environment or clocks)");
             }
         }
     }
@@ -256,7 +256,7 @@ fn compile(args: CompileArgs) -> anyhow::Result<Exit> {
     attestgate::fsutil::write_atomically(&output, &artifact, 0o644)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
     match args.format {
-        Format::Json => println!(
+        Format::Json => out!(
             "{}",
             serde_json::json!({
                 "plugin": args.plugin,
@@ -266,9 +266,9 @@ fn compile(args: CompileArgs) -> anyhow::Result<Exit> {
             })
         ),
         Format::Text => {
-            println!("plugin_sha256 = \"{plugin_sha256}\"");
-            println!("plugin_compiled = \"{}\"", output.display());
-            println!("plugin_compiled_sha256 = \"{sha256}\"");
+            out!("plugin_sha256 = \"{plugin_sha256}\"");
+            out!("plugin_compiled = \"{}\"", output.display());
+            out!("plugin_compiled_sha256 = \"{sha256}\"");
         }
     }
     Ok(Exit::Ok)

@@ -86,12 +86,12 @@ async fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
                 "header": parsed.header.raw,
                 "claims": parsed.payload,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            out!("{}", serde_json::to_string_pretty(&out)?);
         }
         Format::Text => {
             let claims = Claims::from_payload(parsed.payload.clone());
-            println!("UNVERIFIED: decoded only. The signature, issuer, audience and expiry have NOT been checked;");
-            println!("            use `attestgate verify` before trusting anything below.");
+            out!("UNVERIFIED: decoded only. The signature, issuer, audience and expiry have NOT been checked;");
+            out!("            use `attestgate verify` before trusting anything below.");
             print!("{}", render::summary(&parsed.header, &claims, unix_now()));
         }
     }

@@ -110,10 +110,10 @@ async fn verify_one(
                         "header": verified.header.raw,
                         "claims": verified.claims.raw,
                     });
-                    println!("{}", serde_json::to_string_pretty(&out)?);
+                    out!("{}", serde_json::to_string_pretty(&out)?);
                 }
                 Format::Text => {
-                    println!(
+                    out!(
                         "VALID: signature, issuer, audience and validity window check out at {}",
                         render::timestamp(at)
                     );
@@ -130,7 +130,7 @@ async fn verify_one(
                 Format::Json => {
                     let out =
                         json!({"valid": false, "check": error.check(), "error": error.to_string()});
-                    println!("{}", serde_json::to_string_pretty(&out)?);
+                    out!("{}", serde_json::to_string_pretty(&out)?);
                 }
                 Format::Text => eprintln!("INVALID ({} check failed): {error}", error.check()),
             }
@@ -181,7 +181,7 @@ async fn verify_collaborators(
             Ok((audience, verdict)) => {
                 all_allow &= verdict.allow;
                 if format == Format::Text {
-                    println!(
+                    out!(
                         "{:<16} {}  (audience {audience})",
                         collaborator.name,
                         if verdict.allow { "ALLOW" } else { "DENY " }
@@ -192,7 +192,7 @@ async fn verify_collaborators(
                         } else {
                             &reason.claim
                         };
-                        println!(
+                        out!(
                             "    {}  {claim}: {}",
                             if reason.passed { "pass" } else { "FAIL" },
                             reason.message
@@ -205,14 +205,14 @@ async fn verify_collaborators(
             Err((step, message)) => {
                 all_allow = false;
                 if format == Format::Text {
-                    println!("{:<16} DENY   {step}: {message}", collaborator.name);
+                    out!("{:<16} DENY   {step}: {message}", collaborator.name);
                 }
                 report.push(json!({"collaborator": collaborator.name, "allow": false, "step": step, "error": message}));
             }
         }
     }
     if format == Format::Json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&json!({"checked_at": at, "collaborators": report}))?
         );
