@@ -570,3 +570,20 @@ fn a_reader_that_went_away_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = attestgate(&["completions", shell], None);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for command in ["exchange", "exec", "verify", "plugin", "dev"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let man = attestgate(&["man"], None);
+    assert_eq!(man.status.code(), Some(0));
+    let page = text(&man.stdout);
+    assert!(page.starts_with(".ie") || page.contains(".TH attestgate"), "{page}");
+    assert!(page.contains("exchange"), "{page}");
+}

@@ -83,6 +83,13 @@ enum Command {
     /// Local stand-ins for Google's services, for development and tests.
     #[command(subcommand)]
     Dev(dev::DevCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
@@ -115,6 +122,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plugin(command) => plugin::run(command).await,
         Command::Exchange(args) => exchange::exchange(args).await,
         Command::Exec(args) => exchange::exec(args).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "attestgate", &mut script);
+            out!("{}", String::from_utf8_lossy(&script).trim_end());
+            Ok(Exit::Ok)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+            out!("{}", String::from_utf8_lossy(&page).trim_end());
+            Ok(Exit::Ok)
+        }
     }
 }
 
