@@ -451,7 +451,7 @@ async fn cached_keys_keep_working_while_the_jwks_is_down() {
 #[tokio::test]
 async fn debug_and_tdx_tokens_parse_and_verify() {
     let debug = TestLauncher::start_with(|c| {
-        c.claims = json!({"dbgstat": "enabled", "submods": {"confidential_space": {"support_attributes": null}}});
+        c.claims = attestgate::dev::DevClaims::Patch(json!({"dbgstat": "enabled", "submods": {"confidential_space": {"support_attributes": null}}}));
     })
     .await;
     let verified = launcher_verifier(&debug, Duration::ZERO)
@@ -462,11 +462,11 @@ async fn debug_and_tdx_tokens_parse_and_verify() {
     assert_eq!(verified.claims.confidential_space.support_attributes, None);
 
     let tdx = TestLauncher::start_with(|c| {
-        c.claims = json!({
+        c.claims = attestgate::dev::DevClaims::Patch(json!({
             "hwmodel": "GCP_INTEL_TDX", "attester_tcb": ["INTEL"],
             "tdx": {"gcp_attester_tcb_status": "UpToDate", "gcp_attester_tcb_date": "2026-08-12T00:00:00Z"},
             "submods": {"nvidia_gpu": {"cc_mode": "ON"}}
-        });
+        }));
     })
     .await;
     let verified = launcher_verifier(&tdx, Duration::ZERO)

@@ -290,7 +290,7 @@ fn bad_claims_are_refused_with_the_reason() {
     );
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        text(&out.stderr).contains("--claims must be a JSON object"),
+        text(&out.stderr).contains("must be a JSON object"),
         "{}",
         text(&out.stderr)
     );
@@ -584,6 +584,9 @@ fn completions_and_the_man_page_cover_every_command() {
     let man = attestgate(&["man"], None);
     assert_eq!(man.status.code(), Some(0));
     let page = text(&man.stdout);
-    assert!(page.starts_with(".ie") || page.contains(".TH attestgate"), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH attestgate"),
+        "{page}"
+    );
     assert!(page.contains("exchange"), "{page}");
 }

@@ -173,7 +173,10 @@ async fn the_unwrapped_vault_token_reads_the_secret() {
 
 #[tokio::test]
 async fn a_debug_image_is_refused_by_the_attribute_condition() {
-    let launcher = TestLauncher::start_with(|c| c.claims = json!({"dbgstat": "enabled"})).await;
+    let launcher = TestLauncher::start_with(|c| {
+        c.claims = attestgate::dev::DevClaims::Patch(json!({"dbgstat": "enabled"}))
+    })
+    .await;
     let bao = OpenBao::start().await;
     let google = GoogleStandIn::start(StandInOptions {
         jwks_url: launcher.info().jwks_url.clone(),

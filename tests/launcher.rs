@@ -723,3 +723,29 @@ async fn a_token_request_body_over_64_kib_is_refused_with_413() {
     );
     assert_eq!(content_type, "text/html");
 }
+
+#[tokio::test]
+async fn exact_claims_are_minted_as_given_and_a_patch_keeps_production_defaults() {
+    use attestgate::dev::DevClaims;
+    // A debug token's claims, as a user would copy them from a real token.
+    let debug = serde_json::json!({"dbgstat": "enabled", "swname": "CONFIDENTIAL_SPACE", "hwmodel": "GCP_AMD_SEV"});
+    let exact =
+        common::TestLauncher::start_with(|c| c.claims = DevClaims::Exactly(debug.clone())).await;
+    let token = exact.token(common::AUDIENCE).await;
+    let claims = attestgate::attestation::jwt::parse(&token).unwrap().payload;
+    assert_eq!(claims["dbgstat"], "enabled");
+    assert_eq!(claims["aud"], common::AUDIENCE);
+    assert!(claims.contains_key("exp") && claims.contains_key("iss"));
+    assert!(
+        !claims.contains_key("submods"),
+        "no production support_attributes crept into a debug token: {claims:?}"
+    );
+    let patched = common::TestLauncher::start_with(|c| {
+        c.claims = DevClaims::Patch(serde_json::json!({"dbgstat": "enabled"}))
+    })
+    .await;
+    let token = patched.token(common::AUDIENCE).await;
+    let claims = attestgate::attestation::jwt::parse(&token).unwrap().payload;
+    assert_eq!(claims["dbgstat"], "enabled");
+    assert!(claims["submods"]["confidential_space"]["support_attributes"].is_array());
+}

@@ -167,7 +167,10 @@ async fn bound_claims_plugin_denies_exactly_what_openbao_denies() {
     ];
     let mut launchers = Vec::new();
     for (name, patch) in &cases {
-        let launcher = TestLauncher::start_with(|c| c.claims = patch.clone()).await;
+        let launcher = TestLauncher::start_with(|c| {
+            c.claims = attestgate::dev::DevClaims::Patch(patch.clone())
+        })
+        .await;
         launchers.push((name, launcher));
     }
     // One JWT auth mount per launcher, each trusting that launcher's key.

@@ -1,5 +1,5 @@
 use super::Exit;
-use attestgate::dev::{Launcher, LauncherConfig};
+use attestgate::dev::{DevClaims, Launcher, LauncherConfig};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,9 +23,13 @@ pub struct LauncherArgs {
     /// user with mode 0600 (or stricter).
     #[arg(long)]
     dir: PathBuf,
-    /// JSON object merged into the production-shaped default claims; `null` removes a claim.
-    #[arg(long, value_name = "FILE.json")]
+    /// Exactly these claims (a JSON object, e.g. a real token's payload); the launcher fills in
+    /// iss, aud, iat, nbf, exp, and eat_nonce when nonces are requested.
+    #[arg(long, value_name = "FILE.json", conflicts_with = "claims_patch")]
     claims: Option<PathBuf>,
+    /// A JSON merge patch over the production-shaped default claims; `null` removes a claim.
+    #[arg(long, value_name = "FILE.json")]
+    claims_patch: Option<PathBuf>,
     /// Port for discovery and JWKS on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -47,15 +51,16 @@ pub async fn run(command: DevCommand) -> anyhow::Result<Exit> {
 }
 
 async fn launcher(args: LauncherArgs) -> anyhow::Result<Exit> {
-    let claims = match &args.claims {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read --claims {}: {e}", path.display()))?;
-            serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!("--claims {} is not valid JSON: {e}", path.display())
-            })?
-        }
-        None => serde_json::json!({}),
+    let read = |flag: &str, path: &PathBuf| -> anyhow::Result<serde_json::Value> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {flag} {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{flag} {} is not valid JSON: {e}", path.display()))
+    };
+    let claims = match (&args.claims, &args.claims_patch) {
+        (Some(path), _) => DevClaims::Exactly(read("--claims", path)?),
+        (None, Some(path)) => DevClaims::Patch(read("--claims-patch", path)?),
+        (None, None) => DevClaims::default(),
     };
     let config = LauncherConfig {
         claims,

@@ -2,6 +2,33 @@
 
 use serde_json::{json, Map, Value};
 
+/// What the dev launcher's tokens claim (besides `iss`, `aud`, `iat`, `nbf`, `exp` and
+/// `eat_nonce`, which it fills in for every token).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DevClaims {
+    /// The production-shaped defaults with this JSON merge patch applied (`null` removes a
+    /// claim): `{"dbgstat": "enabled"}` is a production token with one claim changed.
+    Patch(Value),
+    /// Exactly these claims: a real token's payload reproduces that token, debug images included
+    /// (no production `support_attributes` creep in).
+    Exactly(Value),
+}
+
+impl Default for DevClaims {
+    fn default() -> Self {
+        DevClaims::Patch(json!({}))
+    }
+}
+
+impl DevClaims {
+    /// The JSON object given, whichever way it is applied.
+    pub fn json(&self) -> &Value {
+        match self {
+            DevClaims::Patch(value) | DevClaims::Exactly(value) => value,
+        }
+    }
+}
+
 /// Every claim a production Confidential Space token carries, with realistic values. The time
 /// claims, `aud`, `iss` and `eat_nonce` are filled in per token.
 pub fn production_defaults() -> Value {

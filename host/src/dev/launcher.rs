@@ -1,7 +1,7 @@
 //! A local Confidential Space launcher: the same token API on a Unix socket, the same token file,
 //! and an issuer (discovery + JWKS over HTTP) whose only difference from Google's is the key.
 
-use super::claims::{merge, production_defaults};
+use super::claims::{merge, production_defaults, DevClaims};
 use super::pki::DevPki;
 use super::signing::{jwks, SigningError, SigningKey};
 use crate::attestation::source::{request_limits_violation, DEFAULT_TOKEN_AUDIENCE};
@@ -33,8 +33,8 @@ pub const MAX_TOKEN_REQUEST_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct LauncherConfig {
     pub dir: PathBuf,
-    /// Merged into the production defaults; `null` removes a claim.
-    pub claims: Value,
+    /// What minted tokens claim.
+    pub claims: DevClaims,
     /// 0 picks a free port.
     pub port: u16,
     pub issuer: String,
@@ -57,7 +57,7 @@ impl LauncherConfig {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         LauncherConfig {
             dir: dir.into(),
-            claims: json!({}),
+            claims: DevClaims::default(),
             port: 0,
             issuer: GOOGLE_ISSUER.to_owned(),
             rotate_every: None,
@@ -95,7 +95,7 @@ pub enum LauncherError {
     Bind { what: String, reason: String },
     #[error(transparent)]
     Signing(#[from] SigningError),
-    #[error("--claims must be a JSON object, found {0}")]
+    #[error("the claims (--claims or --claims-patch) must be a JSON object, found {0}")]
     ClaimsNotObject(String),
 }
 
@@ -107,7 +107,7 @@ struct KeyRing {
 
 struct Shared {
     issuer: String,
-    claims: Value,
+    claims: DevClaims,
     token_lifetime: Duration,
     key_path: PathBuf,
     keys: RwLock<KeyRing>,
@@ -163,7 +163,10 @@ impl Shared {
 
     fn claims_for(&self, request: &MintRequest) -> Value {
         let now = unix_now();
-        let mut claims = production_defaults();
+        let mut claims = match &self.claims {
+            DevClaims::Patch(_) => production_defaults(),
+            DevClaims::Exactly(exact) => exact.clone(),
+        };
         let fields = claims.as_object_mut().expect("defaults are an object");
         fields.insert("iss".into(), json!(self.issuer));
         fields.insert("aud".into(), json!(request.audience));
@@ -182,7 +185,9 @@ impl Shared {
                 fields.insert("eat_nonce".into(), json!(many));
             }
         }
-        merge(&mut claims, &self.claims);
+        if let DevClaims::Patch(patch) = &self.claims {
+            merge(&mut claims, patch);
+        }
         claims
     }
 
@@ -215,8 +220,10 @@ pub struct Launcher {
 
 impl Launcher {
     pub async fn start(config: LauncherConfig) -> Result<Launcher, LauncherError> {
-        if !config.claims.is_object() {
-            return Err(LauncherError::ClaimsNotObject(config.claims.to_string()));
+        if !config.claims.json().is_object() {
+            return Err(LauncherError::ClaimsNotObject(
+                config.claims.json().to_string(),
+            ));
         }
         let dir = config.dir.clone();
         let dir_error = |reason: String| LauncherError::Dir {

@@ -7,5 +7,6 @@ pub mod launcher;
 pub mod pki;
 pub mod signing;
 
+pub use claims::DevClaims;
 pub use launcher::{Launcher, LauncherConfig, LauncherInfo, MintRequest};
 pub use signing::SigningKey;
