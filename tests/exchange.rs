@@ -1533,3 +1533,53 @@ async fn plain_http_needs_the_operators_opt_in() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_production_build_without_the_dev_launcher_runs_the_exchange() {
+    // ./tests/run.sh builds it (`cargo build --no-default-features`) and says where.
+    let Ok(bin) = std::env::var("ATTESTGATE_NODEV_BIN") else {
+        eprintln!("SKIPPED: ATTESTGATE_NODEV_BIN is not set; ./tests/run.sh sets it");
+        return;
+    };
+    let launcher = TestLauncher::start().await;
+    let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out/bank-a/foo");
+    let collaborator = bound_claims_collaborator(
+        "bank-a",
+        &bao,
+        corrected_role(),
+        vec![json!({"path": "kv/data/message", "field": "foo", "file": file})],
+    );
+    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let run = |args: Vec<String>| {
+        let bin = bin.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(bin).args(args).output().unwrap()
+        })
+    };
+    let out = run(vec![
+        "exchange".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "world");
+    // And the dev launcher is not in it.
+    let dev = run(vec![
+        "dev".into(),
+        "launcher".into(),
+        "--dir".into(),
+        dir.path().display().to_string(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(dev.status.code(), Some(2), "an unknown subcommand");
+}

@@ -27,6 +27,12 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 (cd plugins && env -u CARGO_TARGET_DIR cargo clippy --release --quiet -- -D warnings)
+# The production binary, without the dev launcher: built once here (only attestgate itself and the
+# few crates whose features differ are compiled again), then run by a test.
+echo "==> cargo build --no-default-features (the production binary)"
+cargo build --quiet -p attestgate --no-default-features --bin attestgate
+cp "${CARGO_TARGET_DIR:-target}/debug/attestgate" target/attestgate-nodev
+export ATTESTGATE_NODEV_BIN="$PWD/target/attestgate-nodev"
 echo "==> cargo test"
 cargo test --workspace
 (cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet -p attestgate-plugin-sdk --target "$(rustc -vV | sed -n 's/^host: //p')")

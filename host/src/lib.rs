@@ -6,6 +6,7 @@
 
 pub mod attestation;
 pub mod config;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod exchange;
 pub mod fsutil;

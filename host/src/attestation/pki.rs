@@ -362,7 +362,7 @@ pub fn verify_chain(chain: &[Vec<u8>], root: &PkiRoot, at: i64) -> Result<Vec<u8
     Ok(leaf_key.subject_public_key.data.to_vec())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "dev"))]
 mod tests {
     use super::*;
     use rcgen::{

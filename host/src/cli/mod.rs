@@ -7,6 +7,7 @@ macro_rules! out {
     };
 }
 
+#[cfg(feature = "dev")]
 mod dev;
 mod exchange;
 mod plugin;
@@ -81,6 +82,7 @@ enum Command {
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
     /// Local stand-ins for Google's services, for development and tests.
+    #[cfg(feature = "dev")]
     #[command(subcommand)]
     Dev(dev::DevCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
@@ -118,6 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Token(command) => token::run(command).await,
         Command::Verify(args) => verify::run(args).await,
+        #[cfg(feature = "dev")]
         Command::Dev(command) => dev::run(command).await,
         Command::Plugin(command) => plugin::run(command).await,
         Command::Exchange(args) => exchange::exchange(args).await,
