@@ -684,6 +684,22 @@ impl Config {
                 if vault.client_cert.is_some() != vault.client_key.is_some() {
                     problem(at("vault"), "client_cert and client_key go together".into());
                 }
+                for (key, value) in [
+                    ("role", vault.role.as_deref()),
+                    ("auth_mount", Some(vault.auth_mount.as_str())),
+                ] {
+                    if let Some(value) = value.filter(|v| {
+                        v.is_empty() || v.chars().any(|c| c.is_control() || c.is_whitespace())
+                    }) {
+                        problem(
+                            at(&format!("vault.{key}")),
+                            format!(
+                                "\"{}\" is empty or contains whitespace or control characters",
+                                value.escape_debug()
+                            ),
+                        );
+                    }
+                }
                 if let Some(namespace) = &vault.namespace {
                     let valid = !namespace.is_empty()
                         && namespace.bytes().all(|b| {
