@@ -164,16 +164,16 @@ async fn verify_collaborators(
     for (collaborator, policy) in config.collaborators.iter().zip(policies) {
         let outcome = async {
             let policy = policy.map_err(|e| ("plugin", e.to_string()))?;
-            let request = policy
-                .select_audience()
+            // Plugin calls are CPU work bounded by their deadline: off the async workers.
+            let request = tokio::task::block_in_place(|| policy.select_audience())
                 .map_err(|e| ("plugin", e.to_string()))?;
             let verified = verifier
                 .verify_at(token, &request.audience, at)
                 .await
                 .map_err(|e| ("token", format!("{} check failed: {e}", e.check())))?;
-            let decision = policy
-                .evaluate(&verified.payload_json, at)
-                .map_err(|e| ("plugin", e.to_string()))?;
+            let decision =
+                tokio::task::block_in_place(|| policy.evaluate(&verified.payload_json, at))
+                    .map_err(|e| ("plugin", e.to_string()))?;
             Ok::<_, (&str, String)>((request.audience, decision.verdict))
         }
         .await;

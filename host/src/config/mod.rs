@@ -402,6 +402,24 @@ fn report_shared(destinations: &[(String, String)], verb: &str, problems: &mut V
     }
 }
 
+/// `collaborator.0.x` as validation spells it: `collaborator[0] (bank-a).x`.
+fn locate(key: &str, names: &[String]) -> String {
+    let Some(rest) = key.strip_prefix("collaborator.") else {
+        return key.to_owned();
+    };
+    let (index, tail) = rest.split_once('.').unwrap_or((rest, ""));
+    let Ok(index) = index.parse::<usize>() else {
+        return key.to_owned();
+    };
+    let name = names.get(index).map(String::as_str).unwrap_or("?");
+    let located = format!("collaborator[{index}] ({name})");
+    if tail.is_empty() {
+        located
+    } else {
+        format!("{located}.{tail}")
+    }
+}
+
 fn valid_collaborator_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name.as_bytes()[0].is_ascii_alphanumeric()
@@ -451,9 +469,14 @@ impl Config {
         let mut unknown = Vec::new();
         let parsed: Result<RawConfig, _> =
             serde_ignored::deserialize(deserializer, |key| unknown.push(key.to_string()));
+        let names: Vec<String> = parsed
+            .as_ref()
+            .map(|raw| raw.collaborators.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default();
         for key in unknown {
-            // serde_ignored writes an Option's inside as `?`; the operator knows no such key.
-            let key = key.replace(".?", "");
+            // serde_ignored writes an Option's inside as `?` and an array index as `.N`; problems
+            // are located the same way whether a key is unknown or invalid.
+            let key = locate(&key.replace(".?", ""), &names);
             let message = if key == "plugins.cache_dir" {
                 "the compiled-plugin cache is gone: precompile plugins at image build time with `attestgate plugin compile` and pin them with plugin_compiled and plugin_compiled_sha256"
             } else if ["sts_endpoint", "iamcredentials_endpoint", "kms_endpoint"]
@@ -1371,6 +1394,25 @@ mod tests {
     }
 
     #[test]
+    fn a_vault_role_that_could_forge_output_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("plugin.wasm");
+        std::fs::write(&wasm, b"\0asm").unwrap();
+        let text = format!(
+            "[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\nrole = \"a\\nbank-b           released 1 secret(s)\"\n",
+            wasm.display(),
+            "a".repeat(64)
+        );
+        let err = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap_err();
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.key == "collaborator[0] (bank-a).vault.role"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn names_and_namespaces_that_could_forge_output_or_headers_are_refused() {
         let problems = problems_of(&[("bank-a\\nreleased", &[])], "");
         assert!(
@@ -1431,7 +1473,10 @@ mod tests {
         let err = Config::parse(text, Path::new("/etc/attestgate.toml")).unwrap_err();
         let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
         assert!(keys.contains(&"attestation.discovry_url"), "{err}");
-        assert!(keys.contains(&"collaborator.0.plugin_confg"), "{err}");
+        assert!(
+            keys.contains(&"collaborator[0] (bank-a).plugin_confg"),
+            "unknown and invalid keys are located alike: {err}"
+        );
         assert!(keys.contains(&"attestation.source"), "{err}");
         assert!(
             keys.contains(&"collaborator[0] (bank-a).plugin_sha256"),
