@@ -185,8 +185,34 @@ impl Report {
 struct Collaborator {
     config: CollaboratorConfig,
     policy: Arc<CollaboratorPolicy>,
-    vault: Option<VaultClient>,
-    kms: Option<crate::kms::KmsClient>,
+    connection: Connection,
+}
+
+/// How a collaborator's secrets are reached: decided once, when the exchange is prepared, from a
+/// configuration whose validation already refused a KMS section without a Vault.
+enum Connection {
+    /// No Vault configured: the plugin's allow is the whole outcome.
+    PolicyOnly,
+    /// JWT login at the collaborator's Vault.
+    JwtLogin {
+        vault: VaultClient,
+        config: crate::config::VaultConfig,
+    },
+    /// The collaborator's VAULT_TOKEN, unwrapped from KMS, used at its Vault.
+    Kms {
+        vault: VaultClient,
+        config: crate::config::VaultConfig,
+        kms: Box<crate::kms::KmsClient>,
+    },
+}
+
+impl Connection {
+    fn vault(&self) -> Option<&VaultClient> {
+        match self {
+            Connection::PolicyOnly => None,
+            Connection::JwtLogin { vault, .. } | Connection::Kms { vault, .. } => Some(vault),
+        }
+    }
 }
 
 /// A prepared exchange: plugins loaded and configurations validated, Vault clients built.
@@ -222,24 +248,29 @@ impl Exchange {
         for (collaborator, loaded) in config.collaborators.iter().zip(engine.load_all(&specs)) {
             let prepared = (|| -> Result<Collaborator, String> {
                 let policy = loaded.map_err(|e| e.to_string())?;
-                let vault = match &collaborator.vault {
-                    Some(vault) => {
-                        Some(VaultClient::new(vault, retry.clone()).map_err(|e| e.to_string())?)
+                let vault_client = |vault| VaultClient::new(vault, retry.clone());
+                let connection = match (&collaborator.vault, &collaborator.kms) {
+                    (None, None) => Connection::PolicyOnly,
+                    (Some(vault), None) => Connection::JwtLogin {
+                        vault: vault_client(vault).map_err(|e| e.to_string())?,
+                        config: vault.clone(),
+                    },
+                    (Some(vault), Some(kms)) => Connection::Kms {
+                        vault: vault_client(vault).map_err(|e| e.to_string())?,
+                        config: vault.clone(),
+                        kms: Box::new(
+                            crate::kms::KmsClient::new(kms, &config.google)
+                                .map_err(|e| e.to_string())?,
+                        ),
+                    },
+                    (None, Some(_)) => {
+                        return Err("the KMS route needs a [collaborator.vault]".into())
                     }
-                    None => None,
-                };
-                let kms = match &collaborator.kms {
-                    Some(kms) => Some(
-                        crate::kms::KmsClient::new(kms, &config.google)
-                            .map_err(|e| e.to_string())?,
-                    ),
-                    None => None,
                 };
                 Ok(Collaborator {
                     config: collaborator.clone(),
                     policy: Arc::new(policy),
-                    vault,
-                    kms,
+                    connection,
                 })
             })();
             match prepared {
@@ -392,30 +423,27 @@ impl Exchange {
             })?;
         let verdict = judge(collaborator, verified.payload_json, at).await?;
 
-        let (Some(vault), Some(vault_config)) = (&collaborator.vault, &collaborator.config.vault)
-        else {
-            return Ok(Authorised::PolicyOnly(Released {
+        match &collaborator.connection {
+            Connection::PolicyOnly => Ok(Authorised::PolicyOnly(Released {
                 audience,
                 route: Route::PolicyOnly,
                 policies: Vec::new(),
                 secrets: Vec::new(),
                 vault_token: None,
                 duration: started.elapsed(),
-            }));
-        };
-        match &collaborator.kms {
-            Some(kms) => Ok(Authorised::Unwrapped {
+            })),
+            Connection::Kms { vault, config, kms } => Ok(Authorised::Unwrapped {
                 access: unwrap_with_kms(name, kms, vault, jwt).await?,
                 audience,
                 vault,
-                vault_config,
+                vault_config: config,
             }),
-            None => Ok(Authorised::Allowed {
+            Connection::JwtLogin { vault, config } => Ok(Authorised::Allowed {
                 audience,
                 jwt,
                 verdict,
                 vault,
-                vault_config,
+                vault_config: config,
             }),
         }
     }
@@ -471,7 +499,7 @@ impl Exchange {
             ) else {
                 continue;
             };
-            if let Some(vault) = &collaborator.vault {
+            if let Some(vault) = collaborator.connection.vault() {
                 if let Err(e) = vault.revoke_self(&token.token).await {
                     tracing::warn!(collaborator = %name, "could not revoke a kept Vault token: {e}");
                 }
