@@ -70,7 +70,7 @@ fn build_verifier(args: &VerifyArgs, config: Option<&Config>) -> anyhow::Result<
     attestation.leeway = args.leeway.or(attestation.leeway);
     attestation.pki_root = args.pki_root.clone().or(attestation.pki_root);
     attestation.max_token_bytes = args.max_token_bytes.or(attestation.max_token_bytes);
-    attestation.verifier().map_err(anyhow::Error::msg)
+    Ok(attestation.verifier()?)
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {

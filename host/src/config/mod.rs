@@ -98,24 +98,41 @@ impl AttestationConfig {
 
     /// The verifier these settings describe: the key source, the exact issuer (also required of
     /// a discovery document), the leeway, the size limit and the pinned PKI root.
-    pub fn verifier(&self) -> Result<Verifier, String> {
+    pub fn verifier(&self) -> Result<Verifier, VerifierSetupError> {
         let mut policy = VerifyPolicy::new(self.issuer.clone());
         policy.leeway = self.leeway();
         if let Some(limit) = self.max_token_bytes {
             policy.max_token_bytes = limit;
         }
         if let Some(path) = &self.pki_root {
-            let bytes = std::fs::read(path)
-                .map_err(|e| format!("cannot read pki_root {}: {e}", path.display()))?;
-            policy.pki_root = Some(PkiRoot::from_pem_or_der(&bytes).map_err(|e| e.to_string())?);
+            let bytes = std::fs::read(path).map_err(|source| VerifierSetupError::ReadPkiRoot {
+                path: path.clone(),
+                source,
+            })?;
+            policy.pki_root = Some(PkiRoot::from_pem_or_der(&bytes)?);
         }
         let options = KeyCacheOptions {
             expected_issuer: Some(self.issuer.clone()),
             ..KeyCacheOptions::default()
         };
-        let keys = JwksCache::new(self.key_source(), options).map_err(|e| e.to_string())?;
+        let keys = JwksCache::new(self.key_source(), options)?;
         Ok(Verifier::new(keys, policy))
     }
+}
+
+/// Why the verifier described by `[attestation]` cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierSetupError {
+    #[error("cannot read pki_root {path}: {source}")]
+    ReadPkiRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pki_root: {0}")]
+    PkiRoot(#[from] crate::attestation::pki::PkiError),
+    #[error("the issuer's keys: {0}")]
+    Keys(#[from] crate::attestation::jwks::KeyError),
 }
 
 fn default_socket() -> PathBuf {

@@ -75,8 +75,12 @@ pub enum PrepareError {
     /// Every collaborator that cannot start, each with its reason.
     #[error("{}", .0.iter().map(|(name, message)| format!("collaborator \"{name}\": {message}")).collect::<Vec<_>>().join("\n"))]
     Collaborators(Vec<(String, String)>),
-    #[error("{0}")]
-    Setup(String),
+    /// The `[attestation]` settings do not make a verifier.
+    #[error("[attestation]: {0}")]
+    Verifier(#[from] crate::config::VerifierSetupError),
+    /// The plugin engine could not start.
+    #[error(transparent)]
+    Engine(crate::plugin::PluginError),
 }
 
 /// A secret value read from Vault. Its strings are wiped on drop; it is never printed.
@@ -231,12 +235,12 @@ impl Exchange {
     /// refuses to start, naming the collaborator.
     pub fn prepare(config: &Config) -> Result<Exchange, PrepareError> {
         let attestation = &config.attestation;
-        let verifier = attestation.verifier().map_err(PrepareError::Setup)?;
+        let verifier = attestation.verifier()?;
         let engine = PluginEngine::new(EngineOptions {
             max_concurrent_instances: (config.collaborators.len() as u32 * 2).max(4),
             ..EngineOptions::default()
         })
-        .map_err(|e| PrepareError::Setup(e.to_string()))?;
+        .map_err(PrepareError::Engine)?;
         let specs = config.plugin_specs();
         // Retries stop early enough to report Vault's own failure before the deadline hits.
         let retry = RetryPolicy {
