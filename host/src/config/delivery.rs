@@ -170,6 +170,32 @@ const REFUSED_PREFIXES: &[&str] = &[
     "CURL_",
     "LC_",
     "LANG",
+    "DOCKER_",
+    "OTEL_",
+    "PIP_",
+    "UV_",
+    "CONDA",
+    "HF_",
+    "TRANSFORMERS_",
+    "TORCH",
+    "CUDA",
+    "NVIDIA_",
+    "KRB5",
+    "KUBE",
+    "HELM_",
+    "TF_",
+    "CARGO_",
+    "RUSTUP_",
+    "RUSTC",
+    "NPM_",
+    "YARN_",
+    "DENO_",
+    "BUN_",
+    "GRADLE_",
+    "MAVEN_",
+    "SPARK_",
+    "HADOOP_",
+    "JUPYTER",
 ];
 
 /// Suffixes of refused variables (emulator hosts and proxies redirect a program's traffic).
@@ -292,11 +318,15 @@ impl Config {
                 }
             }
         }
-        for read in reads.iter().filter(|read| read.starts_with(&root)) {
+        let real_root = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+        for read in reads
+            .iter()
+            .filter(|read| read.starts_with(&root) || read.starts_with(&real_root))
+        {
             problems.push(Problem {
                 key: "delivery.root".into(),
                 message: format!(
-                    "{} is read by attestgate but lies under the delivery root {}: a collaborator could have it read another's delivered secret",
+                    "{} is read by attestgate but lies under the delivery root {} (once symlinks and `..` are resolved): a collaborator could have it read another's delivered secret",
                     read.display(),
                     root.display()
                 ),
@@ -390,17 +420,24 @@ impl Config {
                 reads.extend(kms.ciphertext_file.as_deref());
             }
         }
-        reads
-            .into_iter()
-            .filter_map(|path| {
-                let absolute = if path.is_absolute() {
-                    path.to_owned()
-                } else {
-                    std::env::current_dir().ok()?.join(path)
-                };
-                normalise_lexically(&absolute)
-            })
-            .collect()
+        let mut found = Vec::new();
+        for path in reads {
+            let absolute = if path.is_absolute() {
+                path.to_owned()
+            } else {
+                std::env::current_dir().unwrap_or_default().join(path)
+            };
+            // As written, and where it really leads (symlinks and `..` resolved): every file read
+            // must exist, so a path that escapes lexically is caught by its real location.
+            match normalise_lexically(&absolute) {
+                Some(normal) => found.push(normal),
+                None => found.push(absolute.clone()),
+            }
+            if let Ok(real) = std::fs::canonicalize(&absolute) {
+                found.push(real);
+            }
+        }
+        found
     }
 }
 

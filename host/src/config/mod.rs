@@ -419,6 +419,30 @@ fn report_shared(destinations: &[(String, String)], verb: &str, problems: &mut V
     }
 }
 
+/// The most any configuration-side file (plugin configuration, ciphertext) may hold.
+const MAX_SMALL_FILE_BYTES: u64 = 1 << 20;
+
+/// A small regular file's text: a FIFO, a device or anything over 1 MiB is refused rather than
+/// read (`/dev/zero` must not exhaust memory, a FIFO must not stall the load).
+fn read_small_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() || metadata.len() > MAX_SMALL_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file of at most {MAX_SMALL_FILE_BYTES} bytes"),
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_SMALL_FILE_BYTES).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// `collaborator.0.x` as validation spells it: `collaborator[0] (bank-a).x`.
 fn locate(key: &str, names: &[String]) -> String {
     let Some(rest) = key.strip_prefix("collaborator.") else {
@@ -695,7 +719,7 @@ impl Config {
                 (Some(inline), None) => {
                     serde_json::to_value(inline).unwrap_or(serde_json::Value::Null)
                 }
-                (None, Some(file)) => match std::fs::read_to_string(file) {
+                (None, Some(file)) => match read_small_file(file) {
                     Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
                         problem(
                             at("plugin_config_file"),
@@ -835,6 +859,7 @@ impl Config {
         self.check_kms_ownership(problems);
         self.check_transport(problems);
         self.check_plugins(problems);
+        self.check_durations(problems);
     }
 
     /// Two secrets (or kept tokens) must never share an environment variable: the later one would
@@ -960,7 +985,7 @@ impl Config {
                 items.push(("ciphertext", text.split_whitespace().collect()));
             }
             if let Some(file) = &kms.ciphertext_file {
-                let text = std::fs::read_to_string(file).unwrap_or_default();
+                let text = read_small_file(file).unwrap_or_default();
                 items.push(("ciphertext", text.split_whitespace().collect()));
             }
             for (key, value) in items {
@@ -983,6 +1008,25 @@ impl Config {
         }
     }
 
+    /// Durations stay within what the clock arithmetic and the operator's intent can bear.
+    fn check_durations(&self, problems: &mut Vec<Problem>) {
+        const MAX: Duration = Duration::from_secs(3600);
+        for (key, value) in [
+            ("exchange.deadline", self.exchange.deadline),
+            ("attestation.leeway", self.attestation.leeway),
+        ] {
+            if let Some(value) = value.filter(|v| *v > MAX || v.is_zero()) {
+                problems.push(Problem {
+                    key: key.into(),
+                    message: format!(
+                        "{} is outside 1 ms..=1 h",
+                        humantime::format_duration(value)
+                    ),
+                });
+            }
+        }
+    }
+
     /// Tokens and secrets travel over TLS unless the operator allows plain HTTP, and the KMS
     /// route's calls go to Google unless the operator allows other endpoints.
     fn check_transport(&self, problems: &mut Vec<Problem>) {
@@ -999,9 +1043,17 @@ impl Config {
                 problems.push(Problem { key, message });
                 return;
             }
-            let host = url::Url::parse(url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+            let parsed = url::Url::parse(url).ok();
+            if parsed
+                .as_ref()
+                .is_some_and(|u| !u.username().is_empty() || u.password().is_some())
+            {
+                problems.push(Problem {
+                    key: key.clone(),
+                    message: "carries a user name or password; credentials do not belong in an address (it is shown in errors and logs)".into(),
+                });
+            }
+            let host = parsed.and_then(|u| u.host_str().map(str::to_ascii_lowercase));
             let on_google = host
                 .as_deref()
                 .is_some_and(|h| h == "googleapis.com" || h.ends_with(".googleapis.com"));
@@ -1388,6 +1440,67 @@ mod tests {
                     .iter()
                     .any(|p| p.key == format!("collaborator[1] (mallory).{key}")),
                 "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_read_that_reaches_the_delivery_root_through_dot_dot_or_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("secrets");
+        std::fs::create_dir_all(root.join("bank-b")).unwrap();
+        std::fs::create_dir_all(root.join("mallory")).unwrap();
+        std::fs::write(root.join("bank-b/creds.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(&root, dir.path().join("alias")).unwrap();
+        for sneaky in [
+            format!("{}/mallory/../bank-b/creds.json", root.display()),
+            format!("{}/alias/bank-b/creds.json", dir.path().display()),
+        ] {
+            let problems = problems_of(
+                &[("mallory", &[])],
+                &format!(
+                    "[delivery]\nroot = \"{}\"\n[attestation]\njwks_file = \"{sneaky}\"",
+                    root.display()
+                ),
+            );
+            assert!(
+                problems.iter().any(|m| m.starts_with("delivery.root")),
+                "{sneaky}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_not_read_as_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_small_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(read_small_file(&fifo).is_err(), "refused without blocking");
+    }
+
+    #[test]
+    fn credentials_in_an_address_and_absurd_durations_are_refused() {
+        let problems = problems_of(
+            &[("bank-a", &[])],
+            "[attestation]\njwks_url = \"https://user:pass@keys.example/jwks\"\nleeway = \"10000h\"\n[exchange]\ndeadline = \"100000h\"",
+        );
+        for key in [
+            "attestation.jwks_url",
+            "attestation.leeway",
+            "exchange.deadline",
+        ] {
+            assert!(
+                problems.iter().any(|m| m.starts_with(key)),
+                "{key}: {problems:?}"
             );
         }
     }

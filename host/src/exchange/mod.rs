@@ -490,25 +490,26 @@ impl Exchange {
         Ok((jwt, request.audience))
     }
 
-    /// Revokes the tokens a failed all-or-nothing exchange would otherwise leave behind.
-    /// A token unwrapped from KMS is the collaborator's own and is never revoked.
+    /// Revokes the tokens a failed all-or-nothing exchange would otherwise leave behind, all at
+    /// once and each within a bounded time. A token unwrapped from KMS is the collaborator's own
+    /// and is never revoked.
     pub async fn revoke_kept(&self, report: &Report) {
-        for (name, released) in report
+        let revocations = report
             .released()
             .filter(|(_, r)| matches!(r.route, Route::JwtLogin { .. }))
-        {
-            let (Some(token), Some(collaborator)) = (
-                &released.vault_token,
-                self.collaborators.iter().find(|c| c.config.name == name),
-            ) else {
-                continue;
-            };
-            if let Some(vault) = collaborator.connection.vault() {
-                if let Err(e) = vault.revoke_self(&token.token).await {
-                    tracing::warn!(collaborator = %name, "could not revoke a kept Vault token: {e}");
-                }
-            }
-        }
+            .filter_map(|(name, released)| {
+                let token = released.vault_token.as_ref()?;
+                let collaborator = self.collaborators.iter().find(|c| c.config.name == name)?;
+                let vault = collaborator.connection.vault()?;
+                Some(async move {
+                    match tokio::time::timeout(REVOKE_TIMEOUT, vault.revoke_self(&token.token)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(collaborator = %name, "could not revoke a kept Vault token: {e}"),
+                        Err(_) => tracing::warn!(collaborator = %name, "Vault did not confirm revoking a kept token within {} s", REVOKE_TIMEOUT.as_secs()),
+                    }
+                })
+            });
+        futures::future::join_all(revocations).await;
     }
 }
 
