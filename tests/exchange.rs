@@ -1403,6 +1403,11 @@ async fn a_failed_delivery_puts_back_the_previous_files_and_clears_crash_leftove
     let (foo, blocked) = (own.join("foo"), own.join("zzz"));
     let report = bank_a_report(&launcher, &bao, dir.path(), &[foo.clone(), blocked.clone()]).await;
     std::fs::create_dir_all(blocked.join("in-the-way")).unwrap();
+    // Private whatever the umask: delivery refuses directories others may write.
+    use std::os::unix::fs::PermissionsExt;
+    for private in [&root, &own] {
+        std::fs::set_permissions(private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
     std::fs::write(&foo, "previous").unwrap();
     // A crashed run's staged copy.
     for leftover in [
