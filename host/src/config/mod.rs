@@ -1523,17 +1523,30 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_vault_role_that_could_forge_output_is_refused() {
+    /// bank-a with a Vault at https://vault.bank-a.example and `vault_extra` lines in its
+    /// `[collaborator.vault]`, after `before` (operator sections), parsed in a fresh directory.
+    fn parse_bank_a(
+        before: &str,
+        vault_extra: &str,
+    ) -> (tempfile::TempDir, Result<Config, ConfigError>) {
         let dir = tempfile::tempdir().unwrap();
         let wasm = dir.path().join("plugin.wasm");
         std::fs::write(&wasm, b"\0asm").unwrap();
         let text = format!(
-            "[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\nrole = \"a\\nbank-b           released 1 secret(s)\"\n",
+            "{}\n[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\n{vault_extra}\n",
+            before.replace("{dir}", &dir.path().display().to_string()),
             wasm.display(),
             "a".repeat(64)
         );
-        let err = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap_err();
+        let parsed = Config::parse(&text, &dir.path().join("attestgate.toml"));
+        (dir, parsed)
+    }
+
+    #[test]
+    fn a_vault_role_that_could_forge_output_is_refused() {
+        let (_dir, parsed) =
+            parse_bank_a("", "role = \"a\\nbank-b           released 1 secret(s)\"");
+        let err = parsed.unwrap_err();
         assert!(
             err.problems
                 .iter()
@@ -1551,15 +1564,8 @@ mod tests {
                 .any(|m| m.starts_with("collaborator[0].name")),
             "{problems:?}"
         );
-        let dir = tempfile::tempdir().unwrap();
-        let wasm = dir.path().join("plugin.wasm");
-        std::fs::write(&wasm, b"\0asm").unwrap();
-        let text = format!(
-            "[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\nnamespace = \"team\\r\\nX-Injected: 1\"\n",
-            wasm.display(),
-            "a".repeat(64)
-        );
-        let err = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap_err();
+        let (_dir, parsed) = parse_bank_a("", "namespace = \"team\\r\\nX-Injected: 1\"");
+        let err = parsed.unwrap_err();
         assert!(
             err.problems
                 .iter()
@@ -1570,16 +1576,11 @@ mod tests {
 
     #[test]
     fn a_relative_token_file_resolves_against_the_configuration_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let wasm = dir.path().join("plugin.wasm");
-        std::fs::write(&wasm, b"\0asm").unwrap();
-        let text = format!(
-            "[delivery]\nroot = \"{}/out\"\n[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\ntoken_file = \"out/bank-a/vault-token\"\n",
-            dir.path().display(),
-            wasm.display(),
-            "a".repeat(64)
+        let (dir, parsed) = parse_bank_a(
+            "[delivery]\nroot = \"{dir}/out\"",
+            "token_file = \"out/bank-a/vault-token\"",
         );
-        let config = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap();
+        let config = parsed.unwrap();
         assert_eq!(
             config.collaborators[0].vault.as_ref().unwrap().token_file,
             Some(dir.path().join("out/bank-a/vault-token"))
