@@ -22,30 +22,44 @@ pub const MAX_NONCES: usize = 6;
 pub const NONCE_BYTES: std::ops::RangeInclusive<usize> = 10..=74;
 pub const MAX_AUDIENCE_BYTES: usize = 512;
 
+/// A token request the attestation verifier would refuse, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestLimitViolation {
+    /// The audience is longer than [`MAX_AUDIENCE_BYTES`].
+    #[error("audience is {0} bytes, longer than the maximum of {MAX_AUDIENCE_BYTES}")]
+    AudienceTooLong(usize),
+    /// More than [`MAX_NONCES`] nonces.
+    #[error("got {0} nonces, but at most {MAX_NONCES} are allowed")]
+    TooManyNonces(usize),
+    /// A nonce outside [`NONCE_BYTES`].
+    #[error("nonce {index} is {bytes} bytes; each nonce must be between {} and {} bytes", NONCE_BYTES.start(), NONCE_BYTES.end())]
+    NonceLength {
+        /// Which nonce, from 0.
+        index: usize,
+        /// Its length.
+        bytes: usize,
+    },
+}
+
 /// What is wrong with an audience and nonces by the verifier's limits, if anything.
-pub fn request_limits_violation(audience: &str, nonces: &[String]) -> Option<String> {
+pub fn request_limits_violation(
+    audience: &str,
+    nonces: &[String],
+) -> Option<RequestLimitViolation> {
     if audience.len() > MAX_AUDIENCE_BYTES {
-        return Some(format!(
-            "audience is {} bytes, longer than the maximum of {MAX_AUDIENCE_BYTES}",
-            audience.len()
-        ));
+        return Some(RequestLimitViolation::AudienceTooLong(audience.len()));
     }
     if nonces.len() > MAX_NONCES {
-        return Some(format!(
-            "got {} nonces, but at most {MAX_NONCES} are allowed",
-            nonces.len()
-        ));
+        return Some(RequestLimitViolation::TooManyNonces(nonces.len()));
     }
     let (index, nonce) = nonces
         .iter()
         .enumerate()
         .find(|(_, n)| !NONCE_BYTES.contains(&n.len()))?;
-    Some(format!(
-        "nonce {index} is {} bytes; each nonce must be between {} and {} bytes",
-        nonce.len(),
-        NONCE_BYTES.start(),
-        NONCE_BYTES.end()
-    ))
+    Some(RequestLimitViolation::NonceLength {
+        index,
+        bytes: nonce.len(),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]

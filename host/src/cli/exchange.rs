@@ -1,6 +1,8 @@
 use super::{Exit, Format};
 use attestgate::config::Config;
-use attestgate::exchange::{deliver_files, environment, json_output, Exchange, Report, Route};
+use attestgate::exchange::{
+    deliver_files, environment, json_output, Exchange, ExchangeReport, Route,
+};
 use clap::Args;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -31,7 +33,9 @@ pub struct ExecArgs {
     command: Vec<OsString>,
 }
 
-async fn run_exchange(config_path: &std::path::Path) -> anyhow::Result<(Config, Exchange, Report)> {
+async fn run_exchange(
+    config_path: &std::path::Path,
+) -> anyhow::Result<(Config, Exchange, ExchangeReport)> {
     let config = Config::load(config_path)?;
     let prepare_config = config.clone();
     // Compiling plugins is CPU work; keep it off the async workers.
@@ -42,7 +46,7 @@ async fn run_exchange(config_path: &std::path::Path) -> anyhow::Result<(Config, 
     Ok((config, exchange, report))
 }
 
-fn print_report(report: &Report) {
+fn print_report(report: &ExchangeReport) {
     for outcome in &report.outcomes {
         match &outcome.result {
             Ok(released) if released.route == Route::PolicyOnly => eprintln!(
@@ -69,7 +73,9 @@ fn print_report(report: &Report) {
             Err(error) => {
                 eprintln!(
                     "{:<16} FAILED at {}: {}",
-                    outcome.collaborator, error.step, error.message
+                    outcome.collaborator,
+                    error.step,
+                    attestgate::error_chain(&error.cause)
                 );
             }
         }
@@ -77,7 +83,12 @@ fn print_report(report: &Report) {
 }
 
 /// Applies all-or-nothing; returns whether delivery may go ahead.
-async fn may_deliver(config: &Config, exchange: &Exchange, report: &Report, partial: bool) -> bool {
+async fn may_deliver(
+    config: &Config,
+    exchange: &Exchange,
+    report: &ExchangeReport,
+    partial: bool,
+) -> bool {
     if report.all_succeeded() {
         return true;
     }

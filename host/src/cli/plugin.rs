@@ -179,16 +179,10 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
             );
             out!("verdict   {}", if verdict.allow { "ALLOW" } else { "DENY" });
             for reason in &verdict.reasons {
-                let mark = if reason.passed { "pass" } else { "FAIL" };
-                let claim = if reason.claim.is_empty() {
-                    "-"
-                } else {
-                    &reason.claim
-                };
-                out!("  {mark}  {claim}: {}", reason.message);
+                out!("  {}", super::render::reason_line(reason));
             }
-            for (key, value) in &verdict.login {
-                out!("login     {key} = {value}");
+            if let Some(role) = &verdict.login.role {
+                out!("login     role = {role}");
             }
         }
     }

@@ -112,3 +112,9 @@ pub fn summary(header: &Header, claims: &Claims, now: i64) -> String {
     }
     out
 }
+
+/// One checked rule, as `plugin test` and `verify --config` print it.
+pub fn reason_line(reason: &attestgate::plugin::Reason) -> String {
+    let mark = if reason.passed { "pass" } else { "FAIL" };
+    format!("{mark}  {reason}")
+}

@@ -2,10 +2,12 @@ use super::{read_token, render, stdin_or_path, Exit, Format};
 use attestgate::attestation::verify::unix_now;
 use attestgate::attestation::Verifier;
 use attestgate::config::Config;
+use attestgate::exchange::{select_audience, verify_and_judge};
 use attestgate::plugin::{EngineOptions, PluginEngine};
 use clap::{ArgGroup, Args};
 use serde_json::json;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -143,8 +145,8 @@ async fn verify_one(
     }
 }
 
-/// For each collaborator: the audience its plugin selects, the token checked for that audience,
-/// and the plugin's verdict on the claims.
+/// For each collaborator, through the exchange's own pipeline: the audience its plugin selects,
+/// the token checked for that audience, and the plugin's verdict on the claims.
 async fn verify_collaborators(
     verifier: &Verifier,
     config: &Config,
@@ -153,61 +155,62 @@ async fn verify_collaborators(
     format: Format,
 ) -> anyhow::Result<Exit> {
     let specs = config.plugin_specs();
-    let policies = tokio::task::spawn_blocking(move || {
+    let (loaded, _engine) = tokio::task::spawn_blocking(move || {
         let engine = PluginEngine::new(EngineOptions::default())?;
         anyhow::Ok((engine.load_all(&specs), engine))
     })
     .await??;
-    let (policies, _engine) = policies;
     let mut all_allow = true;
     let mut report = Vec::new();
-    for (collaborator, policy) in config.collaborators.iter().zip(policies) {
-        let outcome = async {
-            let policy = policy.map_err(|e| ("plugin", e.to_string()))?;
-            // Plugin calls are CPU work bounded by their deadline: off the async workers.
-            let request = tokio::task::block_in_place(|| policy.select_audience())
-                .map_err(|e| ("plugin", e.to_string()))?;
-            let verified = verifier
-                .verify_at(token, &request.audience, at)
-                .await
-                .map_err(|e| ("token", format!("{} check failed: {e}", e.check())))?;
-            let decision =
-                tokio::task::block_in_place(|| policy.evaluate(&verified.payload_json, at))
-                    .map_err(|e| ("plugin", e.to_string()))?;
-            Ok::<_, (&str, String)>((request.audience, decision.verdict))
+    for (collaborator, loaded) in config.collaborators.iter().zip(loaded) {
+        let name = &collaborator.name;
+        let policy = match loaded {
+            Ok(policy) => Arc::new(policy),
+            Err(error) => {
+                all_allow = false;
+                let message = attestgate::error_chain(&error);
+                if format == Format::Text {
+                    out!("{name:<16} DENY   plugin: {message}");
+                }
+                report.push(json!({"collaborator": name, "allow": false, "step": "plugin", "error": message}));
+                continue;
+            }
+        };
+        let judged = async {
+            let request = select_audience(&policy, &collaborator.audience).await?;
+            verify_and_judge(&policy, verifier, token, &request.audience, at).await
         }
         .await;
-        match outcome {
-            Ok((audience, verdict)) => {
+        let audience = &collaborator.audience;
+        // An allow, or a deny with the plugin's reasons, is a verdict; anything else failed a step.
+        let verdict = match &judged {
+            Ok(judged) => Ok(&judged.verdict),
+            Err(error) => error.denial().ok_or(error),
+        };
+        match verdict {
+            Ok(verdict) => {
                 all_allow &= verdict.allow;
                 if format == Format::Text {
                     out!(
-                        "{:<16} {}  (audience {audience})",
-                        collaborator.name,
+                        "{name:<16} {}  (audience {audience})",
                         if verdict.allow { "ALLOW" } else { "DENY " }
                     );
                     for reason in &verdict.reasons {
-                        let claim = if reason.claim.is_empty() {
-                            "-"
-                        } else {
-                            &reason.claim
-                        };
-                        out!(
-                            "    {}  {claim}: {}",
-                            if reason.passed { "pass" } else { "FAIL" },
-                            reason.message
-                        );
+                        out!("    {}", render::reason_line(reason));
                     }
                 }
-                report.push(json!({"collaborator": collaborator.name, "audience": audience, "allow": verdict.allow,
-                                   "reasons": verdict.reasons, "login": verdict.login}));
+                report.push(
+                    json!({"collaborator": name, "audience": audience, "allow": verdict.allow,
+                                   "reasons": verdict.reasons, "login": verdict.login}),
+                );
             }
-            Err((step, message)) => {
+            Err(error) => {
                 all_allow = false;
+                let message = attestgate::error_chain(&error.cause);
                 if format == Format::Text {
-                    out!("{:<16} DENY   {step}: {message}", collaborator.name);
+                    out!("{name:<16} DENY   {}: {message}", error.step);
                 }
-                report.push(json!({"collaborator": collaborator.name, "allow": false, "step": step, "error": message}));
+                report.push(json!({"collaborator": name, "allow": false, "step": error.step.to_string(), "error": message}));
             }
         }
     }

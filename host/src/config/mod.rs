@@ -330,11 +330,46 @@ pub struct CollaboratorConfig {
     pub plugin_config_file: Option<PathBuf>,
     #[serde(default)]
     pub limits: Limits,
-    pub vault: Option<VaultConfig>,
-    /// Use the KMS route instead of a JWT login.
-    pub kms: Option<KmsConfig>,
+    /// `[collaborator.vault]` as written; the exchange reads [`CollaboratorConfig::route`].
+    pub(in crate::config) vault: Option<VaultConfig>,
+    /// `[collaborator.kms]` as written: the KMS route instead of a JWT login.
+    pub(in crate::config) kms: Option<KmsConfig>,
     #[serde(default, rename = "secret")]
     pub secrets: Vec<SecretConfig>,
+    /// How the collaborator's secrets are reached, built once the configuration validated.
+    #[serde(skip)]
+    pub route: LoginRoute,
+}
+
+/// How a collaborator's secrets are reached: one validated choice, so the exchange matches on it
+/// instead of re-checking which optional sections are present.
+#[derive(Debug, Clone, Default)]
+pub enum LoginRoute {
+    /// No Vault: the plugin's allow is the whole outcome.
+    #[default]
+    PolicyOnly,
+    /// JWT login at the collaborator's Vault with the attestation token.
+    Jwt {
+        /// The collaborator's Vault.
+        vault: VaultConfig,
+    },
+    /// The collaborator's VAULT_TOKEN, unwrapped with Cloud KMS, used at its Vault.
+    Kms {
+        /// The collaborator's Vault.
+        vault: VaultConfig,
+        /// Where the wrapped token is and who may decrypt it.
+        kms: KmsConfig,
+    },
+}
+
+impl LoginRoute {
+    /// The collaborator's Vault, on either route that has one.
+    pub fn vault(&self) -> Option<&VaultConfig> {
+        match self {
+            LoginRoute::PolicyOnly => None,
+            LoginRoute::Jwt { vault } | LoginRoute::Kms { vault, .. } => Some(vault),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -561,6 +596,14 @@ impl Config {
         config.resolve_paths(&base);
         config.validate(&mut problems);
         if problems.is_empty() {
+            for collaborator in &mut config.collaborators {
+                // Validation refused a KMS section without a Vault.
+                collaborator.route = match (collaborator.vault.take(), collaborator.kms.take()) {
+                    (Some(vault), Some(kms)) => LoginRoute::Kms { vault, kms },
+                    (Some(vault), None) => LoginRoute::Jwt { vault },
+                    (None, _) => LoginRoute::PolicyOnly,
+                };
+            }
             Ok(config)
         } else {
             Err(ConfigError {
@@ -1582,7 +1625,7 @@ mod tests {
         );
         let config = parsed.unwrap();
         assert_eq!(
-            config.collaborators[0].vault.as_ref().unwrap().token_file,
+            config.collaborators[0].route.vault().unwrap().token_file,
             Some(dir.path().join("out/bank-a/vault-token"))
         );
     }

@@ -691,7 +691,7 @@ fn validate(options: TokenOptions) -> Result<MintRequest, String> {
         }
     };
     if let Some(violation) = request_limits_violation(&options.audience, &options.nonces) {
-        return Err(verifier_error(violation));
+        return Err(verifier_error(violation.to_string()));
     }
     Ok(MintRequest {
         audience: options.audience,

@@ -1,8 +1,8 @@
 //! Handing released secrets to the workload: files written atomically, JSON, or environment
 //! variables for `attestgate exec`.
 
+use super::report::ExchangeReport;
 use super::secure_dir::{SecureDir, UnsafeDir};
-use super::Report;
 use serde_json::{Map, Value};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -113,7 +113,7 @@ struct Staged {
     temp: OsString,
 }
 
-fn files(report: &Report) -> Vec<(String, PathBuf, Zeroizing<String>)> {
+fn files(report: &ExchangeReport) -> Vec<(String, PathBuf, Zeroizing<String>)> {
     let mut files = Vec::new();
     for (name, released) in report.released() {
         for secret in &released.secrets {
@@ -138,7 +138,7 @@ fn files(report: &Report) -> Vec<(String, PathBuf, Zeroizing<String>)> {
 /// 0700). Directories are opened without following symlinks and must be this user's alone. All
 /// files are staged first and renamed into place only when every one was written; a failure puts
 /// back what was there and leaves no secret file behind. Leftovers of a crashed run are removed.
-pub fn deliver_files(report: &Report, root: &Path) -> Result<Delivery, DeliveryError> {
+pub fn deliver_files(report: &ExchangeReport, root: &Path) -> Result<Delivery, DeliveryError> {
     // Configuration validation made every path absolute, lexically normal and under `root`, and
     // refused two secrets sharing one.
     let mut dirs: Vec<Rc<SecureDir>> = Vec::new();
@@ -226,7 +226,7 @@ pub fn deliver_files(report: &Report, root: &Path) -> Result<Delivery, DeliveryE
 
 /// `{collaborator: {path: data}}`. A secret read with `field` contributes `{field: value}` to its
 /// path's object, so several fields of one path land side by side.
-pub fn json_output(report: &Report) -> Value {
+pub fn json_output(report: &ExchangeReport) -> Value {
     let mut out = Map::new();
     for (name, released) in report.released() {
         let mut secrets = Map::new();
@@ -255,7 +255,9 @@ pub fn json_output(report: &Report) -> Value {
 /// The environment variables for `attestgate exec`: each secret with `env`, and kept Vault
 /// tokens with `token_env`. Checked before anything is delivered: a value no environment can
 /// hold (a NUL byte) refuses the whole delivery.
-pub fn environment(report: &Report) -> Result<Vec<(String, Zeroizing<String>)>, EnvironmentError> {
+pub fn environment(
+    report: &ExchangeReport,
+) -> Result<Vec<(String, Zeroizing<String>)>, EnvironmentError> {
     let mut env = Vec::new();
     for (collaborator, released) in report.released() {
         let values = released

@@ -53,7 +53,7 @@ pub(super) fn compile(
         .precompile_component(wasm)
         .map_err(|e| PluginError::NotAComponent {
             path: path.to_owned(),
-            reason: format!("{e:#}"),
+            source: e.into(),
         })?;
     let mut artifact = Vec::with_capacity(HEADER_BYTES + native.len());
     artifact.extend_from_slice(MAGIC);
@@ -101,5 +101,5 @@ pub(super) fn load(
     // they were compiled from the pinned wasm for this engine. Nothing was re-read from disk
     // after the check: deserialize copies from this buffer.
     unsafe { Component::deserialize(engine, &bytes[HEADER_BYTES..]) }
-        .map_err(|e| problem(ArtifactProblem::Unloadable(format!("{e:#}"))))
+        .map_err(|e| problem(ArtifactProblem::Unloadable(e.into())))
 }

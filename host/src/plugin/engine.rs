@@ -2,22 +2,22 @@
 //! Plugins are compiled from their pinned wasm, or loaded from a pinned precompiled artifact
 //! (see `artifact`); nothing else on disk is ever loaded as code.
 
-use super::bindings::Plugin;
+use super::bindings::PluginPre;
+use super::compiled::CompiledPlugin;
 use super::error::PluginError;
 use super::inspect::{self, PluginInfo};
-use super::runtime::{CompiledPlugin, StoreState};
+use super::policy::CollaboratorPolicy;
+use super::spec::{PluginSpec, Precompiled};
+use super::store::{link_sandbox, StoreState, TICK};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// Deadlines are counted in ticks of this length.
-pub(crate) const TICK: Duration = Duration::from_millis(1);
-
+/// How the shared engine is sized.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// How many plugin instances may be alive at once (sizes the pooling allocator).
@@ -52,6 +52,7 @@ impl Drop for Ticker {
     }
 }
 
+/// Compiles plugins once and binds them to collaborators. One per process.
 pub struct PluginEngine {
     engine: Engine,
     linker: Linker<StoreState>,
@@ -64,21 +65,15 @@ pub struct PluginEngine {
 /// One plugin's compiled form, filled by whichever collaborator loads it first.
 type CompileSlot = Arc<Mutex<Option<Arc<CompiledPlugin>>>>;
 
-/// A plugin's precompiled artifact, pinned by its own sha256 (`plugin_compiled` and
-/// `plugin_compiled_sha256` in the configuration).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Precompiled {
-    pub path: PathBuf,
-    /// Lowercase hex sha256 of the artifact file.
-    pub sha256: String,
-}
-
 /// The CPU every build of native code targets, whatever machine compiles it: an artifact built
 /// on the image-build machine must load on a Confidential Space VM of another CPU generation.
 /// x86-64-v2 (SSE4.2, POPCNT) is on every x86 machine type Confidential Space offers; wasmtime
 /// checks at load time that the host really has it.
 fn set_baseline_target(config: &mut Config) -> Result<(), PluginError> {
-    let baseline = |e: wasmtime::Error| PluginError::Engine(format!("baseline CPU target: {e}"));
+    let baseline = |e: wasmtime::Error| PluginError::Engine {
+        what: "cannot set the baseline CPU target",
+        source: e.into(),
+    };
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     {
         config
@@ -124,24 +119,24 @@ fn config(pooling: Option<&EngineOptions>) -> Result<Config, PluginError> {
 }
 
 impl PluginEngine {
+    /// Starts the engine and its deadline ticker.
     pub fn new(options: EngineOptions) -> Result<Self, PluginError> {
         // The pool reserves virtual memory up front; where that is refused, allocate on demand.
         let engine = match Engine::new(&config(Some(&options))?) {
             Ok(engine) => engine,
             Err(pool_error) => {
                 tracing::warn!(error = %pool_error, "pooling allocator unavailable, allocating plugin instances on demand");
-                Engine::new(&config(None)?).map_err(|e| PluginError::Engine(e.to_string()))?
+                Engine::new(&config(None)?).map_err(|e| PluginError::Engine {
+                    what: "cannot create the wasmtime engine",
+                    source: e.into(),
+                })?
             }
         };
         let mut linker = Linker::new(&engine);
-        // WASI is linked so that plugins from other languages can run, but every capability in
-        // each store's context is empty (see `runtime::sandbox_wasi`).
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| PluginError::Engine(e.to_string()))?;
-        super::sandbox::replace_blocking_waits(&mut linker)
-            .map_err(|e| PluginError::Engine(e.to_string()))?;
-        Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)
-            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        link_sandbox(&mut linker).map_err(|e| PluginError::Engine {
+            what: "cannot link the plugin sandbox",
+            source: e.into(),
+        })?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();
@@ -157,7 +152,10 @@ impl PluginEngine {
                     }
                 }
             })
-            .map_err(|e| PluginError::Engine(format!("cannot start the deadline ticker: {e}")))?;
+            .map_err(|e| PluginError::Engine {
+                what: "cannot start the deadline ticker",
+                source: e.into(),
+            })?;
 
         Ok(PluginEngine {
             engine,
@@ -167,8 +165,44 @@ impl PluginEngine {
         })
     }
 
+    /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Compiles (or reuses) the plugin, binds it to its collaborator and has it validate its
+    /// configuration.
+    pub fn load(&self, spec: &PluginSpec) -> Result<CollaboratorPolicy, PluginError> {
+        let compiled = self.compile_file(&spec.path, &spec.sha256, spec.precompiled.as_ref())?;
+        let policy = CollaboratorPolicy::new(
+            compiled,
+            &spec.collaborator,
+            spec.audience.as_deref(),
+            &spec.config,
+            spec.limits,
+        );
+        policy.validate_config()?;
+        Ok(policy)
+    }
+
+    /// Loads every plugin in parallel; one result per spec, in order.
+    pub fn load_all(&self, specs: &[PluginSpec]) -> Vec<Result<CollaboratorPolicy, PluginError>> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = specs
+                .iter()
+                .map(|spec| (spec, scope.spawn(move || self.load(spec))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|(spec, handle)| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(PluginError::LoaderPanicked {
+                            path: spec.path.clone(),
+                        })
+                    })
+                })
+                .collect()
+        })
     }
 
     /// Reads, checks and compiles a plugin file (or loads its pinned precompiled artifact), or
@@ -205,9 +239,9 @@ impl PluginEngine {
         let component = match precompiled {
             Some(artifact) => {
                 let artifact_bytes =
-                    std::fs::read(&artifact.path).map_err(|e| PluginError::Read {
+                    std::fs::read(&artifact.path).map_err(|source| PluginError::Read {
                         path: artifact.path.clone(),
-                        reason: e.to_string(),
+                        source,
                     })?;
                 super::artifact::load(
                     &self.engine,
@@ -226,11 +260,11 @@ impl PluginEngine {
             .instantiate_pre(&component)
             .map_err(|e| PluginError::Link {
                 path: path.to_owned(),
-                reason: crate::error_chain(e.as_ref()),
+                source: e.into(),
             })?;
-        let pre = super::bindings::PluginPre::new(pre).map_err(|e| PluginError::Link {
+        let pre = PluginPre::new(pre).map_err(|e| PluginError::Link {
             path: path.to_owned(),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
         let compiled = Arc::new(CompiledPlugin::new(pre, info, path.to_owned()));
         *slot = Some(compiled.clone());
@@ -263,7 +297,7 @@ impl PluginEngine {
         check_magic(path, bytes)?;
         Component::new(&self.engine, bytes).map_err(|e| PluginError::NotAComponent {
             path: path.to_owned(),
-            reason: format!("{e:#}"),
+            source: e.into(),
         })
     }
 }
@@ -272,17 +306,16 @@ fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
     if bytes.starts_with(b"\0asm") {
         return Ok(());
     }
-    Err(PluginError::NotAComponent {
+    Err(PluginError::NotWasm {
         path: path.to_owned(),
-        reason: "the file does not start with the WebAssembly magic bytes \\0asm".into(),
     })
 }
 
 /// A plugin file's bytes and their lowercase hex sha256.
 fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
-    let bytes = std::fs::read(path).map_err(|e| PluginError::Read {
+    let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
         path: path.to_owned(),
-        reason: e.to_string(),
+        source,
     })?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     Ok((bytes, sha256))

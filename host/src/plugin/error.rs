@@ -1,5 +1,12 @@
+//! Everything that can go wrong with a plugin, as types: loading it ([`PluginError`]) and calling
+//! it ([`FailureKind`], always a deny).
+
+use super::verdict::ContractViolation;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// A cause from wasmtime (whose errors are `anyhow` errors), kept with its whole chain.
+pub type WasmtimeCause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// How a plugin call failed. Every kind is a deny.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +20,7 @@ pub enum FailureKind {
     /// The plugin trapped (a panic, an unreachable, a bad memory access).
     Trap(String),
     /// The plugin returned something that breaks the contract.
-    BadReturn(String),
+    BadReturn(ContractViolation),
     /// The plugin returned an error of its own.
     Rejected(String),
 }
@@ -45,69 +52,138 @@ impl std::fmt::Display for FailureKind {
             ),
             FailureKind::LogLimit(limit) => write!(f, "wrote more than its {limit}-byte log limit"),
             FailureKind::Trap(message) => write!(f, "trapped: {message}"),
-            FailureKind::BadReturn(message) => {
-                write!(f, "returned a result that breaks the contract: {message}")
-            }
+            FailureKind::BadReturn(violation) => write!(
+                f,
+                "returned a result that breaks the contract: {}",
+                crate::error_chain(violation)
+            ),
             FailureKind::Rejected(message) => write!(f, "returned an error: {message}"),
         }
     }
 }
 
 /// Why a precompiled artifact cannot stand in for its plugin.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ArtifactProblem {
+    /// No attestgate envelope.
     #[error("it is not an artifact made by `attestgate plugin compile`")]
     NotAnArtifact,
+    /// The envelope names another wasm digest.
     #[error(
         "it was compiled from the plugin with sha256 {compiled_from}, not from the pinned {pinned}"
     )]
     OtherPlugin {
+        /// The wasm digest in the envelope.
         compiled_from: String,
+        /// The digest the configuration pins.
         pinned: String,
     },
+    /// Another engine configuration or attestgate build.
     #[error("it was compiled by another attestgate build or for another CPU baseline")]
     OtherEngine,
-    #[error("wasmtime cannot load it: {0}")]
-    Unloadable(String),
+    /// wasmtime refused to deserialise it.
+    #[error("wasmtime cannot load it")]
+    Unloadable(#[source] WasmtimeCause),
 }
 
+/// Why a plugin cannot be loaded, or how a call to it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("cannot read plugin {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    /// The plugin (or artifact) file cannot be read.
+    #[error("cannot read plugin {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plugin's digest is not the pinned one.
     #[error("plugin {path} has sha256 {found}, but the configuration pins {expected}; refusing to load it")]
     DigestMismatch {
+        /// The file.
         path: PathBuf,
+        /// The pinned digest.
         expected: String,
+        /// The file's digest.
         found: String,
     },
+    /// The precompiled artifact's digest is not the pinned one.
     #[error("precompiled plugin {path} has sha256 {found}, but the configuration pins {expected}; refusing to load it")]
     ArtifactDigestMismatch {
+        /// The artifact file.
         path: PathBuf,
+        /// The pinned digest.
         expected: String,
+        /// The file's digest.
         found: String,
     },
+    /// The precompiled artifact cannot stand in for the plugin.
     #[error("precompiled plugin {path} is refused: {problem}; rebuild it with `attestgate plugin compile` and pin the new sha256")]
     Artifact {
+        /// The artifact file.
         path: PathBuf,
+        /// What is wrong with it.
+        #[source]
         problem: ArtifactProblem,
     },
-    #[error("plugin {path} is not a WebAssembly component: {reason}")]
-    NotAComponent { path: PathBuf, reason: String },
+    /// The file is not WebAssembly at all.
+    #[error("plugin {path} is not a WebAssembly component: the file does not start with the WebAssembly magic bytes \\0asm")]
+    NotWasm {
+        /// The file.
+        path: PathBuf,
+    },
+    /// WebAssembly, but not a component wasmtime can compile.
+    #[error("plugin {path} is not a WebAssembly component")]
+    NotAComponent {
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's reason.
+        #[source]
+        source: WasmtimeCause,
+    },
+    /// Built against another contract version, or exporting no policy at all.
     #[error("plugin {path} was built against contract {found}, but this attestgate speaks attestgate:policy@{expected}; rebuild it with a matching SDK")]
     ContractVersion {
+        /// The file.
         path: PathBuf,
+        /// What it was built against.
         found: String,
+        /// What this host speaks.
         expected: &'static str,
     },
-    #[error("plugin {path} cannot be linked: {reason}")]
-    Link { path: PathBuf, reason: String },
-    #[error("plugin engine: {0}")]
-    Engine(String),
+    /// It imports something the host does not provide.
+    #[error("plugin {path} cannot be linked")]
+    Link {
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's reason (the missing import).
+        #[source]
+        source: WasmtimeCause,
+    },
+    /// The engine itself could not be set up.
+    #[error("plugin engine: {what}")]
+    Engine {
+        /// What failed.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: WasmtimeCause,
+    },
+    /// A loader thread panicked (a bug; the plugin is refused).
+    #[error("the loader thread for plugin {path} panicked")]
+    LoaderPanicked {
+        /// The plugin being loaded.
+        path: PathBuf,
+    },
+    /// A call failed: always a deny.
     #[error("plugin for \"{collaborator}\" ({call}) {kind}")]
     Call {
+        /// The collaborator it was called for.
         collaborator: String,
+        /// `validate-config`, `select-audience` or `evaluate`.
         call: &'static str,
+        /// How it failed.
         kind: FailureKind,
     },
 }

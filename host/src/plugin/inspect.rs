@@ -7,18 +7,24 @@ use std::path::Path;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-/// The contract this host speaks (`wit/policy.wit`).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract this host speaks: the version on `wit/policy.wit`'s `package` line (a test holds
+/// them equal).
+pub const CONTRACT_VERSION: &str = "0.2.0";
 const CONTRACT_PACKAGE: &str = "attestgate:policy";
 const POLICY_INTERFACE: &str = "attestgate:policy/policy";
 
+/// What a plugin file is, as `attestgate plugin inspect` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PluginInfo {
+    /// Lowercase hex sha256 of the wasm file.
     pub sha256: String,
+    /// The file's size.
     pub size_bytes: usize,
     /// The version in the exported `attestgate:policy/policy@X` interface, if any.
     pub contract_version: Option<String>,
+    /// Every interface it imports.
     pub imports: Vec<String>,
+    /// Every interface it exports.
     pub exports: Vec<String>,
 }
 
@@ -29,7 +35,8 @@ impl PluginInfo {
     }
 }
 
-pub fn describe(
+/// Reads a compiled component's imports, exports and contract version.
+pub(super) fn describe(
     engine: &Engine,
     component: &Component,
     sha256: &str,
@@ -57,7 +64,8 @@ pub fn describe(
     }
 }
 
-pub fn check_contract(path: &Path, info: &PluginInfo) -> Result<(), PluginError> {
+/// Refuses a plugin built against another contract version, naming both.
+pub(super) fn check_contract(path: &Path, info: &PluginInfo) -> Result<(), PluginError> {
     match info.contract_version.as_deref() {
         Some(CONTRACT_VERSION) => Ok(()),
         Some(found) => Err(PluginError::ContractVersion {
@@ -73,5 +81,21 @@ pub fn check_contract(path: &Path, info: &PluginInfo) -> Result<(), PluginError>
             ),
             expected: CONTRACT_VERSION,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `wit/policy.wit` is the one source of the contract version; this constant follows it.
+    #[test]
+    fn the_contract_version_is_the_wits() {
+        let wit = include_str!("../../../wit/policy.wit");
+        let package = wit
+            .lines()
+            .find_map(|line| line.strip_prefix("package attestgate:policy@"))
+            .expect("wit/policy.wit has a package line");
+        assert_eq!(package.trim_end_matches(';'), CONTRACT_VERSION);
     }
 }

@@ -53,8 +53,18 @@ pub struct PluginSpec {
     /// Lowercase hex sha256 of the file. A mismatch refuses to load.
     pub sha256: String,
     /// Its precompiled artifact, if the image ships one: loaded instead of compiling.
-    pub precompiled: Option<super::engine::Precompiled>,
+    pub precompiled: Option<Precompiled>,
     /// Handed to the plugin as JSON text.
     pub config: serde_json::Value,
     pub limits: Limits,
+}
+
+/// A plugin's precompiled artifact, pinned by its own sha256 (`plugin_compiled` and
+/// `plugin_compiled_sha256` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precompiled {
+    /// The artifact file.
+    pub path: PathBuf,
+    /// Lowercase hex sha256 of the artifact file.
+    pub sha256: String,
 }
