@@ -27,6 +27,8 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 (cd plugins && env -u CARGO_TARGET_DIR cargo clippy --release --quiet -- -D warnings)
+echo "==> structure: no module cycles, no Result<_, String>, every public item documented"
+./tests/check-structure.sh
 # The production binary, without the dev launcher: built once here (only attestgate itself and the
 # few crates whose features differ are compiled again), then run by a test.
 echo "==> cargo build --no-default-features (the production binary)"
