@@ -9,8 +9,8 @@ pub mod config;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod exchange;
-pub mod fsutil;
-pub mod http;
+mod fsutil;
+mod http;
 pub mod kms;
 pub mod plugin;
 pub mod vault;
@@ -30,3 +30,5 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     message
 }
+
+pub use fsutil::write_atomically;

@@ -371,7 +371,7 @@ fn parse_header(raw: Map<String, Value>) -> Result<Header, MalformedToken> {
 }
 
 /// Splits and decodes a compact JWS. No signature or claim is checked here.
-pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, MalformedToken> {
+pub fn parse_unverified(token: &str) -> Result<UnverifiedToken<'_>, MalformedToken> {
     let token = token.trim();
     if token.is_empty() {
         return Err(MalformedToken::Empty);
@@ -408,30 +408,33 @@ mod tests {
     fn reports_the_part_that_is_broken() {
         let header = b64(r#"{"alg":"RS256","kid":"k"}"#);
         let payload = b64(r#"{"iss":"x"}"#);
-        assert_eq!(parse("a.b").unwrap_err(), MalformedToken::PartCount(2));
+        assert_eq!(
+            parse_unverified("a.b").unwrap_err(),
+            MalformedToken::PartCount(2)
+        );
         assert!(matches!(
-            parse(&format!("{header}.{payload}.!!")).unwrap_err(),
+            parse_unverified(&format!("{header}.{payload}.!!")).unwrap_err(),
             MalformedToken::Base64 {
                 part: TokenPart::Signature,
                 ..
             }
         ));
         assert!(matches!(
-            parse(&format!("{header}.{}.c2ln", b64("[1]"))).unwrap_err(),
+            parse_unverified(&format!("{header}.{}.c2ln", b64("[1]"))).unwrap_err(),
             MalformedToken::NotAnObject {
                 part: TokenPart::Payload,
                 found: "an array"
             }
         ));
         assert!(matches!(
-            parse(&format!("{}.{payload}.c2ln", b64("{nope"))).unwrap_err(),
+            parse_unverified(&format!("{}.{payload}.c2ln", b64("{nope"))).unwrap_err(),
             MalformedToken::Json {
                 part: TokenPart::Header,
                 ..
             }
         ));
         let token = format!("{header}.{payload}.c2ln");
-        let ok = parse(&token).unwrap();
+        let ok = parse_unverified(&token).unwrap();
         assert_eq!(ok.header.kid.as_deref(), Some("k"));
         assert_eq!(ok.signing_input, format!("{header}.{payload}"));
     }
@@ -455,7 +458,7 @@ mod tests {
     fn a_repeated_key_is_reported_with_its_part_and_place() {
         let header = b64(r#"{"alg":"RS256","kid":"k"}"#);
         let payload = b64(r#"{"submods":{"container":{"image_digest":"a","image_digest":"b"}}}"#);
-        let err = parse(&format!("{header}.{payload}.c2ln")).unwrap_err();
+        let err = parse_unverified(&format!("{header}.{payload}.c2ln")).unwrap_err();
         assert_eq!(
             err,
             MalformedToken::DuplicateKey {
@@ -471,7 +474,7 @@ mod tests {
 
         let long = "k".repeat(1000);
         let header = b64(&format!(r#"{{"alg":"RS256","{long}":1,"{long}":2}}"#));
-        let text = parse(&format!("{header}.{payload}.c2ln"))
+        let text = parse_unverified(&format!("{header}.{payload}.c2ln"))
             .unwrap_err()
             .to_string();
         assert!(text.contains("the header has the key"), "{text}");

@@ -1,15 +1,36 @@
 //! Attestation tokens: getting them from the launcher, verifying them, reading their claims.
+//!
+//! - `source`: the launcher's token API and the default token file;
+//! - `jwt`: the compact JWS, parsed strictly and never trusted before verification;
+//! - `jwks` and `pki`: the issuer's keys (OIDC) or its certificate chain (PKI);
+//! - `verify`: the checks every token must pass, in order;
+//! - `claims`: the typed view of what Confidential Space attests;
+//! - `audience`: audience normalisation, so "another spelling of the same audience" is caught.
 
-pub mod audience;
-pub mod claims;
-pub mod jwks;
-pub mod jwt;
-pub mod pki;
-pub mod source;
-pub mod verify;
+pub(crate) mod audience;
+mod claims;
+mod jwks;
+mod jwt;
+mod pki;
+mod source;
+mod verify;
 
-pub use claims::Claims;
-pub use jwks::{JwksCache, KeyCacheOptions, KeySource};
-pub use jwt::Jwt;
-pub use source::{LauncherClient, TokenRequest, TokenType};
-pub use verify::{VerifiedToken, Verifier, VerifyError, VerifyPolicy, GOOGLE_ISSUER};
+pub use claims::{
+    Claims, ConfidentialSpaceClaims, ContainerClaims, GceClaims, ImageSignature, TdxClaims,
+    PRODUCTION_DBGSTAT,
+};
+pub use jwks::{JwksCache, KeyCacheOptions, KeyError, KeySource, RefetchOutcome};
+pub use jwt::{
+    parse_unverified, Header, Jwt, MalformedToken, TokenPart, UnverifiedToken, SHOWN_KEY_CHARS,
+};
+pub use pki::{PkiError, PkiRoot};
+pub(crate) use source::request_limits_violation;
+pub use source::{
+    read_token_file, LauncherClient, RequestLimitViolation, SourceError, TokenRequest, TokenType,
+    DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_FILE, MAX_AUDIENCE_BYTES,
+    MAX_NONCES, NONCE_BYTES,
+};
+pub use verify::{
+    unix_now, TokenKind, VerifiedToken, Verifier, VerifyError, VerifyPolicy, DEFAULT_LEEWAY,
+    DEFAULT_MAX_TOKEN_BYTES, GOOGLE_ISSUER,
+};

@@ -42,7 +42,7 @@ pub enum RequestLimitViolation {
 }
 
 /// What is wrong with an audience and nonces by the verifier's limits, if anything.
-pub fn request_limits_violation(
+pub(crate) fn request_limits_violation(
     audience: &str,
     nonces: &[String],
 ) -> Option<RequestLimitViolation> {

@@ -145,7 +145,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
 /// for `-`.
 pub async fn read_token(source: &Path) -> anyhow::Result<attestgate::attestation::Jwt> {
     if source != Path::new("-") {
-        return Ok(attestgate::attestation::source::read_token_file(source).await?);
+        return Ok(attestgate::attestation::read_token_file(source).await?);
     }
     let mut text = zeroize::Zeroizing::new(String::new());
     std::io::stdin()

@@ -1,5 +1,5 @@
 use super::{Exit, Format};
-use attestgate::attestation::verify::unix_now;
+use attestgate::attestation::unix_now;
 use attestgate::plugin::{file_sha256, EngineOptions, Limits, PluginEngine, PluginSpec};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -90,7 +90,7 @@ fn read_json(path: &PathBuf, what: &str) -> anyhow::Result<serde_json::Value> {
         .map_err(|e| anyhow::anyhow!("cannot read {what} {}: {e}", path.display()))?;
     let trimmed = text.trim();
     if trimmed.starts_with("eyJ") {
-        let parsed = attestgate::attestation::jwt::parse(trimmed).map_err(|e| {
+        let parsed = attestgate::attestation::parse_unverified(trimmed).map_err(|e| {
             anyhow::anyhow!(
                 "{what} {} looks like a JWT but is malformed: {e}",
                 path.display()
@@ -247,7 +247,7 @@ fn compile(args: CompileArgs) -> anyhow::Result<Exit> {
     let output = args
         .output
         .unwrap_or_else(|| args.plugin.with_extension("cwasm"));
-    attestgate::fsutil::write_atomically(&output, &artifact, 0o644)
+    attestgate::write_atomically(&output, &artifact, 0o644)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
     match args.format {
         Format::Json => out!(

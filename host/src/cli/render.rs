@@ -1,7 +1,7 @@
 //! Human-readable summaries of tokens.
 
-use attestgate::attestation::jwt::Header;
 use attestgate::attestation::Claims;
+use attestgate::attestation::Header;
 use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 

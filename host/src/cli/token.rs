@@ -1,7 +1,7 @@
 use super::{read_token, render, stdin_or_path, Exit, Format};
-use attestgate::attestation::jwt;
-use attestgate::attestation::source::{read_token_file, DEFAULT_LAUNCHER_SOCKET};
-use attestgate::attestation::verify::unix_now;
+
+use attestgate::attestation::unix_now;
+use attestgate::attestation::{read_token_file, DEFAULT_LAUNCHER_SOCKET};
 use attestgate::attestation::{Claims, LauncherClient, TokenRequest, TokenType};
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -78,7 +78,8 @@ async fn get(args: GetArgs) -> anyhow::Result<Exit> {
 
 async fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
     let token = read_token(&stdin_or_path(args.token)).await?;
-    let parsed = jwt::parse(token.expose()).map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
+    let parsed = attestgate::attestation::parse_unverified(token.expose())
+        .map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
     match args.format {
         Format::Json => {
             let out = serde_json::json!({

@@ -1,5 +1,5 @@
 use super::{read_token, render, stdin_or_path, Exit, Format};
-use attestgate::attestation::verify::unix_now;
+use attestgate::attestation::unix_now;
 use attestgate::attestation::Verifier;
 use attestgate::config::Config;
 use attestgate::exchange::{select_audience, verify_and_judge};

@@ -11,13 +11,11 @@ mod delivery;
 pub use delivery::{env_prefix_of, normalise_lexically, refused_variable, DeliveryConfig};
 
 use crate::attestation::audience;
-use crate::attestation::jwks::{KeyCacheOptions, KeySource};
-use crate::attestation::pki::PkiRoot;
-use crate::attestation::source::{
-    DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_FILE,
-};
-use crate::attestation::verify::{DEFAULT_LEEWAY, GOOGLE_ISSUER};
+use crate::attestation::PkiRoot;
 use crate::attestation::{JwksCache, Verifier, VerifyPolicy};
+use crate::attestation::{KeyCacheOptions, KeySource};
+use crate::attestation::{DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_FILE};
+use crate::attestation::{DEFAULT_LEEWAY, GOOGLE_ISSUER};
 use crate::plugin::{Limits, PluginSpec, Precompiled};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -130,9 +128,9 @@ pub enum VerifierSetupError {
         source: std::io::Error,
     },
     #[error("pki_root: {0}")]
-    PkiRoot(#[from] crate::attestation::pki::PkiError),
+    PkiRoot(#[from] crate::attestation::PkiError),
     #[error("the issuer's keys: {0}")]
-    Keys(#[from] crate::attestation::jwks::KeyError),
+    Keys(#[from] crate::attestation::KeyError),
 }
 
 fn default_socket() -> PathBuf {
@@ -983,9 +981,7 @@ impl Config {
                 }
                 _ => {}
             }
-            if let Some(violation) =
-                crate::attestation::source::request_limits_violation(received, &[])
-            {
+            if let Some(violation) = crate::attestation::request_limits_violation(received, &[]) {
                 problems.push(Problem {
                     key: at.clone(),
                     message: format!("the launcher would refuse it: {violation}"),

@@ -31,7 +31,7 @@ impl DevClaims {
 
 /// Every claim a production Confidential Space token carries, with realistic values. The time
 /// claims, `aud`, `iss` and `eat_nonce` are filled in per token.
-pub fn production_defaults() -> Value {
+pub fn production_claims() -> Value {
     json!({
         "sub": "https://www.googleapis.com/compute/v1/projects/operator-project/zones/us-central1-a/instances/workload-vm",
         "eat_profile": "https://cloud.google.com/confidential-computing/confidential-space/docs/reference/token-claims",
@@ -71,7 +71,7 @@ pub fn production_defaults() -> Value {
 
 /// Merges `overrides` into `base` recursively (RFC 7386 JSON merge patch): objects merge key by
 /// key, `null` removes a claim, anything else replaces it.
-pub fn merge(base: &mut Value, overrides: &Value) {
+pub fn merge_patch(base: &mut Value, overrides: &Value) {
     match (base, overrides) {
         (Value::Object(base), Value::Object(patch)) => merge_objects(base, patch),
         (base, patch) => *base = patch.clone(),
@@ -85,7 +85,7 @@ fn merge_objects(base: &mut Map<String, Value>, patch: &Map<String, Value>) {
         } else if let (Some(existing @ Value::Object(_)), Value::Object(_)) =
             (base.get_mut(key), value)
         {
-            merge(existing, value);
+            merge_patch(existing, value);
         } else {
             base.insert(key.clone(), value.clone());
         }
@@ -98,8 +98,8 @@ mod tests {
 
     #[test]
     fn null_removes_and_objects_merge() {
-        let mut claims = production_defaults();
-        merge(
+        let mut claims = production_claims();
+        merge_patch(
             &mut claims,
             &json!({"dbgstat": "enabled", "submods": {"confidential_space": {"support_attributes": null}}}),
         );

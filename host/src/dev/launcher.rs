@@ -1,11 +1,11 @@
 //! A local Confidential Space launcher: the same token API on a Unix socket, the same token file,
 //! and an issuer (discovery + JWKS over HTTP) whose only difference from Google's is the key.
 
-use super::claims::{merge, production_defaults, DevClaims};
+use super::claims::{merge_patch, production_claims, DevClaims};
 use super::pki::DevPki;
 use super::signing::{jwks, SigningError, SigningKey};
-use crate::attestation::source::{request_limits_violation, DEFAULT_TOKEN_AUDIENCE};
-use crate::attestation::verify::{unix_now, GOOGLE_ISSUER};
+use crate::attestation::{request_limits_violation, DEFAULT_TOKEN_AUDIENCE};
+use crate::attestation::{unix_now, GOOGLE_ISSUER};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode};
@@ -164,7 +164,7 @@ impl Shared {
     fn claims_for(&self, request: &MintRequest) -> Value {
         let now = unix_now();
         let mut claims = match &self.claims {
-            DevClaims::Patch(_) => production_defaults(),
+            DevClaims::Patch(_) => production_claims(),
             DevClaims::Exactly(exact) => exact.clone(),
         };
         let fields = claims.as_object_mut().expect("defaults are an object");
@@ -186,7 +186,7 @@ impl Shared {
             }
         }
         if let DevClaims::Patch(patch) = &self.claims {
-            merge(&mut claims, patch);
+            merge_patch(&mut claims, patch);
         }
         claims
     }

@@ -2,11 +2,15 @@
 //! launcher and its token issuer. They speak the real interfaces, so the code paths that talk to
 //! them are the production ones.
 
-pub mod claims;
-pub mod launcher;
-pub mod pki;
-pub mod signing;
+mod claims;
+mod launcher;
+mod pki;
+mod signing;
 
-pub use claims::DevClaims;
-pub use launcher::{Launcher, LauncherConfig, LauncherInfo, MintRequest};
-pub use signing::SigningKey;
+pub use claims::{merge_patch, production_claims, DevClaims};
+pub use launcher::{
+    Launcher, LauncherConfig, LauncherError, LauncherInfo, MintRequest, INFO_FILE_NAME,
+    MAX_TOKEN_REQUEST_BYTES, SOCKET_NAME, TOKEN_FILE_NAME,
+};
+pub use pki::DevPki;
+pub use signing::{jwks, SigningError, SigningKey};

@@ -1,7 +1,7 @@
 //! How a collaborator's exchange fails: at which [`Step`], and why, as a typed [`StepCause`]
 //! that keeps the layer's own error as its source. Nothing here flattens a cause into text.
 
-use crate::attestation::source::SourceError;
+use crate::attestation::SourceError;
 use crate::attestation::VerifyError;
 use crate::kms::KmsError;
 use crate::plugin::{PluginError, Verdict};

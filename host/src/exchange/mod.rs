@@ -28,8 +28,8 @@ pub use report::{ExchangeReport, Outcome, Released, Route};
 pub use secrets::{KeptToken, ReleasedSecret, SecretValue};
 pub use secure_dir::UnsafeDir;
 
-use crate::attestation::source::{read_token_file, DEFAULT_TOKEN_AUDIENCE};
-use crate::attestation::verify::unix_now;
+use crate::attestation::unix_now;
+use crate::attestation::{read_token_file, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::{Jwt, LauncherClient, Verifier};
 use crate::config::{CollaboratorConfig, Config, LoginRoute, TokenSourceKind, VaultConfig};
 use crate::kms::KmsClient;

@@ -10,7 +10,7 @@ use super::store::LogTags;
 use super::verdict::{
     check_audience_request, check_verdict, for_display, Decision, ReasonSummary, MAX_MESSAGE_BYTES,
 };
-use crate::attestation::source::TokenRequest;
+use crate::attestation::TokenRequest;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -96,7 +96,7 @@ impl CollaboratorPolicy {
     /// Asks the plugin whether its configuration is acceptable. Called once at load time.
     pub fn validate_config(&self) -> Result<(), PluginError> {
         const CALL: &str = "validate-config";
-        let at = crate::attestation::verify::unix_now();
+        let at = crate::attestation::unix_now();
         let ctx = self.context(at);
         let outcome = self
             .compiled
@@ -119,7 +119,7 @@ impl CollaboratorPolicy {
     /// call to the next) is refused every time, since this runs before every mint.
     pub fn select_audience(&self) -> Result<TokenRequest, PluginError> {
         const CALL: &str = "select-audience";
-        let at = crate::attestation::verify::unix_now();
+        let at = crate::attestation::unix_now();
         let ctx = self.context(at);
         let outcome = self
             .compiled

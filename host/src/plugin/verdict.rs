@@ -6,8 +6,8 @@
 //! directly.
 
 use super::bindings::attestgate::policy::types as wit;
-use crate::attestation::source::{request_limits_violation, RequestLimitViolation};
-use crate::attestation::source::{TokenRequest, TokenType};
+use crate::attestation::{request_limits_violation, RequestLimitViolation};
+use crate::attestation::{TokenRequest, TokenType};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -202,10 +202,7 @@ pub(super) fn check_audience_request(
     }
     if let Some(declared) = declared.filter(|d| *d != request.audience) {
         return Err(ContractViolation::NotTheDeclaredAudience {
-            asked: for_display(
-                request.audience,
-                crate::attestation::source::MAX_AUDIENCE_BYTES,
-            ),
+            asked: for_display(request.audience, crate::attestation::MAX_AUDIENCE_BYTES),
             declared: declared.to_owned(),
         });
     }
