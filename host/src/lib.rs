@@ -32,3 +32,13 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 pub use fsutil::write_atomically;
+
+/// Internals that fuzz targets and benchmarks drive directly: the checks on what a plugin
+/// returns, with the contract's raw types, and the text scrubbing applied to what servers send.
+/// Behind the `internals` feature and hidden from the docs: not a supported API.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::http::{escape_control, scrub};
+    pub use crate::plugin::internals::{check_audience_request, check_verdict, contract};
+}

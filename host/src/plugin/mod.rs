@@ -38,3 +38,10 @@ pub use verdict::{
     ContractViolation, Decision, Login, Reason, Verdict, MAX_MESSAGE_BYTES, MAX_REASONS,
     MAX_ROLE_BYTES,
 };
+
+/// The contract's raw types and the checks on them, for fuzz targets (feature `internals`).
+#[cfg(feature = "internals")]
+pub(crate) mod internals {
+    pub use super::bindings::attestgate::policy::types as contract;
+    pub use super::verdict::{check_audience_request, check_verdict};
+}

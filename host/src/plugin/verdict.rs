@@ -138,7 +138,7 @@ pub(super) fn for_display(text: String, max: usize) -> String {
 }
 
 /// Holds a verdict to the contract.
-pub(super) fn check_verdict(raw: wit::Verdict) -> Result<Verdict, ContractViolation> {
+pub fn check_verdict(raw: wit::Verdict) -> Result<Verdict, ContractViolation> {
     if raw.reasons.len() > MAX_REASONS {
         return Err(ContractViolation::TooManyReasons(raw.reasons.len()));
     }
@@ -193,7 +193,7 @@ fn is_role_name(role: &str) -> bool {
 }
 
 /// Holds a `select-audience` answer to the contract and to the declared audience.
-pub(super) fn check_audience_request(
+pub fn check_audience_request(
     request: wit::AudienceRequest,
     declared: Option<&str>,
 ) -> Result<TokenRequest, ContractViolation> {
