@@ -153,10 +153,10 @@ impl Policy for BoundClaims {
         let audiences = claims.audiences();
         if bound_audiences.is_empty() {
             if audiences.is_empty() {
-                report.pass("/aud", "no audiences bound and none in the token");
+                report.pass(Some("/aud"), "no audiences bound and none in the token");
             } else {
                 report.fail(
-                    "/aud",
+                    Some("/aud"),
                     "audience claim found in JWT but no audiences bound to the role",
                 );
             }
@@ -165,11 +165,11 @@ impl Policy for BoundClaims {
             .any(|a| bound_audiences.iter().any(|b| b == a))
         {
             report.pass(
-                "/aud",
+                Some("/aud"),
                 format!("audience {audiences:?} matches bound_audiences"),
             );
         } else {
-            report.fail("/aud", "error validating token: invalid audience (aud) claim: audience claim does not match any expected audience");
+            report.fail(Some("/aud"), "error validating token: invalid audience (aud) claim: audience claim does not match any expected audience");
         }
 
         if let Some(subject) = role
@@ -178,10 +178,10 @@ impl Policy for BoundClaims {
             .filter(|s| !s.is_empty())
         {
             if claims.subject() == Some(subject) {
-                report.pass("/sub", "subject matches bound_subject");
+                report.pass(Some("/sub"), "subject matches bound_subject");
             } else {
                 report.fail(
-                    "/sub",
+                    Some("/sub"),
                     "error validating token: invalid subject (sub) claim",
                 );
             }
@@ -193,7 +193,7 @@ impl Policy for BoundClaims {
                 let pointer = pointer(key);
                 match claims.pointer(key) {
                     None => report.fail(
-                        &pointer,
+                        Some(&pointer),
                         format!("error validating claims: claim \"{key}\" is missing"),
                     ),
                     Some(actual) => {
@@ -202,11 +202,11 @@ impl Policy for BoundClaims {
                             .any(|e| list(actual).iter().any(|a| equal(e, a, globs)));
                         if matched {
                             report.pass(
-                                &pointer,
+                                Some(&pointer),
                                 format!("claim \"{key}\" matches a bound claim value"),
                             )
                         } else {
-                            report.fail(&pointer, format!("error validating claims: claim \"{key}\" does not match any associated bound claim values"))
+                            report.fail(Some(&pointer), format!("error validating claims: claim \"{key}\" does not match any associated bound claim values"))
                         }
                     }
                 };
@@ -216,15 +216,15 @@ impl Policy for BoundClaims {
         if let Some(user_claim) = role.get("user_claim").and_then(Value::as_str) {
             match claims.pointer(user_claim) {
                 None => report.fail(
-                    &pointer(user_claim),
+                    Some(&pointer(user_claim)),
                     format!("claim \"{user_claim}\" not found in token"),
                 ),
                 Some(Value::String(_)) => report.pass(
-                    &pointer(user_claim),
+                    Some(&pointer(user_claim)),
                     format!("user claim \"{user_claim}\" is a string"),
                 ),
                 Some(_) => report.fail(
-                    &pointer(user_claim),
+                    Some(&pointer(user_claim)),
                     format!("claim \"{user_claim}\" could not be converted to string"),
                 ),
             };
@@ -236,7 +236,7 @@ impl Policy for BoundClaims {
                 match claims.pointer(source) {
                     None | Some(Value::String(_)) => {}
                     Some(_) => {
-                        report.fail(&pointer, format!("error converting claim '{source}' to string (claim_mappings only takes string claims)"));
+                        report.fail(Some(&pointer), format!("error converting claim '{source}' to string (claim_mappings only takes string claims)"));
                     }
                 }
             }

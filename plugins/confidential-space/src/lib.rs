@@ -110,7 +110,7 @@ impl Policy for ConfidentialSpace {
             report.add(rules::memory_monitoring_disabled(claims));
         }
         if let Some(role) = &config.vault_role {
-            report.login("role", role);
+            report.role(role);
         }
         report.verdict()
     }

@@ -7,8 +7,7 @@
 //!   agreement), measured with the host's verification time so the decision can be reproduced.
 
 use attestgate_plugin_sdk::{
-    export_policy, rules, verification_time, AudienceRequest, Claims, Context, Policy, Report,
-    Verdict,
+    export_policy, rules, AudienceRequest, Claims, Context, Policy, Report, Verdict,
 };
 use serde::Deserialize;
 
@@ -52,10 +51,10 @@ impl Policy for SignedImageWindow {
         let mut report = Report::new();
         report.add(rules::production_only(claims));
 
-        let now = verification_time();
+        let now = ctx.verification_time;
         if now < config.not_before {
             report.fail(
-                "",
+                None,
                 format!(
                     "checked at {now}, before the agreed window opens at {}",
                     config.not_before
@@ -63,14 +62,14 @@ impl Policy for SignedImageWindow {
             );
         } else if now > config.not_after {
             report.fail(
-                "",
+                None,
                 format!(
                     "checked at {now}, after the agreed window closed at {}",
                     config.not_after
                 ),
             );
         } else {
-            report.pass("", format!("checked at {now}, inside the agreed window"));
+            report.pass(None, format!("checked at {now}, inside the agreed window"));
         }
 
         let signers: Vec<&str> = claims
@@ -83,16 +82,16 @@ impl Policy for SignedImageWindow {
             .iter()
             .find(|id| config.trusted_key_ids.iter().any(|t| t == *id))
         {
-            Some(id) => report.pass(KEY, format!("image signed by trusted key {id}")),
-            None if signers.is_empty() => report.fail(KEY, "the image carries no signatures"),
+            Some(id) => report.pass(Some(KEY), format!("image signed by trusted key {id}")),
+            None if signers.is_empty() => report.fail(Some(KEY), "the image carries no signatures"),
             None => report.fail(
-                KEY,
+                Some(KEY),
                 format!("image signed only by untrusted keys {signers:?}"),
             ),
         };
 
         if let Some(role) = &config.vault_role {
-            report.login("role", role);
+            report.role(role);
         }
         report.verdict()
     }
