@@ -131,6 +131,16 @@ pub fn evaluate<P: Policy>(
     Ok(verdict)
 }
 
+/// The claims of the verdict's failed reasons, in order: what a test of one rule compares.
+pub fn failed_claims(verdict: &Verdict) -> Vec<Option<&str>> {
+    verdict
+        .reasons
+        .iter()
+        .filter(|reason| !reason.passed)
+        .map(|reason| reason.claim.as_deref())
+        .collect()
+}
+
 fn check_audience_request(request: &AudienceRequest) -> Result<(), String> {
     if request.audience.trim().is_empty() {
         return Err("the audience is empty".into());
@@ -350,6 +360,13 @@ mod tests {
     }
 
     #[test]
+    fn failed_claims_lists_only_the_failed_reasons() {
+        let verdict =
+            run(json!({"reasons": [["/a", true], [null, false], ["/b", false]]})).unwrap();
+        assert_eq!(failed_claims(&verdict), vec![None, Some("/b")]);
+    }
+
+    #[test]
     fn a_configuration_that_does_not_parse_is_refused_or_denied() {
         let err = validate_config::<Scripted>(&json!({"reasonz": []})).unwrap_err();
         assert!(
@@ -392,6 +409,14 @@ mod tests {
             ),
             (
                 json!({"reasons": [[null, true]], "role": "bank-b\nrole: admin"}),
+                "contains whitespace or control characters",
+            ),
+            (
+                json!({"reasons": [[null, true]], "role": "my role"}),
+                "contains whitespace or control characters",
+            ),
+            (
+                json!({"reasons": [[null, true]], "role": "bank-b\u{1b}[0m"}),
                 "contains whitespace or control characters",
             ),
             (

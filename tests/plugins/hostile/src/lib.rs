@@ -177,3 +177,36 @@ impl Policy for Hostile {
 }
 
 export_policy!(Hostile);
+
+// Only the attacks on the verdict run natively; the others need the sandbox they attack.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attestgate_plugin_sdk::testing;
+    use serde_json::json;
+
+    fn host_refusal(attack: &str) -> String {
+        let claims = testing::production_claims("https://hostile.example", 1_900_000_000);
+        testing::evaluate::<Hostile>(&json!({ "attack": attack }), &claims, 1_900_000_000)
+            .expect_err(attack)
+    }
+
+    #[test]
+    fn each_verdict_attack_breaks_the_contract_the_host_checks() {
+        for (attack, expected) in [
+            ("malformed-verdict", "allowed without giving any reason"),
+            ("allow-with-failed-reason", "allowed although a rule failed"),
+            (
+                "claim-not-a-pointer",
+                "reason claim \"hwmodel\" is not a JSON pointer",
+            ),
+            (
+                "login-role-with-newline",
+                "login role \"bank-b\\nrole: root\" contains whitespace or control characters",
+            ),
+        ] {
+            let refusal = host_refusal(attack);
+            assert!(refusal.contains(expected), "{attack}: {refusal}");
+        }
+    }
+}
