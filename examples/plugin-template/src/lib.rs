@@ -41,7 +41,9 @@ impl Policy for OurRules {
 
 export_policy!(OurRules);
 
-// Run natively: `cargo test --target "$(rustc -vV | sed -n 's/^host: //p')"`.
+// Natively, with no wasm: `cargo test`. In this repository, plugins/.cargo/config.toml makes
+// wasm32-wasip2 the default target, so name the host's:
+// `cargo test --target "$(rustc -vV | sed -n 's/^host: //p')"`.
 #[cfg(test)]
 mod tests {
     use super::*;
