@@ -153,10 +153,10 @@ impl Policy for BoundClaims {
         let audiences = claims.audiences();
         if bound_audiences.is_empty() {
             if audiences.is_empty() {
-                report.pass("/aud", "no audiences bound and none in the token");
+                report.pass(Some("/aud"), "no audiences bound and none in the token");
             } else {
                 report.fail(
-                    "/aud",
+                    Some("/aud"),
                     "audience claim found in JWT but no audiences bound to the role",
                 );
             }
@@ -165,11 +165,11 @@ impl Policy for BoundClaims {
             .any(|a| bound_audiences.iter().any(|b| b == a))
         {
             report.pass(
-                "/aud",
+                Some("/aud"),
                 format!("audience {audiences:?} matches bound_audiences"),
             );
         } else {
-            report.fail("/aud", "error validating token: invalid audience (aud) claim: audience claim does not match any expected audience");
+            report.fail(Some("/aud"), "error validating token: invalid audience (aud) claim: audience claim does not match any expected audience");
         }
 
         if let Some(subject) = role
@@ -178,10 +178,10 @@ impl Policy for BoundClaims {
             .filter(|s| !s.is_empty())
         {
             if claims.subject() == Some(subject) {
-                report.pass("/sub", "subject matches bound_subject");
+                report.pass(Some("/sub"), "subject matches bound_subject");
             } else {
                 report.fail(
-                    "/sub",
+                    Some("/sub"),
                     "error validating token: invalid subject (sub) claim",
                 );
             }
@@ -193,7 +193,7 @@ impl Policy for BoundClaims {
                 let pointer = pointer(key);
                 match claims.pointer(key) {
                     None => report.fail(
-                        &pointer,
+                        Some(&pointer),
                         format!("error validating claims: claim \"{key}\" is missing"),
                     ),
                     Some(actual) => {
@@ -202,11 +202,11 @@ impl Policy for BoundClaims {
                             .any(|e| list(actual).iter().any(|a| equal(e, a, globs)));
                         if matched {
                             report.pass(
-                                &pointer,
+                                Some(&pointer),
                                 format!("claim \"{key}\" matches a bound claim value"),
                             )
                         } else {
-                            report.fail(&pointer, format!("error validating claims: claim \"{key}\" does not match any associated bound claim values"))
+                            report.fail(Some(&pointer), format!("error validating claims: claim \"{key}\" does not match any associated bound claim values"))
                         }
                     }
                 };
@@ -216,15 +216,15 @@ impl Policy for BoundClaims {
         if let Some(user_claim) = role.get("user_claim").and_then(Value::as_str) {
             match claims.pointer(user_claim) {
                 None => report.fail(
-                    &pointer(user_claim),
+                    Some(&pointer(user_claim)),
                     format!("claim \"{user_claim}\" not found in token"),
                 ),
                 Some(Value::String(_)) => report.pass(
-                    &pointer(user_claim),
+                    Some(&pointer(user_claim)),
                     format!("user claim \"{user_claim}\" is a string"),
                 ),
                 Some(_) => report.fail(
-                    &pointer(user_claim),
+                    Some(&pointer(user_claim)),
                     format!("claim \"{user_claim}\" could not be converted to string"),
                 ),
             };
@@ -236,7 +236,7 @@ impl Policy for BoundClaims {
                 match claims.pointer(source) {
                     None | Some(Value::String(_)) => {}
                     Some(_) => {
-                        report.fail(&pointer, format!("error converting claim '{source}' to string (claim_mappings only takes string claims)"));
+                        report.fail(Some(&pointer), format!("error converting claim '{source}' to string (claim_mappings only takes string claims)"));
                     }
                 }
             }
@@ -246,3 +246,213 @@ impl Policy for BoundClaims {
 }
 
 export_policy!(BoundClaims);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attestgate_plugin_sdk::testing::{
+        self, failed_claims, IMAGE_DIGEST, PROJECT_ID, SERVICE_ACCOUNT,
+    };
+    use attestgate_plugin_sdk::UnixSeconds;
+    use serde_json::json;
+
+    const AUDIENCE: &str = "https://vault.bank-a.example";
+    const NOW: UnixSeconds = 1_900_000_000;
+
+    /// `examples/roles/seed-role-corrected.json`, bound to the production claims' values.
+    fn role() -> Value {
+        json!({
+            "role_type": "jwt",
+            "token_policies": ["bank-a-secrets"],
+            "token_explicit_max_ttl": 60,
+            "user_claim": "sub",
+            "bound_audiences": [AUDIENCE],
+            "claim_mappings": {
+                "hwmodel": "hwmodel",
+                "/submods/container/image_digest": "image_digest",
+                "/submods/gce/project_id": "project_id"
+            },
+            "bound_claims": {
+                "hwmodel": "GCP_INTEL_TDX",
+                "swname": "CONFIDENTIAL_SPACE",
+                "/submods/confidential_space/support_attributes": ["STABLE"],
+                "/submods/container/image_digest": [IMAGE_DIGEST],
+                "/submods/gce/project_id": [PROJECT_ID],
+                "google_service_accounts": [SERVICE_ACCOUNT]
+            }
+        })
+    }
+
+    fn evaluate(role: &Value, claims: &Value) -> Verdict {
+        testing::evaluate::<BoundClaims>(role, claims, NOW).unwrap()
+    }
+
+    fn production() -> Value {
+        testing::production_claims(AUDIENCE, NOW)
+    }
+
+    #[test]
+    fn a_production_workload_satisfies_the_role() {
+        let verdict = evaluate(&role(), &production());
+        assert!(verdict.allow, "{:?}", verdict.reasons);
+        // The audience, six bound claims and the user claim.
+        assert_eq!(verdict.reasons.len(), 8);
+    }
+
+    #[test]
+    fn each_bound_claim_denies_when_its_claim_changes() {
+        let cases = [
+            ("/aud", json!("https://vault.bank-b.example")),
+            ("/hwmodel", json!("GCP_AMD_SEV")),
+            ("/swname", json!("GCE")),
+            (
+                "/submods/confidential_space/support_attributes",
+                json!(["USABLE"]),
+            ),
+            (
+                "/submods/container/image_digest",
+                json!(format!("sha256:{}", "0".repeat(64))),
+            ),
+            ("/submods/gce/project_id", json!("attacker-project")),
+            (
+                "/google_service_accounts",
+                json!(["attacker@attacker-project.iam.gserviceaccount.com"]),
+            ),
+        ];
+        for (claim, value) in cases {
+            let mut claims = production();
+            *claims.pointer_mut(claim).unwrap() = value;
+            let verdict = evaluate(&role(), &claims);
+            assert!(!verdict.allow, "{claim}");
+            assert_eq!(failed_claims(&verdict), vec![Some(claim)]);
+        }
+    }
+
+    #[test]
+    fn deny_reasons_read_like_vaults_errors() {
+        let mut claims = production();
+        claims["aud"] = json!("https://sts.googleapis.com");
+        claims["submods"]["gce"]
+            .as_object_mut()
+            .unwrap()
+            .remove("project_id");
+        let messages: Vec<String> = evaluate(&role(), &claims)
+            .reasons
+            .into_iter()
+            .filter(|r| !r.passed)
+            .map(|r| r.message)
+            .collect();
+        assert_eq!(
+            messages,
+            vec![
+                "error validating token: invalid audience (aud) claim: audience claim does not match any expected audience",
+                "error validating claims: claim \"/submods/gce/project_id\" is missing",
+            ]
+        );
+    }
+
+    #[test]
+    fn bound_subject_pins_one_instance() {
+        let mut pinned = role();
+        pinned["bound_subject"] = production()["sub"].clone();
+        assert!(evaluate(&pinned, &production()).allow);
+        let mut recreated = production();
+        recreated["sub"] = json!("https://www.googleapis.com/compute/v1/projects/operator-project/zones/europe-west4-a/instances/analytics-vm-2");
+        assert_eq!(
+            failed_claims(&evaluate(&pinned, &recreated)),
+            vec![Some("/sub")]
+        );
+    }
+
+    #[test]
+    fn globs_match_only_with_bound_claims_type_glob() {
+        let mut globbed = role();
+        globbed["bound_claims"]["/submods/gce/project_id"] = json!("operator-*");
+        assert!(
+            !evaluate(&globbed, &production()).allow,
+            "a glob is a plain string unless asked for"
+        );
+        globbed["bound_claims_type"] = json!("glob");
+        assert!(evaluate(&globbed, &production()).allow);
+        globbed["bound_claims"]["/submods/gce/project_id"] = json!("other-*");
+        assert_eq!(
+            failed_claims(&evaluate(&globbed, &production())),
+            vec![Some("/submods/gce/project_id")]
+        );
+    }
+
+    #[test]
+    fn mapping_or_naming_a_user_by_a_list_claim_denies() {
+        let mut mapped = role();
+        mapped["claim_mappings"]["google_service_accounts"] = json!("service_accounts");
+        let verdict = evaluate(&mapped, &production());
+        assert_eq!(
+            failed_claims(&verdict),
+            vec![Some("/google_service_accounts")]
+        );
+        assert!(verdict.reasons.iter().any(|r| r
+            .message
+            .contains("error converting claim 'google_service_accounts'")));
+
+        let mut user = role();
+        user["user_claim"] = json!("swversion");
+        let verdict = evaluate(&user, &production());
+        assert_eq!(failed_claims(&verdict), vec![Some("/swversion")]);
+    }
+
+    #[test]
+    fn configuration_mistakes_are_refused_at_load() {
+        let broken = [
+            ("role_type", json!("oidc"), "only \"jwt\" roles"),
+            (
+                "bound_claims_type",
+                json!("regex"),
+                "bound_claims_type \"regex\"",
+            ),
+            (
+                "bound_claims",
+                json!(["hwmodel"]),
+                "bound_claims must be an object",
+            ),
+            (
+                "claim_mappings",
+                json!({"hwmodel": 1}),
+                "claim_mappings values must be",
+            ),
+            ("bound_audiences", json!([]), "bound_audiences is empty"),
+        ];
+        for (field, value, expected) in broken {
+            let mut config = role();
+            config[field] = value;
+            let err = testing::validate_config::<BoundClaims>(&config).unwrap_err();
+            assert!(err.contains(expected), "{field}: {err}");
+        }
+        assert_eq!(testing::validate_config::<BoundClaims>(&role()), Ok(()));
+    }
+
+    #[test]
+    fn the_seed_roles_misspelled_field_is_logged_at_load() {
+        let seed: Value = serde_json::from_str(include_str!(
+            "../../../examples/roles/seed-role-as-written.json"
+        ))
+        .unwrap();
+        testing::take_log();
+        assert_eq!(testing::validate_config::<BoundClaims>(&seed), Ok(()));
+        let log = testing::take_log();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(log[0].0, LogLevel::Warn);
+        assert!(
+            log[0].1.starts_with("\"claims_mappings\" is not a Vault JWT role field (did you mean \"claim_mappings\"?)"),
+            "{}",
+            log[0].1
+        );
+    }
+
+    #[test]
+    fn the_token_is_minted_for_the_first_bound_audience() {
+        let mut config = role();
+        config["bound_audiences"] = json!(format!("{AUDIENCE}, https://vault.other.example"));
+        let request = testing::select_audience::<BoundClaims>(&config).unwrap();
+        assert_eq!(request, AudienceRequest::oidc(AUDIENCE));
+    }
+}

@@ -8,7 +8,7 @@
 //! use attestgate_plugin_sdk::{export_policy, rules, AudienceRequest, Claims, Context, Policy, Report, Verdict};
 //!
 //! #[derive(serde::Deserialize)]
-//! struct Config { audience: String, projects: Vec<String> }
+//! struct Config { audience: String, projects: Vec<String>, vault_role: Option<String> }
 //!
 //! struct OnlyOurProject;
 //!
@@ -21,6 +21,13 @@
 //!         let mut report = Report::new();
 //!         report.add(rules::production_only(claims));
 //!         report.add(rules::one_of(claims, "/submods/gce/project_id", &ctx.config.projects));
+//!         // A rule about the moment of checking, not about one claim: its reason names no claim.
+//!         if ctx.verification_time > 1_900_000_000 {
+//!             report.fail(None, "the collaboration agreement ended at 1900000000");
+//!         }
+//!         if let Some(role) = &ctx.config.vault_role {
+//!             report.role(role);
+//!         }
 //!         report.verdict()
 //!     }
 //! }
@@ -28,10 +35,13 @@
 //! export_policy!(OnlyOurProject);
 //! ```
 //!
-//! Build with `cargo build --target wasm32-wasip2 --release`.
+//! Build with `cargo build --target wasm32-wasip2 --release`, and test the rules natively with
+//! plain `cargo test` through [`testing`].
 
 pub mod claims;
 pub mod rules;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -41,22 +51,35 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_plugin_world",
         default_bindings_module: "attestgate_plugin_sdk::bindings",
+        // So tests can compare verdicts and audience requests whole.
+        additional_derives: [PartialEq, Eq],
     });
 }
 
+use bindings::attestgate::policy::types as wit;
+
 pub use bindings::attestgate::policy::host::LogLevel;
-pub use bindings::attestgate::policy::types::{AudienceRequest, Reason, TokenType, Verdict};
+pub use bindings::attestgate::policy::types::{
+    AudienceRequest, Login, Reason, TokenType, UnixSeconds, Verdict,
+};
 pub use claims::Claims;
 pub use rules::Report;
 
-/// The contract version this SDK builds plugins against.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract version this SDK builds plugins against: the version on the `package` line of
+/// `wit/policy.wit` (a test keeps the two equal).
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Who a call is for, with the collaborator's configuration already parsed.
 #[derive(Debug, Clone)]
 pub struct Context<C> {
+    /// The collaborator's name, from the host configuration.
     pub collaborator: String,
+    /// The collaborator's `plugin_config`, parsed.
     pub config: C,
+    /// The moment the token is checked at. Time-based rules use this, never a clock of their own,
+    /// so that a decision can be reproduced (`attestgate verify --at`) and tested. In
+    /// [`Policy::audience`] it is the current time.
+    pub verification_time: UnixSeconds,
 }
 
 /// A collaborator's rules.
@@ -89,40 +112,70 @@ impl AudienceRequest {
 }
 
 impl Verdict {
-    /// A deny with one failed reason.
-    pub fn deny(claim: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A deny with one failed reason about `claim` (a JSON pointer), or about no single claim.
+    pub fn deny(claim: Option<&str>, message: impl Into<String>) -> Self {
         Verdict {
             allow: false,
             reasons: vec![Reason {
-                claim: claim.into(),
+                claim: claim.map(rules::pointer),
                 passed: false,
                 message: message.into(),
             }],
-            login: Vec::new(),
+            login: Login { role: None },
         }
     }
 }
 
 /// Writes a line to the host's log (capped by the host; flooding it is a deny).
+///
+/// Compiled natively, as in `cargo test`, there is no host: the line goes to stderr, and
+/// [`testing::take_log`] returns it.
 pub fn log(level: LogLevel, message: &str) {
+    #[cfg(target_arch = "wasm32")]
     bindings::attestgate::policy::host::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    testing::record_log(level, message);
 }
 
-/// The moment the token is checked at, Unix seconds. Use it instead of a clock.
-pub fn verification_time() -> i64 {
-    bindings::attestgate::policy::host::verification_time()
-}
-
+/// The `policy` interface's three calls, from the contract's types to a [`Policy`] and back.
+/// [`export_policy!`] and [`testing`] both go through here, so a native test runs a policy exactly
+/// as the plugin does.
 #[doc(hidden)]
-pub fn __context<C: serde::de::DeserializeOwned>(
-    ctx: bindings::attestgate::policy::types::Context,
-) -> Result<Context<C>, String> {
-    let config = serde_json::from_str(&ctx.config)
-        .map_err(|e| format!("invalid plugin configuration: {e}"))?;
-    Ok(Context {
-        collaborator: ctx.collaborator,
-        config,
-    })
+pub mod dispatch {
+    use super::{wit, AudienceRequest, Claims, Context, Policy, Verdict};
+
+    fn context<C: serde::de::DeserializeOwned>(ctx: wit::Context) -> Result<Context<C>, String> {
+        let config = serde_json::from_str(&ctx.config)
+            .map_err(|e| format!("invalid plugin configuration: {e}"))?;
+        Ok(Context {
+            collaborator: ctx.collaborator,
+            config,
+            verification_time: ctx.verification_time,
+        })
+    }
+
+    /// `validate-config`: the configuration parses, and the policy's own checks pass.
+    pub fn validate_config<P: Policy>(ctx: wit::Context) -> Result<(), String> {
+        let ctx = context::<P::Config>(ctx)?;
+        P::validate(&ctx.config)
+    }
+
+    /// `select-audience`.
+    pub fn select_audience<P: Policy>(ctx: wit::Context) -> Result<AudienceRequest, String> {
+        P::audience(&context::<P::Config>(ctx)?)
+    }
+
+    /// `evaluate`: a configuration or claims that do not parse are a deny naming no claim.
+    pub fn evaluate<P: Policy>(ctx: wit::Context, claims: &str) -> Verdict {
+        let ctx = match context::<P::Config>(ctx) {
+            Ok(ctx) => ctx,
+            Err(message) => return Verdict::deny(None, message),
+        };
+        match Claims::parse(claims) {
+            Ok(claims) => P::evaluate(&ctx, &claims),
+            Err(message) => Verdict::deny(None, message),
+        }
+    }
 }
 
 /// Exports a [`Policy`] implementation as the plugin's `policy` interface.
@@ -133,29 +186,43 @@ macro_rules! export_policy {
 
         impl $crate::bindings::exports::attestgate::policy::policy::Guest for __AttestgatePolicyExport {
             fn validate_config(ctx: $crate::bindings::attestgate::policy::types::Context) -> Result<(), String> {
-                let ctx = $crate::__context::<<$policy as $crate::Policy>::Config>(ctx)?;
-                <$policy as $crate::Policy>::validate(&ctx.config)
+                $crate::dispatch::validate_config::<$policy>(ctx)
             }
 
             fn select_audience(
                 ctx: $crate::bindings::attestgate::policy::types::Context,
             ) -> Result<$crate::AudienceRequest, String> {
-                let ctx = $crate::__context::<<$policy as $crate::Policy>::Config>(ctx)?;
-                <$policy as $crate::Policy>::audience(&ctx)
+                $crate::dispatch::select_audience::<$policy>(ctx)
             }
 
             fn evaluate(ctx: $crate::bindings::attestgate::policy::types::Context, claims: String) -> $crate::Verdict {
-                let ctx = match $crate::__context::<<$policy as $crate::Policy>::Config>(ctx) {
-                    Ok(ctx) => ctx,
-                    Err(message) => return $crate::Verdict::deny("", message),
-                };
-                match $crate::Claims::parse(&claims) {
-                    Ok(claims) => <$policy as $crate::Policy>::evaluate(&ctx, &claims),
-                    Err(message) => $crate::Verdict::deny("", message),
-                }
+                $crate::dispatch::evaluate::<$policy>(ctx, &claims)
             }
         }
 
         $crate::bindings::__export_plugin_world!(__AttestgatePolicyExport with_types_in $crate::bindings);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_version_is_the_one_in_the_wit_package_line() {
+        let wit = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../wit/policy.wit"));
+        let version = wit
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("package attestgate:policy@"))
+            .and_then(|rest| rest.strip_suffix(';'));
+        assert_eq!(version, Some(CONTRACT_VERSION));
+    }
+
+    #[test]
+    fn a_deny_names_its_claim_as_a_pointer_or_none() {
+        let deny = Verdict::deny(Some("hwmodel"), "wrong hardware");
+        assert_eq!(deny.reasons[0].claim.as_deref(), Some("/hwmodel"));
+        assert!(!deny.allow && !deny.reasons[0].passed);
+        assert_eq!(Verdict::deny(None, "no claims").reasons[0].claim, None);
+    }
 }

@@ -1,20 +1,22 @@
 //! The rules collaborators usually want, each returning a [`Reason`] that says what was required
 //! and what was found, and a [`Report`] that turns reasons into a [`Verdict`].
 
-use crate::{Claims, Reason, Verdict};
+use crate::{Claims, Login, Reason, Verdict};
 
-/// A claim key as a JSON pointer: `hwmodel` becomes `/hwmodel`; pointers and "" stay as they are.
+/// A claim key as a JSON pointer: a top-level name such as `hwmodel` becomes `/hwmodel` (escaped
+/// per RFC 6901), and a pointer stays as it is.
 pub fn pointer(key: &str) -> String {
-    if key.is_empty() || key.starts_with('/') {
+    if key.starts_with('/') {
         key.to_owned()
     } else {
         format!("/{}", key.replace('~', "~0").replace('/', "~1"))
     }
 }
 
+/// A reason about one claim, by pointer or top-level name.
 fn reason(claim: &str, passed: bool, message: String) -> Reason {
     Reason {
-        claim: pointer(claim),
+        claim: Some(pointer(claim)),
         passed,
         message,
     }
@@ -29,49 +31,65 @@ fn quoted(values: &[&str]) -> String {
 #[derive(Debug, Default, Clone)]
 pub struct Report {
     reasons: Vec<Reason>,
-    login: Vec<(String, String)>,
+    role: Option<String>,
 }
 
 impl Report {
+    /// A report with no reasons yet.
     pub fn new() -> Self {
         Report::default()
     }
 
+    /// Adds a reason, usually one from this module's rules.
     pub fn add(&mut self, reason: Reason) -> &mut Self {
         self.reasons.push(reason);
         self
     }
 
-    pub fn pass(&mut self, claim: &str, message: impl Into<String>) -> &mut Self {
-        self.add(reason(claim, true, message.into()))
+    /// Adds a rule that held. `claim` is the claim it looked at (a JSON pointer or a top-level
+    /// name), or `None` when the rule concerns no single claim (say, a time window).
+    pub fn pass(&mut self, claim: Option<&str>, message: impl Into<String>) -> &mut Self {
+        self.add(Reason {
+            claim: claim.map(pointer),
+            passed: true,
+            message: message.into(),
+        })
     }
 
-    pub fn fail(&mut self, claim: &str, message: impl Into<String>) -> &mut Self {
-        self.add(reason(claim, false, message.into()))
+    /// Adds a rule that failed; `claim` as in [`Report::pass`].
+    pub fn fail(&mut self, claim: Option<&str>, message: impl Into<String>) -> &mut Self {
+        self.add(Reason {
+            claim: claim.map(pointer),
+            passed: false,
+            message: message.into(),
+        })
     }
 
-    /// A login parameter for the exchange, e.g. `("role", "my-jwt-role")`.
-    pub fn login(&mut self, key: &str, value: &str) -> &mut Self {
-        self.login.push((key.to_owned(), value.to_owned()));
+    /// The Vault role to log in with, overriding the collaborator's configured `role`. The host
+    /// refuses a role that is empty, longer than 256 bytes, or holds whitespace or control
+    /// characters.
+    pub fn role(&mut self, role: &str) -> &mut Self {
+        self.role = Some(role.to_owned());
         self
     }
 
+    /// Whether there is at least one reason and every one passed.
     pub fn passed(&self) -> bool {
         !self.reasons.is_empty() && self.reasons.iter().all(|r| r.passed)
     }
 
-    /// Fails closed: a policy that checked nothing denies.
+    /// The verdict. Fails closed: a policy that checked nothing denies.
     pub fn verdict(mut self) -> Verdict {
         if self.reasons.is_empty() {
             self.fail(
-                "",
+                None,
                 "the policy checked no rule, so nothing vouches for this workload",
             );
         }
         Verdict {
             allow: self.passed(),
             reasons: self.reasons,
-            login: self.login,
+            login: Login { role: self.role },
         }
     }
 }
@@ -266,6 +284,45 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_become_pointers() {
+        assert_eq!(pointer("hwmodel"), "/hwmodel");
+        assert_eq!(pointer("a/b~c"), "/a~1b~0c");
+        assert_eq!(
+            pointer("/submods/gce/project_id"),
+            "/submods/gce/project_id"
+        );
+    }
+
+    #[test]
+    fn a_report_allows_only_when_every_rule_passed() {
+        let mut report = Report::new();
+        report
+            .pass(Some("hwmodel"), "ok")
+            .pass(None, "inside the window");
+        report.role("analytics");
+        let verdict = report.verdict();
+        assert!(verdict.allow);
+        assert_eq!(verdict.reasons[0].claim.as_deref(), Some("/hwmodel"));
+        assert_eq!(verdict.reasons[1].claim, None);
+        assert_eq!(verdict.login.role.as_deref(), Some("analytics"));
+
+        let mut report = Report::new();
+        report.pass(Some("/dbgstat"), "ok").fail(None, "too late");
+        let verdict = report.verdict();
+        assert!(!verdict.allow);
+        assert_eq!(verdict.login.role, None);
+    }
+
+    #[test]
+    fn a_report_with_no_rule_denies_naming_no_claim() {
+        let verdict = Report::new().verdict();
+        assert!(!verdict.allow);
+        assert_eq!(verdict.reasons.len(), 1);
+        assert_eq!(verdict.reasons[0].claim, None);
+        assert!(!verdict.reasons[0].passed);
+    }
 
     #[test]
     fn globs_and_digests() {

@@ -1,8 +1,9 @@
-//! Built against `attestgate:policy@0.2.0`: the host must refuse it, naming both versions.
+//! Built against `attestgate:policy@0.3.0`, a contract newer than the host's: the host must refuse
+//! it, naming both versions.
 
 wit_bindgen::generate!({ path: "wit", world: "plugin" });
 
-use attestgate::policy::types::{AudienceRequest, Context, TokenType, Verdict};
+use attestgate::policy::types::{AudienceRequest, Context, Login, TokenType, Verdict};
 use exports::attestgate::policy::policy::Guest;
 
 struct Future;
@@ -24,7 +25,7 @@ impl Guest for Future {
         Verdict {
             allow: true,
             reasons: vec![],
-            login: vec![],
+            login: Login { role: None },
         }
     }
 }

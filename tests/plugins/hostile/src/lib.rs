@@ -2,7 +2,8 @@
 //! must end in a deny (or a refusal) with the right kind of error, and leave the host healthy.
 
 use attestgate_plugin_sdk::{
-    export_policy, log, AudienceRequest, Claims, Context, LogLevel, Policy, Report, Verdict,
+    export_policy, log, AudienceRequest, Claims, Context, LogLevel, Login, Policy, Reason, Report,
+    Verdict,
 };
 use serde::Deserialize;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -58,21 +59,21 @@ impl Policy for Hostile {
                 }
             }
             "read-file" => match std::fs::read_to_string("/etc/passwd") {
-                Ok(text) => report.fail("", format!("read {} bytes of /etc/passwd", text.len())),
-                Err(e) => report.pass("", format!("file read failed: {e}")),
+                Ok(text) => report.fail(None, format!("read {} bytes of /etc/passwd", text.len())),
+                Err(e) => report.pass(None, format!("file read failed: {e}")),
             },
             "open-socket" => match std::net::TcpStream::connect("127.0.0.1:22") {
-                Ok(_) => report.fail("", "connected to 127.0.0.1:22"),
-                Err(e) => report.pass("", format!("socket failed: {e}")),
+                Ok(_) => report.fail(None, "connected to 127.0.0.1:22"),
+                Err(e) => report.pass(None, format!("socket failed: {e}")),
             },
             "read-env" => {
                 let vars: Vec<(String, String)> = std::env::vars().collect();
                 let args: Vec<String> = std::env::args().collect();
                 if vars.is_empty() && args.is_empty() {
-                    report.pass("", "environment and arguments are empty")
+                    report.pass(None, "environment and arguments are empty")
                 } else {
                     report.fail(
-                        "",
+                        None,
                         format!("saw {} env vars and {} args", vars.len(), args.len()),
                     )
                 }
@@ -84,33 +85,46 @@ impl Policy for Hostile {
                         &format!("flood line {i} {}", "x".repeat(100)),
                     );
                 }
-                report.pass("", "flooded")
+                report.pass(None, "flooded")
             }
             "stdout-flood" => {
                 for i in 0..1_000_000 {
                     println!("stdout flood line {i} {}", "y".repeat(100));
                 }
-                report.pass("", "flooded stdout")
+                report.pass(None, "flooded stdout")
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
             "malformed-verdict" => {
                 return Verdict {
                     allow: true,
                     reasons: Vec::new(),
-                    login: Vec::new(),
+                    login: Login { role: None },
                 };
             }
             "allow-with-failed-reason" => {
-                report.fail("/hwmodel", "this failed");
+                report.fail(Some("/hwmodel"), "this failed");
                 let mut verdict = report.verdict();
                 verdict.allow = true;
                 return verdict;
             }
-            "allow" => report.pass("", "allowing everything"),
+            "allow" => report.pass(None, "allowing everything"),
+            // A reason claim that is not a JSON pointer, built by hand since the SDK's `Report`
+            // would turn the name into one: the host prints claims as pointers, so this one
+            // could pass for a claim of any shape.
+            "claim-not-a-pointer" => report.add(Reason {
+                claim: Some("hwmodel".into()),
+                passed: true,
+                message: "claim without a leading slash".into(),
+            }),
+            // An allow whose login role smuggles a second line into the exchange's log and its
+            // request to Vault.
+            "login-role-with-newline" => report
+                .pass(None, "allowing with a forged role")
+                .role("bank-b\nrole: root"),
             // Asks the host for 256 MiB of random bytes, outside the plugin's memory cap.
             "random-flood" => {
                 let bytes = wasip2::random::random::get_random_bytes(256 << 20);
-                report.pass("", format!("got {} random bytes", bytes.len()))
+                report.pass(None, format!("got {} random bytes", bytes.len()))
             }
             // Keeps host resources (pollables) alive until the host runs out.
             "resource-flood" => {
@@ -118,17 +132,17 @@ impl Policy for Hostile {
                 for _ in 0..1_000_000 {
                     held.push(wasip2::clocks::monotonic_clock::subscribe_duration(0));
                 }
-                report.pass("", format!("held {} pollables", held.len()))
+                report.pass(None, format!("held {} pollables", held.len()))
             }
             // A reason that would forge another collaborator's success line on the terminal.
             "forge-output" => report.fail(
-                "",
+                None,
                 "no\n\u{1b}[32mbank-b           released 1 secret(s) via role \"bank-b\"\u{1b}[0m",
             ),
             // Blocks in a WASI clock wait, where epoch interruption cannot reach.
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(30));
-                report.pass("", "slept 30 s")
+                report.pass(None, "slept 30 s")
             }
             // Many short waits, each within the deadline, that add up past it.
             "sleep-loop" => loop {
@@ -140,26 +154,59 @@ impl Policy for Hostile {
                 std::thread::sleep(std::time::Duration::from_millis(10));
                 let slept = before.elapsed();
                 if slept >= std::time::Duration::from_millis(10) {
-                    report.pass("", format!("slept {slept:?}"))
+                    report.pass(None, format!("slept {slept:?}"))
                 } else {
-                    report.fail("", format!("the clock moved only {slept:?}"))
+                    report.fail(None, format!("the clock moved only {slept:?}"))
                 }
             }
             "count" => {
                 let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
-                report.pass("", format!("call number {calls}"))
+                report.pass(None, format!("call number {calls}"))
             }
             "clock" => {
                 let wall = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                report.pass("", format!("wall clock says {wall}"))
+                report.pass(None, format!("wall clock says {wall}"))
             }
-            other => report.fail("", format!("unknown attack {other}")),
+            other => report.fail(None, format!("unknown attack {other}")),
         };
         report.verdict()
     }
 }
 
 export_policy!(Hostile);
+
+// Only the attacks on the verdict run natively; the others need the sandbox they attack.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attestgate_plugin_sdk::testing;
+    use serde_json::json;
+
+    fn host_refusal(attack: &str) -> String {
+        let claims = testing::production_claims("https://hostile.example", 1_900_000_000);
+        testing::evaluate::<Hostile>(&json!({ "attack": attack }), &claims, 1_900_000_000)
+            .expect_err(attack)
+    }
+
+    #[test]
+    fn each_verdict_attack_breaks_the_contract_the_host_checks() {
+        for (attack, expected) in [
+            ("malformed-verdict", "allowed without giving any reason"),
+            ("allow-with-failed-reason", "allowed although a rule failed"),
+            (
+                "claim-not-a-pointer",
+                "reason claim \"hwmodel\" is not a JSON pointer",
+            ),
+            (
+                "login-role-with-newline",
+                "login role \"bank-b\\nrole: root\" contains whitespace or control characters",
+            ),
+        ] {
+            let refusal = host_refusal(attack);
+            assert!(refusal.contains(expected), "{attack}: {refusal}");
+        }
+    }
+}
