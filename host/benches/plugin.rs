@@ -27,8 +27,8 @@ fn config() -> Value {
 }
 
 fn claims_json() -> String {
-    let mut claims = attestgate::dev::claims::production_defaults();
-    attestgate::dev::claims::merge(
+    let mut claims = attestgate::dev::production_claims();
+    attestgate::dev::merge_patch(
         &mut claims,
         &json!({"iss": attestgate::attestation::GOOGLE_ISSUER, "aud": AUDIENCE, "iat": 1_800_000_000, "nbf": 1_800_000_000,
                 "exp": 1_800_003_600, "eat_nonce": ["0123456789abcdef0123", "fedcba9876543210fedc"],

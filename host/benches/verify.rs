@@ -1,11 +1,11 @@
 //! Verifying a ~2 KB Confidential Space token with a cached JWKS: RS256 signature, structure and
 //! claims. Run with `cargo bench -p attestgate --bench verify`.
 
-use attestgate::attestation::jwks::KeyCacheOptions;
-use attestgate::attestation::verify::unix_now;
+use attestgate::attestation::KeyCacheOptions;
+use attestgate::attestation::unix_now;
 use attestgate::attestation::{JwksCache, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER};
-use attestgate::dev::claims::{merge, production_defaults};
-use attestgate::dev::{signing, SigningKey};
+use attestgate::dev::{merge_patch, production_claims};
+use attestgate::dev::{jwks, SigningKey};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Map};
 
@@ -17,8 +17,8 @@ fn bench_verify(c: &mut Criterion) {
         .unwrap();
     let key = SigningKey::generate().unwrap();
     let now = unix_now();
-    let mut claims = production_defaults();
-    merge(
+    let mut claims = production_claims();
+    merge_patch(
         &mut claims,
         &json!({
             "iss": GOOGLE_ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 3600,
@@ -29,7 +29,7 @@ fn bench_verify(c: &mut Criterion) {
     );
     let token = key.sign(Map::new(), &claims).unwrap();
     let keys = JwksCache::new(
-        KeySource::Inline(signing::jwks([&key]).to_string()),
+        KeySource::Inline(jwks([&key]).to_string()),
         KeyCacheOptions::default(),
     )
     .unwrap();
@@ -48,7 +48,7 @@ fn bench_verify(c: &mut Criterion) {
         })
     });
     group.bench_function("parse_only", |b| {
-        b.iter(|| attestgate::attestation::jwt::parse(std::hint::black_box(&token)).unwrap())
+        b.iter(|| attestgate::attestation::parse_unverified(std::hint::black_box(&token)).unwrap())
     });
     group.finish();
 }
