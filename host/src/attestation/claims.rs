@@ -11,74 +11,117 @@ use std::collections::BTreeMap;
 /// `dbgstat` of an image that cannot be debugged.
 pub const PRODUCTION_DBGSTAT: &str = "disabled-since-boot";
 
+/// The claims of a Confidential Space token, as far as they could be read. Field names follow
+/// Google's token reference; each says which claim it comes from.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Claims {
+    /// `iss`: who issued the token.
     pub issuer: Option<String>,
+    /// `sub`: the VM instance's resource URL.
     pub subject: Option<String>,
     /// `aud` may be a string or an array of strings (RFC 7519 §4.1.3).
     pub audiences: Vec<String>,
+    /// `exp`, Unix seconds (a fraction is floored here; verification refuses one).
     pub expires_at: Option<i64>,
+    /// `iat`, Unix seconds.
     pub issued_at: Option<i64>,
+    /// `nbf`, Unix seconds.
     pub not_before: Option<i64>,
     /// `eat_nonce` is a string for one nonce and an array for several.
     pub nonces: Vec<String>,
+    /// `eat_profile`: the URL of the claims profile.
     pub eat_profile: Option<String>,
+    /// `secboot`: whether the VM booted with Secure Boot.
     pub secboot: Option<bool>,
+    /// `oemid`: the hardware vendor's IANA enterprise number (Google: 11129).
     pub oemid: Option<u64>,
+    /// `hwmodel`: the TEE technology, e.g. `GCP_AMD_SEV` or `GCP_INTEL_TDX`.
     pub hwmodel: Option<String>,
+    /// `swname`: the software stack, `CONFIDENTIAL_SPACE`.
     pub swname: Option<String>,
+    /// `swversion`: the Confidential Space image version(s).
     pub swversion: Vec<String>,
+    /// `dbgstat`: [`PRODUCTION_DBGSTAT`] for an image that cannot be debugged.
     pub dbgstat: Option<String>,
+    /// `google_service_accounts`: the service accounts the workload runs as.
     pub google_service_accounts: Vec<String>,
+    /// `attester_tcb`: the attester's TCB levels.
     pub attester_tcb: Vec<String>,
     /// `tdx` is an object in observed tokens and an array in the docs; both become a list here.
     pub tdx: Vec<TdxClaims>,
+    /// `submods.confidential_space`.
     pub confidential_space: ConfidentialSpaceClaims,
+    /// `submods.container`: the workload container.
     pub container: ContainerClaims,
+    /// `submods.gce`: the VM.
     pub gce: GceClaims,
+    /// `submods.nvidia_gpu.cc_mode`: the GPU's confidential-computing mode, when there is one.
     pub nvidia_gpu_cc_mode: Option<String>,
     /// The whole payload as it arrived, including claims this model does not know.
     #[serde(skip)]
     pub raw: Map<String, Value>,
 }
 
+/// One entry of `tdx`: Intel TDX attester state.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct TdxClaims {
+    /// `gcp_attester_tcb_status`, e.g. `UpToDate` or `OutOfDate`.
     pub tcb_status: Option<String>,
+    /// `gcp_attester_tcb_date`: when that TCB level was released.
     pub tcb_date: Option<String>,
 }
 
+/// `submods.confidential_space`: what the Confidential Space image itself vouches for.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ConfidentialSpaceClaims {
     /// `None` when the claim is absent, which is what debug images send.
     pub support_attributes: Option<Vec<String>>,
+    /// `monitoring_enabled.memory`: whether memory usage monitoring is on.
     pub memory_monitoring_enabled: Option<bool>,
 }
 
+/// `submods.container`: the workload container as the launcher ran it.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ContainerClaims {
+    /// `image_reference`: the image as the operator named it (a tag may move).
     pub image_reference: Option<String>,
+    /// `image_digest`: `sha256:…` of the image manifest, which pins the workload.
     pub image_digest: Option<String>,
+    /// `image_id`: `sha256:…` of the image configuration.
     pub image_id: Option<String>,
+    /// `restart_policy`: `Never`, `Always` or `OnFailure`.
     pub restart_policy: Option<String>,
+    /// `args`: the container's command line.
     pub args: Vec<String>,
+    /// `env`: the container's environment variables (string values only).
     pub env: BTreeMap<String, String>,
+    /// `image_signatures`: signatures of the image the launcher verified.
     pub image_signatures: Vec<ImageSignature>,
 }
 
+/// One entry of `image_signatures`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ImageSignature {
+    /// `key_id`: the fingerprint of the verifying key.
     pub key_id: Option<String>,
+    /// `signature`: the signature, base64.
     pub signature: Option<String>,
+    /// `signature_algorithm`, e.g. `ECDSA_P256_SHA256`.
     pub signature_algorithm: Option<String>,
 }
 
+/// `submods.gce`: the VM the workload runs on.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct GceClaims {
+    /// `zone`, e.g. `us-central1-a`.
     pub zone: Option<String>,
+    /// `project_id`: the operator's project.
     pub project_id: Option<String>,
+    /// `project_number`, as a string.
     pub project_number: Option<String>,
+    /// `instance_name`.
     pub instance_name: Option<String>,
+    /// `instance_id`, as a string.
     pub instance_id: Option<String>,
 }
 
@@ -123,6 +166,8 @@ fn tdx(value: Option<&Value>) -> Vec<TdxClaims> {
 }
 
 impl Claims {
+    /// Reads `raw` (a token's payload) leniently: claims that are absent or of an unexpected
+    /// type are left empty, never an error.
     pub fn from_payload(raw: Map<String, Value>) -> Self {
         let get = |key: &str| raw.get(key);
         let submods = get("submods");

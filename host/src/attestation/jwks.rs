@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 /// Bodies larger than this are not a JWKS or discovery document.
 const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 
+/// Where the issuer's signing keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
     /// An OIDC discovery document; its `jwks_uri` is followed and its `issuer` must match.
     Discovery(String),
+    /// A JWKS fetched directly from this URL, without discovery.
     JwksUrl(String),
     /// A JWKS on disk, re-read whenever an unknown `kid` shows up.
     JwksFile(PathBuf),
@@ -36,59 +38,147 @@ impl std::fmt::Display for KeySource {
     }
 }
 
+/// Why the issuer's signing key for a token is not available.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("could not fetch signing keys from {source_name}: {reason}")]
-    Fetch { source_name: String, reason: String },
-    #[error("{source_name} is not a usable key set: {reason}")]
-    Invalid { source_name: String, reason: String },
+    /// The key set could not be fetched or read; the verifier cannot do its job (worth a retry).
+    #[error("could not fetch signing keys from {source_name}: {source}")]
+    Fetch {
+        /// The key source (or the URL fetched), as shown to the operator.
+        source_name: String,
+        /// Why fetching it failed.
+        #[source]
+        source: KeyFetchError,
+    },
+    /// A key set or discovery document arrived but cannot be used.
+    #[error("{source_name} is not a usable key set: {source}")]
+    Invalid {
+        /// The document, as shown to the operator.
+        source_name: String,
+        /// What is wrong with it.
+        #[source]
+        source: InvalidKeySet,
+    },
+    /// The token names a key the issuer does not publish (or no longer does).
     #[error(
         "no signing key with kid \"{kid}\" (known kids: [{}]); {refetch}",
         known.join(", ")
     )]
     UnknownKid {
+        /// The token's `kid`.
         kid: String,
+        /// The kids cached, sorted.
         known: Vec<String>,
+        /// Whether fresh keys were asked for, and how that went.
+        #[source]
         refetch: RefetchOutcome,
     },
 }
 
-/// What happened when an unknown `kid` asked for fresh keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefetchOutcome {
-    /// The keys were refetched and the kid still is not among them.
-    Refetched,
-    /// The last fetch was too recent; the rate limit kept the issuer from being asked again.
-    Suppressed { last_fetch_ago: Duration },
-    /// The refetch failed; the cached keys were kept.
-    Failed(String),
+/// Why a key set could not be fetched or read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFetchError {
+    /// The HTTP client could not be built (TLS roots).
+    #[error("cannot build an HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The JWKS file cannot be read.
+    #[error("{0}")]
+    ReadFile(#[source] std::io::Error),
+    /// The request failed: DNS, connection, TLS, timeout.
+    #[error("{0}")]
+    Request(#[source] reqwest::Error),
+    /// The response is larger than a key set can be.
+    #[error("the response is larger than the {limit}-byte limit; not reading it")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The connection broke while the response was read.
+    #[error("reading the response failed: {0}")]
+    ReadBody(#[source] reqwest::Error),
+    /// The server answered with an error status.
+    #[error("HTTP {status}: {said}")]
+    Status {
+        /// The HTTP status.
+        status: reqwest::StatusCode,
+        /// The start of the server's body, control characters escaped.
+        said: String,
+    },
+    /// The response is not text.
+    #[error("response is not UTF-8")]
+    NotUtf8(#[source] std::str::Utf8Error),
 }
 
-impl std::fmt::Display for RefetchOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RefetchOutcome::Refetched => {
-                f.write_str("the key set was refetched and does not have it either")
-            }
-            RefetchOutcome::Suppressed { last_fetch_ago } => write!(
-                f,
-                "keys were fetched {:.1}s ago, so no refetch was attempted (rate limit)",
-                last_fetch_ago.as_secs_f64()
-            ),
-            RefetchOutcome::Failed(reason) => {
-                write!(
-                    f,
-                    "refetching the key set failed ({reason}); cached keys were kept"
-                )
-            }
+impl KeyFetchError {
+    fn body(error: crate::http::BodyError) -> Self {
+        match error {
+            crate::http::BodyError::TooLarge { limit } => KeyFetchError::TooLarge { limit },
+            crate::http::BodyError::Read(e) => KeyFetchError::ReadBody(e),
         }
     }
 }
 
+/// What makes a JWKS or discovery document unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidKeySet {
+    /// The document does not parse as JSON.
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// A JWKS without its `keys` array.
+    #[error("it has no \"keys\" array")]
+    NoKeysArray,
+    /// An RSA signing key whose `n` or `e` cannot be decoded.
+    #[error("key \"{kid}\" has invalid RSA components: {source}")]
+    BadRsaKey {
+        /// The key's `kid`.
+        kid: String,
+        /// What the decoder said.
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
+    /// No key of the set could ever verify a token.
+    #[error("it contains no RSA signing key with a kid")]
+    NoUsableKey,
+    /// A discovery document that speaks for another issuer.
+    #[error("its issuer is \"{found}\" but tokens are expected from \"{expected}\"")]
+    IssuerMismatch {
+        /// The document's `issuer` (empty when it has none).
+        found: String,
+        /// The issuer the verifier requires.
+        expected: String,
+    },
+    /// A discovery document that does not say where the keys are.
+    #[error("it has no \"jwks_uri\"")]
+    NoJwksUri,
+}
+
+/// What happened when an unknown `kid` asked for fresh keys.
+#[derive(Debug, thiserror::Error)]
+pub enum RefetchOutcome {
+    /// The keys were refetched and the kid still is not among them.
+    #[error("the key set was refetched and does not have it either")]
+    Refetched,
+    /// The last fetch was too recent; the rate limit kept the issuer from being asked again.
+    #[error(
+        "keys were fetched {:.1}s ago, so no refetch was attempted (rate limit)",
+        last_fetch_ago.as_secs_f64()
+    )]
+    Suppressed {
+        /// How long ago the last fetch was.
+        last_fetch_ago: Duration,
+    },
+    /// The refetch failed; the cached keys were kept.
+    #[error("refetching the key set failed ({0}); cached keys were kept")]
+    Failed(#[source] Box<KeyError>),
+}
+
+/// How the key cache fetches, and how often it may.
 #[derive(Debug, Clone)]
 pub struct KeyCacheOptions {
-    /// Minimum time between two fetches triggered by unknown kids.
+    /// Minimum time between two fetches triggered by unknown kids (default 30 s): a flood of
+    /// forged kids cannot make attestgate hammer the issuer.
     pub refetch_interval: Duration,
+    /// Limit on each HTTP request for discovery or keys (default 10 s).
     pub http_timeout: Duration,
     /// When set, a discovery document must name exactly this issuer.
     pub expected_issuer: Option<String>,
@@ -109,6 +199,8 @@ struct FetchState {
     last_attempt: Option<Instant>,
 }
 
+/// The issuer's signing keys, fetched from a [`KeySource`] and kept by `kid`. Shared by every
+/// verification; cheap to query, and refetched (rate-limited) only for unknown kids.
 pub struct JwksCache {
     source: KeySource,
     options: KeyCacheOptions,
@@ -118,6 +210,8 @@ pub struct JwksCache {
 }
 
 impl JwksCache {
+    /// An empty cache for `source`; nothing is fetched until the first key is asked for (or
+    /// [`JwksCache::refresh`]). Fails only if the HTTP client cannot be built.
     pub fn new(source: KeySource, options: KeyCacheOptions) -> Result<Self, KeyError> {
         let trust = match &source {
             KeySource::JwksUrl(url) if url.starts_with("http://") => crate::http::Trust::PlainHttp,
@@ -127,7 +221,7 @@ impl JwksCache {
         let builder = crate::http::client_builder(trust).timeout(options.http_timeout);
         let http = builder.build().map_err(|e| KeyError::Fetch {
             source_name: source.to_string(),
-            reason: format!("cannot build an HTTP client: {e}"),
+            source: KeyFetchError::Client(e),
         })?;
         Ok(JwksCache {
             source,
@@ -138,6 +232,7 @@ impl JwksCache {
         })
     }
 
+    /// Where the keys come from.
     pub fn source(&self) -> &KeySource {
         &self.source
     }
@@ -192,7 +287,7 @@ impl JwksCache {
                 }
                 // With nothing cached there is no kid question to answer: the keys are unavailable.
                 Err(e) if self.read_keys().is_empty() => return Err(e),
-                Err(e) => RefetchOutcome::Failed(e.to_string()),
+                Err(e) => RefetchOutcome::Failed(Box::new(e)),
             },
         };
         Err(KeyError::UnknownKid {
@@ -210,7 +305,7 @@ impl JwksCache {
                     .await
                     .map_err(|e| KeyError::Fetch {
                         source_name: self.source.to_string(),
-                        reason: e.to_string(),
+                        source: KeyFetchError::ReadFile(e),
                     })?;
                 (self.source.to_string(), text)
             }
@@ -220,68 +315,69 @@ impl JwksCache {
                 (format!("JWKS {jwks_uri}"), self.get(&jwks_uri).await?)
             }
         };
-        parse_jwks(&document).map_err(|reason| KeyError::Invalid {
+        parse_jwks(&document).map_err(|source| KeyError::Invalid {
             source_name: name,
-            reason,
+            source,
         })
     }
 
     async fn jwks_uri_from_discovery(&self, url: &str) -> Result<String, KeyError> {
-        let invalid = |reason: String| KeyError::Invalid {
+        let invalid = |source: InvalidKeySet| KeyError::Invalid {
             source_name: format!("discovery document {url}"),
-            reason,
+            source,
         };
         let text = self.get(url).await?;
         let doc: Value =
-            serde_json::from_str(&text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+            serde_json::from_str(&text).map_err(|e| invalid(InvalidKeySet::NotJson(e)))?;
         if let Some(expected) = &self.options.expected_issuer {
             let found = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
             if found != expected {
-                return Err(invalid(format!(
-                    "its issuer is \"{found}\" but tokens are expected from \"{expected}\""
-                )));
+                return Err(invalid(InvalidKeySet::IssuerMismatch {
+                    found: found.to_owned(),
+                    expected: expected.clone(),
+                }));
             }
         }
         doc.get("jwks_uri")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| invalid("it has no \"jwks_uri\"".into()))
+            .ok_or_else(|| invalid(InvalidKeySet::NoJwksUri))
     }
 
     async fn get(&self, url: &str) -> Result<String, KeyError> {
-        let fail = |reason: String| KeyError::Fetch {
+        let fail = |source: KeyFetchError| KeyError::Fetch {
             source_name: url.to_owned(),
-            reason,
+            source,
         };
         let response = self
             .http
             .get(url)
             .send()
             .await
-            .map_err(|e| fail(crate::error_chain(&e)))?;
+            .map_err(|e| fail(KeyFetchError::Request(e)))?;
         let status = response.status();
         let body = crate::http::read_capped(response, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| fail(crate::error_chain(&e)))?;
+            .map_err(|e| fail(KeyFetchError::body(e)))?;
         if !status.is_success() {
             let said = crate::http::scrub(String::from_utf8_lossy(&body).trim(), &[]);
-            return Err(fail(format!(
-                "HTTP {status}: {}",
-                said.chars().take(500).collect::<String>()
-            )));
+            return Err(fail(KeyFetchError::Status {
+                status,
+                said: said.chars().take(500).collect(),
+            }));
         }
-        String::from_utf8(body).map_err(|_| fail("response is not UTF-8".into()))
+        String::from_utf8(body).map_err(|e| fail(KeyFetchError::NotUtf8(e.utf8_error())))
     }
 }
 
 /// Extracts the RSA signing keys of a JWKS. Keys of other types or uses are skipped; a set with no
 /// usable key at all is an error, because it can never verify anything.
-pub fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<DecodingKey>>, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+pub(crate) fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<DecodingKey>>, InvalidKeySet> {
+    let doc: Value = serde_json::from_str(text).map_err(InvalidKeySet::NotJson)?;
     let keys = doc
         .get("keys")
         .and_then(Value::as_array)
-        .ok_or("it has no \"keys\" array")?;
+        .ok_or(InvalidKeySet::NoKeysArray)?;
     let mut usable = HashMap::new();
     for key in keys {
         let field = |name: &str| key.get(name).and_then(Value::as_str);
@@ -294,12 +390,15 @@ pub fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<DecodingKey>>, Strin
         if !(is_rsa && for_signing && rs256) {
             continue;
         }
-        let decoding = DecodingKey::from_rsa_components(n, e)
-            .map_err(|err| format!("key \"{kid}\" has invalid RSA components: {err}"))?;
+        let decoding =
+            DecodingKey::from_rsa_components(n, e).map_err(|source| InvalidKeySet::BadRsaKey {
+                kid: kid.to_owned(),
+                source,
+            })?;
         usable.insert(kid.to_owned(), Arc::new(decoding));
     }
     if usable.is_empty() {
-        return Err("it contains no RSA signing key with a kid".into());
+        return Err(InvalidKeySet::NoUsableKey);
     }
     Ok(usable)
 }

@@ -14,8 +14,11 @@ use zeroize::Zeroizing;
 /// The three parts of a compact JWS, used in error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenPart {
+    /// The JOSE header, first.
     Header,
+    /// The claims, second.
     Payload,
+    /// The signature, last.
     Signature,
 }
 
@@ -29,38 +32,76 @@ impl fmt::Display for TokenPart {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a token is not a well-formed compact JWS. Nothing cryptographic has been checked yet.
+#[derive(Debug, thiserror::Error)]
 pub enum MalformedToken {
+    /// Nothing but whitespace.
     #[error("the token is empty")]
     Empty,
+    /// Not three dot-separated parts; the count is given.
     #[error("the token has {0} dot-separated parts; a compact JWS has exactly 3 (header.payload.signature)")]
     PartCount(usize),
+    /// A header or payload with nothing in it.
     #[error("the {part} is empty")]
-    EmptyPart { part: TokenPart },
-    #[error("the {part} is not valid base64url (RFC 7515, no padding): {reason}")]
-    Base64 { part: TokenPart, reason: String },
-    #[error("the {part} is not valid JSON: {reason}")]
-    Json { part: TokenPart, reason: String },
+    EmptyPart {
+        /// Which part.
+        part: TokenPart,
+    },
+    /// A part that does not decode as unpadded base64url.
+    #[error("the {part} is not valid base64url (RFC 7515, no padding): {source}")]
+    Base64 {
+        /// Which part.
+        part: TokenPart,
+        /// Where the decoding failed.
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// A header or payload that decodes to bytes that are not UTF-8.
+    #[error("the {part} is not valid JSON: not UTF-8: {source}")]
+    NotUtf8 {
+        /// Which part.
+        part: TokenPart,
+        /// Where the text stops being UTF-8.
+        #[source]
+        source: std::str::Utf8Error,
+    },
+    /// A header or payload that is not JSON.
+    #[error("the {part} is not valid JSON: {source}")]
+    Json {
+        /// Which part.
+        part: TokenPart,
+        /// The parser's complaint, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A header or payload that is JSON, but not an object.
     #[error("the {part} is JSON but not an object (found {found})")]
     NotAnObject {
+        /// Which part.
         part: TokenPart,
+        /// What it is instead, e.g. "an array".
         found: &'static str,
     },
+    /// A JSON object in the header or payload repeats a key.
     #[error(
         "the {part} has the key {key:?} more than once {}; a token with a repeated key is refused \
          because JSON readers disagree on which value counts",
         describe_location(location)
     )]
     DuplicateKey {
+        /// Which part.
         part: TokenPart,
         /// The repeated key, cut to [`SHOWN_KEY_CHARS`] characters.
         key: String,
         /// JSON pointer (RFC 6901) to the object holding it; empty for the top level.
         location: String,
     },
+    /// A header field attestgate reads has the wrong type, or `alg` is missing.
     #[error("header field \"{field}\" must be {expected}")]
     HeaderField {
+        /// The field, e.g. `alg`.
         field: &'static str,
+        /// What it must be.
         expected: &'static str,
     },
 }
@@ -216,6 +257,7 @@ fn find_repeated_key(json: &str) -> Option<RepeatedKey> {
 pub struct Jwt(Zeroizing<String>);
 
 impl Jwt {
+    /// Takes `token` as it is; nothing is parsed or checked.
     pub fn new(token: impl Into<String>) -> Self {
         Jwt(Zeroizing::new(token.into()))
     }
@@ -225,10 +267,12 @@ impl Jwt {
         &self.0
     }
 
+    /// Its length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether it is the empty string.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -243,11 +287,15 @@ impl fmt::Debug for Jwt {
 /// The JOSE header fields attestgate looks at. Everything else stays in `raw`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
+    /// The signature algorithm; only `RS256` passes verification.
     pub alg: String,
+    /// Which of the issuer's keys signed (OIDC tokens).
     pub kid: Option<String>,
+    /// The media type, `JWT` in Google's tokens; informational.
     pub typ: Option<String>,
     /// DER certificates from `x5c`, leaf first (PKI tokens).
     pub x5c: Vec<Vec<u8>>,
+    /// Every header field as it arrived, those above included.
     pub raw: Map<String, Value>,
 }
 
@@ -264,7 +312,9 @@ impl Header {
 /// A structurally valid compact JWS whose signature has not been checked.
 #[derive(Debug, Clone)]
 pub struct UnverifiedToken<'a> {
+    /// The decoded header.
     pub header: Header,
+    /// The decoded claims, not yet trusted.
     pub payload: Map<String, Value>,
     /// The payload exactly as decoded, for handing to plugins without re-serialising it.
     pub payload_json: String,
@@ -291,10 +341,7 @@ fn decode_part(part: TokenPart, text: &str) -> Result<Vec<u8>, MalformedToken> {
     }
     URL_SAFE_NO_PAD
         .decode(text)
-        .map_err(|e| MalformedToken::Base64 {
-            part,
-            reason: e.to_string(),
-        })
+        .map_err(|source| MalformedToken::Base64 { part, source })
 }
 
 fn decode_object(
@@ -302,14 +349,12 @@ fn decode_object(
     text: &str,
 ) -> Result<(Map<String, Value>, String), MalformedToken> {
     let bytes = decode_part(part, text)?;
-    let json = String::from_utf8(bytes).map_err(|e| MalformedToken::Json {
+    let json = String::from_utf8(bytes).map_err(|e| MalformedToken::NotUtf8 {
         part,
-        reason: format!("not UTF-8: {e}"),
+        source: e.utf8_error(),
     })?;
-    let value: Value = serde_json::from_str(&json).map_err(|e| MalformedToken::Json {
-        part,
-        reason: e.to_string(),
-    })?;
+    let value: Value =
+        serde_json::from_str(&json).map_err(|source| MalformedToken::Json { part, source })?;
     if let Some(repeated) = find_repeated_key(&json) {
         return Err(MalformedToken::DuplicateKey {
             part,
@@ -408,10 +453,10 @@ mod tests {
     fn reports_the_part_that_is_broken() {
         let header = b64(r#"{"alg":"RS256","kid":"k"}"#);
         let payload = b64(r#"{"iss":"x"}"#);
-        assert_eq!(
+        assert!(matches!(
             parse_unverified("a.b").unwrap_err(),
             MalformedToken::PartCount(2)
-        );
+        ));
         assert!(matches!(
             parse_unverified(&format!("{header}.{payload}.!!")).unwrap_err(),
             MalformedToken::Base64 {
@@ -426,13 +471,20 @@ mod tests {
                 found: "an array"
             }
         ));
+        let not_json = parse_unverified(&format!("{}.{payload}.c2ln", b64("{nope"))).unwrap_err();
         assert!(matches!(
-            parse_unverified(&format!("{}.{payload}.c2ln", b64("{nope"))).unwrap_err(),
+            not_json,
             MalformedToken::Json {
                 part: TokenPart::Header,
                 ..
             }
         ));
+        // The parser's own error stays the cause, line and column included.
+        let cause = std::error::Error::source(&not_json).expect("the JSON error is the source");
+        assert!(
+            not_json.to_string().ends_with(&cause.to_string()),
+            "{not_json}"
+        );
         let token = format!("{header}.{payload}.c2ln");
         let ok = parse_unverified(&token).unwrap();
         assert_eq!(ok.header.kid.as_deref(), Some("k"));
@@ -459,13 +511,16 @@ mod tests {
         let header = b64(r#"{"alg":"RS256","kid":"k"}"#);
         let payload = b64(r#"{"submods":{"container":{"image_digest":"a","image_digest":"b"}}}"#);
         let err = parse_unverified(&format!("{header}.{payload}.c2ln")).unwrap_err();
-        assert_eq!(
-            err,
-            MalformedToken::DuplicateKey {
-                part: TokenPart::Payload,
-                key: "image_digest".into(),
-                location: "/submods/container".into(),
-            }
+        assert!(
+            matches!(
+                &err,
+                MalformedToken::DuplicateKey {
+                    part: TokenPart::Payload,
+                    key,
+                    location,
+                } if key == "image_digest" && location == "/submods/container"
+            ),
+            "{err:?}"
         );
         let text = err.to_string();
         assert!(text.contains("payload"), "{text}");

@@ -19,16 +19,18 @@ pub use claims::{
     Claims, ConfidentialSpaceClaims, ContainerClaims, GceClaims, ImageSignature, TdxClaims,
     PRODUCTION_DBGSTAT,
 };
-pub use jwks::{JwksCache, KeyCacheOptions, KeyError, KeySource, RefetchOutcome};
+pub use jwks::{
+    InvalidKeySet, JwksCache, KeyCacheOptions, KeyError, KeyFetchError, KeySource, RefetchOutcome,
+};
 pub use jwt::{
     parse_unverified, Header, Jwt, MalformedToken, TokenPart, UnverifiedToken, SHOWN_KEY_CHARS,
 };
-pub use pki::{PkiError, PkiRoot};
+pub use pki::{DerError, PkiError, PkiRoot, UnusableRoot};
 pub(crate) use source::request_limits_violation;
 pub use source::{
-    read_token_file, LauncherClient, RequestLimitViolation, SourceError, TokenRequest, TokenType,
-    DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_FILE, MAX_AUDIENCE_BYTES,
-    MAX_NONCES, NONCE_BYTES,
+    read_token_file, LauncherClient, LauncherProtocolError, RequestLimitViolation, SourceError,
+    TokenRequest, TokenType, UnknownTokenType, DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_AUDIENCE,
+    DEFAULT_TOKEN_FILE, MAX_AUDIENCE_BYTES, MAX_NONCES, NONCE_BYTES,
 };
 pub use verify::{
     unix_now, TokenKind, VerifiedToken, Verifier, VerifyError, VerifyPolicy, DEFAULT_LEEWAY,

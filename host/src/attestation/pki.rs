@@ -18,122 +18,211 @@ use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, UnixTime}
 use std::time::Duration;
 use webpki::aws_lc_rs as algorithms;
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
+use x509_parser::error::X509Error;
 use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// What x509-parser says of bytes that are not a DER certificate.
+pub type DerError = x509_parser::nom::Err<X509Error>;
+
+/// Why a PKI token's certificate chain is refused, or the pinned root cannot be used.
+///
+/// `chain` fields list the presented chain by subject, leaf first, ending with the pinned root.
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PkiError {
+    /// The token has an `x5c` chain, but the verifier was given no root to check it against.
     #[error(
         "the token carries an x5c chain but no PKI root is pinned; pass the attestation PKI root"
     )]
     NoPinnedRoot,
+    /// The pinned root cannot serve as a trust anchor.
     #[error("the pinned PKI root is not a usable certificate: {0}")]
-    BadRoot(String),
+    BadRoot(#[source] UnusableRoot),
+    /// `x5c` is present but holds no certificate besides the root.
     #[error("the x5c chain is empty")]
     EmptyChain,
-    #[error("x5c certificate #{index} is not valid DER X.509: {reason}")]
-    BadCertificate { index: usize, reason: String },
-    #[error("certificate {subject} has an extension that cannot be read: {reason}")]
-    BadExtension { subject: String, reason: String },
+    /// A certificate of the chain does not parse.
+    #[error("x5c certificate #{index} is not valid DER X.509: {source}")]
+    BadCertificate {
+        /// Its place in `x5c`, from 0 (the leaf).
+        index: usize,
+        /// The parser's complaint.
+        #[source]
+        source: DerError,
+    },
+    /// A certificate's extension that the checks need cannot be parsed.
+    #[error("certificate {subject} has an extension that cannot be read: {extension}: {source}")]
+    BadExtension {
+        /// The certificate's subject.
+        subject: String,
+        /// The extension, e.g. `keyUsage`.
+        extension: &'static str,
+        /// The parser's complaint.
+        #[source]
+        source: X509Error,
+    },
+    /// A certificate of the chain, or the root, is expired or not yet valid at the check time.
     #[error("certificate {subject} is not valid at {at}: valid from {not_before} to {not_after}")]
     Lifetime {
+        /// The certificate's subject.
         subject: String,
+        /// The check time, Unix seconds.
         at: i64,
+        /// Start of its validity, Unix seconds.
         not_before: i64,
+        /// End of its validity, Unix seconds.
         not_after: i64,
     },
+    /// A certificate's signature does not verify with its issuer's key.
     #[error(
         "a signature in the x5c chain [{chain}] does not verify up to the pinned root: a \
          certificate was altered or signed by another key ({source})"
     )]
     BadSignature {
+        /// The chain, described.
         chain: String,
+        /// webpki's verdict.
         #[source]
         source: webpki::Error,
     },
+    /// The chain does not lead to the pinned root.
     #[error(
         "the x5c chain [{chain}] does not lead to the pinned root: a certificate's issuer is \
          neither in the chain nor the root ({source})"
     )]
     UnknownIssuer {
+        /// The chain, described.
         chain: String,
+        /// webpki's verdict.
         #[source]
         source: webpki::Error,
     },
+    /// A certificate is signed with an algorithm outside the accepted list.
     #[error(
         "the x5c chain [{chain}] is signed with an algorithm attestgate does not accept (RSA \
          PKCS#1 with SHA-256/384/512, ECDSA P-256/P-384 with SHA-256/384) ({source})"
     )]
     UnsupportedAlgorithm {
+        /// The chain, described.
         chain: String,
+        /// webpki's verdict.
         #[source]
         source: webpki::Error,
     },
+    /// A certificate that is not a CA issued another one.
     #[error(
         "in the x5c chain [{chain}] a certificate that is not a CA (basicConstraints cA false or \
          absent) issued another certificate ({source})"
     )]
     IssuerNotCa {
+        /// The chain, described.
         chain: String,
+        /// webpki's verdict.
         #[source]
         source: webpki::Error,
     },
+    /// The leaf is a CA certificate; tokens are signed by end entities.
     #[error(
         "the leaf certificate {subject} is a CA (basicConstraints cA true); tokens must be signed \
          by an end-entity certificate ({source})"
     )]
     LeafIsCa {
+        /// The leaf's subject.
         subject: String,
+        /// webpki's verdict.
         #[source]
         source: webpki::Error,
     },
+    /// A CA's `pathLenConstraint` is exceeded below it.
     #[error(
         "the x5c chain [{chain}] has more CAs below one of its CAs than that CA's basicConstraints \
          pathLen allows ({source})"
     )]
     PathLength {
+        /// The chain, described.
         chain: String,
+        /// webpki's verdict.
         #[source]
         source: webpki::Error,
     },
+    /// A certificate has a critical extension webpki does not understand.
     #[error(
         "a certificate in the x5c chain [{chain}] carries a critical extension that attestgate \
          does not understand, and RFC 5280 requires refusing it ({source})"
     )]
     CriticalExtension {
+        /// The chain, described.
         chain: String,
+        /// webpki's verdict.
         #[source]
         source: webpki::Error,
     },
+    /// webpki refused the path for another reason.
     #[error("the x5c chain [{chain}] fails path validation ({source})")]
     Rejected {
+        /// The chain, described.
         chain: String,
+        /// webpki's verdict.
         #[source]
         source: webpki::Error,
     },
+    /// The pinned root is not a CA.
     #[error("the pinned root {subject} is not a CA (basicConstraints cA is false or absent)")]
-    NotCa { subject: String },
+    NotCa {
+        /// The root's subject.
+        subject: String,
+    },
+    /// The root's `pathLenConstraint` allows fewer intermediates than the path has.
     #[error(
         "the pinned root {subject} allows {limit} CA(s) below it (basicConstraints pathLen) but \
          the chain has {found}"
     )]
     RootPathLength {
+        /// The root's subject.
         subject: String,
+        /// Its `pathLenConstraint`.
         limit: u32,
+        /// The intermediates on the verified path.
         found: usize,
     },
+    /// An issuer on the path has a keyUsage without keyCertSign.
     #[error(
         "certificate {subject} issued another certificate in the chain, but its keyUsage lacks \
          keyCertSign"
     )]
-    IssuerKeyUsage { subject: String },
+    IssuerKeyUsage {
+        /// The issuer's subject.
+        subject: String,
+    },
+    /// The leaf has a keyUsage without digitalSignature.
     #[error(
         "the leaf certificate {subject} has a keyUsage without digitalSignature, so its key may \
          not sign tokens"
     )]
-    LeafKeyUsage { subject: String },
+    LeafKeyUsage {
+        /// The leaf's subject.
+        subject: String,
+    },
+    /// The leaf's key is not RSA.
     #[error("the leaf certificate's key is not RSA, so it cannot verify an RS256 token")]
     LeafNotRsa,
+}
+
+/// Why the pinned root cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum UnusableRoot {
+    /// A PEM file whose first block is not a certificate (a key, say).
+    #[error("PEM block is {tag}, not CERTIFICATE")]
+    NotACertificate {
+        /// The block's label, e.g. `PRIVATE KEY`.
+        tag: String,
+    },
+    /// The bytes are not a DER certificate.
+    #[error("{0}")]
+    Der(#[source] DerError),
+    /// A certificate, but not one webpki can anchor a path in.
+    #[error("not usable as a trust anchor: {0}")]
+    Anchor(#[source] webpki::Error),
 }
 
 /// Certificate signature algorithms accepted anywhere in the chain.
@@ -173,19 +262,19 @@ impl PkiRoot {
         let der = match pem::parse(bytes) {
             Ok(block) if block.tag() == "CERTIFICATE" => block.into_contents(),
             Ok(block) => {
-                return Err(PkiError::BadRoot(format!(
-                    "PEM block is {}, not CERTIFICATE",
-                    block.tag()
-                )))
+                return Err(PkiError::BadRoot(UnusableRoot::NotACertificate {
+                    tag: block.tag().to_owned(),
+                }))
             }
             Err(_) => bytes.to_vec(),
         };
-        X509Certificate::from_der(&der).map_err(|e| PkiError::BadRoot(e.to_string()))?;
+        X509Certificate::from_der(&der).map_err(|e| PkiError::BadRoot(UnusableRoot::Der(e)))?;
         webpki::anchor_from_trusted_cert(&CertificateDer::from(der.as_slice()))
-            .map_err(|e| PkiError::BadRoot(format!("not usable as a trust anchor: {e}")))?;
+            .map_err(|e| PkiError::BadRoot(UnusableRoot::Anchor(e)))?;
         Ok(PkiRoot { der })
     }
 
+    /// The root certificate, DER-encoded.
     pub fn der(&self) -> &[u8] {
         &self.der
     }
@@ -194,10 +283,7 @@ impl PkiRoot {
 fn parse(index: usize, der: &[u8]) -> Result<X509Certificate<'_>, PkiError> {
     X509Certificate::from_der(der)
         .map(|(_, cert)| cert)
-        .map_err(|e| PkiError::BadCertificate {
-            index,
-            reason: e.to_string(),
-        })
+        .map_err(|source| PkiError::BadCertificate { index, source })
 }
 
 fn check_lifetime(cert: &X509Certificate<'_>, at: i64) -> Result<(), PkiError> {
@@ -259,16 +345,23 @@ fn key_usage<'a>(
         .map_err(|e| bad_extension(cert, "keyUsage", e))
 }
 
-fn bad_extension(cert: &X509Certificate<'_>, name: &str, e: impl std::fmt::Display) -> PkiError {
+fn bad_extension(
+    cert: &X509Certificate<'_>,
+    extension: &'static str,
+    source: X509Error,
+) -> PkiError {
     PkiError::BadExtension {
         subject: cert.subject().to_string(),
-        reason: format!("{name}: {e}"),
+        extension,
+        source,
     }
 }
 
 /// Verifies the chain at `at` (Unix seconds) and returns the leaf's RSA public key as PKCS#1 DER.
 pub fn verify_chain(chain: &[Vec<u8>], root: &PkiRoot, at: i64) -> Result<Vec<u8>, PkiError> {
-    let root_cert = parse(chain.len(), &root.der).map_err(|e| PkiError::BadRoot(e.to_string()))?;
+    let root_cert = X509Certificate::from_der(&root.der)
+        .map(|(_, cert)| cert)
+        .map_err(|e| PkiError::BadRoot(UnusableRoot::Der(e)))?;
     // A chain may or may not repeat the root at its end; the pinned copy is the one that counts.
     let presented = match chain.last() {
         Some(last) if *last == root.der => &chain[..chain.len() - 1],
@@ -294,7 +387,7 @@ pub fn verify_chain(chain: &[Vec<u8>], root: &PkiRoot, at: i64) -> Result<Vec<u8
 
     let root_der = CertificateDer::from(root.der.as_slice());
     let anchors = [webpki::anchor_from_trusted_cert(&root_der)
-        .map_err(|e| PkiError::BadRoot(format!("not usable as a trust anchor: {e}")))?];
+        .map_err(|e| PkiError::BadRoot(UnusableRoot::Anchor(e)))?];
     let leaf_der = CertificateDer::from(presented[0].as_slice());
     let intermediates: Vec<CertificateDer<'_>> = presented[1..]
         .iter()

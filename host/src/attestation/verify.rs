@@ -15,17 +15,21 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Real tokens are 1-3 KB (PKI tokens with a chain ~6 KB); anything far larger is not one.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 
+/// What a token must satisfy besides its signature.
 #[derive(Debug, Clone)]
 pub struct VerifyPolicy {
     /// Compared byte for byte with `iss`.
     pub issuer: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default [`DEFAULT_LEEWAY`]).
     pub leeway: Duration,
+    /// Larger tokens are refused before parsing (default [`DEFAULT_MAX_TOKEN_BYTES`]).
     pub max_token_bytes: usize,
     /// Needed only for PKI tokens.
     pub pki_root: Option<PkiRoot>,
 }
 
 impl VerifyPolicy {
+    /// The default policy for tokens from `issuer`: default leeway and size limit, no PKI root.
     pub fn new(issuer: impl Into<String>) -> Self {
         VerifyPolicy {
             issuer: issuer.into(),
@@ -36,55 +40,114 @@ impl VerifyPolicy {
     }
 }
 
+/// Why a token is refused, or could not be checked. [`VerifyError::check`] names the check.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The token is over the policy's size limit.
     #[error("token is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// Its size, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The token is not a well-formed compact JWS.
     #[error("malformed token: {0}")]
     Malformed(#[from] MalformedToken),
+    /// `alg` is anything but RS256 (`none` and HS256 included).
     #[error("algorithm \"{found}\" is not allowed; Confidential Space tokens are signed with RS256 only")]
-    Algorithm { found: String },
+    Algorithm {
+        /// The header's `alg`.
+        found: String,
+    },
+    /// The header carries `jwk`, `jku` or `x5u` (the parameter named).
     #[error("header carries \"{0}\", a key chosen by the token's sender; attestgate only trusts the issuer's published keys")]
     EmbeddedKey(&'static str),
+    /// The header has `crit`; the text says what it lists.
     #[error(
         "header parameter \"crit\" {0}; a token must be refused unless every critical extension \
          it lists is understood (RFC 7515 section 4.1.11), and attestgate understands none"
     )]
     CriticalExtension(String),
+    /// An OIDC token without `kid`.
     #[error("header has no \"kid\", so the issuer's signing key cannot be chosen")]
     MissingKid,
+    /// The issuer's key is unknown, or the keys could not be had at all.
     #[error("signing key: {0}")]
     Key(#[from] KeyError),
+    /// A PKI token's chain is refused.
     #[error("PKI chain: {0}")]
     Pki(#[from] PkiError),
+    /// The signature does not verify with the chosen key.
     #[error(
         "signature does not verify with {key}: the token was altered or signed by another key"
     )]
-    Signature { key: String },
+    Signature {
+        /// The key tried, described.
+        key: String,
+    },
+    /// A required claim (`iss`, `aud`, `exp`) is absent.
     #[error("claim \"{0}\" is missing")]
     MissingClaim(&'static str),
+    /// `exp`, `nbf` or `iat` is present but not a whole number of seconds.
     #[error(
         "claim \"{claim}\" is {found}; it must be a whole number of seconds since 1970 \
          (a JSON integer that fits in a signed 64-bit number)"
     )]
-    TimeClaim { claim: &'static str, found: String },
+    TimeClaim {
+        /// The claim.
+        claim: &'static str,
+        /// What it is instead, described.
+        found: String,
+    },
+    /// `iss` is not exactly the expected issuer.
     #[error("issuer (iss) is \"{found}\", expected exactly \"{expected}\"{hint}")]
     Issuer {
+        /// The token's `iss`.
         found: String,
+        /// The policy's issuer.
         expected: String,
+        /// Empty, or a note on a near miss (a trailing slash).
         hint: &'static str,
     },
+    /// `aud` does not include the expected audience.
     #[error("audience (aud) is [{}], expected \"{expected}\"", found.join(", "))]
     Audience {
+        /// The token's audiences.
         found: Vec<String>,
+        /// The audience the caller required.
         expected: String,
     },
+    /// `exp` has passed, leeway included.
     #[error("token expired at {exp} ({} s before the check time {at}, beyond the {leeway} s leeway)", at - exp)]
-    Expired { exp: i64, at: i64, leeway: u64 },
+    Expired {
+        /// The token's `exp`, Unix seconds.
+        exp: i64,
+        /// The check time, Unix seconds.
+        at: i64,
+        /// The leeway, seconds.
+        leeway: u64,
+    },
+    /// `nbf` is still ahead, leeway included.
     #[error("token is not valid before {nbf}, {} s after the check time {at} (leeway {leeway} s)", nbf - at)]
-    NotYetValid { nbf: i64, at: i64, leeway: u64 },
+    NotYetValid {
+        /// The token's `nbf`, Unix seconds.
+        nbf: i64,
+        /// The check time, Unix seconds.
+        at: i64,
+        /// The leeway, seconds.
+        leeway: u64,
+    },
+    /// `iat` is in the future, leeway included: the clocks disagree, or the token is forged.
     #[error("token was issued at {iat}, {} s after the check time {at} (leeway {leeway} s)", iat - at)]
-    IssuedInFuture { iat: i64, at: i64, leeway: u64 },
+    IssuedInFuture {
+        /// The token's `iat`, Unix seconds.
+        iat: i64,
+        /// The check time, Unix seconds.
+        at: i64,
+        /// The leeway, seconds.
+        leeway: u64,
+    },
 }
 
 impl VerifyError {
@@ -121,27 +184,36 @@ impl VerifyError {
     }
 }
 
+/// How a verified token was signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum TokenKind {
+    /// By one of the issuer's published keys, named by `kid`.
     Oidc,
+    /// By the leaf of an `x5c` chain leading to the pinned PKI root.
     Pki,
 }
 
 /// A token whose signature and standard claims have been checked.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
+    /// The token's header.
     pub header: Header,
+    /// The typed view of its claims, with the raw payload.
     pub claims: Claims,
     /// The payload JSON as the issuer signed it; this is what plugins receive.
     pub payload_json: String,
+    /// How it was signed.
     pub kind: TokenKind,
 }
 
+/// Checks attestation tokens: the issuer's keys (cached) and a [`VerifyPolicy`]. One per
+/// process is enough; verifications may run concurrently.
 pub struct Verifier {
     keys: JwksCache,
     policy: VerifyPolicy,
 }
 
+/// The current time in Unix seconds (0 if the clock is before 1970).
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -150,10 +222,12 @@ pub fn unix_now() -> i64 {
 }
 
 impl Verifier {
+    /// A verifier of tokens signed with `keys` (or a chain to `policy.pki_root`).
     pub fn new(keys: JwksCache, policy: VerifyPolicy) -> Self {
         Verifier { keys, policy }
     }
 
+    /// The issuer's key cache, e.g. to warm it up with [`JwksCache::refresh`].
     pub fn keys(&self) -> &JwksCache {
         &self.keys
     }
