@@ -3,8 +3,8 @@
 
 use super::claims::{merge_patch, production_claims, DevClaims};
 use super::pki::DevPki;
-use super::signing::{jwks, SigningError, SigningKey};
-use crate::attestation::{request_limits_violation, DEFAULT_TOKEN_AUDIENCE};
+use super::signing::{jwks, KeyFileError, SigningError, SigningKey};
+use crate::attestation::{request_limits_violation, RequestLimitViolation, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::{unix_now, GOOGLE_ISSUER};
 use axum::body::Body;
 use axum::extract::State;
@@ -22,23 +22,32 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
+/// The token API socket's name in the launcher's directory, as in Confidential Space.
 pub const SOCKET_NAME: &str = "teeserver.sock";
+/// The default token file's name in the launcher's directory, as in Confidential Space.
 pub const TOKEN_FILE_NAME: &str = "attestation_verifier_claims_token";
+/// The file in the launcher's directory that holds its [`LauncherInfo`] while it runs.
 pub const INFO_FILE_NAME: &str = "launcher.json";
 const SIGNING_KEY_NAME: &str = "signing-key.pem";
 /// A `TokenOptions` body is well under 2 KiB at the verifier's limits (6 nonces of at most 74
 /// bytes, an audience of at most 512); anything much larger is not a token request.
 pub const MAX_TOKEN_REQUEST_BYTES: usize = 64 * 1024;
 
+/// How to run a dev launcher; [`LauncherConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct LauncherConfig {
+    /// Holds the socket, the token file, the keys and `launcher.json`; created 0700 if missing.
     pub dir: PathBuf,
     /// What minted tokens claim.
     pub claims: DevClaims,
-    /// 0 picks a free port.
+    /// The issuer's port on 127.0.0.1 (discovery, JWKS, PKI root). 0 picks a free port.
     pub port: u16,
+    /// The `iss` of minted tokens, also named by discovery (default Google's).
     pub issuer: String,
+    /// Replace the signing key this often (default never); retired keys stay in the JWKS until
+    /// the tokens they signed have expired.
     pub rotate_every: Option<Duration>,
+    /// `exp - iat` of minted tokens (default 1 h); the token file is refreshed at 0.8 of it.
     pub token_lifetime: Duration,
     /// Time a client of the socket or the issuer gets to send a request's headers, counted from
     /// when its connection is served or its previous response was sent; then the connection is
@@ -54,6 +63,8 @@ pub struct LauncherConfig {
 }
 
 impl LauncherConfig {
+    /// Defaults in `dir`: production-shaped claims, a free port, Google's issuer, no rotation,
+    /// one-hour tokens, 10 s read timeouts and 64 connections per listener.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         LauncherConfig {
             dir: dir.into(),
@@ -72,31 +83,94 @@ impl LauncherConfig {
 /// What scripts and tests need to talk to a running launcher; also written to `DIR/launcher.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LauncherInfo {
+    /// The `iss` of its tokens.
     pub issuer: String,
+    /// Its JWKS, over HTTP on 127.0.0.1.
     pub jwks_url: String,
+    /// Its OIDC discovery document.
     pub discovery_url: String,
+    /// The token API socket.
     pub socket: PathBuf,
+    /// The default token file (audience `https://sts.googleapis.com`), kept fresh.
     pub token_file: PathBuf,
+    /// The PKI root certificate (PEM) that PKI tokens chain to.
     pub pki_root: PathBuf,
 }
 
 impl LauncherInfo {
+    /// Reads the `launcher.json` a running launcher wrote in `dir`. A malformed file is an
+    /// error of kind `Other` that holds serde_json's.
     pub fn read(dir: &Path) -> std::io::Result<Self> {
         let text = std::fs::read_to_string(dir.join(INFO_FILE_NAME))?;
         serde_json::from_str(&text).map_err(std::io::Error::other)
     }
 }
 
+/// Why the dev launcher cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum LauncherError {
-    #[error("launcher directory {path}: {reason}")]
-    Dir { path: PathBuf, reason: String },
-    #[error("cannot listen on {what}: {reason}")]
-    Bind { what: String, reason: String },
+    /// The directory cannot be created.
+    #[error("launcher directory {}: {source}", path.display())]
+    Dir {
+        /// The launcher's directory.
+        path: PathBuf,
+        /// What creating it said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The issuer's port or the token socket cannot be bound.
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        /// The address or socket path.
+        what: String,
+        /// What binding said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The first default token cannot be minted or written.
+    #[error("launcher directory {}: writing the token file: {source}", dir.display())]
+    TokenFile {
+        /// The launcher's directory.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: TokenFileError,
+    },
+    /// `launcher.json` cannot be encoded: a path in it is not UTF-8.
+    #[error("launcher directory {}: encoding {INFO_FILE_NAME}: {source}", dir.display())]
+    InfoJson {
+        /// The launcher's directory.
+        dir: PathBuf,
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `launcher.json` cannot be written.
+    #[error("launcher directory {}: writing {INFO_FILE_NAME}: {source}", dir.display())]
+    InfoFile {
+        /// The launcher's directory.
+        dir: PathBuf,
+        /// What writing it said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A signing key, or the dev PKI, cannot be loaded or created.
     #[error(transparent)]
     Signing(#[from] SigningError),
+    /// The configured claims are not a JSON object; the JSON given is included.
     #[error("the claims (--claims or --claims-patch) must be a JSON object, found {0}")]
     ClaimsNotObject(String),
+}
+
+/// Why the default token file could not be refreshed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// Minting the token failed.
+    #[error("{0}")]
+    Mint(#[source] SigningError),
+    /// Writing the file failed.
+    #[error("{0}")]
+    Write(#[source] std::io::Error),
 }
 
 struct KeyRing {
@@ -120,8 +194,11 @@ struct Shared {
 /// A token request after validation, in the launcher's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MintRequest {
+    /// The token's `aud`.
     pub audience: String,
+    /// The token's `eat_nonce` (left out when empty).
     pub nonces: Vec<String>,
+    /// Sign with the dev PKI's leaf and carry the chain in `x5c`, instead of an OIDC key.
     pub pki: bool,
 }
 
@@ -148,8 +225,8 @@ impl Shared {
         let key = Arc::new(SigningKey::generate()?);
         key.save(&self.key_path)
             .map_err(|e| SigningError::KeyFile {
-                path: self.key_path.display().to_string(),
-                reason: e.to_string(),
+                path: self.key_path.clone(),
+                source: KeyFileError::Write(e),
             })?;
         let kid = key.kid().to_owned();
         let mut ring = self.keys.write().unwrap_or_else(|p| p.into_inner());
@@ -219,6 +296,8 @@ pub struct Launcher {
 }
 
 impl Launcher {
+    /// Starts a launcher as `config` says: keys loaded (or created) in its directory, the token
+    /// socket, the issuer's HTTP port, the token file and `launcher.json` all in place.
     pub async fn start(config: LauncherConfig) -> Result<Launcher, LauncherError> {
         if !config.claims.json().is_object() {
             return Err(LauncherError::ClaimsNotObject(
@@ -226,31 +305,28 @@ impl Launcher {
             ));
         }
         let dir = config.dir.clone();
-        let dir_error = |reason: String| LauncherError::Dir {
-            path: dir.clone(),
-            reason,
-        };
         // A directory the launcher creates is private (0700) whatever the umask; one that exists is
         // the caller's choice and is left as it is.
-        crate::fsutil::create_private_dir(&dir).map_err(|e| dir_error(e.to_string()))?;
+        crate::fsutil::create_private_dir(&dir).map_err(|source| LauncherError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
         let key_path = dir.join(SIGNING_KEY_NAME);
         let current = Arc::new(SigningKey::load_or_create(&key_path)?);
         let pki = DevPki::load_or_create(&dir)?;
 
+        let bind_error = |source| LauncherError::Bind {
+            what: format!("127.0.0.1:{}", config.port),
+            source,
+        };
         let http = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
             .await
-            .map_err(|e| LauncherError::Bind {
-                what: format!("127.0.0.1:{}", config.port),
-                reason: e.to_string(),
-            })?;
-        let base = format!(
-            "http://{}",
-            http.local_addr().map_err(|e| dir_error(e.to_string()))?
-        );
+            .map_err(bind_error)?;
+        let base = format!("http://{}", http.local_addr().map_err(bind_error)?);
         let socket = dir.join(SOCKET_NAME);
-        let unix = bind_private_socket(&socket).map_err(|e| LauncherError::Bind {
+        let unix = bind_private_socket(&socket).map_err(|source| LauncherError::Bind {
             what: socket.display().to_string(),
-            reason: e.to_string(),
+            source,
         })?;
 
         let shared = Arc::new(Shared {
@@ -275,8 +351,10 @@ impl Launcher {
             token_file: dir.join(TOKEN_FILE_NAME),
             pki_root: dir.join("pki-root.pem"),
         };
-        write_token_file(&shared, &info.token_file)
-            .map_err(|e| dir_error(format!("writing the token file: {e}")))?;
+        write_token_file(&shared, &info.token_file).map_err(|source| LauncherError::TokenFile {
+            dir: dir.clone(),
+            source,
+        })?;
 
         let limits = ConnectionLimits {
             max_connections: config.max_connections.max(1),
@@ -314,13 +392,21 @@ impl Launcher {
                 period,
                 stopped,
                 "rotate its key",
-                move || rotator.rotate().map(|_| ()).map_err(|e| e.to_string()),
+                move || rotator.rotate().map(|_| ()),
             )));
         }
 
-        let info_json = serde_json::to_vec_pretty(&info).map_err(|e| dir_error(e.to_string()))?;
-        crate::fsutil::write_atomically(&dir.join(INFO_FILE_NAME), &info_json, 0o644)
-            .map_err(|e| dir_error(format!("writing {INFO_FILE_NAME}: {e}")))?;
+        let info_json =
+            serde_json::to_vec_pretty(&info).map_err(|source| LauncherError::InfoJson {
+                dir: dir.clone(),
+                source,
+            })?;
+        crate::fsutil::write_atomically(&dir.join(INFO_FILE_NAME), &info_json, 0o644).map_err(
+            |source| LauncherError::InfoFile {
+                dir: dir.clone(),
+                source,
+            },
+        )?;
         tracing::info!(jwks_url = %info.jwks_url, socket = %info.socket.display(), "dev launcher ready");
         Ok(Launcher {
             info,
@@ -331,10 +417,12 @@ impl Launcher {
         })
     }
 
+    /// Where the launcher's endpoints and files are.
     pub fn info(&self) -> &LauncherInfo {
         &self.info
     }
 
+    /// The `kid` of the key OIDC tokens are signed with now.
     pub fn current_kid(&self) -> String {
         self.shared.current_key().kid().to_owned()
     }
@@ -461,27 +549,27 @@ async fn serve<L>(
     while connections.join_next().await.is_some() {}
 }
 
-fn write_token_file(shared: &Shared, path: &Path) -> Result<(), String> {
+fn write_token_file(shared: &Shared, path: &Path) -> Result<(), TokenFileError> {
     let token = shared
         .mint(&Shared::default_request())
-        .map_err(|e| e.to_string())?;
+        .map_err(TokenFileError::Mint)?;
     // The token is a bearer credential: only the launcher's user may read it.
-    crate::fsutil::write_atomically(path, token.as_bytes(), 0o600).map_err(|e| e.to_string())
+    crate::fsutil::write_atomically(path, token.as_bytes(), 0o600).map_err(TokenFileError::Write)
 }
 
 /// Runs `chore` every `period` until the launcher stops; a failure is logged and retried next time.
-async fn every(
+async fn every<E: std::error::Error + 'static>(
     period: Duration,
     mut stopped: watch::Receiver<bool>,
     what: &'static str,
-    chore: impl Fn() -> Result<(), String>,
+    chore: impl Fn() -> Result<(), E>,
 ) {
     loop {
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(period) => {
                 if let Err(e) = chore() {
-                    tracing::error!(error = %e, "dev launcher could not {what}");
+                    tracing::error!(error = %crate::error_chain(&e), "dev launcher could not {what}");
                 }
             }
         }
@@ -567,7 +655,9 @@ async fn token_endpoint(State(shared): State<Arc<Shared>>, method: Method, body:
             };
             match parse_token_options(&body).and_then(validate) {
                 Ok(request) => request,
-                Err(message) => return launcher_reply(StatusCode::BAD_REQUEST, message),
+                Err(refusal) => {
+                    return launcher_reply(StatusCode::BAD_REQUEST, refusal.to_string())
+                }
             }
         }
         other => {
@@ -603,36 +693,93 @@ fn go_kind(value: &Value) -> &'static str {
     }
 }
 
-fn parse_token_options(body: &[u8]) -> Result<TokenOptions, String> {
-    let fail = |detail: String| format!("failed to parse POST body as TokenOptions: {detail}");
+/// Why the launcher refuses a `POST /v1/token`, worded exactly as the real launcher words it
+/// (the text is the response body).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum TokenRequestRefusal {
+    /// The body is not a `TokenOptions` JSON object.
+    #[error("failed to parse POST body as TokenOptions: {0}")]
+    Parse(#[source] GoDecodeError),
+    /// No audience: that is what `GET` is for.
+    #[error("use GET request for the default identity token")]
+    NoAudience,
+    /// No token type.
+    #[error("token_type is a required parameter")]
+    NoTokenType,
+    /// The attestation verifier would refuse the request.
+    #[error("failed to retrieve custom attestation service token: rpc error: code = InvalidArgument desc = {0}")]
+    Verifier(#[source] VerifierRefusal),
+}
+
+/// What Go's `encoding/json` says of a body it cannot decode into `TokenOptions`. serde_json's
+/// own error is dropped on purpose: the launcher answers with Go's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum GoDecodeError {
+    /// Nothing but whitespace.
+    #[error("EOF")]
+    Eof,
+    /// The JSON stops early.
+    #[error("unexpected EOF")]
+    UnexpectedEof,
+    /// Not JSON; the first non-blank byte is given.
+    #[error("invalid character '{}' looking for beginning of value", char::from(*.0))]
+    InvalidCharacter(u8),
+    /// JSON, but not an object.
+    #[error("json: cannot unmarshal {found} into Go value of type models.TokenOptions")]
+    NotAnObject { found: &'static str },
+    /// A known field of the wrong JSON type.
+    #[error("json: cannot unmarshal {found} into Go struct field TokenOptions.{field} of type {go_type}")]
+    FieldType {
+        field: &'static str,
+        found: &'static str,
+        go_type: &'static str,
+    },
+    /// A field `TokenOptions` does not have.
+    #[error("json: unknown field \"{0}\"")]
+    UnknownField(String),
+}
+
+/// Why the attestation verifier would refuse a well-formed request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum VerifierRefusal {
+    /// AWS principal-tags tokens are not minted here.
+    #[error("token type AWS_PRINCIPALTAGS is not supported by the attestgate dev launcher")]
+    AwsPrincipalTags,
+    /// A token type the verifier does not know.
+    #[error("unsupported token type \"{0}\"")]
+    UnsupportedType(String),
+    /// The audience or the nonces are out of the verifier's limits.
+    #[error("{0}")]
+    Limits(#[source] RequestLimitViolation),
+}
+
+fn parse_token_options(body: &[u8]) -> Result<TokenOptions, TokenRequestRefusal> {
+    let fail = TokenRequestRefusal::Parse;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(fail("EOF".into()));
+        return Err(fail(GoDecodeError::Eof));
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         fail(if e.is_eof() {
-            "unexpected EOF".into()
+            GoDecodeError::UnexpectedEof
         } else {
             let offset = body
                 .iter()
                 .position(|b| !b.is_ascii_whitespace())
                 .unwrap_or(0);
-            format!(
-                "invalid character '{}' looking for beginning of value",
-                body[offset] as char
-            )
+            GoDecodeError::InvalidCharacter(body[offset])
         })
     })?;
     let Value::Object(fields) = value else {
-        return Err(fail(format!(
-            "json: cannot unmarshal {} into Go value of type models.TokenOptions",
-            go_kind(&value)
-        )));
+        return Err(fail(GoDecodeError::NotAnObject {
+            found: go_kind(&value),
+        }));
     };
-    let mismatch = |field: &str, value: &Value, go_type: &str| {
-        fail(format!(
-            "json: cannot unmarshal {} into Go struct field TokenOptions.{field} of type {go_type}",
-            go_kind(value)
-        ))
+    let mismatch = |field: &'static str, value: &Value, go_type: &'static str| {
+        fail(GoDecodeError::FieldType {
+            field,
+            found: go_kind(value),
+            go_type,
+        })
     };
     let mut options = TokenOptions::default();
     for (name, value) in &fields {
@@ -659,39 +806,37 @@ fn parse_token_options(body: &[u8]) -> Result<TokenOptions, String> {
                 }
                 other => return Err(mismatch("nonces", other, "[]string")),
             },
-            _ => return Err(fail(format!("json: unknown field \"{name}\""))),
+            _ => return Err(fail(GoDecodeError::UnknownField(name.clone()))),
         }
     }
     Ok(options)
 }
 
-fn validate(options: TokenOptions) -> Result<MintRequest, String> {
+fn validate(options: TokenOptions) -> Result<MintRequest, TokenRequestRefusal> {
     if options.audience.is_empty() {
-        return Err("use GET request for the default identity token".into());
+        return Err(TokenRequestRefusal::NoAudience);
     }
     if options.token_type.is_empty() {
-        return Err("token_type is a required parameter".into());
+        return Err(TokenRequestRefusal::NoTokenType);
     }
-    let verifier_error = |detail: String| {
-        format!("failed to retrieve custom attestation service token: rpc error: code = InvalidArgument desc = {detail}")
-    };
     let pki = match options.token_type.as_str() {
         "OIDC" => false,
         "PKI" => true,
         "AWS_PRINCIPALTAGS" => {
-            return Err(verifier_error(
-                "token type AWS_PRINCIPALTAGS is not supported by the attestgate dev launcher"
-                    .into(),
+            return Err(TokenRequestRefusal::Verifier(
+                VerifierRefusal::AwsPrincipalTags,
             ))
         }
         other => {
-            return Err(verifier_error(format!(
-                "unsupported token type \"{other}\""
-            )))
+            return Err(TokenRequestRefusal::Verifier(
+                VerifierRefusal::UnsupportedType(other.to_owned()),
+            ))
         }
     };
     if let Some(violation) = request_limits_violation(&options.audience, &options.nonces) {
-        return Err(verifier_error(violation.to_string()));
+        return Err(TokenRequestRefusal::Verifier(VerifierRefusal::Limits(
+            violation,
+        )));
     }
     Ok(MintRequest {
         audience: options.audience,
@@ -706,9 +851,9 @@ mod tests {
 
     #[test]
     fn token_options_are_decoded_like_go_does() {
-        let unknown = parse_token_options(br#"{"audience":"a","bogus":1}"#).unwrap_err();
+        let refusal = |body: &[u8]| parse_token_options(body).unwrap_err().to_string();
         assert_eq!(
-            unknown,
+            refusal(br#"{"audience":"a","bogus":1}"#),
             r#"failed to parse POST body as TokenOptions: json: unknown field "bogus""#
         );
         let options = parse_token_options(br#"{"Audience":"a","TOKEN_TYPE":"OIDC"}"#).unwrap();
@@ -716,9 +861,48 @@ mod tests {
             (options.audience.as_str(), options.token_type.as_str()),
             ("a", "OIDC")
         );
-        assert!(parse_token_options(br#"{"audience":5}"#)
-            .unwrap_err()
+        assert!(refusal(br#"{"audience":5}"#)
             .ends_with("json: cannot unmarshal number into Go struct field TokenOptions.audience of type string"));
-        assert!(parse_token_options(b"").unwrap_err().ends_with(": EOF"));
+        assert!(refusal(b"").ends_with(": EOF"));
+        assert_eq!(
+            refusal(b"  nope"),
+            "failed to parse POST body as TokenOptions: invalid character 'n' looking for beginning of value"
+        );
+        assert_eq!(
+            refusal(b"[1]"),
+            "failed to parse POST body as TokenOptions: json: cannot unmarshal array into Go value of type models.TokenOptions"
+        );
+    }
+
+    #[test]
+    fn refusals_read_like_the_real_launchers() {
+        let options = |audience: &str, token_type: &str, nonces: &[&str]| TokenOptions {
+            audience: audience.into(),
+            token_type: token_type.into(),
+            nonces: nonces.iter().map(|n| n.to_string()).collect(),
+        };
+        let refusal = |o: TokenOptions| validate(o).unwrap_err().to_string();
+        assert_eq!(
+            refusal(options("", "OIDC", &[])),
+            "use GET request for the default identity token"
+        );
+        assert_eq!(
+            refusal(options("a", "", &[])),
+            "token_type is a required parameter"
+        );
+        let verifier = "failed to retrieve custom attestation service token: rpc error: code = InvalidArgument desc = ";
+        assert_eq!(
+            refusal(options("a", "JWT", &[])),
+            format!("{verifier}unsupported token type \"JWT\"")
+        );
+        assert_eq!(
+            refusal(options("a", "AWS_PRINCIPALTAGS", &[])),
+            format!("{verifier}token type AWS_PRINCIPALTAGS is not supported by the attestgate dev launcher")
+        );
+        assert_eq!(
+            refusal(options("a", "OIDC", &["short"])),
+            format!("{verifier}nonce 0 is 5 bytes; each nonce must be between 10 and 74 bytes")
+        );
+        assert!(validate(options("a", "PKI", &[])).unwrap().pki);
     }
 }

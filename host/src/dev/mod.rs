@@ -9,8 +9,8 @@ mod signing;
 
 pub use claims::{merge_patch, production_claims, DevClaims};
 pub use launcher::{
-    Launcher, LauncherConfig, LauncherError, LauncherInfo, MintRequest, INFO_FILE_NAME,
-    MAX_TOKEN_REQUEST_BYTES, SOCKET_NAME, TOKEN_FILE_NAME,
+    Launcher, LauncherConfig, LauncherError, LauncherInfo, MintRequest, TokenFileError,
+    INFO_FILE_NAME, MAX_TOKEN_REQUEST_BYTES, SOCKET_NAME, TOKEN_FILE_NAME,
 };
 pub use pki::DevPki;
-pub use signing::{jwks, SigningError, SigningKey};
+pub use signing::{jwks, DevPkiError, InvalidKey, KeyFileError, SigningError, SigningKey};

@@ -1,7 +1,7 @@
 //! A local stand-in for the attestation PKI: root CA, intermediate CA and a leaf that signs PKI
 //! tokens, so `token_type: "PKI"` can be exercised end to end.
 
-use super::signing::{SigningError, SigningKey};
+use super::signing::{DevPkiError, SigningError, SigningKey};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -10,6 +10,8 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 use time::{Duration, OffsetDateTime};
 
+/// A local attestation PKI: a root and an intermediate CA kept on disk, and a fresh leaf key
+/// that signs PKI tokens with the chain in `x5c`.
 pub struct DevPki {
     root_pem: String,
     /// DER certificates leaf first, root last, as `x5c` carries them.
@@ -17,8 +19,11 @@ pub struct DevPki {
     leaf: SigningKey,
 }
 
-fn pki_error(step: &str, e: impl std::fmt::Display) -> SigningError {
-    SigningError::Generate(format!("dev PKI {step}: {e}"))
+fn pki_error(step: &'static str, source: impl Into<DevPkiError>) -> SigningError {
+    SigningError::Pki {
+        step,
+        source: source.into(),
+    }
 }
 
 fn rcgen_key(key: &SigningKey) -> Result<KeyPair, SigningError> {
@@ -136,10 +141,12 @@ impl DevPki {
         })
     }
 
+    /// The root certificate, PEM: what a verifier pins.
     pub fn root_pem(&self) -> &str {
         &self.root_pem
     }
 
+    /// The chain as a token's `x5c` carries it: standard base64 DER, leaf first, root last.
     pub fn x5c(&self) -> Vec<String> {
         self.chain.iter().map(|der| STANDARD.encode(der)).collect()
     }
