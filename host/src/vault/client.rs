@@ -1,4 +1,4 @@
-use super::{hint_for, VaultError};
+use super::{hint_for, AttemptError, UnexpectedResponse, VaultError, VaultSettingsError};
 use crate::attestation::Jwt;
 use crate::config::VaultConfig;
 use reqwest::Method;
@@ -15,6 +15,7 @@ const MAX_RESPONSE_BYTES: usize = 4 << 20;
 pub struct VaultToken(Zeroizing<String>);
 
 impl VaultToken {
+    /// Wraps `token` (an `hvs.…` service or `hvb.…` batch token, say).
     pub fn new(token: impl Into<String>) -> Self {
         VaultToken(Zeroizing::new(token.into()))
     }
@@ -34,24 +35,35 @@ impl fmt::Debug for VaultToken {
 /// The result of a successful login.
 #[derive(Debug, Clone)]
 pub struct VaultLogin {
+    /// `auth.client_token`: the Vault token the login issued.
     pub token: VaultToken,
+    /// `auth.accessor`: names the token in audit logs without being it.
     pub accessor: Option<String>,
+    /// `auth.policies`: what the token may do.
     pub policies: Vec<String>,
+    /// `auth.lease_duration`: the token's time to live, in seconds.
     pub lease_duration: u64,
+    /// `auth.renewable`.
     pub renewable: bool,
     /// `batch` tokens cannot be revoked; they simply expire.
     pub is_batch: bool,
+    /// `auth.metadata`: what the auth method recorded (claim mappings, the role).
     pub metadata: BTreeMap<String, String>,
+    /// Vault's `warnings` for the login.
     pub warnings: Vec<String>,
 }
 
 /// Retries for transient failures: connection errors, 5xx, 429 and standby redirects.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
+    /// Attempts in all, over all addresses (default 8).
     pub max_attempts: u32,
+    /// The wait before the first retry (default 100 ms); it doubles each time, plus up to 50 %
+    /// jitter.
     pub initial_backoff: Duration,
+    /// The longest wait between two attempts, before jitter (default 2 s).
     pub max_backoff: Duration,
-    /// No retry starts after this much time has passed since the first attempt.
+    /// No retry starts after this much time has passed since the first attempt (default 20 s).
     pub deadline: Duration,
 }
 
@@ -66,6 +78,8 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A client of one collaborator's Vault (all its addresses), with its TLS settings and
+/// namespace. Every request is retried as its [`RetryPolicy`] says.
 pub struct VaultClient {
     http: reqwest::Client,
     addresses: Vec<String>,
@@ -73,9 +87,14 @@ pub struct VaultClient {
     retry: RetryPolicy,
 }
 
-fn read_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>, VaultError> {
-    std::fs::read(path)
-        .map_err(|e| VaultError::Settings(format!("cannot read {what} {}: {e}", path.display())))
+fn read_file(path: &std::path::Path, what: &'static str) -> Result<Vec<u8>, VaultError> {
+    std::fs::read(path).map_err(|source| {
+        VaultError::Settings(VaultSettingsError::ReadFile {
+            what,
+            path: path.to_owned(),
+            source,
+        })
+    })
 }
 
 /// For a TLS failure that no retry will fix, what to check; `None` for other transport errors.
@@ -96,6 +115,9 @@ fn tls_hint(message: &str) -> Option<&'static str> {
 }
 
 impl VaultClient {
+    /// A client for `config`'s addresses: its `ca_cert` (or the system roots, or plain HTTP
+    /// when every address is `http://`), its client certificate, its namespace. Nothing is sent
+    /// yet; files are read now.
     pub fn new(config: &VaultConfig, retry: RetryPolicy) -> Result<Self, VaultError> {
         let addresses: Vec<String> = config
             .all_addresses()
@@ -103,16 +125,16 @@ impl VaultClient {
             .map(|a| a.trim_end_matches('/').to_owned())
             .collect();
         if addresses.is_empty() {
-            return Err(VaultError::Settings("no Vault address configured".into()));
+            return Err(VaultError::Settings(VaultSettingsError::NoAddress));
         }
         let trust = match &config.ca_cert {
             Some(ca) => {
                 let certs = reqwest::Certificate::from_pem_bundle(&read_file(ca, "ca_cert")?)
-                    .map_err(|e| {
-                        VaultError::Settings(format!(
-                            "ca_cert {} is not a PEM bundle: {e}",
-                            ca.display()
-                        ))
+                    .map_err(|source| {
+                        VaultError::Settings(VaultSettingsError::CaCert {
+                            path: ca.clone(),
+                            source,
+                        })
                     })?;
                 crate::http::Trust::Only(certs)
             }
@@ -130,20 +152,14 @@ impl VaultClient {
             let mut pem = read_file(cert, "client_cert")?;
             pem.push(b'\n');
             pem.extend(Zeroizing::new(read_file(key, "client_key")?).iter());
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                VaultError::Settings(format!(
-                    "client_cert/client_key are not a usable PEM pair: {e}"
-                ))
-            })?;
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| VaultError::Settings(VaultSettingsError::ClientIdentity(e)))?;
             zeroize::Zeroize::zeroize(&mut pem);
             builder = builder.identity(identity);
         }
-        let http = builder.build().map_err(|e| {
-            VaultError::Settings(format!(
-                "cannot build the HTTP client: {}",
-                crate::error_chain(&e)
-            ))
-        })?;
+        let http = builder
+            .build()
+            .map_err(|e| VaultError::Settings(VaultSettingsError::Client(e)))?;
         Ok(VaultClient {
             http,
             addresses,
@@ -188,7 +204,7 @@ impl VaultClient {
             .ok_or_else(|| VaultError::Protocol {
                 address: self.addresses[0].clone(),
                 path: path.clone(),
-                reason: "the login response has no \"auth\" object".into(),
+                source: UnexpectedResponse::NoAuth,
             })?;
         let token = auth
             .get("client_token")
@@ -196,7 +212,7 @@ impl VaultClient {
             .ok_or_else(|| VaultError::Protocol {
                 address: self.addresses[0].clone(),
                 path: path.clone(),
-                reason: "the login response has no client_token".into(),
+                source: UnexpectedResponse::NoClientToken,
             })?;
         let strings = |value: Option<&Value>| -> Vec<String> {
             value
@@ -297,7 +313,7 @@ impl VaultClient {
                 Attempt::Done(result) => return result,
                 Attempt::Retry(reason) => reason,
             };
-            tracing::debug!(address = %address, path, attempt, error = %last, "Vault request failed, retrying");
+            tracing::debug!(address = %address, path, attempt, error = %crate::error_chain(&last), "Vault request failed, retrying");
             let jitter = backoff.mul_f64(rand::random::<f64>() * 0.5);
             let wait = backoff + jitter;
             if attempt >= self.retry.max_attempts || started.elapsed() + wait > self.retry.deadline
@@ -345,28 +361,29 @@ impl VaultClient {
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
-                let reason = crate::error_chain(&e);
-                if let Some(hint) = tls_hint(&reason) {
+                if let Some(hint) = tls_hint(&crate::error_chain(&e)) {
                     return Attempt::Done(Err(VaultError::Tls {
                         address: address.to_owned(),
-                        reason,
+                        source: e,
                         hint,
                     }));
                 }
-                return Attempt::Retry(reason);
+                return Attempt::Retry(AttemptError::Transport(e));
             }
         };
         let status = response.status();
         let bytes = match crate::http::read_capped(response, MAX_RESPONSE_BYTES).await {
             Ok(bytes) => Zeroizing::new(bytes),
-            Err(e @ crate::http::BodyError::TooLarge { .. }) => {
+            Err(crate::http::BodyError::TooLarge { limit }) => {
                 return Attempt::Done(Err(VaultError::Protocol {
                     address: address.to_owned(),
                     path: path.to_owned(),
-                    reason: e.to_string(),
+                    source: UnexpectedResponse::TooLarge { limit },
                 }))
             }
-            Err(e) => return Attempt::Retry(crate::error_chain(&e)),
+            Err(crate::http::BodyError::Read(e)) => {
+                return Attempt::Retry(AttemptError::ReadBody(e))
+            }
         };
         if status.is_success() {
             if bytes.is_empty() {
@@ -376,7 +393,7 @@ impl VaultClient {
                 VaultError::Protocol {
                     address: address.to_owned(),
                     path: path.to_owned(),
-                    reason: format!("the body is not JSON: {e}"),
+                    source: UnexpectedResponse::NotJson(e),
                 }
             }));
         }
@@ -403,12 +420,10 @@ impl VaultClient {
         };
         let code = status.as_u16();
         if code == 307 || code == 429 || status.is_server_error() {
-            let location = if code == 307 {
-                " (standby node redirecting to the active one)"
-            } else {
-                ""
-            };
-            return Attempt::Retry(format!("HTTP {code}{location}: {}", errors.join("; ")));
+            return Attempt::Retry(AttemptError::Status {
+                status: code,
+                errors,
+            });
         }
         let hint = errors.iter().find_map(|e| hint_for(e));
         Attempt::Done(Err(VaultError::Denied {
@@ -428,5 +443,5 @@ impl VaultClient {
 
 enum Attempt {
     Done(Result<Value, VaultError>),
-    Retry(String),
+    Retry(AttemptError),
 }
