@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -22,10 +23,15 @@ const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platfo
 /// The calls of the KMS route, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KmsStep {
+    /// Reading and decoding the configured ciphertext.
     Ciphertext,
+    /// Exchanging the attestation token at Google's STS for a federated access token.
     StsExchange,
+    /// Turning the federated token into the service account's access token.
     Impersonate,
+    /// KMS `decrypt` of the ciphertext.
     Decrypt,
+    /// Checking the CRC32C of the decrypted plaintext.
     Checksum,
 }
 
@@ -41,19 +47,81 @@ impl fmt::Display for KmsStep {
     }
 }
 
+/// A failed call of the KMS route: which step, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{step}: {message}")]
+#[error("{step}: {cause}")]
 pub struct KmsError {
+    /// The step that failed.
     pub step: KmsStep,
-    /// Google's own error text where it sent one.
-    pub message: String,
+    /// Why it failed.
+    #[source]
+    pub cause: KmsCause,
 }
 
-fn fail(step: KmsStep, message: impl Into<String>) -> KmsError {
-    KmsError {
-        step,
-        message: message.into(),
-    }
+/// Why a step of the KMS route failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KmsCause {
+    /// The HTTP client cannot be built (TLS roots).
+    #[error("cannot build an HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// Neither `ciphertext` nor `ciphertext_file` is set.
+    #[error("no ciphertext or ciphertext_file configured")]
+    NoCiphertext,
+    /// `ciphertext_file` cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    ReadCiphertext {
+        /// The file.
+        path: PathBuf,
+        /// What reading it said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The ciphertext is not standard base64.
+    #[error("the ciphertext is not base64: {0}")]
+    CiphertextBase64(#[source] base64::DecodeError),
+    /// The request did not get through: DNS, connection, TLS, timeout.
+    #[error("request failed: {0}")]
+    Request(#[source] reqwest::Error),
+    /// The response is over the 1 MiB limit.
+    #[error("the response is larger than the {limit}-byte limit; not reading it")]
+    ResponseTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The connection broke while the response was read.
+    #[error("reading the response failed: {0}")]
+    ReadBody(#[source] reqwest::Error),
+    /// Google refused: its status and its own error text, with every credential attestgate
+    /// sent scrubbed out and control characters escaped (at most 600 characters).
+    #[error("{0}")]
+    Google(String),
+    /// A successful response that is not JSON.
+    #[error("the response is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// A successful response without the field the step needs.
+    #[error("the response has no {0}")]
+    MissingField(&'static str),
+    /// The decrypted plaintext is not base64.
+    #[error("the plaintext is not base64: {0}")]
+    PlaintextBase64(#[source] base64::DecodeError),
+    /// The decrypted VAULT_TOKEN is not UTF-8 (positions only, never its bytes).
+    #[error("the decrypted VAULT_TOKEN is not text")]
+    TokenNotText(#[source] std::str::Utf8Error),
+    /// The decrypt response carries no checksum.
+    #[error("the response has no plaintextCrc32c to check the plaintext against")]
+    NoChecksum,
+    /// The plaintext's CRC32C is not the one Google sent.
+    #[error("plaintextCrc32c is {claimed} but the plaintext's CRC32C is {actual}: the response was corrupted in transit; not using it")]
+    ChecksumMismatch {
+        /// The checksum in the response, as sent.
+        claimed: String,
+        /// The plaintext's CRC32C.
+        actual: u32,
+    },
+}
+
+fn fail(step: KmsStep, cause: KmsCause) -> KmsError {
+    KmsError { step, cause }
 }
 
 /// A bearer token for Google APIs: wiped on drop, never printed.
@@ -82,6 +150,8 @@ fn google_error(status: u16, body: &[u8]) -> String {
     }
 }
 
+/// The KMS route for one collaborator: its provider, key and ciphertext, and the operator's
+/// Google endpoints.
 pub struct KmsClient {
     http: reqwest::Client,
     config: KmsConfig,
@@ -90,16 +160,13 @@ pub struct KmsClient {
 }
 
 impl KmsClient {
+    /// A client for `config`, calling `google`'s endpoints with the system's roots and a 20 s
+    /// timeout per call. Nothing is read or sent yet.
     pub fn new(config: &KmsConfig, google: &GoogleConfig) -> Result<Self, KmsError> {
         let http = crate::http::client_builder(crate::http::Trust::SystemRoots)
             .timeout(Duration::from_secs(20))
             .build()
-            .map_err(|e| {
-                fail(
-                    KmsStep::StsExchange,
-                    format!("cannot build an HTTP client: {e}"),
-                )
-            })?;
+            .map_err(|e| fail(KmsStep::StsExchange, KmsCause::Client(e)))?;
         Ok(KmsClient {
             http,
             config: config.clone(),
@@ -110,26 +177,21 @@ impl KmsClient {
     fn ciphertext(&self) -> Result<Vec<u8>, KmsError> {
         let text = match (&self.config.ciphertext, &self.config.ciphertext_file) {
             (Some(inline), _) => inline.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|source| {
                 fail(
                     KmsStep::Ciphertext,
-                    format!("cannot read {}: {e}", path.display()),
+                    KmsCause::ReadCiphertext {
+                        path: path.clone(),
+                        source,
+                    },
                 )
             })?,
-            (None, None) => {
-                return Err(fail(
-                    KmsStep::Ciphertext,
-                    "no ciphertext or ciphertext_file configured",
-                ))
-            }
+            (None, None) => return Err(fail(KmsStep::Ciphertext, KmsCause::NoCiphertext)),
         };
         let compact: String = text.split_whitespace().collect();
-        STANDARD.decode(compact).map_err(|e| {
-            fail(
-                KmsStep::Ciphertext,
-                format!("the ciphertext is not base64: {e}"),
-            )
-        })
+        STANDARD
+            .decode(compact)
+            .map_err(|e| fail(KmsStep::Ciphertext, KmsCause::CiphertextBase64(e)))
     }
 
     /// Attestation token → STS → (impersonation) → KMS decrypt → the VAULT_TOKEN.
@@ -142,7 +204,7 @@ impl KmsClient {
         };
         let plaintext = self.decrypt(&access, &ciphertext).await?;
         let token = std::str::from_utf8(&plaintext)
-            .map_err(|_| fail(KmsStep::Decrypt, "the decrypted VAULT_TOKEN is not text"))?;
+            .map_err(|e| fail(KmsStep::Decrypt, KmsCause::TokenNotText(e)))?;
         Ok(VaultToken::new(token.trim()))
     }
 
@@ -156,25 +218,36 @@ impl KmsClient {
         let response = request
             .send()
             .await
-            .map_err(|e| fail(step, format!("request failed: {}", crate::error_chain(&e))))?;
+            .map_err(|e| fail(step, KmsCause::Request(e)))?;
         let status = response.status().as_u16();
         let body = Zeroizing::new(
             crate::http::read_capped(response, MAX_RESPONSE_BYTES)
                 .await
-                .map_err(|e| fail(step, crate::error_chain(&e)))?,
+                .map_err(|e| {
+                    fail(
+                        step,
+                        match e {
+                            crate::http::BodyError::TooLarge { limit } => {
+                                KmsCause::ResponseTooLarge { limit }
+                            }
+                            crate::http::BodyError::Read(e) => KmsCause::ReadBody(e),
+                        },
+                    )
+                })?,
         );
         if !(200..300).contains(&status) {
             return Err(fail(
                 step,
                 // Scrubbed whole, then shortened: a cut could otherwise split a credential.
-                crate::http::scrub(&google_error(status, &body), sent)
-                    .chars()
-                    .take(600)
-                    .collect::<String>(),
+                KmsCause::Google(
+                    crate::http::scrub(&google_error(status, &body), sent)
+                        .chars()
+                        .take(600)
+                        .collect(),
+                ),
             ));
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| fail(step, format!("the response is not JSON: {e}")))
+        serde_json::from_slice(&body).map_err(|e| fail(step, KmsCause::NotJson(e)))
     }
 
     async fn sts_exchange(&self, attestation: &Jwt) -> Result<AccessToken, KmsError> {
@@ -263,13 +336,12 @@ impl KmsClient {
             .get_mut("plaintext")
             .map(Value::take)
             .and_then(|v| v.as_str().map(|s| Zeroizing::new(s.to_owned())))
-            .ok_or_else(|| fail(KmsStep::Decrypt, "the response has no plaintext"))?;
-        let plaintext = Zeroizing::new(STANDARD.decode(plaintext.as_bytes()).map_err(|e| {
-            fail(
-                KmsStep::Decrypt,
-                format!("the plaintext is not base64: {e}"),
-            )
-        })?);
+            .ok_or_else(|| fail(KmsStep::Decrypt, KmsCause::MissingField("plaintext")))?;
+        let plaintext = Zeroizing::new(
+            STANDARD
+                .decode(plaintext.as_bytes())
+                .map_err(|e| fail(KmsStep::Decrypt, KmsCause::PlaintextBase64(e)))?,
+        );
         let claimed = response
             .get("plaintextCrc32c")
             .and_then(|v| {
@@ -277,17 +349,12 @@ impl KmsClient {
                     .map(str::to_owned)
                     .or_else(|| v.as_u64().map(|n| n.to_string()))
             })
-            .ok_or_else(|| {
-                fail(
-                    KmsStep::Checksum,
-                    "the response has no plaintextCrc32c to check the plaintext against",
-                )
-            })?;
+            .ok_or_else(|| fail(KmsStep::Checksum, KmsCause::NoChecksum))?;
         let actual = crc32c::crc32c(&plaintext);
         if claimed.parse::<u64>().ok() != Some(u64::from(actual)) {
             return Err(fail(
                 KmsStep::Checksum,
-                format!("plaintextCrc32c is {claimed} but the plaintext's CRC32C is {actual}: the response was corrupted in transit; not using it"),
+                KmsCause::ChecksumMismatch { claimed, actual },
             ));
         }
         Ok(plaintext)
@@ -295,12 +362,16 @@ impl KmsClient {
 }
 
 /// The bearer token in `field` of a Google response.
-fn access_token(response: &Value, field: &str, step: KmsStep) -> Result<AccessToken, KmsError> {
+fn access_token(
+    response: &Value,
+    field: &'static str,
+    step: KmsStep,
+) -> Result<AccessToken, KmsError> {
     response
         .get(field)
         .and_then(Value::as_str)
         .map(|t| AccessToken(Zeroizing::new(t.to_owned())))
-        .ok_or_else(|| fail(step, format!("the response has no {field}")))
+        .ok_or_else(|| fail(step, KmsCause::MissingField(field)))
 }
 
 /// Form-encodes a value (RFC 3986 unreserved characters kept).
