@@ -26,6 +26,7 @@ use std::time::Duration;
 pub const GOOGLE_DISCOVERY_URL: &str =
     "https://confidentialcomputing.googleapis.com/.well-known/openid-configuration";
 
+/// `[attestation] source`: where the exchange gets its attestation tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenSourceKind {
@@ -36,18 +37,30 @@ pub enum TokenSourceKind {
     File,
 }
 
+/// `[attestation]`: where tokens come from and how they are verified.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AttestationConfig {
+    /// `"launcher"` (default): a token per collaborator from the socket; `"file"`: the
+    /// launcher's default token file for everyone.
     #[serde(default)]
     pub source: TokenSourceKind,
+    /// The launcher's token API socket (default `/run/container_launcher/teeserver.sock`).
     #[serde(default = "default_socket")]
     pub launcher_socket: PathBuf,
+    /// The default token file, read with `source = "file"` (default
+    /// `/run/container_launcher/attestation_verifier_claims_token`).
     #[serde(default = "default_token_file")]
     pub token_file: PathBuf,
+    /// The exact `iss` tokens must carry, also required of the discovery document (default
+    /// `https://confidentialcomputing.googleapis.com`).
     #[serde(default = "default_issuer")]
     pub issuer: String,
+    /// An OIDC discovery document to find the issuer's keys through (default Google's, when
+    /// neither `jwks_url` nor `jwks_file` is set).
     pub discovery_url: Option<String>,
+    /// The issuer's JWKS, fetched directly without discovery.
     pub jwks_url: Option<String>,
+    /// The issuer's JWKS on disk (air-gapped audits, tests); re-read for unknown kids.
     pub jwks_file: Option<PathBuf>,
     /// Pinned root certificate for PKI tokens.
     pub pki_root: Option<PathBuf>,
@@ -81,6 +94,8 @@ impl Default for AttestationConfig {
 }
 
 impl AttestationConfig {
+    /// Where the issuer's keys come from: `jwks_url`, else `jwks_file`, else `discovery_url`,
+    /// else Google's discovery document.
     pub fn key_source(&self) -> KeySource {
         match (&self.jwks_url, &self.jwks_file, &self.discovery_url) {
             (Some(url), _, _) => KeySource::JwksUrl(url.clone()),
@@ -90,6 +105,7 @@ impl AttestationConfig {
         }
     }
 
+    /// The configured leeway, or 60 s.
     pub fn leeway(&self) -> Duration {
         self.leeway.unwrap_or(DEFAULT_LEEWAY)
     }
@@ -121,14 +137,19 @@ impl AttestationConfig {
 /// Why the verifier described by `[attestation]` cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifierSetupError {
+    /// `pki_root` cannot be read.
     #[error("cannot read pki_root {path}: {source}")]
     ReadPkiRoot {
+        /// The file.
         path: PathBuf,
+        /// What reading it said.
         #[source]
         source: std::io::Error,
     },
+    /// `pki_root` is not a usable root certificate.
     #[error("pki_root: {0}")]
     PkiRoot(#[from] crate::attestation::PkiError),
+    /// The key cache cannot be set up.
     #[error("the issuer's keys: {0}")]
     Keys(#[from] crate::attestation::KeyError),
 }
@@ -174,8 +195,10 @@ pub struct ExchangeConfig {
 }
 
 impl ExchangeConfig {
+    /// Each collaborator's deadline when none is configured.
     pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
+    /// The configured deadline, or [`ExchangeConfig::DEFAULT_DEADLINE`].
     pub fn deadline(&self) -> Duration {
         self.deadline.unwrap_or(Self::DEFAULT_DEADLINE)
     }
@@ -185,10 +208,14 @@ impl ExchangeConfig {
 /// posted to `sts_endpoint`, so a collaborator who could choose it could collect a genuine token.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GoogleConfig {
+    /// Where the attestation token is exchanged (default `https://sts.googleapis.com`).
     #[serde(default = "default_sts")]
     pub sts_endpoint: String,
+    /// Where a service account is impersonated (default
+    /// `https://iamcredentials.googleapis.com`).
     #[serde(default = "default_iamcredentials")]
     pub iamcredentials_endpoint: String,
+    /// Where `decrypt` is called (default `https://cloudkms.googleapis.com`).
     #[serde(default = "default_kms")]
     pub kms_endpoint: String,
     /// Allow endpoints outside `googleapis.com` (a test stand-in). Off: only `https://` endpoints
@@ -226,17 +253,21 @@ pub struct NetworkConfig {
     pub allow_plain_http: bool,
 }
 
+/// `[collaborator.vault]`: the collaborator's Vault, and what happens to the token it issues.
 #[derive(Debug, Clone, Deserialize)]
 pub struct VaultConfig {
     /// One address, or `addresses` for an HA cluster.
     pub address: Option<String>,
+    /// The addresses of an HA cluster, tried in turn (after `address`, if both are set).
     #[serde(default)]
     pub addresses: Vec<String>,
     /// CA bundle for the Vault's TLS certificate (VAULT_CACERT semantics).
     pub ca_cert: Option<PathBuf>,
-    /// Client certificate and key for mTLS.
+    /// Client certificate for mTLS (PEM); needs `client_key`.
     pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); needs `client_cert`.
     pub client_key: Option<PathBuf>,
+    /// Where the JWT auth method is mounted (default `jwt`): login is `auth/<mount>/login`.
     #[serde(default = "default_auth_mount")]
     pub auth_mount: String,
     /// The JWT role; a plugin verdict's `role` overrides it.
@@ -269,6 +300,7 @@ impl VaultConfig {
     }
 }
 
+/// `[[collaborator.secret]]`: one secret to read, and where to deliver it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SecretConfig {
     /// Any logical read path; KV v2 `data.data` is unwrapped.
@@ -291,8 +323,9 @@ pub struct KmsConfig {
     pub service_account: Option<String>,
     /// `projects/P/locations/L/keyRings/R/cryptoKeys/K`
     pub key: String,
-    /// The base64 ciphertext of the VAULT_TOKEN, in a file or inline.
+    /// A file holding the base64 ciphertext of the VAULT_TOKEN (`gcloud kms encrypt` output).
     pub ciphertext_file: Option<PathBuf>,
+    /// The same ciphertext inline; set this or `ciphertext_file`.
     pub ciphertext: Option<String>,
 }
 
@@ -308,30 +341,41 @@ fn default_kms() -> String {
     "https://cloudkms.googleapis.com".into()
 }
 
+/// `[[collaborator]]`: one party whose plugin judges the token and whose Vault releases its
+/// secrets.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CollaboratorConfig {
+    /// Unique; 1 to 64 letters, digits, `-`, `_` or `.`. Names its delivery directory and
+    /// appears in every log line.
     pub name: String,
     /// The audience this collaborator's token carries, reviewed by the operator: its plugin must
     /// select exactly this, and no other collaborator may have it. On the KMS route it defaults
     /// to the workload identity provider's resource name, which Google accepts by default.
     #[serde(default)]
     pub audience: String,
+    /// The policy plugin (a WebAssembly component).
     pub plugin: PathBuf,
+    /// The plugin's SHA-256, 64 hex digits (`attestgate plugin inspect` prints it); a plugin
+    /// that does not match is not loaded.
     pub plugin_sha256: String,
     /// The plugin precompiled at image build time (`attestgate plugin compile`), loaded instead
     /// of compiling at start-up; pinned by `plugin_compiled_sha256`.
     pub plugin_compiled: Option<PathBuf>,
+    /// The SHA-256 of `plugin_compiled`, 64 hex digits; required with it.
     pub plugin_compiled_sha256: Option<String>,
     /// The plugin's configuration, inline.
     pub plugin_config: Option<toml::Value>,
     /// Or a JSON file holding it (a Vault role JSON for `bound-claims`, say).
     pub plugin_config_file: Option<PathBuf>,
+    /// `[collaborator.limits]`: the plugin's deadline, memory and log budget (defaults in
+    /// [`Limits`]).
     #[serde(default)]
     pub limits: Limits,
     /// `[collaborator.vault]` as written; the exchange reads [`CollaboratorConfig::route`].
     pub(in crate::config) vault: Option<VaultConfig>,
     /// `[collaborator.kms]` as written: the KMS route instead of a JWT login.
     pub(in crate::config) kms: Option<KmsConfig>,
+    /// `[[collaborator.secret]]`: the secrets to read once logged in (none by default).
     #[serde(default, rename = "secret")]
     pub secrets: Vec<SecretConfig>,
     /// How the collaborator's secrets are reached, built once the configuration validated.
@@ -391,13 +435,21 @@ struct RawConfig {
 /// A configuration that parsed and passed validation; paths are absolute.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The file it was read from.
     pub path: PathBuf,
+    /// `[attestation]`.
     pub attestation: AttestationConfig,
+    /// `[exchange]`.
     pub exchange: ExchangeConfig,
+    /// `[google]`.
     pub google: GoogleConfig,
+    /// `[network]`.
     pub network: NetworkConfig,
+    /// `[delivery]`.
     pub delivery: DeliveryConfig,
+    /// `[plugins]`.
     pub plugins: PluginsConfig,
+    /// `[[collaborator]]`, in file order; audiences defaulted and routes built.
     pub collaborators: Vec<CollaboratorConfig>,
     /// Each collaborator's plugin configuration as JSON, in collaborator order.
     plugin_configs: Vec<serde_json::Value>,
@@ -408,12 +460,16 @@ pub struct Config {
 pub struct Problem {
     /// Dotted key, e.g. `collaborator[1].vault.ca_cert`.
     pub key: String,
+    /// What is wrong, and usually how to fix it.
     pub message: String,
 }
 
+/// A configuration file that cannot be used, with every problem found in it.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigError {
+    /// The file.
     pub file: PathBuf,
+    /// Every problem, in the order found; a file that cannot be read or parsed has one.
     pub problems: Vec<Problem>,
 }
 
@@ -515,6 +571,7 @@ fn resolve(base: &Path, path: &mut PathBuf) {
 }
 
 impl Config {
+    /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let fail = |problems: Vec<Problem>| ConfigError {
             file: path.to_owned(),
