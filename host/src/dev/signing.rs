@@ -179,7 +179,7 @@ impl SigningKey {
     /// An existing file is used only if it is a regular file (not a symlink), owned by the
     /// effective user and private to it: whoever else can write it chooses the key the launcher
     /// signs with, and whoever else can read it can mint tokens the launcher's issuer vouches for.
-    /// See [`read_private_file`].
+    /// The checks are made on the open descriptor, so the file cannot be swapped in between.
     pub fn load_or_create(path: &Path) -> Result<Self, SigningError> {
         let key_error = |source: KeyFileError| SigningError::KeyFile {
             path: path.to_owned(),
