@@ -16,8 +16,11 @@ use zeroize::Zeroizing;
     "collaborator \"{collaborator}\": cannot write {path}: {cause}; no secret file was left behind"
 )]
 pub struct DeliveryError {
+    /// Whose secret it was.
     pub collaborator: String,
+    /// The file that could not be written.
     pub path: PathBuf,
+    /// Why.
     #[source]
     pub cause: DeliveryCause,
 }
@@ -28,6 +31,7 @@ pub enum DeliveryCause {
     /// A directory on the way is a symlink, or someone else owns or can write it.
     #[error(transparent)]
     UnsafeDirectory(#[from] UnsafeDir),
+    /// Creating, writing, syncing or renaming the file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -36,7 +40,9 @@ pub enum DeliveryCause {
 #[derive(Debug, thiserror::Error)]
 #[error("collaborator \"{collaborator}\": the value for {variable} contains a NUL byte, which no environment variable can hold; nothing was delivered")]
 pub struct EnvironmentError {
+    /// Whose secret it was.
     pub collaborator: String,
+    /// The environment variable it was meant for.
     pub variable: String,
 }
 
@@ -80,6 +86,7 @@ impl Delivery {
 }
 
 impl Delivered {
+    /// The delivered files, in delivery order.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|(_, _, path)| path.as_path())
     }

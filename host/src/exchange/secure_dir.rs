@@ -18,15 +18,36 @@ use std::path::{Component, Path, PathBuf};
 /// Why a directory is not safe to write secrets into.
 #[derive(Debug, thiserror::Error)]
 pub enum UnsafeDir {
+    /// A component of the path is a symlink, or not a directory at all.
     #[error("{path} is a symbolic link or not a directory; give the real path")]
-    NotADirectory { path: PathBuf },
+    NotADirectory {
+        /// The path up to that component.
+        path: PathBuf,
+    },
+    /// The directory belongs to another user.
     #[error("{path} is owned by uid {owner}, not by this user (uid {me})")]
-    Owner { path: PathBuf, owner: u32, me: u32 },
+    Owner {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
+    /// Others may write the directory (and it is not a sticky ancestor like `/tmp`).
     #[error("{path} is writable by other users (mode {mode:o}); make it 0700")]
-    Writable { path: PathBuf, mode: u32 },
+    Writable {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A system call on the directory (open, create, stat) failed.
     #[error("{path}: {source}")]
     Io {
+        /// The directory.
         path: PathBuf,
+        /// What the system call said.
         #[source]
         source: std::io::Error,
     },

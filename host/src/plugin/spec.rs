@@ -36,6 +36,7 @@ impl Limits {
         log_bytes: 1 << 20,
     };
 
+    /// `deadline_ms` as a duration: the most one plugin call may take.
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
     }
@@ -49,6 +50,7 @@ pub struct PluginSpec {
     /// The audience the operator declared for this collaborator. When set, `select-audience`
     /// must return exactly it, on every call, or the call is a bad-return deny.
     pub audience: Option<String>,
+    /// The plugin's WebAssembly component file.
     pub path: PathBuf,
     /// Lowercase hex sha256 of the file. A mismatch refuses to load.
     pub sha256: String,
@@ -56,6 +58,7 @@ pub struct PluginSpec {
     pub precompiled: Option<Precompiled>,
     /// Handed to the plugin as JSON text.
     pub config: serde_json::Value,
+    /// Its deadline, memory and log budget.
     pub limits: Limits,
 }
 
