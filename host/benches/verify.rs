@@ -1,11 +1,11 @@
 //! Verifying a ~2 KB Confidential Space token with a cached JWKS: RS256 signature, structure and
 //! claims. Run with `cargo bench -p attestgate --bench verify`.
 
-use attestgate::attestation::KeyCacheOptions;
 use attestgate::attestation::unix_now;
+use attestgate::attestation::KeyCacheOptions;
 use attestgate::attestation::{JwksCache, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER};
-use attestgate::dev::{merge_patch, production_claims};
 use attestgate::dev::{jwks, SigningKey};
+use attestgate::dev::{merge_patch, production_claims};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Map};
 

@@ -8,6 +8,7 @@ pub mod attestation;
 pub mod config;
 #[cfg(feature = "dev")]
 pub mod dev;
+mod errors;
 pub mod exchange;
 mod fsutil;
 mod http;
@@ -15,22 +16,7 @@ pub mod kms;
 pub mod plugin;
 pub mod vault;
 
-/// An error with its whole cause chain, which is where the useful part (connection refused,
-/// certificate unknown, the missing import) usually is.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
-
+pub use errors::error_chain;
 pub use fsutil::write_atomically;
 
 /// Internals that fuzz targets and benchmarks drive directly: the checks on what a plugin

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", attestgate::error_chain(e.as_ref()));
             cli::Exit::Operational.into()
         }
     }

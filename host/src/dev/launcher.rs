@@ -569,7 +569,7 @@ async fn every<E: std::error::Error + 'static>(
             _ = stopped.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(period) => {
                 if let Err(e) = chore() {
-                    tracing::error!(error = %crate::error_chain(&e), "dev launcher could not {what}");
+                    tracing::error!(error = %crate::errors::error_chain(&e), "dev launcher could not {what}");
                 }
             }
         }

@@ -187,7 +187,7 @@ pub enum SetupError {
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     /// Every collaborator that cannot start, each with its reason.
-    #[error("{}", .0.iter().map(|(name, error)| format!("collaborator \"{name}\": {}", crate::error_chain(error))).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", .0.iter().map(|(name, error)| format!("collaborator \"{name}\": {}", crate::errors::error_chain(error))).collect::<Vec<_>>().join("\n"))]
     Collaborators(Vec<(String, SetupError)>),
     /// The `[attestation]` settings do not make a verifier.
     #[error("[attestation]: {0}")]

@@ -132,7 +132,7 @@ impl Exchange {
                     duration_ms = released.duration.as_millis() as u64,
                     "collaborator released its secrets"
                 ),
-                Err(error) => tracing::warn!(collaborator = %name, step = %error.step, "exchange failed: {}", crate::error_chain(&error.cause)),
+                Err(error) => tracing::warn!(collaborator = %name, step = %error.step, "exchange failed: {}", crate::errors::error_chain(&error.cause)),
             }
             Outcome { collaborator: name, result }
         });

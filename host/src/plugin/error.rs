@@ -55,7 +55,7 @@ impl std::fmt::Display for FailureKind {
             FailureKind::BadReturn(violation) => write!(
                 f,
                 "returned a result that breaks the contract: {}",
-                crate::error_chain(violation)
+                crate::errors::error_chain(violation)
             ),
             FailureKind::Rejected(message) => write!(f, "returned an error: {message}"),
         }

@@ -42,6 +42,6 @@ pub use verdict::{
 /// The contract's raw types and the checks on them, for fuzz targets (feature `internals`).
 #[cfg(feature = "internals")]
 pub(crate) mod internals {
-    pub use super::bindings::attestgate::policy::types as contract;
-    pub use super::verdict::{check_audience_request, check_verdict};
+    pub use crate::plugin::bindings::attestgate::policy::types as contract;
+    pub use crate::plugin::verdict::{check_audience_request, check_verdict};
 }

@@ -313,7 +313,7 @@ impl VaultClient {
                 Attempt::Done(result) => return result,
                 Attempt::Retry(reason) => reason,
             };
-            tracing::debug!(address = %address, path, attempt, error = %crate::error_chain(&last), "Vault request failed, retrying");
+            tracing::debug!(address = %address, path, attempt, error = %crate::errors::error_chain(&last), "Vault request failed, retrying");
             let jitter = backoff.mul_f64(rand::random::<f64>() * 0.5);
             let wait = backoff + jitter;
             if attempt >= self.retry.max_attempts || started.elapsed() + wait > self.retry.deadline
@@ -361,7 +361,7 @@ impl VaultClient {
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
-                if let Some(hint) = tls_hint(&crate::error_chain(&e)) {
+                if let Some(hint) = tls_hint(&crate::errors::error_chain(&e)) {
                     return Attempt::Done(Err(VaultError::Tls {
                         address: address.to_owned(),
                         source: e,

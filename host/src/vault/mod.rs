@@ -186,7 +186,7 @@ mod tests {
             last: sealed,
         };
         assert_eq!(
-            crate::error_chain(&error),
+            crate::errors::error_chain(&error),
             "Vault unreachable after 8 attempt(s) over 1500 ms; last error from \
              https://vault.bank-b.example: HTTP 503: Vault is sealed; try later"
         );
