@@ -33,6 +33,6 @@ pub use source::{
     DEFAULT_TOKEN_FILE, MAX_AUDIENCE_BYTES, MAX_NONCES, NONCE_BYTES,
 };
 pub use verify::{
-    unix_now, TokenKind, VerifiedToken, Verifier, VerifyError, VerifyPolicy, DEFAULT_LEEWAY,
+    unix_now, VerifiedToken, Verifier, VerifyError, VerifyPolicy, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_BYTES, GOOGLE_ISSUER,
 };

@@ -4,6 +4,7 @@ use super::claims::Claims;
 use super::jwks::{JwksCache, KeyError};
 use super::jwt::{self, shorten, Header, MalformedToken};
 use super::pki::{self, PkiError, PkiRoot};
+use super::source::TokenType;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -184,15 +185,6 @@ impl VerifyError {
     }
 }
 
-/// How a verified token was signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum TokenKind {
-    /// By one of the issuer's published keys, named by `kid`.
-    Oidc,
-    /// By the leaf of an `x5c` chain leading to the pinned PKI root.
-    Pki,
-}
-
 /// A token whose signature and standard claims have been checked.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
@@ -202,8 +194,9 @@ pub struct VerifiedToken {
     pub claims: Claims,
     /// The payload JSON as the issuer signed it; this is what plugins receive.
     pub payload_json: String,
-    /// How it was signed.
-    pub kind: TokenKind,
+    /// How it was signed: `Oidc` by one of the issuer's published keys (named by `kid`), `Pki`
+    /// by the leaf of an `x5c` chain leading to the pinned root.
+    pub kind: TokenType,
 }
 
 /// Checks attestation tokens: the issuer's keys (cached) and a [`VerifyPolicy`]. One per
@@ -269,7 +262,7 @@ impl Verifier {
                 .as_deref()
                 .ok_or(VerifyError::MissingKid)?;
             let key = self.keys.key(kid).await?;
-            (key, format!("issuer key \"{kid}\""), TokenKind::Oidc)
+            (key, format!("issuer key \"{kid}\""), TokenType::Oidc)
         } else {
             let root = self
                 .policy
@@ -280,7 +273,7 @@ impl Verifier {
             (
                 std::sync::Arc::new(DecodingKey::from_rsa_der(&leaf)),
                 "the x5c leaf certificate's key".to_owned(),
-                TokenKind::Pki,
+                TokenType::Pki,
             )
         };
         if !verify_signature(parsed.signing_input, parsed.signature_b64, &key) {

@@ -5,7 +5,7 @@ use super::claims::{merge_patch, production_claims, DevClaims};
 use super::pki::DevPki;
 use super::signing::{jwks, KeyFileError, SigningError, SigningKey};
 use crate::attestation::{request_limits_violation, RequestLimitViolation, DEFAULT_TOKEN_AUDIENCE};
-use crate::attestation::{unix_now, GOOGLE_ISSUER};
+use crate::attestation::{unix_now, TokenType, GOOGLE_ISSUER};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode};
@@ -198,8 +198,9 @@ pub struct MintRequest {
     pub audience: String,
     /// The token's `eat_nonce` (left out when empty).
     pub nonces: Vec<String>,
-    /// Sign with the dev PKI's leaf and carry the chain in `x5c`, instead of an OIDC key.
-    pub pki: bool,
+    /// `Pki`: sign with the dev PKI's leaf and carry the chain in `x5c`; `Oidc`: with the
+    /// current OIDC key.
+    pub token_type: TokenType,
 }
 
 impl Shared {
@@ -270,7 +271,7 @@ impl Shared {
 
     fn mint(&self, request: &MintRequest) -> Result<String, SigningError> {
         let claims = self.claims_for(request);
-        if request.pki {
+        if request.token_type == TokenType::Pki {
             self.pki.sign(&claims)
         } else {
             self.current_key().sign(Map::new(), &claims)
@@ -281,7 +282,7 @@ impl Shared {
         MintRequest {
             audience: DEFAULT_TOKEN_AUDIENCE.to_owned(),
             nonces: Vec::new(),
-            pki: false,
+            token_type: TokenType::Oidc,
         }
     }
 }
@@ -819,9 +820,9 @@ fn validate(options: TokenOptions) -> Result<MintRequest, TokenRequestRefusal> {
     if options.token_type.is_empty() {
         return Err(TokenRequestRefusal::NoTokenType);
     }
-    let pki = match options.token_type.as_str() {
-        "OIDC" => false,
-        "PKI" => true,
+    let token_type = match options.token_type.as_str() {
+        "OIDC" => TokenType::Oidc,
+        "PKI" => TokenType::Pki,
         "AWS_PRINCIPALTAGS" => {
             return Err(TokenRequestRefusal::Verifier(
                 VerifierRefusal::AwsPrincipalTags,
@@ -841,7 +842,7 @@ fn validate(options: TokenOptions) -> Result<MintRequest, TokenRequestRefusal> {
     Ok(MintRequest {
         audience: options.audience,
         nonces: options.nonces,
-        pki,
+        token_type,
     })
 }
 
@@ -903,6 +904,9 @@ mod tests {
             refusal(options("a", "OIDC", &["short"])),
             format!("{verifier}nonce 0 is 5 bytes; each nonce must be between 10 and 74 bytes")
         );
-        assert!(validate(options("a", "PKI", &[])).unwrap().pki);
+        assert_eq!(
+            validate(options("a", "PKI", &[])).unwrap().token_type,
+            TokenType::Pki
+        );
     }
 }
