@@ -86,6 +86,18 @@ def absolute(path, module, is_mod_file):
     return None  # an external crate or a local name
 
 
+def resolve(path, module, is_mod_file, modules):
+    """The absolute path `path` names from `module`: rooted at crate/self/super, or relative to
+    the module itself when its first segment is a child module (`use child::Item`)."""
+    rooted = absolute(path, module, is_mod_file)
+    if rooted:
+        return rooted
+    first = path.split("::")[0]
+    if module + (first,) in modules:
+        return module + tuple(path.split("::"))
+    return None
+
+
 def main():
     modules = {}
     texts = {}
@@ -102,7 +114,7 @@ def main():
             paths += expand_use_tree(tree)
         paths += re.findall(r"\b((?:crate|super|self)(?:::\w+)+)", text)
         for path in paths:
-            target = absolute(path, module, is_mod_file)
+            target = resolve(path, module, is_mod_file, modules)
             if not target:
                 continue
             # The longest prefix that is a file module is where the item lives.

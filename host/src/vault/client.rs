@@ -1,4 +1,5 @@
-use super::{hint_for, AttemptError, UnexpectedResponse, VaultError, VaultSettingsError};
+use super::error::{AttemptError, UnexpectedResponse, VaultError, VaultSettingsError};
+use super::hints::hint_for;
 use crate::attestation::Jwt;
 use crate::config::VaultConfig;
 use reqwest::Method;
@@ -253,7 +254,7 @@ impl VaultClient {
                 .unwrap_or_default(),
             warnings: strings(response.get("warnings")),
         };
-        super::wipe(&mut response);
+        super::wipe::wipe(&mut response);
         Ok(login)
     }
 
