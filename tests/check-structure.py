@@ -39,6 +39,8 @@ def strip_tests_and_comments(text):
     text = re.sub(r"#\[cfg\((?:all\()?test[^\]]*\]\s*mod\s+\w+\s*\{.*", "", text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
     text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+    # `pub(in crate::x)` names a visibility, not an import.
+    text = re.sub(r"pub\(in [^)]*\)", "pub", text)
     return text
 
 

@@ -10,4 +10,3 @@ pub fn wipe(value: &mut serde_json::Value) {
         _ => {}
     }
 }
-
