@@ -1,7 +1,7 @@
 //! Verification: the attack catalogue, key rotation, issuer outages, real-world leniency, PKI.
 
-mod common;
-
+use crate::harness;
+use crate::harness::{TestLauncher, AUDIENCE};
 use attestgate::attestation::jwks::{KeyCacheOptions, KeyError, RefetchOutcome};
 use attestgate::attestation::pki::{PkiError, PkiRoot};
 use attestgate::attestation::verify::{unix_now, VerifyError};
@@ -10,7 +10,6 @@ use attestgate::dev::pki::DevPki;
 use attestgate::dev::{signing, SigningKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{TestLauncher, AUDIENCE};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -484,7 +483,7 @@ async fn debug_and_tdx_tokens_parse_and_verify() {
 #[tokio::test]
 async fn a_production_tdx_payload_verifies_at_its_own_time() {
     let text = std::fs::read_to_string(
-        common::workspace_root().join("tests/fixtures/claims-production-tdx.json"),
+        harness::workspace_root().join("tests/fixtures/claims-production-tdx.json"),
     )
     .unwrap();
     let f = Fixture::new();
@@ -1004,7 +1003,7 @@ async fn a_ca_certificate_cannot_be_the_leaf() {
 #[tokio::test]
 async fn an_endless_jwks_response_is_cut_off_not_read_whole() {
     let launcher = TestLauncher::start().await;
-    let endless = common::CaptureServer::answering(common::Answer::Endless).await;
+    let endless = harness::CaptureServer::answering(harness::Answer::Endless).await;
     let keys = JwksCache::new(
         KeySource::JwksUrl(format!("{}/jwks", endless.addr)),
         KeyCacheOptions::default(),

@@ -1,9 +1,8 @@
 //! The `attestgate` binary end to end: the dev launcher as a process, `token get`, `token inspect`
 //! and `verify`, with their output and exit codes.
 
-mod common;
-
-use common::{attestgate_bin, wait_for, AUDIENCE};
+use crate::harness;
+use crate::harness::{attestgate_bin, wait_for, AUDIENCE};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -214,7 +213,7 @@ async fn at_checks_a_token_as_of_another_moment() {
 async fn an_unreachable_issuer_is_an_operational_error() {
     let launcher = LauncherProcess::start(&[]).await;
     let token = get_token(&launcher, AUDIENCE);
-    let closed = format!("http://127.0.0.1:{}/jwks", common::free_port_pair());
+    let closed = format!("http://127.0.0.1:{}/jwks", harness::free_port_pair());
     let out = attestgate(
         &["verify", "--jwks-url", &closed, "--audience", AUDIENCE],
         Some(&token),
@@ -297,7 +296,7 @@ fn bad_claims_are_refused_with_the_reason() {
 }
 
 fn plugin(name: &str) -> String {
-    common::plugin_wasm(name).to_str().unwrap().to_owned()
+    harness::plugin_wasm(name).to_str().unwrap().to_owned()
 }
 
 fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> String {
@@ -313,7 +312,7 @@ fn plugin_inspect_shows_digest_and_contract() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains(&common::sha256_file(Path::new(&wasm))),
+        stdout.contains(&harness::sha256_file(Path::new(&wasm))),
         "{stdout}"
     );
     assert!(
@@ -334,12 +333,12 @@ fn plugin_test_exit_codes_follow_the_verdict() {
     let production = write_json(
         dir.path(),
         "prod.json",
-        &common::production_claims(AUDIENCE),
+        &harness::production_claims(AUDIENCE),
     );
     let debug = write_json(
         dir.path(),
         "debug.json",
-        &common::claims_with(AUDIENCE, serde_json::json!({"dbgstat": "enabled"})),
+        &harness::claims_with(AUDIENCE, serde_json::json!({"dbgstat": "enabled"})),
     );
     let config = write_json(
         dir.path(),
@@ -450,7 +449,7 @@ fn a_plugin_sleeping_anywhere_is_stopped_without_a_panic_at_shutdown() {
     let claims = write_json(
         dir.path(),
         "claims.json",
-        &common::production_claims(AUDIENCE),
+        &harness::production_claims(AUDIENCE),
     );
     for attack in ["sleep", "sleep-in-validate", "sleep-in-audience"] {
         let config = write_json(
@@ -495,7 +494,7 @@ async fn verify_with_a_config_gives_one_verdict_per_collaborator() {
     let dir = tempfile::tempdir().unwrap();
     let bound = plugin("bound-claims");
     let cs = plugin("confidential-space");
-    let role = common::workspace_root().join("examples/roles/seed-role-corrected.json");
+    let role = harness::workspace_root().join("examples/roles/seed-role-corrected.json");
     let config = format!(
         r#"
 [attestation]
@@ -518,8 +517,8 @@ plugin_sha256 = "{cs_sha}"
 plugin_config = {{ audience = "https://vault.bank-b.example" }}
 "#,
         jwks = launcher.info.jwks_url,
-        bound_sha = common::sha256_file(Path::new(&bound)),
-        cs_sha = common::sha256_file(Path::new(&cs)),
+        bound_sha = harness::sha256_file(Path::new(&bound)),
+        cs_sha = harness::sha256_file(Path::new(&cs)),
         role = role.display(),
     );
     let path = dir.path().join("attestgate.toml");

@@ -1,10 +1,11 @@
 //! The multi-party exchange against real OpenBao servers and the dev launcher.
 
-mod common;
-
+use crate::harness;
+use crate::harness::{
+    attestgate_bin, plugin_wasm, sha256_file, OpenBao, OpenBaoOptions, TestLauncher,
+};
 use attestgate::config::Config;
 use attestgate::exchange::{deliver_files, Exchange, Step};
-use common::{attestgate_bin, plugin_wasm, sha256_file, OpenBao, OpenBaoOptions, TestLauncher};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ const BANK_B: &str = "https://vault.bank-b.example";
 fn corrected_role() -> Value {
     serde_json::from_str(
         &std::fs::read_to_string(
-            common::workspace_root().join("examples/roles/seed-role-corrected.json"),
+            harness::workspace_root().join("examples/roles/seed-role-corrected.json"),
         )
         .unwrap(),
     )
@@ -24,7 +25,7 @@ fn corrected_role() -> Value {
 fn role_as_written() -> Value {
     serde_json::from_str(
         &std::fs::read_to_string(
-            common::workspace_root().join("examples/roles/seed-role-as-written.json"),
+            harness::workspace_root().join("examples/roles/seed-role-as-written.json"),
         )
         .unwrap(),
     )
@@ -481,7 +482,7 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
 async fn a_vault_that_never_comes_up_fails_clearly_within_the_deadline() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let closed = format!("http://127.0.0.1:{}", common::free_port_pair());
+    let closed = format!("http://127.0.0.1:{}", harness::free_port_pair());
     let collaborator = Collaborator {
         name: "bank-a",
         plugin: "confidential-space",
@@ -917,7 +918,7 @@ async fn the_default_token_never_reaches_a_collaborators_vault() {
 async fn an_ha_cluster_is_reached_through_its_other_addresses() {
     let launcher = TestLauncher::start().await;
     let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
-    let down = format!("http://127.0.0.1:{}", common::free_port_pair());
+    let down = format!("http://127.0.0.1:{}", harness::free_port_pair());
     let dir = tempfile::tempdir().unwrap();
     let mut collaborator = bank_a_foo(&bao);
     collaborator.vault = json!({"addresses": [down, bao.addr], "role": "bank-a"});
@@ -929,7 +930,7 @@ async fn an_ha_cluster_is_reached_through_its_other_addresses() {
 #[tokio::test]
 async fn a_vault_requiring_client_certificates_accepts_the_configured_identity() {
     let launcher = TestLauncher::start().await;
-    let mtls_port = common::free_port_pair();
+    let mtls_port = harness::free_port_pair();
     let bao = bank_a_vault(
         &launcher,
         OpenBaoOptions {
@@ -1079,7 +1080,7 @@ fn declare_audience(config: &Path, index: usize, audience: &str) {
 
 /// Mallory: a collaborator whose plugin asks for `stolen`, and whose "Vault" is a server of hers
 /// that records every request.
-fn mallory(capture: &common::CaptureServer, stolen: &str) -> Collaborator {
+fn mallory(capture: &harness::CaptureServer, stolen: &str) -> Collaborator {
     Collaborator {
         name: "mallory",
         plugin: "hostile",
@@ -1101,7 +1102,7 @@ const STOLEN_AUDIENCES: [&str; 5] = [
 async fn mallorys_plugin_cannot_obtain_a_token_for_another_audience() {
     let launcher = TestLauncher::start().await;
     let bank_b = OpenBao::start().await;
-    let capture = common::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
+    let capture = harness::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
     for stolen in STOLEN_AUDIENCES {
         let dir = tempfile::tempdir().unwrap();
         let honest = confidential_space_collaborator("bank-b", BANK_B, &bank_b, json!({}), vec![]);
@@ -1137,7 +1138,7 @@ async fn mallorys_plugin_cannot_obtain_a_token_for_another_audience() {
 async fn a_configuration_giving_mallory_another_collaborators_audience_is_refused() {
     let launcher = TestLauncher::start().await;
     let bank_b = OpenBao::start().await;
-    let capture = common::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
+    let capture = harness::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
     for stolen in STOLEN_AUDIENCES {
         let dir = tempfile::tempdir().unwrap();
         let honest = confidential_space_collaborator("bank-b", BANK_B, &bank_b, json!({}), vec![]);
@@ -1171,9 +1172,9 @@ async fn a_configuration_giving_mallory_another_collaborators_audience_is_refuse
 async fn a_hostile_vault_cannot_echo_the_token_or_flood_memory_or_forge_output() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let echo = common::CaptureServer::answering(common::Answer::Echo).await;
-    let endless = common::CaptureServer::answering(common::Answer::Endless).await;
-    let forger = common::CaptureServer::start(400, r#"{"errors":["unused"]}"#).await;
+    let echo = harness::CaptureServer::answering(harness::Answer::Echo).await;
+    let endless = harness::CaptureServer::answering(harness::Answer::Endless).await;
+    let forger = harness::CaptureServer::start(400, r#"{"errors":["unused"]}"#).await;
     let mut forge = mallory(&forger, "https://vault.forger.example");
     forge.name = "forger";
     forge.plugin_config =
@@ -1514,7 +1515,7 @@ async fn exec_checks_everything_before_delivering_anything() {
 async fn plain_http_needs_the_operators_opt_in() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let capture = common::CaptureServer::start(400, "{}").await;
+    let capture = harness::CaptureServer::start(400, "{}").await;
     let config = write_config(
         dir.path(),
         &launcher,

@@ -2,20 +2,19 @@
 //! through STS, optional impersonation and KMS decrypt (a local stand-in for Google's APIs), then
 //! used at a real OpenBao.
 
-mod common;
-
+use crate::harness;
+use crate::harness::google::{GoogleStandIn, StandInOptions, KEY, PROVIDER, SERVICE_ACCOUNT};
+use crate::harness::{plugin_wasm, sha256_file, OpenBao, TestLauncher};
 use attestgate::config::Config;
 use attestgate::exchange::{Exchange, Report, Step};
 use attestgate::kms::KmsStep;
-use common::google::{GoogleStandIn, StandInOptions, KEY, PROVIDER, SERVICE_ACCOUNT};
-use common::{plugin_wasm, sha256_file, OpenBao, TestLauncher};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 
 const AUDIENCE_A: &str = "https://vault.bank-a.example";
 
-fn production_only() -> common::google::Condition {
+fn production_only() -> harness::google::Condition {
     Arc::new(|claims: &Value| {
         claims["dbgstat"] == "disabled-since-boot" && claims["swname"] == "CONFIDENTIAL_SPACE"
     })
@@ -134,7 +133,7 @@ fn released_value(report: &Report, collaborator: &str) -> String {
 }
 
 async fn setup(
-    condition: common::google::Condition,
+    condition: harness::google::Condition,
     corrupt: bool,
 ) -> (TestLauncher, OpenBao, GoogleStandIn, String) {
     let launcher = TestLauncher::start().await;
@@ -283,7 +282,7 @@ async fn jwt_and_kms_collaborators_run_in_one_exchange() {
     let bank_a = OpenBao::start().await;
     let role: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            common::workspace_root().join("examples/roles/seed-role-corrected.json"),
+            harness::workspace_root().join("examples/roles/seed-role-corrected.json"),
         )
         .unwrap(),
     )
@@ -367,7 +366,7 @@ async fn an_aborted_exchange_never_revokes_the_collaborators_own_token() {
             "[collaborator.kms]",
             "keep_token = true\n[collaborator.kms]",
         );
-    let closed = format!("http://127.0.0.1:{}", common::free_port_pair());
+    let closed = format!("http://127.0.0.1:{}", harness::free_port_pair());
     let failing = format!(
         "\n[[collaborator]]\nname = \"bank-d\"\nplugin = \"{plugin}\"\nplugin_sha256 = \"{sha}\"\naudience = \"https://vault.bank-d.example\"\nplugin_config = {{ audience = \"https://vault.bank-d.example\", vault_role = \"d\" }}\n[collaborator.vault]\naddress = \"{closed}\"\n",
         plugin = plugin_wasm("confidential-space").display(),
@@ -431,7 +430,7 @@ ciphertext_file = "{ciphertext}"
 async fn a_kms_route_collaborator_cannot_choose_where_its_token_goes() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
-    let capture = common::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
+    let capture = harness::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
     let honest = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false);
     for endpoint in ["sts_endpoint", "iamcredentials_endpoint", "kms_endpoint"] {
         let text = honest.clone()
@@ -604,8 +603,8 @@ async fn the_shared_default_token_needs_the_operators_opt_in_and_a_single_collab
 #[tokio::test]
 async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
-    let capture = common::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
-    let redirector = common::CaptureServer::answering(common::Answer::Redirect(format!(
+    let capture = harness::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
+    let redirector = harness::CaptureServer::answering(harness::Answer::Redirect(format!(
         "{}/v1/token",
         capture.addr
     )))
@@ -630,7 +629,7 @@ async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
 #[tokio::test]
 async fn an_endless_answer_from_a_google_endpoint_is_cut_off() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
-    let endless = common::CaptureServer::answering(common::Answer::Endless).await;
+    let endless = harness::CaptureServer::answering(harness::Answer::Endless).await;
     let dir = tempfile::tempdir().unwrap();
     let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false).replace(
         &format!("sts_endpoint = \"{}\"", google.endpoint),

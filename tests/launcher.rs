@@ -1,11 +1,10 @@
 //! The dev launcher speaks the real launcher's API: the same routes, validation, error texts and
 //! status codes, the token file, and an issuer that OIDC clients can use.
 
-mod common;
-
+use crate::harness;
+use crate::harness::{wait_for, TestLauncher, AUDIENCE};
 use attestgate::attestation::source::{read_token_file, SourceError, DEFAULT_TOKEN_AUDIENCE};
 use attestgate::attestation::{jwt, LauncherClient, TokenRequest, TokenType};
-use common::{wait_for, TestLauncher, AUDIENCE};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -521,7 +520,7 @@ async fn under_umask_000_the_socket_token_file_and_directory_are_owner_only() {
     let child = std::process::Command::new("sh")
         .arg("-c")
         .arg(r#"umask 000 && : > "$2" && exec "$0" dev launcher --dir "$1""#)
-        .arg(common::attestgate_bin())
+        .arg(harness::attestgate_bin())
         .arg(&dir)
         .arg(&probe)
         .stdin(std::process::Stdio::null())
@@ -730,21 +729,21 @@ async fn exact_claims_are_minted_as_given_and_a_patch_keeps_production_defaults(
     // A debug token's claims, as a user would copy them from a real token.
     let debug = serde_json::json!({"dbgstat": "enabled", "swname": "CONFIDENTIAL_SPACE", "hwmodel": "GCP_AMD_SEV"});
     let exact =
-        common::TestLauncher::start_with(|c| c.claims = DevClaims::Exactly(debug.clone())).await;
-    let token = exact.token(common::AUDIENCE).await;
+        harness::TestLauncher::start_with(|c| c.claims = DevClaims::Exactly(debug.clone())).await;
+    let token = exact.token(harness::AUDIENCE).await;
     let claims = attestgate::attestation::jwt::parse(&token).unwrap().payload;
     assert_eq!(claims["dbgstat"], "enabled");
-    assert_eq!(claims["aud"], common::AUDIENCE);
+    assert_eq!(claims["aud"], harness::AUDIENCE);
     assert!(claims.contains_key("exp") && claims.contains_key("iss"));
     assert!(
         !claims.contains_key("submods"),
         "no production support_attributes crept into a debug token: {claims:?}"
     );
-    let patched = common::TestLauncher::start_with(|c| {
+    let patched = harness::TestLauncher::start_with(|c| {
         c.claims = DevClaims::Patch(serde_json::json!({"dbgstat": "enabled"}))
     })
     .await;
-    let token = patched.token(common::AUDIENCE).await;
+    let token = patched.token(harness::AUDIENCE).await;
     let claims = attestgate::attestation::jwt::parse(&token).unwrap().payload;
     assert_eq!(claims["dbgstat"], "enabled");
     assert!(claims["submods"]["confidential_space"]["support_attributes"].is_array());

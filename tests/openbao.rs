@@ -2,11 +2,10 @@
 //! launcher's JWKS URL and the real Confidential Space issuer string, logs in with a launcher token
 //! and refuses a token signed by another key.
 
-mod common;
-
+use crate::harness;
+use crate::harness::{OpenBao, TestLauncher, AUDIENCE};
 use attestgate::attestation::GOOGLE_ISSUER;
 use attestgate::dev::SigningKey;
-use common::{OpenBao, TestLauncher, AUDIENCE};
 use serde_json::{json, Map, Value};
 
 async fn configured() -> (TestLauncher, OpenBao) {
@@ -104,18 +103,18 @@ async fn bound_claims_plugin_denies_exactly_what_openbao_denies() {
     use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
     let role: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            common::workspace_root().join("examples/roles/seed-role-corrected.json"),
+            harness::workspace_root().join("examples/roles/seed-role-corrected.json"),
         )
         .unwrap(),
     )
     .unwrap();
-    let path = common::plugin_wasm("bound-claims");
+    let path = harness::plugin_wasm("bound-claims");
     let engine = PluginEngine::new(EngineOptions::default()).unwrap();
     let plugin = engine
         .load(&PluginSpec {
             collaborator: "bank-a".into(),
             audience: None,
-            sha256: common::sha256_file(&path),
+            sha256: harness::sha256_file(&path),
             precompiled: None,
             path,
             config: role.clone(),

@@ -1,13 +1,12 @@
 //! The plugin sandbox and contract: hostile plugins end in a clean deny or refusal with the right
 //! kind of error and leave the host healthy; reference plugins decide correctly; calls are isolated.
 
-mod common;
-
+use crate::harness;
+use crate::harness::{claims_with, plugin_wasm, production_claims, sha256_file, AUDIENCE};
 use attestgate::plugin::{
     ArtifactProblem, EngineOptions, FailureKind, Limits, PluginEngine, PluginError, PluginSpec,
     Precompiled,
 };
-use common::{claims_with, plugin_wasm, production_claims, sha256_file, AUDIENCE};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -420,7 +419,7 @@ fn plugins_load_in_parallel_and_share_compiled_code() {
             "bound-claims",
             serde_json::from_str(
                 &std::fs::read_to_string(
-                    common::workspace_root().join("examples/roles/seed-role-corrected.json"),
+                    harness::workspace_root().join("examples/roles/seed-role-corrected.json"),
                 )
                 .unwrap(),
             )
