@@ -1,7 +1,8 @@
 //! Verification: the attack catalogue, key rotation, issuer outages, real-world leniency, PKI.
 
 use crate::harness;
-use crate::harness::{TestLauncher, AUDIENCE};
+use crate::harness::launcher::TestLauncher;
+use crate::harness::AUDIENCE;
 use attestgate::attestation::jwks::{KeyCacheOptions, KeyError, RefetchOutcome};
 use attestgate::attestation::pki::{PkiError, PkiRoot};
 use attestgate::attestation::verify::{unix_now, VerifyError};
@@ -1003,7 +1004,8 @@ async fn a_ca_certificate_cannot_be_the_leaf() {
 #[tokio::test]
 async fn an_endless_jwks_response_is_cut_off_not_read_whole() {
     let launcher = TestLauncher::start().await;
-    let endless = harness::CaptureServer::answering(harness::Answer::Endless).await;
+    let endless =
+        harness::capture::CaptureServer::answering(harness::capture::Answer::Endless).await;
     let keys = JwksCache::new(
         KeySource::JwksUrl(format!("{}/jwks", endless.addr)),
         KeyCacheOptions::default(),

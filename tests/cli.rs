@@ -2,52 +2,11 @@
 //! and `verify`, with their output and exit codes.
 
 use crate::harness;
-use crate::harness::{attestgate_bin, wait_for, AUDIENCE};
+use crate::harness::launcher::LauncherProcess;
+use crate::harness::{attestgate_bin, AUDIENCE};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
-
-struct LauncherProcess {
-    child: Child,
-    dir: tempfile::TempDir,
-    info: attestgate::dev::LauncherInfo,
-}
-
-impl LauncherProcess {
-    async fn start(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(attestgate_bin())
-            .args(["dev", "launcher", "--dir"])
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let path = dir.path().to_owned();
-        let info = wait_for("launcher.json", Duration::from_secs(30), || {
-            let path = path.clone();
-            async move { attestgate::dev::LauncherInfo::read(&path).ok() }
-        })
-        .await;
-        LauncherProcess { child, dir, info }
-    }
-
-    fn terminate(&mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-}
-
-impl Drop for LauncherProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Output, Stdio};
 
 fn attestgate(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(attestgate_bin())
@@ -213,7 +172,10 @@ async fn at_checks_a_token_as_of_another_moment() {
 async fn an_unreachable_issuer_is_an_operational_error() {
     let launcher = LauncherProcess::start(&[]).await;
     let token = get_token(&launcher, AUDIENCE);
-    let closed = format!("http://127.0.0.1:{}/jwks", harness::free_port_pair());
+    let closed = format!(
+        "http://127.0.0.1:{}/jwks",
+        harness::openbao::free_port_pair()
+    );
     let out = attestgate(
         &["verify", "--jwks-url", &closed, "--audience", AUDIENCE],
         Some(&token),
@@ -296,7 +258,10 @@ fn bad_claims_are_refused_with_the_reason() {
 }
 
 fn plugin(name: &str) -> String {
-    harness::plugin_wasm(name).to_str().unwrap().to_owned()
+    harness::plugins::plugin_wasm(name)
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> String {
@@ -312,7 +277,7 @@ fn plugin_inspect_shows_digest_and_contract() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains(&harness::sha256_file(Path::new(&wasm))),
+        stdout.contains(&harness::plugins::sha256_file(Path::new(&wasm))),
         "{stdout}"
     );
     assert!(
@@ -517,8 +482,8 @@ plugin_sha256 = "{cs_sha}"
 plugin_config = {{ audience = "https://vault.bank-b.example" }}
 "#,
         jwks = launcher.info.jwks_url,
-        bound_sha = harness::sha256_file(Path::new(&bound)),
-        cs_sha = harness::sha256_file(Path::new(&cs)),
+        bound_sha = harness::plugins::sha256_file(Path::new(&bound)),
+        cs_sha = harness::plugins::sha256_file(Path::new(&cs)),
         role = role.display(),
     );
     let path = dir.path().join("attestgate.toml");

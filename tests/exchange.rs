@@ -1,9 +1,10 @@
 //! The multi-party exchange against real OpenBao servers and the dev launcher.
 
 use crate::harness;
-use crate::harness::{
-    attestgate_bin, plugin_wasm, sha256_file, OpenBao, OpenBaoOptions, TestLauncher,
-};
+use crate::harness::attestgate_bin;
+use crate::harness::launcher::TestLauncher;
+use crate::harness::openbao::{OpenBao, OpenBaoOptions};
+use crate::harness::plugins::{plugin_wasm, sha256_file};
 use attestgate::config::Config;
 use attestgate::exchange::{deliver_files, Exchange, Step};
 use serde_json::{json, Value};
@@ -482,7 +483,7 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
 async fn a_vault_that_never_comes_up_fails_clearly_within_the_deadline() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let closed = format!("http://127.0.0.1:{}", harness::free_port_pair());
+    let closed = format!("http://127.0.0.1:{}", harness::openbao::free_port_pair());
     let collaborator = Collaborator {
         name: "bank-a",
         plugin: "confidential-space",
@@ -918,7 +919,7 @@ async fn the_default_token_never_reaches_a_collaborators_vault() {
 async fn an_ha_cluster_is_reached_through_its_other_addresses() {
     let launcher = TestLauncher::start().await;
     let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
-    let down = format!("http://127.0.0.1:{}", harness::free_port_pair());
+    let down = format!("http://127.0.0.1:{}", harness::openbao::free_port_pair());
     let dir = tempfile::tempdir().unwrap();
     let mut collaborator = bank_a_foo(&bao);
     collaborator.vault = json!({"addresses": [down, bao.addr], "role": "bank-a"});
@@ -930,7 +931,7 @@ async fn an_ha_cluster_is_reached_through_its_other_addresses() {
 #[tokio::test]
 async fn a_vault_requiring_client_certificates_accepts_the_configured_identity() {
     let launcher = TestLauncher::start().await;
-    let mtls_port = harness::free_port_pair();
+    let mtls_port = harness::openbao::free_port_pair();
     let bao = bank_a_vault(
         &launcher,
         OpenBaoOptions {
@@ -942,10 +943,11 @@ async fn a_vault_requiring_client_certificates_accepts_the_configured_identity()
     let dir = tempfile::tempdir().unwrap();
     let collaborator = |with_identity: bool| {
         let mut c = bank_a_foo(&bao);
-        c.vault = json!({"address": format!("https://127.0.0.1:{mtls_port}"), "role": "bank-a", "ca_cert": bao.dir.path().join("ca.pem")});
+        let tls = bao.mtls.as_ref().unwrap();
+        c.vault = json!({"address": format!("https://127.0.0.1:{mtls_port}"), "role": "bank-a", "ca_cert": tls.ca});
         if with_identity {
-            c.vault["client_cert"] = json!(bao.dir.path().join("client.pem"));
-            c.vault["client_key"] = json!(bao.dir.path().join("client-key.pem"));
+            c.vault["client_cert"] = json!(tls.client_cert);
+            c.vault["client_key"] = json!(tls.client_key);
         }
         c
     };
@@ -1080,7 +1082,7 @@ fn declare_audience(config: &Path, index: usize, audience: &str) {
 
 /// Mallory: a collaborator whose plugin asks for `stolen`, and whose "Vault" is a server of hers
 /// that records every request.
-fn mallory(capture: &harness::CaptureServer, stolen: &str) -> Collaborator {
+fn mallory(capture: &harness::capture::CaptureServer, stolen: &str) -> Collaborator {
     Collaborator {
         name: "mallory",
         plugin: "hostile",
@@ -1102,7 +1104,7 @@ const STOLEN_AUDIENCES: [&str; 5] = [
 async fn mallorys_plugin_cannot_obtain_a_token_for_another_audience() {
     let launcher = TestLauncher::start().await;
     let bank_b = OpenBao::start().await;
-    let capture = harness::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
+    let capture = harness::capture::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
     for stolen in STOLEN_AUDIENCES {
         let dir = tempfile::tempdir().unwrap();
         let honest = confidential_space_collaborator("bank-b", BANK_B, &bank_b, json!({}), vec![]);
@@ -1138,7 +1140,7 @@ async fn mallorys_plugin_cannot_obtain_a_token_for_another_audience() {
 async fn a_configuration_giving_mallory_another_collaborators_audience_is_refused() {
     let launcher = TestLauncher::start().await;
     let bank_b = OpenBao::start().await;
-    let capture = harness::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
+    let capture = harness::capture::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
     for stolen in STOLEN_AUDIENCES {
         let dir = tempfile::tempdir().unwrap();
         let honest = confidential_space_collaborator("bank-b", BANK_B, &bank_b, json!({}), vec![]);
@@ -1172,9 +1174,10 @@ async fn a_configuration_giving_mallory_another_collaborators_audience_is_refuse
 async fn a_hostile_vault_cannot_echo_the_token_or_flood_memory_or_forge_output() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let echo = harness::CaptureServer::answering(harness::Answer::Echo).await;
-    let endless = harness::CaptureServer::answering(harness::Answer::Endless).await;
-    let forger = harness::CaptureServer::start(400, r#"{"errors":["unused"]}"#).await;
+    let echo = harness::capture::CaptureServer::answering(harness::capture::Answer::Echo).await;
+    let endless =
+        harness::capture::CaptureServer::answering(harness::capture::Answer::Endless).await;
+    let forger = harness::capture::CaptureServer::start(400, r#"{"errors":["unused"]}"#).await;
     let mut forge = mallory(&forger, "https://vault.forger.example");
     forge.name = "forger";
     forge.plugin_config =
@@ -1515,7 +1518,7 @@ async fn exec_checks_everything_before_delivering_anything() {
 async fn plain_http_needs_the_operators_opt_in() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let capture = harness::CaptureServer::start(400, "{}").await;
+    let capture = harness::capture::CaptureServer::start(400, "{}").await;
     let config = write_config(
         dir.path(),
         &launcher,

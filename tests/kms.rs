@@ -4,7 +4,9 @@
 
 use crate::harness;
 use crate::harness::google::{GoogleStandIn, StandInOptions, KEY, PROVIDER, SERVICE_ACCOUNT};
-use crate::harness::{plugin_wasm, sha256_file, OpenBao, TestLauncher};
+use crate::harness::launcher::TestLauncher;
+use crate::harness::openbao::OpenBao;
+use crate::harness::plugins::{plugin_wasm, sha256_file};
 use attestgate::config::Config;
 use attestgate::exchange::{Exchange, Report, Step};
 use attestgate::kms::KmsStep;
@@ -366,7 +368,7 @@ async fn an_aborted_exchange_never_revokes_the_collaborators_own_token() {
             "[collaborator.kms]",
             "keep_token = true\n[collaborator.kms]",
         );
-    let closed = format!("http://127.0.0.1:{}", harness::free_port_pair());
+    let closed = format!("http://127.0.0.1:{}", harness::openbao::free_port_pair());
     let failing = format!(
         "\n[[collaborator]]\nname = \"bank-d\"\nplugin = \"{plugin}\"\nplugin_sha256 = \"{sha}\"\naudience = \"https://vault.bank-d.example\"\nplugin_config = {{ audience = \"https://vault.bank-d.example\", vault_role = \"d\" }}\n[collaborator.vault]\naddress = \"{closed}\"\n",
         plugin = plugin_wasm("confidential-space").display(),
@@ -430,7 +432,7 @@ ciphertext_file = "{ciphertext}"
 async fn a_kms_route_collaborator_cannot_choose_where_its_token_goes() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
-    let capture = harness::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
+    let capture = harness::capture::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
     let honest = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false);
     for endpoint in ["sts_endpoint", "iamcredentials_endpoint", "kms_endpoint"] {
         let text = honest.clone()
@@ -603,11 +605,10 @@ async fn the_shared_default_token_needs_the_operators_opt_in_and_a_single_collab
 #[tokio::test]
 async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
-    let capture = harness::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
-    let redirector = harness::CaptureServer::answering(harness::Answer::Redirect(format!(
-        "{}/v1/token",
-        capture.addr
-    )))
+    let capture = harness::capture::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
+    let redirector = harness::capture::CaptureServer::answering(
+        harness::capture::Answer::Redirect(format!("{}/v1/token", capture.addr)),
+    )
     .await;
     let dir = tempfile::tempdir().unwrap();
     let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false).replace(
@@ -629,7 +630,8 @@ async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
 #[tokio::test]
 async fn an_endless_answer_from_a_google_endpoint_is_cut_off() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
-    let endless = harness::CaptureServer::answering(harness::Answer::Endless).await;
+    let endless =
+        harness::capture::CaptureServer::answering(harness::capture::Answer::Endless).await;
     let dir = tempfile::tempdir().unwrap();
     let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false).replace(
         &format!("sts_endpoint = \"{}\"", google.endpoint),

@@ -2,7 +2,8 @@
 //! status codes, the token file, and an issuer that OIDC clients can use.
 
 use crate::harness;
-use crate::harness::{wait_for, TestLauncher, AUDIENCE};
+use crate::harness::launcher::TestLauncher;
+use crate::harness::{wait_for, AUDIENCE};
 use attestgate::attestation::source::{read_token_file, SourceError, DEFAULT_TOKEN_AUDIENCE};
 use attestgate::attestation::{jwt, LauncherClient, TokenRequest, TokenType};
 use http_body_util::{BodyExt, Full};
@@ -728,8 +729,10 @@ async fn exact_claims_are_minted_as_given_and_a_patch_keeps_production_defaults(
     use attestgate::dev::DevClaims;
     // A debug token's claims, as a user would copy them from a real token.
     let debug = serde_json::json!({"dbgstat": "enabled", "swname": "CONFIDENTIAL_SPACE", "hwmodel": "GCP_AMD_SEV"});
-    let exact =
-        harness::TestLauncher::start_with(|c| c.claims = DevClaims::Exactly(debug.clone())).await;
+    let exact = harness::launcher::TestLauncher::start_with(|c| {
+        c.claims = DevClaims::Exactly(debug.clone())
+    })
+    .await;
     let token = exact.token(harness::AUDIENCE).await;
     let claims = attestgate::attestation::jwt::parse(&token).unwrap().payload;
     assert_eq!(claims["dbgstat"], "enabled");
@@ -739,7 +742,7 @@ async fn exact_claims_are_minted_as_given_and_a_patch_keeps_production_defaults(
         !claims.contains_key("submods"),
         "no production support_attributes crept into a debug token: {claims:?}"
     );
-    let patched = harness::TestLauncher::start_with(|c| {
+    let patched = harness::launcher::TestLauncher::start_with(|c| {
         c.claims = DevClaims::Patch(serde_json::json!({"dbgstat": "enabled"}))
     })
     .await;

@@ -3,7 +3,9 @@
 //! and refuses a token signed by another key.
 
 use crate::harness;
-use crate::harness::{OpenBao, TestLauncher, AUDIENCE};
+use crate::harness::launcher::TestLauncher;
+use crate::harness::openbao::OpenBao;
+use crate::harness::AUDIENCE;
 use attestgate::attestation::GOOGLE_ISSUER;
 use attestgate::dev::SigningKey;
 use serde_json::{json, Map, Value};
@@ -108,13 +110,13 @@ async fn bound_claims_plugin_denies_exactly_what_openbao_denies() {
         .unwrap(),
     )
     .unwrap();
-    let path = harness::plugin_wasm("bound-claims");
+    let path = harness::plugins::plugin_wasm("bound-claims");
     let engine = PluginEngine::new(EngineOptions::default()).unwrap();
     let plugin = engine
         .load(&PluginSpec {
             collaborator: "bank-a".into(),
             audience: None,
-            sha256: harness::sha256_file(&path),
+            sha256: harness::plugins::sha256_file(&path),
             precompiled: None,
             path,
             config: role.clone(),

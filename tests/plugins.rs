@@ -2,7 +2,8 @@
 //! kind of error and leave the host healthy; reference plugins decide correctly; calls are isolated.
 
 use crate::harness;
-use crate::harness::{claims_with, plugin_wasm, production_claims, sha256_file, AUDIENCE};
+use crate::harness::plugins::{plugin_wasm, sha256_file};
+use crate::harness::{claims_with, production_claims, AUDIENCE};
 use attestgate::plugin::{
     ArtifactProblem, EngineOptions, FailureKind, Limits, PluginEngine, PluginError, PluginSpec,
     Precompiled,
