@@ -2,6 +2,8 @@
 //! synchronisation: readiness is polled with a deadline.
 
 pub mod capture;
+pub mod config;
+pub mod exchange;
 pub mod google;
 pub mod launcher;
 pub mod openbao;
@@ -9,7 +11,9 @@ pub mod plugins;
 pub mod tls;
 
 use serde_json::{json, Value};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const AUDIENCE: &str = "https://vault.bank-a.example";
@@ -51,6 +55,49 @@ pub fn attestgate_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_attestgate"))
 }
 
+/// Runs `bin` to completion with `args` and `env`, and `stdin` (or nothing) as its input.
+pub fn run_binary(bin: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// `run_binary` on a blocking thread, so that a launcher on the test's own runtime keeps serving.
+pub async fn run_binary_async(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let bin = bin.to_owned();
+    let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_binary(&bin, &args, &env, None)
+    })
+    .await
+    .unwrap()
+}
+
+/// The attestgate binary under test, run to completion with `stdin` as its input.
+pub fn attestgate(args: &[&str], stdin: Option<&str>) -> Output {
+    run_binary(&attestgate_bin(), args, &[], stdin)
+}
+
+/// The attestgate binary under test, run to completion beside a launcher in this process.
+pub async fn attestgate_async(args: &[&str], env: &[(&str, &str)]) -> Output {
+    run_binary_async(&attestgate_bin(), args, env).await
+}
+
 /// Production-shaped claims for `audience`, valid now.
 pub fn production_claims(audience: &str) -> Value {
     let now = attestgate::attestation::verify::unix_now();
@@ -69,3 +116,18 @@ pub fn claims_with(audience: &str, patch: Value) -> Value {
     claims
 }
 
+/// One of the Vault roles in examples/roles/, as JSON.
+pub fn example_role(file: &str) -> Value {
+    let path = workspace_root().join("examples/roles").join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The seed's Vault role for bank-a, corrected.
+pub fn corrected_role() -> Value {
+    example_role("seed-role-corrected.json")
+}
+
+/// A JWT's payload, unverified.
+pub fn payload(jwt: &str) -> Value {
+    Value::Object(attestgate::attestation::jwt::parse(jwt).unwrap().payload)
+}
