@@ -1,8 +1,9 @@
 //! Verification: the attack catalogue, key rotation, issuer outages, real-world leniency, PKI.
 
 use crate::harness;
+use crate::harness::capture::{Answer, CaptureServer};
 use crate::harness::launcher::TestLauncher;
-use crate::harness::AUDIENCE;
+use crate::harness::{patched, production_claims_at, AUDIENCE};
 use attestgate::attestation::jwks::{KeyCacheOptions, KeyError, RefetchOutcome};
 use attestgate::attestation::pki::{PkiError, PkiRoot};
 use attestgate::attestation::verify::{unix_now, VerifyError};
@@ -15,17 +16,11 @@ use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 fn claims(now: i64) -> Value {
-    let mut claims = attestgate::dev::claims::production_defaults();
-    let extra =
-        json!({"iss": GOOGLE_ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 3600});
-    attestgate::dev::claims::merge(&mut claims, &extra);
-    claims
+    production_claims_at(AUDIENCE, now)
 }
 
 fn with(now: i64, patch: Value) -> Value {
-    let mut c = claims(now);
-    attestgate::dev::claims::merge(&mut c, &patch);
-    c
+    patched(claims(now), &patch)
 }
 
 fn verifier_for(key: &SigningKey) -> Verifier {
@@ -1004,8 +999,7 @@ async fn a_ca_certificate_cannot_be_the_leaf() {
 #[tokio::test]
 async fn an_endless_jwks_response_is_cut_off_not_read_whole() {
     let launcher = TestLauncher::start().await;
-    let endless =
-        harness::capture::CaptureServer::answering(harness::capture::Answer::Endless).await;
+    let endless = CaptureServer::answering(Answer::Endless).await;
     let keys = JwksCache::new(
         KeySource::JwksUrl(format!("{}/jwks", endless.addr)),
         KeyCacheOptions::default(),

@@ -3,10 +3,10 @@
 
 use crate::harness::config::{Collaborator, ConfigBuilder};
 use crate::harness::launcher::LauncherProcess;
-use crate::harness::openbao::free_port_pair;
 use crate::harness::plugins::{plugin_wasm, sha256_file};
 use crate::harness::{
-    attestgate, attestgate_bin, claims_with, corrected_role, production_claims, AUDIENCE,
+    attestgate, attestgate_bin, claims_with, closed_address, corrected_role, production_claims,
+    AUDIENCE,
 };
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -161,7 +161,7 @@ async fn at_checks_a_token_as_of_another_moment() {
 async fn an_unreachable_issuer_is_an_operational_error() {
     let launcher = LauncherProcess::start(&[]).await;
     let token = get_token(&launcher, AUDIENCE);
-    let closed = format!("http://127.0.0.1:{}/jwks", free_port_pair());
+    let closed = format!("{}/jwks", closed_address());
     let out = attestgate(
         &["verify", "--jwks-url", &closed, "--audience", AUDIENCE],
         Some(&token),

@@ -6,7 +6,9 @@ use crate::harness::exchange::{assert_succeeded, run};
 use crate::harness::launcher::TestLauncher;
 use crate::harness::openbao::{free_port_pair, OpenBao, OpenBaoOptions};
 use crate::harness::plugins::plugin_wasm;
-use crate::harness::{attestgate_async, corrected_role, example_role, payload, run_binary_async};
+use crate::harness::{
+    attestgate_async, closed_address, corrected_role, example_role, payload, run_binary_async,
+};
 use attestgate::config::Config;
 use attestgate::exchange::{deliver_files, Exchange, Step};
 use serde_json::{json, Value};
@@ -346,7 +348,7 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
 async fn a_vault_that_never_comes_up_fails_clearly_within_the_deadline() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let closed = format!("http://127.0.0.1:{}", free_port_pair());
+    let closed = closed_address();
     let config = config(dir.path(), &launcher)
         .deadline("3s")
         .collaborator(
@@ -714,7 +716,7 @@ async fn the_default_token_never_reaches_a_collaborators_vault() {
 async fn an_ha_cluster_is_reached_through_its_other_addresses() {
     let launcher = TestLauncher::start().await;
     let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
-    let down = format!("http://127.0.0.1:{}", free_port_pair());
+    let down = closed_address();
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &launcher)
         .collaborator(bank_a_foo(Vault::cluster(&[&down, &bao.addr])))

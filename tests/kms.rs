@@ -9,8 +9,8 @@ use crate::harness::google::{
     Condition, GoogleStandIn, StandInOptions, KEY, PROVIDER, SERVICE_ACCOUNT,
 };
 use crate::harness::launcher::TestLauncher;
-use crate::harness::openbao::{free_port_pair, OpenBao};
-use crate::harness::{corrected_role, payload};
+use crate::harness::openbao::OpenBao;
+use crate::harness::{closed_address, corrected_role, payload};
 use attestgate::config::Config;
 use attestgate::exchange::{Report, Step};
 use attestgate::kms::KmsStep;
@@ -331,7 +331,7 @@ async fn an_aborted_exchange_never_revokes_the_collaborators_own_token() {
     let ciphertext = google.encrypt(token.as_bytes());
     let kept =
         bank_c_at(dir.path(), &bao, &ciphertext, None).vault(Vault::at(&bao.addr).keep_token());
-    let closed = format!("http://127.0.0.1:{}", free_port_pair());
+    let closed = closed_address();
     let failing = Collaborator::new("bank-d", "confidential-space")
         .audience("https://vault.bank-d.example")
         .plugin_config(json!({"audience": "https://vault.bank-d.example", "vault_role": "d"}))

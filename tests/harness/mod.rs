@@ -51,6 +51,11 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// An `http://` address on loopback where nothing listens.
+pub fn closed_address() -> String {
+    format!("http://127.0.0.1:{}", openbao::free_port_pair())
+}
+
 pub fn attestgate_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_attestgate"))
 }
@@ -98,21 +103,27 @@ pub async fn attestgate_async(args: &[&str], env: &[(&str, &str)]) -> Output {
     run_binary_async(&attestgate_bin(), args, env).await
 }
 
+/// Production-shaped claims for `audience`, issued at `now` and valid for an hour.
+pub fn production_claims_at(audience: &str, now: i64) -> Value {
+    patched(
+        attestgate::dev::claims::production_defaults(),
+        &json!({"iss": attestgate::attestation::GOOGLE_ISSUER, "aud": audience, "iat": now, "nbf": now, "exp": now + 3600}),
+    )
+}
+
 /// Production-shaped claims for `audience`, valid now.
 pub fn production_claims(audience: &str) -> Value {
-    let now = attestgate::attestation::verify::unix_now();
-    let mut claims = attestgate::dev::claims::production_defaults();
-    attestgate::dev::claims::merge(
-        &mut claims,
-        &json!({"iss": attestgate::attestation::GOOGLE_ISSUER, "aud": audience, "iat": now, "nbf": now, "exp": now + 3600}),
-    );
-    claims
+    production_claims_at(audience, attestgate::attestation::verify::unix_now())
 }
 
 /// `production_claims` with a JSON merge patch applied.
 pub fn claims_with(audience: &str, patch: Value) -> Value {
-    let mut claims = production_claims(audience);
-    attestgate::dev::claims::merge(&mut claims, &patch);
+    patched(production_claims(audience), &patch)
+}
+
+/// `claims` with a JSON merge patch applied.
+pub fn patched(mut claims: Value, patch: &Value) -> Value {
+    attestgate::dev::claims::merge(&mut claims, patch);
     claims
 }
 

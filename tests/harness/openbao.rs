@@ -30,7 +30,8 @@ pub fn bao_binary() -> PathBuf {
         return bao;
     }
     std::fs::create_dir_all(target_dir()).unwrap();
-    // Several test binaries may get here at once; one installs, the others wait on the lock.
+    // Several tests, of this run or another, may get here at once: one installs, the others wait
+    // on the lock.
     let lock = std::fs::File::create(target_dir().join("venv.lock")).unwrap();
     lock.lock().unwrap();
     if !bao.exists() {

@@ -1,6 +1,8 @@
 //! The wasm plugins under test: the reference plugins and the hostile test plugins.
 
 use super::{target_dir, workspace_root};
+use attestgate::plugin::{Limits, PluginSpec};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,4 +41,23 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
 
 pub fn sha256_file(path: &Path) -> String {
     attestgate::plugin::file_sha256(path).unwrap()
+}
+
+/// `plugin` (such as "confidential-space") for bank-a, pinned by its sha256, with `config` and
+/// the default limits.
+pub fn plugin_spec(plugin: &str, config: Value) -> PluginSpec {
+    plugin_spec_at(plugin_wasm(plugin), config)
+}
+
+/// `plugin_spec` for the file at `path`.
+pub fn plugin_spec_at(path: PathBuf, config: Value) -> PluginSpec {
+    PluginSpec {
+        collaborator: "bank-a".into(),
+        audience: None,
+        sha256: sha256_file(&path),
+        precompiled: None,
+        path,
+        config,
+        limits: Limits::default(),
+    }
 }
