@@ -4,10 +4,12 @@ use crate::harness;
 use crate::harness::capture::{Answer, CaptureServer};
 use crate::harness::launcher::TestLauncher;
 use crate::harness::{patched, production_claims_at, AUDIENCE};
-use attestgate::attestation::jwks::{KeyCacheOptions, KeyError, RefetchOutcome};
+use attestgate::attestation::jwks::{KeyError, RefetchOutcome};
 use attestgate::attestation::pki::{PkiError, PkiRoot};
-use attestgate::attestation::verify::{unix_now, VerifyError};
-use attestgate::attestation::{JwksCache, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER};
+use attestgate::attestation::verify::unix_now;
+use attestgate::attestation::{
+    JwksCache, KeyCacheOptions, KeySource, Verifier, VerifyError, VerifyPolicy, GOOGLE_ISSUER,
+};
 use attestgate::dev::pki::DevPki;
 use attestgate::dev::{signing, SigningKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
