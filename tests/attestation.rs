@@ -1,31 +1,28 @@
 //! Verification: the attack catalogue, key rotation, issuer outages, real-world leniency, PKI.
 
-mod common;
-
-use attestgate::attestation::jwks::{KeyCacheOptions, KeyError, RefetchOutcome};
+use crate::harness;
+use crate::harness::capture::{Answer, CaptureServer};
+use crate::harness::launcher::TestLauncher;
+use crate::harness::{patched, production_claims_at, AUDIENCE};
+use attestgate::attestation::jwks::{KeyError, RefetchOutcome};
 use attestgate::attestation::pki::{PkiError, PkiRoot};
-use attestgate::attestation::verify::{unix_now, VerifyError};
-use attestgate::attestation::{JwksCache, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER};
+use attestgate::attestation::verify::unix_now;
+use attestgate::attestation::{
+    JwksCache, KeyCacheOptions, KeySource, Verifier, VerifyError, VerifyPolicy, GOOGLE_ISSUER,
+};
 use attestgate::dev::pki::DevPki;
 use attestgate::dev::{signing, SigningKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{TestLauncher, AUDIENCE};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 fn claims(now: i64) -> Value {
-    let mut claims = attestgate::dev::claims::production_defaults();
-    let extra =
-        json!({"iss": GOOGLE_ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 3600});
-    attestgate::dev::claims::merge(&mut claims, &extra);
-    claims
+    production_claims_at(AUDIENCE, now)
 }
 
 fn with(now: i64, patch: Value) -> Value {
-    let mut c = claims(now);
-    attestgate::dev::claims::merge(&mut c, &patch);
-    c
+    patched(claims(now), &patch)
 }
 
 fn verifier_for(key: &SigningKey) -> Verifier {
@@ -484,7 +481,7 @@ async fn debug_and_tdx_tokens_parse_and_verify() {
 #[tokio::test]
 async fn a_production_tdx_payload_verifies_at_its_own_time() {
     let text = std::fs::read_to_string(
-        common::workspace_root().join("tests/fixtures/claims-production-tdx.json"),
+        harness::workspace_root().join("tests/fixtures/claims-production-tdx.json"),
     )
     .unwrap();
     let f = Fixture::new();
@@ -1004,7 +1001,7 @@ async fn a_ca_certificate_cannot_be_the_leaf() {
 #[tokio::test]
 async fn an_endless_jwks_response_is_cut_off_not_read_whole() {
     let launcher = TestLauncher::start().await;
-    let endless = common::CaptureServer::answering(common::Answer::Endless).await;
+    let endless = CaptureServer::answering(Answer::Endless).await;
     let keys = JwksCache::new(
         KeySource::JwksUrl(format!("{}/jwks", endless.addr)),
         KeyCacheOptions::default(),

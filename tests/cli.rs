@@ -1,68 +1,15 @@
 //! The `attestgate` binary end to end: the dev launcher as a process, `token get`, `token inspect`
 //! and `verify`, with their output and exit codes.
 
-mod common;
-
-use common::{attestgate_bin, wait_for, AUDIENCE};
-use std::io::Write;
+use crate::harness::config::{Collaborator, ConfigBuilder};
+use crate::harness::launcher::LauncherProcess;
+use crate::harness::plugins::{plugin_wasm, sha256_file};
+use crate::harness::{
+    attestgate, attestgate_bin, claims_with, closed_address, corrected_role, production_claims,
+    AUDIENCE,
+};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
-
-struct LauncherProcess {
-    child: Child,
-    dir: tempfile::TempDir,
-    info: attestgate::dev::LauncherInfo,
-}
-
-impl LauncherProcess {
-    async fn start(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(attestgate_bin())
-            .args(["dev", "launcher", "--dir"])
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let path = dir.path().to_owned();
-        let info = wait_for("launcher.json", Duration::from_secs(30), || {
-            let path = path.clone();
-            async move { attestgate::dev::LauncherInfo::read(&path).ok() }
-        })
-        .await;
-        LauncherProcess { child, dir, info }
-    }
-
-    fn terminate(&mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-}
-
-impl Drop for LauncherProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn attestgate(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(attestgate_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
+use std::process::{Command, Stdio};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -214,7 +161,7 @@ async fn at_checks_a_token_as_of_another_moment() {
 async fn an_unreachable_issuer_is_an_operational_error() {
     let launcher = LauncherProcess::start(&[]).await;
     let token = get_token(&launcher, AUDIENCE);
-    let closed = format!("http://127.0.0.1:{}/jwks", common::free_port_pair());
+    let closed = format!("{}/jwks", closed_address());
     let out = attestgate(
         &["verify", "--jwks-url", &closed, "--audience", AUDIENCE],
         Some(&token),
@@ -297,7 +244,7 @@ fn bad_claims_are_refused_with_the_reason() {
 }
 
 fn plugin(name: &str) -> String {
-    common::plugin_wasm(name).to_str().unwrap().to_owned()
+    plugin_wasm(name).to_str().unwrap().to_owned()
 }
 
 fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> String {
@@ -312,10 +259,7 @@ fn plugin_inspect_shows_digest_and_contract() {
     let out = attestgate(&["plugin", "inspect", &wasm], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains(&common::sha256_file(Path::new(&wasm))),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&sha256_file(Path::new(&wasm))), "{stdout}");
     assert!(
         stdout.contains("attestgate:policy@0.1.0 (compatible"),
         "{stdout}"
@@ -331,15 +275,11 @@ fn plugin_inspect_shows_digest_and_contract() {
 #[test]
 fn plugin_test_exit_codes_follow_the_verdict() {
     let dir = tempfile::tempdir().unwrap();
-    let production = write_json(
-        dir.path(),
-        "prod.json",
-        &common::production_claims(AUDIENCE),
-    );
+    let production = write_json(dir.path(), "prod.json", &production_claims(AUDIENCE));
     let debug = write_json(
         dir.path(),
         "debug.json",
-        &common::claims_with(AUDIENCE, serde_json::json!({"dbgstat": "enabled"})),
+        &claims_with(AUDIENCE, serde_json::json!({"dbgstat": "enabled"})),
     );
     let config = write_json(
         dir.path(),
@@ -447,11 +387,7 @@ fn plugin_test_exit_codes_follow_the_verdict() {
 #[test]
 fn a_plugin_sleeping_anywhere_is_stopped_without_a_panic_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let claims = write_json(
-        dir.path(),
-        "claims.json",
-        &common::production_claims(AUDIENCE),
-    );
+    let claims = write_json(dir.path(), "claims.json", &production_claims(AUDIENCE));
     for attack in ["sleep", "sleep-in-validate", "sleep-in-audience"] {
         let config = write_json(
             dir.path(),
@@ -493,37 +429,17 @@ async fn verify_with_a_config_gives_one_verdict_per_collaborator() {
     let launcher = LauncherProcess::start(&[]).await;
     let token = get_token(&launcher, AUDIENCE);
     let dir = tempfile::tempdir().unwrap();
-    let bound = plugin("bound-claims");
-    let cs = plugin("confidential-space");
-    let role = common::workspace_root().join("examples/roles/seed-role-corrected.json");
-    let config = format!(
-        r#"
-[attestation]
-jwks_url = "{jwks}"
-[network]
-allow_plain_http = true
-
-[[collaborator]]
-name = "bank-a"
-audience = "https://vault.bank-a.example"
-plugin = "{bound}"
-plugin_sha256 = "{bound_sha}"
-plugin_config_file = "{role}"
-
-[[collaborator]]
-name = "bank-b"
-audience = "https://vault.bank-b.example"
-plugin = "{cs}"
-plugin_sha256 = "{cs_sha}"
-plugin_config = {{ audience = "https://vault.bank-b.example" }}
-"#,
-        jwks = launcher.info.jwks_url,
-        bound_sha = common::sha256_file(Path::new(&bound)),
-        cs_sha = common::sha256_file(Path::new(&cs)),
-        role = role.display(),
-    );
-    let path = dir.path().join("attestgate.toml");
-    std::fs::write(&path, config).unwrap();
+    let bank_b = "https://vault.bank-b.example";
+    let path = ConfigBuilder::new(dir.path())
+        .jwks_url(&launcher.info.jwks_url)
+        .allow_plain_http(true)
+        .collaborator(Collaborator::bound_claims("bank-a", corrected_role()))
+        .collaborator(
+            Collaborator::new("bank-b", "confidential-space")
+                .audience(bank_b)
+                .plugin_config(serde_json::json!({"audience": bank_b})),
+        )
+        .write();
     let out = attestgate(
         &[
             "verify",

@@ -1,34 +1,25 @@
 //! The multi-party exchange against real OpenBao servers and the dev launcher.
 
-mod common;
-
+use crate::harness::capture::{Answer, CaptureServer};
+use crate::harness::config::{Collaborator, ConfigBuilder, Secret, Vault};
+use crate::harness::exchange::{assert_succeeded, run};
+use crate::harness::launcher::TestLauncher;
+use crate::harness::openbao::{free_port_pair, OpenBao, OpenBaoOptions};
+use crate::harness::plugins::plugin_wasm;
+use crate::harness::{
+    attestgate_async, closed_address, corrected_role, example_role, payload, run_binary_async,
+};
 use attestgate::config::Config;
 use attestgate::exchange::{deliver_files, Exchange, Step};
-use common::{attestgate_bin, plugin_wasm, sha256_file, OpenBao, OpenBaoOptions, TestLauncher};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 const BANK_A: &str = "https://vault.bank-a.example";
 const BANK_B: &str = "https://vault.bank-b.example";
 
-fn corrected_role() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(
-            common::workspace_root().join("examples/roles/seed-role-corrected.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap()
-}
-
+/// The seed's Vault role for bank-a, as written.
 fn role_as_written() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(
-            common::workspace_root().join("examples/roles/seed-role-as-written.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap()
+    example_role("seed-role-as-written.json")
 }
 
 /// A role for bank-b bound to its own audience and a couple of claims.
@@ -53,132 +44,31 @@ async fn bank_a_vault(launcher: &TestLauncher, options: OpenBaoOptions) -> OpenB
     bao
 }
 
-/// bank-a on `bao` with the corrected role, releasing `kv/data/message`'s `foo` as `BANK_A_FOO`.
-fn bank_a_foo(bao: &OpenBao) -> Collaborator {
-    bound_claims_collaborator(
-        "bank-a",
-        bao,
-        corrected_role(),
-        vec![json!({"path": "kv/data/message", "field": "foo", "env": "BANK_A_FOO"})],
-    )
+/// The operator's sections: the launcher, plain HTTP, and files delivered under `dir/out`.
+fn config(dir: &Path, launcher: &TestLauncher) -> ConfigBuilder {
+    ConfigBuilder::local(dir, launcher.info()).delivery_root(&dir.join("out"))
 }
 
-fn assert_succeeded(report: &attestgate::exchange::Report) {
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+/// bank-a, with the corrected seed role as its plugin's configuration, at `vault`.
+fn bank_a_at(vault: impl Into<Vault>) -> Collaborator {
+    Collaborator::bound_claims("bank-a", corrected_role()).vault(vault.into().role("bank-a"))
 }
 
-/// One collaborator in a generated configuration.
-struct Collaborator {
-    name: &'static str,
-    plugin: &'static str,
-    plugin_config: Value,
-    vault: Value,
-    secrets: Vec<Value>,
+/// `bank_a_at`, releasing `kv/data/message`'s `foo` as `BANK_A_FOO`.
+fn bank_a_foo(vault: impl Into<Vault>) -> Collaborator {
+    bank_a_at(vault).secret(Secret::at("kv/data/message").field("foo").env("BANK_A_FOO"))
 }
 
-fn bound_claims_collaborator(
-    name: &'static str,
-    bao: &OpenBao,
-    role: Value,
-    secrets: Vec<Value>,
-) -> Collaborator {
-    let mut vault = json!({"address": bao.addr, "role": name});
-    if let Some(ca) = bao.ca_cert() {
-        vault["ca_cert"] = json!(ca);
-    }
-    Collaborator {
-        name,
-        plugin: "bound-claims",
-        plugin_config: role,
-        vault,
-        secrets,
-    }
-}
-
-fn confidential_space_collaborator(
-    name: &'static str,
-    audience: &str,
-    bao: &OpenBao,
-    rules: Value,
-    secrets: Vec<Value>,
-) -> Collaborator {
+/// `name`, for `audience`, whose confidential-space plugin names its Vault role (`name`) and
+/// checks `rules` too.
+fn confidential_space(name: &str, audience: &str, rules: Value) -> Collaborator {
     let mut plugin_config = json!({"audience": audience, "vault_role": name});
     for (k, v) in rules.as_object().unwrap() {
         plugin_config[k] = v.clone();
     }
-    let mut vault = json!({"address": bao.addr});
-    if let Some(ca) = bao.ca_cert() {
-        vault["ca_cert"] = json!(ca);
-    }
-    Collaborator {
-        name,
-        plugin: "confidential-space",
-        plugin_config,
-        vault,
-        secrets,
-    }
-}
-
-/// Writes attestgate.toml (plus each plugin's JSON configuration) into `dir`.
-fn write_config(
-    dir: &Path,
-    launcher: &TestLauncher,
-    collaborators: &[Collaborator],
-    exchange: Value,
-) -> PathBuf {
-    let mut entries = Vec::new();
-    for c in collaborators {
-        let plugin = plugin_wasm(c.plugin);
-        let config_file = dir.join(format!("{}-plugin.json", c.name));
-        std::fs::write(&config_file, c.plugin_config.to_string()).unwrap();
-        // The declared audience is the one the plugin selects: bound-claims' first bound
-        // audience, or confidential-space's `audience`.
-        let audience = c
-            .plugin_config
-            .get("audience")
-            .or_else(|| c.plugin_config.pointer("/bound_audiences/0"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        entries.push(json!({
-            "name": c.name,
-            "audience": audience,
-            "plugin": plugin,
-            "plugin_sha256": sha256_file(&plugin),
-            "plugin_config_file": config_file,
-            "vault": c.vault,
-            "secret": c.secrets,
-        }));
-    }
-    let config = json!({
-        "attestation": {
-            "launcher_socket": launcher.info().socket,
-            "jwks_url": launcher.info().jwks_url,
-        },
-        "network": {"allow_plain_http": true},
-        "delivery": {"root": dir.join("out")},
-        "exchange": exchange,
-        "collaborator": entries,
-    });
-    let path = dir.join("attestgate.toml");
-    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-    path
-}
-
-fn jwt_audience(jwt: &str) -> Value {
-    attestgate::attestation::jwt::parse(jwt).unwrap().payload["aud"].clone()
-}
-
-async fn run(path: &Path) -> attestgate::exchange::Report {
-    let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
-    let exchange = tokio::task::spawn_blocking(move || Exchange::prepare(&config))
-        .await
-        .unwrap()
-        .unwrap();
-    exchange.run().await
+    Collaborator::new(name, "confidential-space")
+        .audience(audience)
+        .plugin_config_file(plugin_config)
 }
 
 #[tokio::test]
@@ -209,28 +99,20 @@ async fn two_collaborators_each_release_their_secret_to_their_own_audience() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let config = write_config(
-        dir.path(),
-        &launcher,
-        &[
-            bound_claims_collaborator(
-                "bank-a",
-                &bank_a,
-                corrected_role(),
-                vec![
-                    json!({"path": "kv/data/message", "field": "foo", "file": out.join("bank-a/foo")}),
-                ],
+    let config = config(dir.path(), &launcher)
+        .collaborator(
+            bank_a_at(&bank_a).secret(
+                Secret::at("kv/data/message")
+                    .field("foo")
+                    .file(&out.join("bank-a/foo")),
             ),
-            confidential_space_collaborator(
-                "bank-b",
-                BANK_B,
-                &bank_b,
-                json!({"projects": ["operator-project"]}),
-                vec![json!({"path": "kv/data/model", "file": out.join("bank-b/model.json")})],
-            ),
-        ],
-        json!({}),
-    );
+        )
+        .collaborator(
+            confidential_space("bank-b", BANK_B, json!({"projects": ["operator-project"]}))
+                .vault(&bank_b)
+                .secret(Secret::at("kv/data/model").file(&out.join("bank-b/model.json"))),
+        )
+        .write();
     let report = run(&config).await;
     assert_succeeded(&report);
     deliver_files(&report, &out).unwrap().commit();
@@ -265,8 +147,8 @@ async fn two_collaborators_each_release_their_secret_to_their_own_audience() {
     let b_logins = bank_b.logged_login_jwts();
     assert_eq!(a_logins.len(), 1);
     assert_eq!(b_logins.len(), 1);
-    assert_eq!(jwt_audience(&a_logins[0]), BANK_A);
-    assert_eq!(jwt_audience(&b_logins[0]), BANK_B);
+    assert_eq!(payload(&a_logins[0])["aud"], BANK_A);
+    assert_eq!(payload(&b_logins[0])["aud"], BANK_B);
 
     // bank-a's token is useless at bank-b.
     let (status, body) = bank_b.jwt_login("bank-b", &a_logins[0]).await;
@@ -312,16 +194,13 @@ async fn the_seed_role_as_written_fails_with_vaults_words_and_a_hint() {
 
     // A permissive plugin, so the token does reach Vault and Vault's own checks decide.
     let dir = tempfile::tempdir().unwrap();
-    let collaborator = |bao: &OpenBao| {
-        confidential_space_collaborator(
-            "bank-a",
-            BANK_A,
-            bao,
-            json!({}),
-            vec![json!({"path": "kv/data/message", "env": "BANK_A_FOO"})],
+    let config = config(dir.path(), &launcher)
+        .collaborator(
+            confidential_space("bank-a", BANK_A, json!({}))
+                .vault(&bao)
+                .secret(Secret::at("kv/data/message").env("BANK_A_FOO")),
         )
-    };
-    let config = write_config(dir.path(), &launcher, &[collaborator(&bao)], json!({}));
+        .write();
 
     let report = run(&config).await;
     let error = report.failures().next().expect("the seed's issuer fails");
@@ -386,18 +265,17 @@ async fn a_plugin_denial_keeps_the_token_inside_the_tee() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out/bank-a/foo");
-    let config = write_config(
-        dir.path(),
-        &launcher,
-        &[confidential_space_collaborator(
-            "bank-a",
-            BANK_A,
-            &bao,
-            json!({"projects": ["someone-elses-project"]}),
-            vec![json!({"path": "kv/data/message", "file": file})],
-        )],
-        json!({}),
-    );
+    let config = config(dir.path(), &launcher)
+        .collaborator(
+            confidential_space(
+                "bank-a",
+                BANK_A,
+                json!({"projects": ["someone-elses-project"]}),
+            )
+            .vault(&bao)
+            .secret(Secret::at("kv/data/message").file(&file)),
+        )
+        .write();
     let report = run(&config).await;
     let error = report.failures().next().expect("the plugin denies");
     assert_eq!(error.step, Step::Policy);
@@ -421,20 +299,13 @@ async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
     bao.write("kv/data/board-minutes", json!({"data": {"text": "secret"}}))
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &launcher,
-        &[bound_claims_collaborator(
-            "bank-a",
-            &bao,
-            corrected_role(),
-            vec![
-                json!({"path": "kv/data/message", "env": "BANK_A_FOO"}),
-                json!({"path": "kv/data/board-minutes", "env": "BANK_A_MINUTES"}),
-            ],
-        )],
-        json!({}),
-    );
+    let config = config(dir.path(), &launcher)
+        .collaborator(
+            bank_a_at(&bao)
+                .secret(Secret::at("kv/data/message").env("BANK_A_FOO"))
+                .secret(Secret::at("kv/data/board-minutes").env("BANK_A_MINUTES")),
+        )
+        .write();
     let report = run(&config).await;
     let error = report.failures().next().expect("the read is refused");
     assert_eq!(error.step, Step::ReadSecret);
@@ -459,14 +330,10 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     // Another CA entirely: the dev launcher's PKI root.
-    let mut collaborator = bound_claims_collaborator(
-        "bank-a",
-        &bao,
-        corrected_role(),
-        vec![json!({"path": "kv/data/message", "env": "BANK_A_FOO"})],
-    );
-    collaborator.vault["ca_cert"] = json!(launcher.info().pki_root);
-    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let vault = Vault::from(&bao).ca_cert(&launcher.info().pki_root);
+    let config = config(dir.path(), &launcher)
+        .collaborator(bank_a_at(vault).secret(Secret::at("kv/data/message").env("BANK_A_FOO")))
+        .write();
     let report = run(&config).await;
     let error = report.failures().next().expect("TLS fails");
     assert_eq!(error.step, Step::VaultLogin);
@@ -481,20 +348,15 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
 async fn a_vault_that_never_comes_up_fails_clearly_within_the_deadline() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let closed = format!("http://127.0.0.1:{}", common::free_port_pair());
-    let collaborator = Collaborator {
-        name: "bank-a",
-        plugin: "confidential-space",
-        plugin_config: json!({"audience": BANK_A, "vault_role": "bank-a"}),
-        vault: json!({"address": closed}),
-        secrets: vec![json!({"path": "kv/data/message", "env": "BANK_A_FOO"})],
-    };
-    let config = write_config(
-        dir.path(),
-        &launcher,
-        &[collaborator],
-        json!({"deadline": "3s"}),
-    );
+    let closed = closed_address();
+    let config = config(dir.path(), &launcher)
+        .deadline("3s")
+        .collaborator(
+            confidential_space("bank-a", BANK_A, json!({}))
+                .vault(Vault::at(&closed))
+                .secret(Secret::at("kv/data/message").env("BANK_A_FOO")),
+        )
+        .write();
     let report = run(&config).await;
     let error = report.failures().next().expect("Vault is down");
     assert_eq!(error.step, Step::VaultLogin, "{error}");
@@ -540,33 +402,15 @@ async fn a_vault_down_at_first_is_retried_until_it_answers() {
     let (proxy, connections) =
         flaky_proxy(bao.addr.trim_start_matches("http://").to_owned(), 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut collaborator = bank_a_foo(&bao);
-    collaborator.vault["address"] = json!(proxy);
-    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let config = config(dir.path(), &launcher)
+        .collaborator(bank_a_foo(Vault::at(&proxy)))
+        .write();
     let report = run(&config).await;
     assert_succeeded(&report);
     assert!(
         connections.load(std::sync::atomic::Ordering::SeqCst) > 3,
         "the first connections were dropped and retried"
     );
-}
-
-/// Runs the binary off the async workers, so the in-process launcher keeps serving it.
-async fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(attestgate_bin())
-            .args(args)
-            .envs(env)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -584,33 +428,26 @@ async fn all_or_nothing_leaves_no_secret_file_and_exec_passes_the_exit_code() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let a_file = dir.path().join("out/bank-a/foo");
-    let good_b = confidential_space_collaborator(
-        "bank-b",
-        BANK_B,
-        &bank_b,
-        json!({}),
-        vec![json!({"path": "kv/data/model", "field": "key", "env": "BANK_B_KEY"})],
-    );
-    let bad_b = confidential_space_collaborator(
-        "bank-b",
-        BANK_B,
-        &bank_b,
-        json!({"hwmodels": ["GCP_INTEL_TDX"]}),
-        vec![json!({"path": "kv/data/model", "env": "BANK_B_KEY"})],
-    );
+    let good_b = confidential_space("bank-b", BANK_B, json!({}))
+        .vault(&bank_b)
+        .secret(Secret::at("kv/data/model").field("key").env("BANK_B_KEY"));
+    let bad_b = confidential_space("bank-b", BANK_B, json!({"hwmodels": ["GCP_INTEL_TDX"]}))
+        .vault(&bank_b)
+        .secret(Secret::at("kv/data/model").env("BANK_B_KEY"));
     let a = || {
-        bound_claims_collaborator(
-            "bank-a",
-            &bank_a,
-            corrected_role(),
-            vec![
-                json!({"path": "kv/data/message", "field": "foo", "file": a_file, "env": "BANK_A_FOO"}),
-            ],
+        bank_a_at(&bank_a).secret(
+            Secret::at("kv/data/message")
+                .field("foo")
+                .file(&a_file)
+                .env("BANK_A_FOO"),
         )
     };
 
-    let failing = write_config(dir.path(), &launcher, &[a(), bad_b], json!({}));
-    let out = cli(&["exchange", "--config", failing.to_str().unwrap()], &[]).await;
+    let failing = config(dir.path(), &launcher)
+        .collaborator(a())
+        .collaborator(bad_b)
+        .write();
+    let out = attestgate_async(&["exchange", "--config", failing.to_str().unwrap()], &[]).await;
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -636,7 +473,7 @@ async fn all_or_nothing_leaves_no_secret_file_and_exec_passes_the_exit_code() {
                 .is_none()
     );
 
-    let partial = cli(
+    let partial = attestgate_async(
         &[
             "exchange",
             "--config",
@@ -654,9 +491,12 @@ async fn all_or_nothing_leaves_no_secret_file_and_exec_passes_the_exit_code() {
     );
     std::fs::remove_file(&a_file).unwrap();
 
-    let working = write_config(dir.path(), &launcher, &[a(), good_b], json!({}));
+    let working = config(dir.path(), &launcher)
+        .collaborator(a())
+        .collaborator(good_b)
+        .write();
     let script = r#"test "$BANK_A_FOO" = world && test "$BANK_B_KEY" = k-123 && exit 7; exit 2"#;
-    let exec = cli(
+    let exec = attestgate_async(
         &[
             "exec",
             "--config",
@@ -676,7 +516,7 @@ async fn all_or_nothing_leaves_no_secret_file_and_exec_passes_the_exit_code() {
         String::from_utf8_lossy(&exec.stderr)
     );
 
-    let json = cli(
+    let json = attestgate_async(
         &[
             "exchange",
             "--config",
@@ -711,21 +551,10 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out/bank-a/foo");
-    let config = write_config(
-        dir.path(),
-        &launcher,
-        &[bound_claims_collaborator(
-            "bank-a",
-            &bao,
-            corrected_role(),
-            vec![json!({"path": "kv/data/message", "field": "foo", "file": file})],
-        )],
-        json!({}),
-    );
     // Precompile the plugin, as an image build would, so the traced run is the exchange itself
     // rather than megabytes of compiler tracing.
     let artifact = dir.path().join("bound_claims.cwasm");
-    let compiled = cli(
+    let compiled = attestgate_async(
         &[
             "plugin",
             "compile",
@@ -740,32 +569,17 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
     .await;
     assert_eq!(compiled.status.code(), Some(0), "{compiled:?}");
     let compiled: Value = serde_json::from_slice(&compiled.stdout).unwrap();
-    let mut value: toml::Value =
-        toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let artifact_sha256 = compiled["plugin_compiled_sha256"].as_str().unwrap();
     // The operator built the artifact itself, just above, and says so.
-    value.as_table_mut().unwrap().insert(
-        "plugins".into(),
-        toml::Value::Table(toml::map::Map::from_iter([(
-            "trust_precompiled".to_owned(),
-            toml::Value::Boolean(true),
-        )])),
-    );
-    let collaborator = value["collaborator"][0].as_table_mut().unwrap();
-    collaborator.insert(
-        "plugin_compiled".into(),
-        toml::Value::String(artifact.display().to_string()),
-    );
-    collaborator.insert(
-        "plugin_compiled_sha256".into(),
-        toml::Value::String(
-            compiled["plugin_compiled_sha256"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        ),
-    );
-    std::fs::write(&config, toml::to_string(&value).unwrap()).unwrap();
-    let out = cli(
+    let config = config(dir.path(), &launcher)
+        .trust_precompiled()
+        .collaborator(
+            bank_a_at(&bao)
+                .plugin_compiled(&artifact, artifact_sha256)
+                .secret(Secret::at("kv/data/message").field("foo").file(&file)),
+        )
+        .write();
+    let out = attestgate_async(
         &["exchange", "--config", config.to_str().unwrap()],
         &[("RUST_LOG", "trace")],
     )
@@ -837,9 +651,9 @@ async fn a_kept_vault_token_is_delivered_and_still_valid() {
     let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("out/bank-a/vault-token");
-    let mut collaborator = bank_a_foo(&bao);
-    collaborator.vault["token_file"] = json!(token_file);
-    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let config = config(dir.path(), &launcher)
+        .collaborator(bank_a_foo(Vault::from(&bao).token_file(&token_file)))
+        .write();
     let report = run(&config).await;
     assert_succeeded(&report);
     deliver_files(&report, &dir.path().join("out"))
@@ -869,22 +683,14 @@ async fn the_default_token_never_reaches_a_collaborators_vault() {
     let launcher = TestLauncher::start().await;
     let bao = OpenBao::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let collaborator = confidential_space_collaborator(
-        "bank-a",
-        BANK_A,
-        &bao,
-        json!({}),
-        vec![json!({"path": "kv/data/message", "env": "BANK_A_FOO"})],
-    );
-    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
-    let file_source = format!(
-        "[attestation]\nsource = \"file\"\ntoken_file = \"{}\"\n",
-        launcher.info().token_file.display()
-    );
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("[attestation]\n", &file_source);
-    std::fs::write(&config, &text).unwrap();
+    let file_source = config(dir.path(), &launcher)
+        .token_file_source(&launcher.info().token_file)
+        .collaborator(
+            confidential_space("bank-a", BANK_A, json!({}))
+                .vault(&bao)
+                .secret(Secret::at("kv/data/message").env("BANK_A_FOO")),
+        );
+    let config = file_source.write();
     let err = Config::load(&config).unwrap_err();
     assert!(
         err.problems
@@ -895,14 +701,7 @@ async fn the_default_token_never_reaches_a_collaborators_vault() {
 
     // Even opted in, the default token (audience STS) is refused to a collaborator that logs in
     // to its own Vault: its owner could exchange it at STS as the workload.
-    std::fs::write(
-        &config,
-        text.replace(
-            "source = \"file\"",
-            "source = \"file\"\nallow_default_audience = true",
-        ),
-    )
-    .unwrap();
+    let config = file_source.allow_default_audience().write();
     let err = Config::load(&config).unwrap_err();
     assert!(
         err.problems
@@ -917,11 +716,11 @@ async fn the_default_token_never_reaches_a_collaborators_vault() {
 async fn an_ha_cluster_is_reached_through_its_other_addresses() {
     let launcher = TestLauncher::start().await;
     let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
-    let down = format!("http://127.0.0.1:{}", common::free_port_pair());
+    let down = closed_address();
     let dir = tempfile::tempdir().unwrap();
-    let mut collaborator = bank_a_foo(&bao);
-    collaborator.vault = json!({"addresses": [down, bao.addr], "role": "bank-a"});
-    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let config = config(dir.path(), &launcher)
+        .collaborator(bank_a_foo(Vault::cluster(&[&down, &bao.addr])))
+        .write();
     let report = run(&config).await;
     assert_succeeded(&report);
 }
@@ -929,7 +728,7 @@ async fn an_ha_cluster_is_reached_through_its_other_addresses() {
 #[tokio::test]
 async fn a_vault_requiring_client_certificates_accepts_the_configured_identity() {
     let launcher = TestLauncher::start().await;
-    let mtls_port = common::free_port_pair();
+    let mtls_port = free_port_pair();
     let bao = bank_a_vault(
         &launcher,
         OpenBaoOptions {
@@ -939,25 +738,21 @@ async fn a_vault_requiring_client_certificates_accepts_the_configured_identity()
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let collaborator = |with_identity: bool| {
-        let mut c = bank_a_foo(&bao);
-        c.vault = json!({"address": format!("https://127.0.0.1:{mtls_port}"), "role": "bank-a", "ca_cert": bao.dir.path().join("ca.pem")});
-        if with_identity {
-            c.vault["client_cert"] = json!(bao.dir.path().join("client.pem"));
-            c.vault["client_key"] = json!(bao.dir.path().join("client-key.pem"));
-        }
-        c
-    };
-    let with = write_config(dir.path(), &launcher, &[collaborator(true)], json!({}));
+    let tls = bao.mtls.as_ref().unwrap();
+    let mtls = Vault::at(&format!("https://127.0.0.1:{mtls_port}")).ca_cert(&tls.ca);
+    let with = config(dir.path(), &launcher)
+        .collaborator(bank_a_foo(
+            mtls.clone()
+                .client_identity(&tls.client_cert, &tls.client_key),
+        ))
+        .write();
     let report = run(&with).await;
     assert_succeeded(&report);
 
-    let without = write_config(
-        dir.path(),
-        &launcher,
-        &[collaborator(false)],
-        json!({"deadline": "5s"}),
-    );
+    let without = config(dir.path(), &launcher)
+        .deadline("5s")
+        .collaborator(bank_a_foo(mtls))
+        .write();
     let report = run(&without).await;
     let error = report
         .failures()
@@ -984,9 +779,9 @@ async fn a_collaborator_in_a_vault_namespace_is_reached_through_it() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let mut collaborator = bank_a_foo(&bao);
-    collaborator.vault["namespace"] = json!("team-a");
-    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let config = config(dir.path(), &launcher)
+        .collaborator(bank_a_foo(Vault::from(&bao).namespace("team-a")))
+        .write();
     let report = run(&config).await;
     assert_succeeded(&report);
     let (_, released) = report.released().next().unwrap();
@@ -1018,9 +813,9 @@ async fn a_standby_redirect_moves_on_to_the_next_address() {
     });
     tokio::spawn(async move { axum::serve(standby, router).await });
     let dir = tempfile::tempdir().unwrap();
-    let mut collaborator = bank_a_foo(&bao);
-    collaborator.vault = json!({"addresses": [standby_addr, bao.addr], "role": "bank-a"});
-    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
+    let config = config(dir.path(), &launcher)
+        .collaborator(bank_a_foo(Vault::cluster(&[&standby_addr, &bao.addr])))
+        .write();
     let report = run(&config).await;
     assert_succeeded(&report);
     assert!(
@@ -1034,26 +829,16 @@ async fn every_collaborator_that_cannot_start_is_reported_at_once() {
     let launcher = TestLauncher::start().await;
     let bao = OpenBao::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &launcher,
-        &[
-            confidential_space_collaborator("bank-a", BANK_A, &bao, json!({}), vec![]),
-            confidential_space_collaborator(
-                "bank-b",
-                BANK_B,
-                &bao,
-                json!({"projcts": ["typo"]}),
-                vec![],
-            ),
-        ],
-        json!({}),
-    );
-    let sha = sha256_file(&plugin_wasm("confidential-space"));
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replacen(&sha, &"0".repeat(64), 1);
-    std::fs::write(&config, text).unwrap();
+    let config = config(dir.path(), &launcher)
+        .collaborator(
+            confidential_space("bank-a", BANK_A, json!({}))
+                .plugin_sha256(&"0".repeat(64))
+                .vault(&bao),
+        )
+        .collaborator(
+            confidential_space("bank-b", BANK_B, json!({"projcts": ["typo"]})).vault(&bao),
+        )
+        .write();
     let config = Config::load(&config).unwrap();
     let err = tokio::task::spawn_blocking(move || Exchange::prepare(&config).err())
         .await
@@ -1070,23 +855,19 @@ async fn every_collaborator_that_cannot_start_is_reported_at_once() {
     );
 }
 
-/// Sets collaborator `index`'s declared `audience` in a generated configuration.
-fn declare_audience(config: &Path, index: usize, audience: &str) {
-    let mut value: toml::Value = toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
-    value["collaborator"][index]["audience"] = toml::Value::String(audience.to_owned());
-    std::fs::write(config, toml::to_string(&value).unwrap()).unwrap();
-}
-
 /// Mallory: a collaborator whose plugin asks for `stolen`, and whose "Vault" is a server of hers
 /// that records every request.
-fn mallory(capture: &common::CaptureServer, stolen: &str) -> Collaborator {
-    Collaborator {
-        name: "mallory",
-        plugin: "hostile",
-        plugin_config: json!({"attack": "allow", "audience": stolen}),
-        vault: json!({"address": capture.addr, "role": "mallory"}),
-        secrets: Vec::new(),
-    }
+fn mallory(capture: &CaptureServer, stolen: &str) -> Collaborator {
+    mallory_as("mallory", capture, "allow", stolen)
+}
+
+/// A collaborator of Mallory's, `name`, whose hostile plugin carries out `attack` and asks for
+/// `audience`.
+fn mallory_as(name: &str, capture: &CaptureServer, attack: &str, audience: &str) -> Collaborator {
+    Collaborator::new(name, "hostile")
+        .audience(audience)
+        .plugin_config_file(json!({"attack": attack, "audience": audience}))
+        .vault(Vault::at(&capture.addr).role("mallory"))
 }
 
 const STOLEN_AUDIENCES: [&str; 5] = [
@@ -1101,18 +882,16 @@ const STOLEN_AUDIENCES: [&str; 5] = [
 async fn mallorys_plugin_cannot_obtain_a_token_for_another_audience() {
     let launcher = TestLauncher::start().await;
     let bank_b = OpenBao::start().await;
-    let capture = common::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
+    let capture = CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
     for stolen in STOLEN_AUDIENCES {
         let dir = tempfile::tempdir().unwrap();
-        let honest = confidential_space_collaborator("bank-b", BANK_B, &bank_b, json!({}), vec![]);
-        let config = write_config(
-            dir.path(),
-            &launcher,
-            &[honest, mallory(&capture, stolen)],
-            json!({"partial": true}),
-        );
+        let honest = confidential_space("bank-b", BANK_B, json!({})).vault(&bank_b);
         // Mallory declares an audience of her own, as the operator reviewed it...
-        declare_audience(&config, 1, "https://vault.mallory.example");
+        let config = config(dir.path(), &launcher)
+            .partial()
+            .collaborator(honest)
+            .collaborator(mallory(&capture, stolen).audience("https://vault.mallory.example"))
+            .write();
         let report = run(&config).await;
         // ...but her plugin asks for bank-b's (or STS's): refused before anything is minted.
         let error = report
@@ -1137,17 +916,15 @@ async fn mallorys_plugin_cannot_obtain_a_token_for_another_audience() {
 async fn a_configuration_giving_mallory_another_collaborators_audience_is_refused() {
     let launcher = TestLauncher::start().await;
     let bank_b = OpenBao::start().await;
-    let capture = common::CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
+    let capture = CaptureServer::start(400, r#"{"errors":["nope"]}"#).await;
     for stolen in STOLEN_AUDIENCES {
         let dir = tempfile::tempdir().unwrap();
-        let honest = confidential_space_collaborator("bank-b", BANK_B, &bank_b, json!({}), vec![]);
+        let honest = confidential_space("bank-b", BANK_B, json!({})).vault(&bank_b);
         // Mallory declares the stolen audience outright, hoping the operator misses it.
-        let config = write_config(
-            dir.path(),
-            &launcher,
-            &[honest, mallory(&capture, stolen)],
-            json!({}),
-        );
+        let config = config(dir.path(), &launcher)
+            .collaborator(honest)
+            .collaborator(mallory(&capture, stolen))
+            .write();
         let err = Config::load(&config).expect_err(stolen);
         let problem = err
             .problems
@@ -1171,26 +948,26 @@ async fn a_configuration_giving_mallory_another_collaborators_audience_is_refuse
 async fn a_hostile_vault_cannot_echo_the_token_or_flood_memory_or_forge_output() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let echo = common::CaptureServer::answering(common::Answer::Echo).await;
-    let endless = common::CaptureServer::answering(common::Answer::Endless).await;
-    let forger = common::CaptureServer::start(400, r#"{"errors":["unused"]}"#).await;
-    let mut forge = mallory(&forger, "https://vault.forger.example");
-    forge.name = "forger";
-    forge.plugin_config =
-        json!({"attack": "forge-output", "audience": "https://vault.forger.example"});
-    let mut flood = mallory(&endless, "https://vault.flood.example");
-    flood.name = "flood";
-    let config = write_config(
-        dir.path(),
-        &launcher,
-        &[
-            mallory(&echo, "https://vault.mallory.example"),
-            flood,
-            forge,
-        ],
-        json!({"partial": true}),
-    );
-    let out = cli(&["exchange", "--config", config.to_str().unwrap()], &[]).await;
+    let echo = CaptureServer::answering(Answer::Echo).await;
+    let endless = CaptureServer::answering(Answer::Endless).await;
+    let forger = CaptureServer::start(400, r#"{"errors":["unused"]}"#).await;
+    let config = config(dir.path(), &launcher)
+        .partial()
+        .collaborator(mallory(&echo, "https://vault.mallory.example"))
+        .collaborator(mallory_as(
+            "flood",
+            &endless,
+            "allow",
+            "https://vault.flood.example",
+        ))
+        .collaborator(mallory_as(
+            "forger",
+            &forger,
+            "forge-output",
+            "https://vault.forger.example",
+        ))
+        .write();
+    let out = attestgate_async(&["exchange", "--config", config.to_str().unwrap()], &[]).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     // The echoing server really got the token, and echoed it back; none of it reaches stderr.
     let sent = echo.requests();
@@ -1270,14 +1047,10 @@ async fn a_vault_token_is_revoked_even_when_the_deadline_cuts_the_read_short() {
     .await;
     let (stalling, seen) = stalling_vault(bao.addr.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut collaborator = bank_a_foo(&bao);
-    collaborator.vault["address"] = json!(stalling);
-    let config = write_config(
-        dir.path(),
-        &launcher,
-        &[collaborator],
-        json!({"deadline": "2s"}),
-    );
+    let config = config(dir.path(), &launcher)
+        .deadline("2s")
+        .collaborator(bank_a_foo(Vault::at(&stalling)))
+        .write();
     let report = run(&config).await;
     let error = report.failures().next().expect("the read never answers");
     assert_eq!(error.step, Step::Deadline, "{error}");
@@ -1312,12 +1085,10 @@ async fn bank_a_report(
     dir: &Path,
     files: &[PathBuf],
 ) -> attestgate::exchange::Report {
-    let secrets = files
-        .iter()
-        .map(|file| json!({"path": "kv/data/message", "field": "foo", "file": file}))
-        .collect();
-    let collaborator = bound_claims_collaborator("bank-a", bao, corrected_role(), secrets);
-    let config = write_config(dir, launcher, &[collaborator], json!({}));
+    let collaborator = files.iter().fold(bank_a_at(bao), |collaborator, file| {
+        collaborator.secret(Secret::at("kv/data/message").field("foo").file(file))
+    });
+    let config = config(dir, launcher).collaborator(collaborator).write();
     let report = run(&config).await;
     assert_succeeded(&report);
     report
@@ -1461,24 +1232,15 @@ async fn exec_checks_everything_before_delivering_anything() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out/bank-a/foo");
-    let with = |secrets: Vec<Value>| {
-        write_config(
-            dir.path(),
-            &launcher,
-            &[bound_claims_collaborator(
-                "bank-a",
-                &bao,
-                corrected_role(),
-                secrets,
-            )],
-            json!({}),
+    let foo = || Secret::at("kv/data/message").field("foo").file(&file);
+    let nul = config(dir.path(), &launcher)
+        .collaborator(
+            bank_a_at(&bao)
+                .secret(foo())
+                .secret(Secret::at("kv/data/message").field("nul").env("BANK_A_NUL")),
         )
-    };
-    let nul = with(vec![
-        json!({"path": "kv/data/message", "field": "foo", "file": file}),
-        json!({"path": "kv/data/message", "field": "nul", "env": "BANK_A_NUL"}),
-    ]);
-    let out = cli(
+        .write();
+    let out = attestgate_async(
         &["exec", "--config", nul.to_str().unwrap(), "--", "true"],
         &[],
     )
@@ -1490,10 +1252,10 @@ async fn exec_checks_everything_before_delivering_anything() {
         "{stderr}"
     );
     assert!(!file.exists(), "nothing was delivered");
-    let good = with(vec![
-        json!({"path": "kv/data/message", "field": "foo", "file": file}),
-    ]);
-    let out = cli(
+    let good = config(dir.path(), &launcher)
+        .collaborator(bank_a_at(&bao).secret(foo()))
+        .write();
+    let out = attestgate_async(
         &[
             "exec",
             "--config",
@@ -1514,17 +1276,11 @@ async fn exec_checks_everything_before_delivering_anything() {
 async fn plain_http_needs_the_operators_opt_in() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let capture = common::CaptureServer::start(400, "{}").await;
-    let config = write_config(
-        dir.path(),
-        &launcher,
-        &[mallory(&capture, "https://vault.mallory.example")],
-        json!({}),
-    );
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("allow_plain_http = true", "allow_plain_http = false");
-    std::fs::write(&config, text).unwrap();
+    let capture = CaptureServer::start(400, "{}").await;
+    let config = config(dir.path(), &launcher)
+        .allow_plain_http(false)
+        .collaborator(mallory(&capture, "https://vault.mallory.example"))
+        .write();
     let err = Config::load(&config).unwrap_err();
     for key in [
         "collaborator[0] (mallory).vault.address",
@@ -1550,26 +1306,18 @@ async fn a_production_build_without_the_dev_launcher_runs_the_exchange() {
     let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out/bank-a/foo");
-    let collaborator = bound_claims_collaborator(
-        "bank-a",
-        &bao,
-        corrected_role(),
-        vec![json!({"path": "kv/data/message", "field": "foo", "file": file})],
-    );
-    let config = write_config(dir.path(), &launcher, &[collaborator], json!({}));
-    let run = |args: Vec<String>| {
-        let bin = bin.clone();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(bin).args(args).output().unwrap()
-        })
-    };
-    let out = run(vec![
-        "exchange".into(),
-        "--config".into(),
-        config.display().to_string(),
-    ])
-    .await
-    .unwrap();
+    let config = config(dir.path(), &launcher)
+        .collaborator(
+            bank_a_at(&bao).secret(Secret::at("kv/data/message").field("foo").file(&file)),
+        )
+        .write();
+    let bin = PathBuf::from(bin);
+    let out = run_binary_async(
+        &bin,
+        &["exchange", "--config", config.to_str().unwrap()],
+        &[],
+    )
+    .await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1578,13 +1326,11 @@ async fn a_production_build_without_the_dev_launcher_runs_the_exchange() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "world");
     // And the dev launcher is not in it.
-    let dev = run(vec![
-        "dev".into(),
-        "launcher".into(),
-        "--dir".into(),
-        dir.path().display().to_string(),
-    ])
-    .await
-    .unwrap();
+    let dev = run_binary_async(
+        &bin,
+        &["dev", "launcher", "--dir", dir.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
     assert_eq!(dev.status.code(), Some(2), "an unknown subcommand");
 }

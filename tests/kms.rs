@@ -2,20 +2,25 @@
 //! through STS, optional impersonation and KMS decrypt (a local stand-in for Google's APIs), then
 //! used at a real OpenBao.
 
-mod common;
-
+use crate::harness::capture::{Answer, CaptureServer};
+use crate::harness::config::{Collaborator, ConfigBuilder, Google, Kms, Secret, Vault};
+use crate::harness::exchange::{assert_succeeded, prepare, run};
+use crate::harness::google::{
+    Condition, GoogleStandIn, StandInOptions, KEY, PROVIDER, SERVICE_ACCOUNT,
+};
+use crate::harness::launcher::TestLauncher;
+use crate::harness::openbao::OpenBao;
+use crate::harness::{closed_address, corrected_role, payload};
 use attestgate::config::Config;
-use attestgate::exchange::{Exchange, Report, Step};
+use attestgate::exchange::{Report, Step};
 use attestgate::kms::KmsStep;
-use common::google::{GoogleStandIn, StandInOptions, KEY, PROVIDER, SERVICE_ACCOUNT};
-use common::{plugin_wasm, sha256_file, OpenBao, TestLauncher};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 
 const AUDIENCE_A: &str = "https://vault.bank-a.example";
 
-fn production_only() -> common::google::Condition {
+fn production_only() -> Condition {
     Arc::new(|claims: &Value| {
         claims["dbgstat"] == "disabled-since-boot" && claims["swname"] == "CONFIDENTIAL_SPACE"
     })
@@ -48,81 +53,54 @@ async fn vault_with_token(bao: &OpenBao) -> String {
     body["auth"]["client_token"].as_str().unwrap().to_owned()
 }
 
-fn kms_collaborator(dir: &Path, bao: &OpenBao, ciphertext: &str, impersonate: bool) -> String {
-    let plugin = plugin_wasm("confidential-space");
+/// bank-c on the KMS route: its VAULT_TOKEN, encrypted as `ciphertext`, is unwrapped (as
+/// `service_account`, if given) and used at `bao`.
+fn bank_c_at(
+    dir: &Path,
+    bao: &OpenBao,
+    ciphertext: &str,
+    service_account: Option<&str>,
+) -> Collaborator {
     let ciphertext_file = dir.join("bank-c-vault-token.enc");
     std::fs::write(&ciphertext_file, ciphertext).unwrap();
-    let service_account = if impersonate {
-        format!("service_account = \"{SERVICE_ACCOUNT}\"\n")
-    } else {
-        String::new()
-    };
-    format!(
-        r#"
-[[collaborator]]
-name = "bank-c"
-plugin = "{plugin}"
-plugin_sha256 = "{sha}"
-plugin_config = {{ audience = "{PROVIDER}", projects = ["operator-project"] }}
-[collaborator.vault]
-address = "{addr}"
-[collaborator.kms]
-workload_identity_provider = "{PROVIDER}"
-{service_account}key = "{KEY}"
-ciphertext_file = "{ciphertext_file}"
-[[collaborator.secret]]
-path = "kv/data/reference-rates"
-field = "eur-usd"
-env = "BANK_C_EUR_USD"
-"#,
-        plugin = plugin.display(),
-        sha = sha256_file(&plugin),
-        addr = bao.addr,
-        ciphertext_file = ciphertext_file.display(),
-    )
+    let kms = Kms::new(PROVIDER, KEY, &ciphertext_file);
+    Collaborator::new("bank-c", "confidential-space")
+        .plugin_config(json!({"audience": PROVIDER, "projects": ["operator-project"]}))
+        .vault(Vault::at(&bao.addr))
+        .kms(match service_account {
+            Some(service_account) => kms.impersonating(service_account),
+            None => kms,
+        })
+        .secret(
+            Secret::at("kv/data/reference-rates")
+                .field("eur-usd")
+                .env("BANK_C_EUR_USD"),
+        )
 }
 
-/// The operator's sections: the launcher, plain HTTP for the local servers, and the Google
-/// stand-in as the operator's (custom) endpoints.
-fn header(launcher: &TestLauncher, google: &GoogleStandIn) -> String {
-    format!(
-        "[attestation]\nlauncher_socket = \"{}\"\njwks_url = \"{}\"\n[network]\nallow_plain_http = true\n[google]\nsts_endpoint = \"{endpoint}\"\niamcredentials_endpoint = \"{endpoint}\"\nkms_endpoint = \"{endpoint}\"\nallow_custom_endpoints = true\n",
-        launcher.info().socket.display(),
-        launcher.info().jwks_url,
-        endpoint = google.endpoint,
-    )
+/// The operator's sections: the launcher, plain HTTP for the local servers, and `google` as the
+/// operator's (custom) endpoints.
+fn config(dir: &Path, launcher: &TestLauncher, google: Google) -> ConfigBuilder {
+    ConfigBuilder::local(dir, launcher.info()).google(google)
 }
 
-/// The whole configuration for bank-c alone, its VAULT_TOKEN encrypted as `gcloud kms encrypt` would.
+/// The whole configuration for bank-c alone, its VAULT_TOKEN encrypted as `gcloud kms encrypt`
+/// would, and every Google endpoint at the stand-in.
 fn bank_c_config(
     launcher: &TestLauncher,
     bao: &OpenBao,
     google: &GoogleStandIn,
     token: &str,
     dir: &Path,
-    impersonate: bool,
-) -> String {
-    header(launcher, google)
-        + &kms_collaborator(dir, bao, &google.encrypt(token.as_bytes()), impersonate)
-}
-
-async fn run(dir: &Path, text: &str) -> Report {
-    let path = dir.join("attestgate.toml");
-    std::fs::write(&path, text).unwrap();
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let exchange = tokio::task::spawn_blocking(move || Exchange::prepare(&config))
-        .await
-        .unwrap()
-        .unwrap();
-    exchange.run().await
-}
-
-fn assert_succeeded(report: &Report) {
-    assert!(
-        report.all_succeeded(),
-        "{:?}",
-        report.failures().collect::<Vec<_>>()
-    );
+    service_account: Option<&str>,
+) -> ConfigBuilder {
+    let ciphertext = google.encrypt(token.as_bytes());
+    config(dir, launcher, Google::stand_in(google)).collaborator(bank_c_at(
+        dir,
+        bao,
+        &ciphertext,
+        service_account,
+    ))
 }
 
 fn released_value(report: &Report, collaborator: &str) -> String {
@@ -134,7 +112,7 @@ fn released_value(report: &Report, collaborator: &str) -> String {
 }
 
 async fn setup(
-    condition: common::google::Condition,
+    condition: Condition,
     corrupt: bool,
 ) -> (TestLauncher, OpenBao, GoogleStandIn, String) {
     let launcher = TestLauncher::start().await;
@@ -155,8 +133,16 @@ async fn the_unwrapped_vault_token_reads_the_secret() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
     for impersonate in [false, true] {
-        let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), impersonate);
-        let report = run(dir.path(), &text).await;
+        let service_account = impersonate.then_some(SERVICE_ACCOUNT);
+        let config = bank_c_config(
+            &launcher,
+            &bao,
+            &google,
+            &token,
+            dir.path(),
+            service_account,
+        );
+        let report = run(&config.write()).await;
         assert!(
             report.all_succeeded(),
             "impersonate={impersonate}: {:?}",
@@ -188,12 +174,13 @@ async fn a_debug_image_is_refused_by_the_attribute_condition() {
     let token = vault_with_token(&bao).await;
     let dir = tempfile::tempdir().unwrap();
     // The collaborator's plugin does not insist on production here, so STS is what refuses.
-    let text = header(&launcher, &google)
-        + &kms_collaborator(dir.path(), &bao, &google.encrypt(token.as_bytes()), false).replace(
-            "projects = [\"operator-project\"] }",
-            "projects = [\"operator-project\"], require_production = false }",
-        );
-    let report = run(dir.path(), &text).await;
+    let ciphertext = google.encrypt(token.as_bytes());
+    let config = config(dir.path(), &launcher, Google::stand_in(&google)).collaborator(
+        bank_c_at(dir.path(), &bao, &ciphertext, None).plugin_config(json!({
+            "audience": PROVIDER, "projects": ["operator-project"], "require_production": false
+        })),
+    );
+    let report = run(&config.write()).await;
     let error = report.failures().next().expect("STS refuses");
     assert_eq!(error.step, Step::Kms(KmsStep::StsExchange));
     assert!(
@@ -219,11 +206,13 @@ async fn a_tampered_ciphertext_gets_kms_own_error() {
     let last = sealed.len() - 1;
     sealed[last] ^= 0x01;
     let tampered = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sealed);
-    let report = run(
+    let config = config(dir.path(), &launcher, Google::stand_in(&google)).collaborator(bank_c_at(
         dir.path(),
-        &(header(&launcher, &google) + &kms_collaborator(dir.path(), &bao, &tampered, false)),
-    )
-    .await;
+        &bao,
+        &tampered,
+        None,
+    ));
+    let report = run(&config.write()).await;
     let error = report.failures().next().expect("KMS refuses");
     assert_eq!(error.step, Step::Kms(KmsStep::Decrypt));
     assert!(
@@ -237,11 +226,8 @@ async fn a_tampered_ciphertext_gets_kms_own_error() {
 async fn a_corrupted_plaintext_checksum_is_caught() {
     let (launcher, bao, google, token) = setup(production_only(), true).await;
     let dir = tempfile::tempdir().unwrap();
-    let report = run(
-        dir.path(),
-        &bank_c_config(&launcher, &bao, &google, &token, dir.path(), false),
-    )
-    .await;
+    let config = bank_c_config(&launcher, &bao, &google, &token, dir.path(), None);
+    let report = run(&config.write()).await;
     let error = report.failures().next().expect("the checksum fails");
     assert_eq!(error.step, Step::Kms(KmsStep::Checksum));
     assert!(
@@ -259,11 +245,8 @@ async fn a_revoked_vault_token_is_reported_as_revoked() {
         .await;
     assert!(status < 300, "{body}");
     let dir = tempfile::tempdir().unwrap();
-    let report = run(
-        dir.path(),
-        &bank_c_config(&launcher, &bao, &google, &token, dir.path(), false),
-    )
-    .await;
+    let config = bank_c_config(&launcher, &bao, &google, &token, dir.path(), None);
+    let report = run(&config.write()).await;
     let error = report.failures().next().expect("the token is revoked");
     assert_eq!(error.step, Step::TokenLookup);
     assert!(
@@ -281,13 +264,7 @@ async fn a_revoked_vault_token_is_reported_as_revoked() {
 async fn jwt_and_kms_collaborators_run_in_one_exchange() {
     let (launcher, bank_c, google, token) = setup(production_only(), false).await;
     let bank_a = OpenBao::start().await;
-    let role: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            common::workspace_root().join("examples/roles/seed-role-corrected.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let role = corrected_role();
     bank_a
         .setup_collaborator(
             &launcher.info().jwks_url,
@@ -297,34 +274,19 @@ async fn jwt_and_kms_collaborators_run_in_one_exchange() {
         )
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let bound = plugin_wasm("bound-claims");
-    let role_file = dir.path().join("role.json");
-    std::fs::write(&role_file, role.to_string()).unwrap();
-    let jwt_collaborator = format!(
-        r#"
-[[collaborator]]
-name = "bank-a"
-plugin = "{plugin}"
-plugin_sha256 = "{sha}"
-audience = "{AUDIENCE_A}"
-plugin_config_file = "{role}"
-[collaborator.vault]
-address = "{addr}"
-role = "bank-a"
-[[collaborator.secret]]
-path = "kv/data/message"
-field = "foo"
-env = "BANK_A_FOO"
-"#,
-        plugin = bound.display(),
-        sha = sha256_file(&bound),
-        role = role_file.display(),
-        addr = bank_a.addr,
-    );
-    let text = header(&launcher, &google)
-        + &jwt_collaborator
-        + &kms_collaborator(dir.path(), &bank_c, &google.encrypt(token.as_bytes()), true);
-    let report = run(dir.path(), &text).await;
+    let bank_a = Collaborator::bound_claims("bank-a", role)
+        .vault(Vault::at(&bank_a.addr).role("bank-a"))
+        .secret(Secret::at("kv/data/message").field("foo").env("BANK_A_FOO"));
+    let ciphertext = google.encrypt(token.as_bytes());
+    let config = config(dir.path(), &launcher, Google::stand_in(&google))
+        .collaborator(bank_a)
+        .collaborator(bank_c_at(
+            dir.path(),
+            &bank_c,
+            &ciphertext,
+            Some(SERVICE_ACCOUNT),
+        ));
+    let report = run(&config.write()).await;
     assert_succeeded(&report);
     assert_eq!(released_value(&report, "bank-a"), "world");
     assert_eq!(released_value(&report, "bank-c"), "1.0842");
@@ -343,11 +305,15 @@ env = "BANK_A_FOO"
 async fn a_denied_impersonation_is_reported_with_googles_words() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), true).replace(
-        SERVICE_ACCOUNT,
-        "someone-else@bank-c.iam.gserviceaccount.com",
+    let config = bank_c_config(
+        &launcher,
+        &bao,
+        &google,
+        &token,
+        dir.path(),
+        Some("someone-else@bank-c.iam.gserviceaccount.com"),
     );
-    let report = run(dir.path(), &text).await;
+    let report = run(&config.write()).await;
     let error = report.failures().next().expect("IAM refuses");
     assert_eq!(error.step, Step::Kms(KmsStep::Impersonate));
     assert!(
@@ -362,28 +328,19 @@ async fn a_denied_impersonation_is_reported_with_googles_words() {
 async fn an_aborted_exchange_never_revokes_the_collaborators_own_token() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
-    let kept = kms_collaborator(dir.path(), &bao, &google.encrypt(token.as_bytes()), false)
-        .replace(
-            "[collaborator.kms]",
-            "keep_token = true\n[collaborator.kms]",
-        );
-    let closed = format!("http://127.0.0.1:{}", common::free_port_pair());
-    let failing = format!(
-        "\n[[collaborator]]\nname = \"bank-d\"\nplugin = \"{plugin}\"\nplugin_sha256 = \"{sha}\"\naudience = \"https://vault.bank-d.example\"\nplugin_config = {{ audience = \"https://vault.bank-d.example\", vault_role = \"d\" }}\n[collaborator.vault]\naddress = \"{closed}\"\n",
-        plugin = plugin_wasm("confidential-space").display(),
-        sha = sha256_file(&plugin_wasm("confidential-space")),
-    );
-    let path = dir.path().join("attestgate.toml");
-    std::fs::write(
-        &path,
-        header(&launcher, &google) + "[exchange]\ndeadline = \"3s\"\n" + &kept + &failing,
-    )
-    .unwrap();
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let exchange = tokio::task::spawn_blocking(move || Exchange::prepare(&config))
-        .await
-        .unwrap()
-        .unwrap();
+    let ciphertext = google.encrypt(token.as_bytes());
+    let kept =
+        bank_c_at(dir.path(), &bao, &ciphertext, None).vault(Vault::at(&bao.addr).keep_token());
+    let closed = closed_address();
+    let failing = Collaborator::new("bank-d", "confidential-space")
+        .audience("https://vault.bank-d.example")
+        .plugin_config(json!({"audience": "https://vault.bank-d.example", "vault_role": "d"}))
+        .vault(Vault::at(&closed));
+    let config = config(dir.path(), &launcher, Google::stand_in(&google))
+        .deadline("3s")
+        .collaborator(kept)
+        .collaborator(failing);
+    let exchange = prepare(&config.write()).await;
     let report = exchange.run().await;
     assert!(!report.all_succeeded(), "bank-d's Vault is down");
     exchange.revoke_kept(&report).await;
@@ -403,45 +360,30 @@ async fn an_aborted_exchange_never_revokes_the_collaborators_own_token() {
 const MALLORY_PROVIDER: &str = "//iam.googleapis.com/projects/666666666666/locations/global/workloadIdentityPools/evil/providers/mallory";
 
 /// Mallory on the KMS route, with a provider and ciphertext of her own.
-fn mallory_kms(dir: &Path) -> String {
-    let plugin = plugin_wasm("confidential-space");
+fn mallory_kms(dir: &Path) -> Collaborator {
     let ciphertext_file = dir.join("mallory.enc");
     std::fs::write(&ciphertext_file, "bWFsbG9yeQ==").unwrap();
-    format!(
-        r#"
-[[collaborator]]
-name = "mallory"
-plugin = "{plugin}"
-plugin_sha256 = "{sha}"
-plugin_config = {{ audience = "{MALLORY_PROVIDER}" }}
-[collaborator.vault]
-address = "http://127.0.0.1:9"
-[collaborator.kms]
-workload_identity_provider = "{MALLORY_PROVIDER}"
-key = "projects/mallory/locations/global/keyRings/k/cryptoKeys/k"
-ciphertext_file = "{ciphertext}"
-"#,
-        plugin = plugin.display(),
-        sha = sha256_file(&plugin),
-        ciphertext = ciphertext_file.display(),
-    )
+    Collaborator::new("mallory", "confidential-space")
+        .plugin_config(json!({"audience": MALLORY_PROVIDER}))
+        .vault(Vault::at("http://127.0.0.1:9"))
+        .kms(Kms::new(
+            MALLORY_PROVIDER,
+            "projects/mallory/locations/global/keyRings/k/cryptoKeys/k",
+            &ciphertext_file,
+        ))
 }
 
 #[tokio::test]
 async fn a_kms_route_collaborator_cannot_choose_where_its_token_goes() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
-    let capture = common::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
-    let honest = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false);
+    let capture = CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
+    let honest = bank_c_config(&launcher, &bao, &google, &token, dir.path(), None);
     for endpoint in ["sts_endpoint", "iamcredentials_endpoint", "kms_endpoint"] {
-        let text = honest.clone()
-            + &mallory_kms(dir.path()).replace(
-                "[collaborator.kms]\n",
-                &format!("[collaborator.kms]\n{endpoint} = \"{}\"\n", capture.addr),
-            );
-        let path = dir.path().join("attestgate.toml");
-        std::fs::write(&path, text).unwrap();
-        let err = Config::load(&path).unwrap_err();
+        let config = honest.clone().collaborator(
+            mallory_kms(dir.path()).raw(&format!("kms.{endpoint} = \"{}\"", capture.addr)),
+        );
+        let err = Config::load(&config.write()).unwrap_err();
         assert!(
             err.problems
                 .iter()
@@ -452,10 +394,18 @@ async fn a_kms_route_collaborator_cannot_choose_where_its_token_goes() {
         );
     }
     // The operator's endpoints go to Google only, unless the operator opts out explicitly.
-    let text = honest.replace("allow_custom_endpoints = true\n", "");
-    let path = dir.path().join("attestgate.toml");
-    std::fs::write(&path, text).unwrap();
-    let err = Config::load(&path).unwrap_err();
+    let ciphertext = google.encrypt(token.as_bytes());
+    let not_opted_in = Google {
+        allow_custom_endpoints: false,
+        ..Google::stand_in(&google)
+    };
+    let config = config(dir.path(), &launcher, not_opted_in).collaborator(bank_c_at(
+        dir.path(),
+        &bao,
+        &ciphertext,
+        None,
+    ));
+    let err = Config::load(&config.write()).unwrap_err();
     assert!(
         err.problems
             .iter()
@@ -469,10 +419,10 @@ async fn a_kms_route_collaborator_cannot_choose_where_its_token_goes() {
 async fn the_token_minted_for_mallory_is_useless_at_another_collaborators_provider() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false)
-        + "[exchange]\npartial = true\n"
-        + &mallory_kms(dir.path());
-    let report = run(dir.path(), &text).await;
+    let config = bank_c_config(&launcher, &bao, &google, &token, dir.path(), None)
+        .partial()
+        .collaborator(mallory_kms(dir.path()));
+    let report = run(&config.write()).await;
     let outcome = |name: &str| {
         &report
             .outcomes
@@ -488,12 +438,7 @@ async fn the_token_minted_for_mallory_is_useless_at_another_collaborators_provid
     assert_eq!(mallory.step, Step::Kms(KmsStep::StsExchange), "{mallory}");
     // STS saw one token per collaborator, each with that collaborator's provider as audience.
     let tokens = google.subject_tokens();
-    let audience = |jwt: &str| {
-        attestgate::attestation::jwt::parse(jwt).unwrap().payload["aud"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let audience = |jwt: &str| payload(jwt)["aud"].as_str().unwrap().to_owned();
     let mallorys: Vec<&String> = tokens
         .iter()
         .filter(|t| audience(t) == MALLORY_PROVIDER)
@@ -532,14 +477,9 @@ async fn the_token_minted_for_mallory_is_useless_at_another_collaborators_provid
     assert_eq!(body["error"], "invalid_grant", "{body}");
 
     // Declaring bank-c's provider (in its https: spelling) as her own audience is refused.
-    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false)
-        + &mallory_kms(dir.path()).replace(
-            "[[collaborator]]\nname = \"mallory\"\n",
-            &format!("[[collaborator]]\nname = \"mallory\"\naudience = \"https:{PROVIDER}\"\n"),
-        );
-    let path = dir.path().join("attestgate.toml");
-    std::fs::write(&path, text).unwrap();
-    let err = Config::load(&path).unwrap_err();
+    let config = bank_c_config(&launcher, &bao, &google, &token, dir.path(), None)
+        .collaborator(mallory_kms(dir.path()).audience(&format!("https:{PROVIDER}")));
+    let err = Config::load(&config.write()).unwrap_err();
     assert!(
         err.problems
             .iter()
@@ -563,35 +503,28 @@ async fn the_shared_default_token_needs_the_operators_opt_in_and_a_single_collab
     .await;
     let token = vault_with_token(&bao).await;
     let dir = tempfile::tempdir().unwrap();
-    let file_source = format!(
-        "[attestation]\nsource = \"file\"\ntoken_file = \"{}\"\n",
-        launcher.info().token_file.display()
-    );
-    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false)
-        .replace("[attestation]\n", &file_source)
-        .replace(
-            &format!("audience = \"{PROVIDER}\""),
-            "audience = \"https://sts.googleapis.com\"",
+    let ciphertext = google.encrypt(token.as_bytes());
+    let file_source = config(dir.path(), &launcher, Google::stand_in(&google))
+        .token_file_source(&launcher.info().token_file)
+        .collaborator(
+            bank_c_at(dir.path(), &bao, &ciphertext, None).plugin_config(
+                json!({"audience": "https://sts.googleapis.com", "projects": ["operator-project"]}),
+            ),
         );
-    let path = dir.path().join("attestgate.toml");
-    std::fs::write(&path, &text).unwrap();
-    let err = Config::load(&path).unwrap_err();
+    let err = Config::load(&file_source.write()).unwrap_err();
     assert!(
         err.problems
             .iter()
             .any(|p| p.key == "attestation.source" && p.message.contains("allow_default_audience")),
         "{err}"
     );
-    let opted_in = text.replace(
-        "source = \"file\"",
-        "source = \"file\"\nallow_default_audience = true",
-    );
-    let report = run(dir.path(), &opted_in).await;
+    let opted_in = file_source.allow_default_audience();
+    let report = run(&opted_in.write()).await;
     assert_succeeded(&report);
     assert_eq!(released_value(&report, "bank-c"), "1.0842");
     // A second collaborator would share the same default token: refused, naming both.
-    std::fs::write(&path, opted_in + &mallory_kms(dir.path())).unwrap();
-    let err = Config::load(&path).unwrap_err();
+    let config = opted_in.collaborator(mallory_kms(dir.path()));
+    let err = Config::load(&config.write()).unwrap_err();
     assert!(
         err.problems
             .iter()
@@ -604,18 +537,22 @@ async fn the_shared_default_token_needs_the_operators_opt_in_and_a_single_collab
 #[tokio::test]
 async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
-    let capture = common::CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
-    let redirector = common::CaptureServer::answering(common::Answer::Redirect(format!(
-        "{}/v1/token",
-        capture.addr
-    )))
-    .await;
+    let capture = CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
+    let redirector =
+        CaptureServer::answering(Answer::Redirect(format!("{}/v1/token", capture.addr))).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false).replace(
-        &format!("sts_endpoint = \"{}\"", google.endpoint),
-        &format!("sts_endpoint = \"{}\"", redirector.addr),
-    );
-    let report = run(dir.path(), &text).await;
+    let sts = Google {
+        sts_endpoint: redirector.addr.clone(),
+        ..Google::stand_in(&google)
+    };
+    let ciphertext = google.encrypt(token.as_bytes());
+    let config = config(dir.path(), &launcher, sts).collaborator(bank_c_at(
+        dir.path(),
+        &bao,
+        &ciphertext,
+        None,
+    ));
+    let report = run(&config.write()).await;
     let error = report.failures().next().expect("STS redirected");
     assert_eq!(error.step, Step::Kms(KmsStep::StsExchange), "{error}");
     assert!(error.message.contains("307"), "{error}");
@@ -630,13 +567,20 @@ async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
 #[tokio::test]
 async fn an_endless_answer_from_a_google_endpoint_is_cut_off() {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
-    let endless = common::CaptureServer::answering(common::Answer::Endless).await;
+    let endless = CaptureServer::answering(Answer::Endless).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = bank_c_config(&launcher, &bao, &google, &token, dir.path(), false).replace(
-        &format!("sts_endpoint = \"{}\"", google.endpoint),
-        &format!("sts_endpoint = \"{}\"", endless.addr),
-    );
-    let report = run(dir.path(), &text).await;
+    let sts = Google {
+        sts_endpoint: endless.addr.clone(),
+        ..Google::stand_in(&google)
+    };
+    let ciphertext = google.encrypt(token.as_bytes());
+    let config = config(dir.path(), &launcher, sts).collaborator(bank_c_at(
+        dir.path(),
+        &bao,
+        &ciphertext,
+        None,
+    ));
+    let report = run(&config.write()).await;
     let error = report.failures().next().expect("an endless body");
     assert_eq!(error.step, Step::Kms(KmsStep::StsExchange), "{error}");
     assert!(error.message.contains("larger than"), "{error}");

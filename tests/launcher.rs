@@ -1,11 +1,10 @@
 //! The dev launcher speaks the real launcher's API: the same routes, validation, error texts and
 //! status codes, the token file, and an issuer that OIDC clients can use.
 
-mod common;
-
+use crate::harness::launcher::TestLauncher;
+use crate::harness::{attestgate_bin, payload, wait_for, AUDIENCE};
 use attestgate::attestation::source::{read_token_file, SourceError, DEFAULT_TOKEN_AUDIENCE};
 use attestgate::attestation::{jwt, LauncherClient, TokenRequest, TokenType};
-use common::{wait_for, TestLauncher, AUDIENCE};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -40,10 +39,6 @@ async fn raw_call(launcher: &TestLauncher, method: &str, body: &str) -> (u16, St
         content_type,
         String::from_utf8(body.to_vec()).unwrap(),
     )
-}
-
-fn payload(token: &str) -> Value {
-    Value::Object(jwt::parse(token).unwrap().payload)
 }
 
 #[tokio::test]
@@ -521,7 +516,7 @@ async fn under_umask_000_the_socket_token_file_and_directory_are_owner_only() {
     let child = std::process::Command::new("sh")
         .arg("-c")
         .arg(r#"umask 000 && : > "$2" && exec "$0" dev launcher --dir "$1""#)
-        .arg(common::attestgate_bin())
+        .arg(attestgate_bin())
         .arg(&dir)
         .arg(&probe)
         .stdin(std::process::Stdio::null())
@@ -729,23 +724,22 @@ async fn exact_claims_are_minted_as_given_and_a_patch_keeps_production_defaults(
     use attestgate::dev::DevClaims;
     // A debug token's claims, as a user would copy them from a real token.
     let debug = serde_json::json!({"dbgstat": "enabled", "swname": "CONFIDENTIAL_SPACE", "hwmodel": "GCP_AMD_SEV"});
-    let exact =
-        common::TestLauncher::start_with(|c| c.claims = DevClaims::Exactly(debug.clone())).await;
-    let token = exact.token(common::AUDIENCE).await;
-    let claims = attestgate::attestation::jwt::parse(&token).unwrap().payload;
+    let exact = TestLauncher::start_with(|c| c.claims = DevClaims::Exactly(debug.clone())).await;
+    let token = exact.token(AUDIENCE).await;
+    let claims = jwt::parse(&token).unwrap().payload;
     assert_eq!(claims["dbgstat"], "enabled");
-    assert_eq!(claims["aud"], common::AUDIENCE);
+    assert_eq!(claims["aud"], AUDIENCE);
     assert!(claims.contains_key("exp") && claims.contains_key("iss"));
     assert!(
         !claims.contains_key("submods"),
         "no production support_attributes crept into a debug token: {claims:?}"
     );
-    let patched = common::TestLauncher::start_with(|c| {
+    let patched = TestLauncher::start_with(|c| {
         c.claims = DevClaims::Patch(serde_json::json!({"dbgstat": "enabled"}))
     })
     .await;
-    let token = patched.token(common::AUDIENCE).await;
-    let claims = attestgate::attestation::jwt::parse(&token).unwrap().payload;
+    let token = patched.token(AUDIENCE).await;
+    let claims = jwt::parse(&token).unwrap().payload;
     assert_eq!(claims["dbgstat"], "enabled");
     assert!(claims["submods"]["confidential_space"]["support_attributes"].is_array());
 }

@@ -2,11 +2,12 @@
 //! launcher's JWKS URL and the real Confidential Space issuer string, logs in with a launcher token
 //! and refuses a token signed by another key.
 
-mod common;
-
+use crate::harness::launcher::TestLauncher;
+use crate::harness::openbao::OpenBao;
+use crate::harness::plugins::plugin_spec;
+use crate::harness::{corrected_role, payload, AUDIENCE};
 use attestgate::attestation::GOOGLE_ISSUER;
 use attestgate::dev::SigningKey;
-use common::{OpenBao, TestLauncher, AUDIENCE};
 use serde_json::{json, Map, Value};
 
 async fn configured() -> (TestLauncher, OpenBao) {
@@ -63,11 +64,7 @@ async fn openbao_accepts_a_custom_audience_launcher_token() {
 async fn openbao_refuses_a_token_signed_by_another_key() {
     let (launcher, bao) = configured().await;
     let genuine = launcher.token(AUDIENCE).await;
-    let claims = Value::Object(
-        attestgate::attestation::jwt::parse(&genuine)
-            .unwrap()
-            .payload,
-    );
+    let claims = payload(&genuine);
     let mut header = Map::new();
     // Same kid as the launcher's key, different key: only the signature can tell them apart.
     header.insert("kid".into(), json!(launcher.launcher.current_kid()));
@@ -101,26 +98,11 @@ async fn openbao_refuses_the_default_sts_audience_token() {
 /// OpenBao denies, with the same words.
 #[tokio::test]
 async fn bound_claims_plugin_denies_exactly_what_openbao_denies() {
-    use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
-    let role: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            common::workspace_root().join("examples/roles/seed-role-corrected.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let path = common::plugin_wasm("bound-claims");
+    use attestgate::plugin::{EngineOptions, PluginEngine};
+    let role = corrected_role();
     let engine = PluginEngine::new(EngineOptions::default()).unwrap();
     let plugin = engine
-        .load(&PluginSpec {
-            collaborator: "bank-a".into(),
-            audience: None,
-            sha256: common::sha256_file(&path),
-            precompiled: None,
-            path,
-            config: role.clone(),
-            limits: Limits::default(),
-        })
+        .load(&plugin_spec("bound-claims", role.clone()))
         .unwrap();
     assert_eq!(
         plugin.select_audience().unwrap().audience,
@@ -193,10 +175,9 @@ async fn bound_claims_plugin_denies_exactly_what_openbao_denies() {
         assert!(status < 300, "{name}: {status} {body}");
 
         let token = launcher.token(AUDIENCE).await;
-        let claims = attestgate::attestation::jwt::parse(&token).unwrap().payload;
         let verdict = plugin
             .evaluate(
-                &Value::Object(claims).to_string(),
+                &payload(&token).to_string(),
                 attestgate::attestation::verify::unix_now(),
             )
             .unwrap()

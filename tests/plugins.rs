@@ -1,13 +1,12 @@
 //! The plugin sandbox and contract: hostile plugins end in a clean deny or refusal with the right
 //! kind of error and leave the host healthy; reference plugins decide correctly; calls are isolated.
 
-mod common;
-
+use crate::harness::plugins::{plugin_spec, plugin_spec_at, plugin_wasm, sha256_file};
+use crate::harness::{claims_with, corrected_role, production_claims, AUDIENCE};
 use attestgate::plugin::{
     ArtifactProblem, EngineOptions, FailureKind, Limits, PluginEngine, PluginError, PluginSpec,
     Precompiled,
 };
-use common::{claims_with, plugin_wasm, production_claims, sha256_file, AUDIENCE};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -18,21 +17,8 @@ fn engine() -> &'static PluginEngine {
     ENGINE.get_or_init(|| PluginEngine::new(EngineOptions::default()).unwrap())
 }
 
-fn spec(plugin: &str, config: Value) -> PluginSpec {
-    let path = plugin_wasm(plugin);
-    PluginSpec {
-        collaborator: "bank-a".into(),
-        audience: None,
-        sha256: sha256_file(&path),
-        precompiled: None,
-        path,
-        config,
-        limits: Limits::default(),
-    }
-}
-
 fn hostile(attack: &str) -> PluginSpec {
-    let mut spec = spec("hostile", json!({"attack": attack}));
+    let mut spec = plugin_spec("hostile", json!({"attack": attack}));
     spec.limits = Limits {
         deadline_ms: 50,
         memory_bytes: 16 << 20,
@@ -54,7 +40,7 @@ fn evaluate(spec: &PluginSpec, claims: &Value) -> Result<attestgate::plugin::Ver
 
 /// After any misbehaviour, a good plugin must still work on the same engine.
 fn assert_host_healthy() {
-    let good = spec("confidential-space", json!({"audience": AUDIENCE}));
+    let good = plugin_spec("confidential-space", json!({"audience": AUDIENCE}));
     let verdict = evaluate(&good, &production_claims(AUDIENCE)).expect("a good plugin still runs");
     assert!(verdict.allow, "{verdict:?}");
 }
@@ -185,7 +171,7 @@ fn two_evaluations_share_no_state() {
 #[test]
 fn a_plugin_built_for_another_contract_is_refused() {
     let err = engine()
-        .load(&spec("future-contract", json!({})))
+        .load(&plugin_spec("future-contract", json!({})))
         .unwrap_err();
     assert!(matches!(err, PluginError::ContractVersion { .. }), "{err}");
     let text = err.to_string();
@@ -197,7 +183,7 @@ fn a_plugin_built_for_another_contract_is_refused() {
 
 #[test]
 fn a_digest_mismatch_is_refused_naming_both_digests() {
-    let mut pinned = spec("confidential-space", json!({"audience": AUDIENCE}));
+    let mut pinned = plugin_spec("confidential-space", json!({"audience": AUDIENCE}));
     let actual = pinned.sha256.clone();
     pinned.sha256 = "0".repeat(64);
     let err = engine().load(&pinned).unwrap_err();
@@ -210,15 +196,7 @@ fn bytes_that_are_not_wasm_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("not.wasm");
     std::fs::write(&path, b"#!/bin/sh\necho hello\n").unwrap();
-    let spec = PluginSpec {
-        collaborator: "bank-a".into(),
-        audience: None,
-        sha256: sha256_file(&path),
-        precompiled: None,
-        path,
-        config: json!({}),
-        limits: Limits::default(),
-    };
+    let spec = plugin_spec_at(path, json!({}));
     let err = engine().load(&spec).unwrap_err();
     assert!(matches!(err, PluginError::NotAComponent { .. }), "{err}");
     assert!(err.to_string().contains("magic bytes"), "{err}");
@@ -227,7 +205,7 @@ fn bytes_that_are_not_wasm_are_refused() {
 #[test]
 fn a_bad_configuration_is_refused_at_load_time() {
     let err = engine()
-        .load(&spec(
+        .load(&plugin_spec(
             "confidential-space",
             json!({"audience": AUDIENCE, "projcts": ["x"]}),
         ))
@@ -239,7 +217,7 @@ fn a_bad_configuration_is_refused_at_load_time() {
         other => panic!("expected a rejected configuration, got {other:?}: {err}"),
     }
     let err = engine()
-        .load(&spec(
+        .load(&plugin_spec(
             "confidential-space",
             json!({"audience": AUDIENCE, "image_digests": ["sha256:abc "]}),
         ))
@@ -250,7 +228,7 @@ fn a_bad_configuration_is_refused_at_load_time() {
 fn cs(config: Value, claims: &Value) -> attestgate::plugin::Verdict {
     let mut config = config;
     config["audience"] = json!(AUDIENCE);
-    evaluate(&spec("confidential-space", config), claims).unwrap()
+    evaluate(&plugin_spec("confidential-space", config), claims).unwrap()
 }
 
 fn failed_claims(verdict: &attestgate::plugin::Verdict) -> Vec<String> {
@@ -261,7 +239,7 @@ fn failed_claims(verdict: &attestgate::plugin::Verdict) -> Vec<String> {
 fn confidential_space_selects_its_audience_and_nonces() {
     let nonce = "abcdefghijklmnop";
     let policy = engine()
-        .load(&spec(
+        .load(&plugin_spec(
             "confidential-space",
             json!({"audience": AUDIENCE, "nonces": [nonce], "vault_role": "analytics"}),
         ))
@@ -379,7 +357,9 @@ fn confidential_space_denies_an_expired_support_window() {
 #[test]
 fn signed_image_window_uses_the_verification_time() {
     let config = json!({"audience": AUDIENCE, "trusted_key_ids": ["kid-1"], "not_before": 1_000, "not_after": 2_000});
-    let policy = engine().load(&spec("signed-image-window", config)).unwrap();
+    let policy = engine()
+        .load(&plugin_spec("signed-image-window", config))
+        .unwrap();
     let signed = claims_with(
         AUDIENCE,
         json!({"submods": {"container": {"image_signatures": [
@@ -415,18 +395,9 @@ fn signed_image_window_uses_the_verification_time() {
 #[test]
 fn plugins_load_in_parallel_and_share_compiled_code() {
     let specs = vec![
-        spec("confidential-space", json!({"audience": AUDIENCE})),
-        spec(
-            "bound-claims",
-            serde_json::from_str(
-                &std::fs::read_to_string(
-                    common::workspace_root().join("examples/roles/seed-role-corrected.json"),
-                )
-                .unwrap(),
-            )
-            .unwrap(),
-        ),
-        spec(
+        plugin_spec("confidential-space", json!({"audience": AUDIENCE})),
+        plugin_spec("bound-claims", corrected_role()),
+        plugin_spec(
             "confidential-space",
             json!({"audience": "https://vault.bank-b.example"}),
         ),
@@ -472,7 +443,7 @@ fn a_precompiled_plugin_is_reproducible_and_decides_like_its_wasm() {
         "the same wasm compiles to the same bytes"
     );
     assert_eq!(again, std::fs::read(&first.path).unwrap());
-    let mut plugin = spec("confidential-space", json!({"audience": AUDIENCE}));
+    let mut plugin = plugin_spec("confidential-space", json!({"audience": AUDIENCE}));
     plugin.precompiled = Some(first);
     let verdict = PluginEngine::new(EngineOptions::default())
         .unwrap()
@@ -490,7 +461,7 @@ fn another_plugins_artifact_never_stands_in_for_the_pinned_one() {
     let allow_all = precompile("hostile", dir.path());
     // Mallory copies another plugin's artifact over the pinned one: its digest no longer matches.
     std::fs::copy(&allow_all.path, &pinned.path).unwrap();
-    let mut plugin = spec("confidential-space", json!({"audience": AUDIENCE}));
+    let mut plugin = plugin_spec("confidential-space", json!({"audience": AUDIENCE}));
     plugin.precompiled = Some(pinned.clone());
     let err = PluginEngine::new(EngineOptions::default())
         .unwrap()
@@ -550,7 +521,7 @@ fn an_artifact_for_another_engine_is_refused_with_a_clear_error() {
     bytes[16 + 32] ^= 0xff;
     let path = dir.path().join("other-engine.cwasm");
     std::fs::write(&path, &bytes).unwrap();
-    let mut plugin = spec("confidential-space", json!({"audience": AUDIENCE}));
+    let mut plugin = plugin_spec("confidential-space", json!({"audience": AUDIENCE}));
     plugin.precompiled = Some(Precompiled {
         sha256: sha256_file(&path),
         path,
@@ -582,7 +553,9 @@ fn the_readme_template_plugin_works_as_documented() {
         "projects": ["operator-project"],
         "image_digests": ["sha256:1447781b9a6fd0a09a6352c10efaffaf6a67d2d12940b56d00cb38c5b56ad646"]
     });
-    let policy = engine().load(&spec("plugin-template", config)).unwrap();
+    let policy = engine()
+        .load(&plugin_spec("plugin-template", config))
+        .unwrap();
     assert_eq!(policy.select_audience().unwrap().audience, AUDIENCE);
     assert!(
         policy
@@ -647,7 +620,7 @@ fn a_short_sleep_within_the_deadline_is_granted_in_virtual_time() {
 
 #[test]
 fn a_plugin_may_select_only_its_collaborators_declared_audience() {
-    let mut spec = spec(
+    let mut spec = plugin_spec(
         "hostile",
         json!({"attack": "allow", "audience": "https://vault.bank-b.example"}),
     );

@@ -4,8 +4,9 @@
 //! token's signature against the dev launcher's JWKS, its audience, and an attribute condition; and
 //! it answers errors in Google's shapes. Tests only: nothing of this ships in the binary.
 
-use attestgate::attestation::jwks::KeyCacheOptions;
-use attestgate::attestation::{JwksCache, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER};
+use attestgate::attestation::{
+    JwksCache, KeyCacheOptions, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER,
+};
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use axum::body::Bytes;
 use axum::extract::{Path, State};

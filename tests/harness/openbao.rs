@@ -1,89 +1,11 @@
-//! Shared test harness: a dev launcher and real OpenBao servers on free loopback ports, torn
-//! down on drop. Nothing here sleeps for synchronisation: readiness is polled with a deadline.
+//! Real OpenBao dev servers on free loopback ports, killed on drop.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
-pub mod google;
-
-use attestgate::dev::{Launcher, LauncherConfig};
+use super::target_dir;
+use super::tls::{tls_material, TlsMaterial};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-pub const AUDIENCE: &str = "https://vault.bank-a.example";
-
-/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    let mut poll = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        poll.tick().await;
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-    }
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
-pub fn attestgate_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_attestgate"))
-}
-
-/// A dev launcher running in this process, in its own temporary directory.
-pub struct TestLauncher {
-    pub launcher: Launcher,
-    pub dir: tempfile::TempDir,
-}
-
-impl TestLauncher {
-    pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    pub async fn start_with(configure: impl FnOnce(&mut LauncherConfig)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = LauncherConfig::new(dir.path());
-        configure(&mut config);
-        let launcher = Launcher::start(config).await.expect("dev launcher starts");
-        TestLauncher { launcher, dir }
-    }
-
-    pub fn info(&self) -> &attestgate::dev::LauncherInfo {
-        self.launcher.info()
-    }
-
-    pub async fn token(&self, audience: &str) -> String {
-        let client = attestgate::attestation::LauncherClient::new(&self.info().socket);
-        let request = attestgate::attestation::TokenRequest::new(audience);
-        client
-            .custom_token(&request)
-            .await
-            .expect("launcher mints a token")
-            .expose()
-            .to_owned()
-    }
-}
 
 /// Finds two consecutive free ports (OpenBao's cluster listener takes PORT+1).
 pub fn free_port_pair() -> u16 {
@@ -108,7 +30,8 @@ pub fn bao_binary() -> PathBuf {
         return bao;
     }
     std::fs::create_dir_all(target_dir()).unwrap();
-    // Several test binaries may get here at once; one installs, the others wait on the lock.
+    // Several tests, of this run or another, may get here at once: one installs, the others wait
+    // on the lock.
     let lock = std::fs::File::create(target_dir().join("venv.lock")).unwrap();
     lock.lock().unwrap();
     if !bao.exists() {
@@ -136,7 +59,8 @@ pub struct OpenBaoOptions {
     pub audit: bool,
     /// Listen on this port instead of a free one.
     pub port: Option<u16>,
-    /// Also listen on this port with TLS from `tls_material`, requiring a client certificate.
+    /// Also listen on this port with TLS from a private CA (`mtls`), requiring a client
+    /// certificate.
     pub mtls_port: Option<u16>,
 }
 
@@ -144,8 +68,10 @@ pub struct OpenBaoOptions {
 pub struct OpenBao {
     pub addr: String,
     pub root_token: String,
+    /// The CA, server and client certificates of the `mtls_port` listener.
+    pub mtls: Option<TlsMaterial>,
     child: Child,
-    pub dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     http: reqwest::Client,
     tls: bool,
 }
@@ -191,6 +117,7 @@ impl OpenBao {
                 .arg("-dev-tls")
                 .arg(format!("-dev-tls-cert-dir={}", dir.path().display()));
         }
+        let mut mtls = None;
         if let Some(mtls_port) = options.mtls_port {
             let tls = tls_material(dir.path());
             let listener = dir.path().join("mtls.hcl");
@@ -206,6 +133,7 @@ impl OpenBao {
             )
             .unwrap();
             command.arg(format!("-config={}", listener.display()));
+            mtls = Some(tls);
         }
         if options.audit {
             let audit = dir.path().join("audit.hcl");
@@ -229,6 +157,7 @@ impl OpenBao {
         let mut server = OpenBao {
             addr,
             root_token: "root".into(),
+            mtls,
             child,
             dir,
             http: reqwest::Client::new(),
@@ -435,222 +364,5 @@ impl Drop for OpenBao {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// The plugins workspace's output directory.
-pub fn plugin_dir() -> PathBuf {
-    target_dir().join("plugins/wasm32-wasip2/release")
-}
-
-/// Builds the plugin workspace (SDK, reference plugins, hostile test plugins) once, then returns
-/// the path of `name.wasm`.
-pub fn plugin_wasm(name: &str) -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        std::fs::create_dir_all(target_dir()).unwrap();
-        let lock = std::fs::File::create(target_dir().join("plugins.lock")).unwrap();
-        lock.lock().unwrap();
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
-            .arg("--target-dir")
-            .arg(target_dir().join("plugins"))
-            .current_dir(workspace_root().join("plugins"))
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("cargo builds the plugins");
-        assert!(
-            status.success(),
-            "building the plugins failed (is the wasm32-wasip2 target installed?)"
-        );
-    });
-    let path = plugin_dir().join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(path.exists(), "{} was not built", path.display());
-    path
-}
-
-pub fn sha256_file(path: &Path) -> String {
-    attestgate::plugin::file_sha256(path).unwrap()
-}
-
-/// Production-shaped claims for `audience`, valid now.
-pub fn production_claims(audience: &str) -> Value {
-    let now = attestgate::attestation::verify::unix_now();
-    let mut claims = attestgate::dev::claims::production_defaults();
-    attestgate::dev::claims::merge(
-        &mut claims,
-        &json!({"iss": attestgate::attestation::GOOGLE_ISSUER, "aud": audience, "iat": now, "nbf": now, "exp": now + 3600}),
-    );
-    claims
-}
-
-/// `production_claims` with a JSON merge patch applied.
-pub fn claims_with(audience: &str, patch: Value) -> Value {
-    let mut claims = production_claims(audience);
-    attestgate::dev::claims::merge(&mut claims, &patch);
-    claims
-}
-
-/// A private CA with a server certificate for 127.0.0.1 and a client certificate, as PEM files.
-pub struct TlsMaterial {
-    pub ca: PathBuf,
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
-    pub client_cert: PathBuf,
-    pub client_key: PathBuf,
-}
-
-pub fn tls_material(dir: &Path) -> TlsMaterial {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "attestgate test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let issue = |names: Vec<String>, cn: &str| {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        (
-            params.signed_by(&key, &issuer).unwrap().pem(),
-            key.serialize_pem(),
-        )
-    };
-    let (server_cert, server_key) = issue(vec!["127.0.0.1".into(), "localhost".into()], "vault");
-    let (client_cert, client_key) = issue(vec![], "attestgate workload");
-    let write = |name: &str, pem: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, pem).unwrap();
-        path
-    };
-    TlsMaterial {
-        ca: write("ca.pem", &ca_cert.pem()),
-        server_cert: write("server.pem", &server_cert),
-        server_key: write("server-key.pem", &server_key),
-        client_cert: write("client.pem", &client_cert),
-        client_key: write("client-key.pem", &client_key),
-    }
-}
-
-/// One request a [`CaptureServer`] received.
-#[derive(Debug, Clone)]
-pub struct CapturedRequest {
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-/// How a [`CaptureServer`] answers.
-#[derive(Debug, Clone)]
-pub enum Answer {
-    /// This status and JSON body.
-    Fixed(u16, &'static str),
-    /// HTTP 400 with Vault's error shape, quoting the request body and X-Vault-Token back.
-    Echo,
-    /// HTTP 400 with a body that never ends (and no Content-Length).
-    Endless,
-    /// HTTP 307 to this URL.
-    Redirect(String),
-}
-
-/// A hostile collaborator's server standing in as its Vault (or any endpoint): it records every
-/// request it gets and answers each as told.
-pub struct CaptureServer {
-    pub addr: String,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<CapturedRequest>>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl CaptureServer {
-    pub async fn start(status: u16, body: &'static str) -> Self {
-        Self::answering(Answer::Fixed(status, body)).await
-    }
-
-    pub async fn answering(answer: Answer) -> Self {
-        use axum::response::IntoResponse;
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        let router = axum::Router::new().fallback(
-            move |method: axum::http::Method,
-                  uri: axum::http::Uri,
-                  headers: axum::http::HeaderMap,
-                  bytes: axum::body::Bytes| {
-                let seen = seen.clone();
-                let answer = answer.clone();
-                async move {
-                    let request = CapturedRequest {
-                        method: method.to_string(),
-                        path: uri.to_string(),
-                        headers: headers
-                            .iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.to_string(),
-                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                )
-                            })
-                            .collect(),
-                        body: String::from_utf8_lossy(&bytes).into_owned(),
-                    };
-                    seen.lock().unwrap().push(request.clone());
-                    let status = |code| axum::http::StatusCode::from_u16(code).unwrap();
-                    match answer {
-                        Answer::Fixed(code, body) => {
-                            (status(code), [("content-type", "application/json")], body)
-                                .into_response()
-                        }
-                        Answer::Echo => {
-                            let token = request
-                                .headers
-                                .iter()
-                                .find(|(k, _)| k == "x-vault-token")
-                                .map(|(_, v)| v.clone())
-                                .unwrap_or_default();
-                            let echoed = serde_json::json!({"errors": [
-                                format!("bad request {}: {}", request.body, token)
-                            ]});
-                            (status(400), axum::Json(echoed)).into_response()
-                        }
-                        Answer::Endless => {
-                            let chunk = axum::body::Bytes::from(vec![b'x'; 64 << 10]);
-                            let stream = futures::stream::repeat_with(move || {
-                                Ok::<_, std::io::Error>(chunk.clone())
-                            });
-                            (status(400), axum::body::Body::from_stream(stream)).into_response()
-                        }
-                        Answer::Redirect(location) => {
-                            (status(307), [("location", location)]).into_response()
-                        }
-                    }
-                }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        CaptureServer {
-            addr,
-            requests,
-            server,
-        }
-    }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<CapturedRequest> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for CaptureServer {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }

@@ -1,0 +1,28 @@
+//! Running an exchange in this process, from a written configuration.
+
+use attestgate::config::Config;
+use attestgate::exchange::{Exchange, Report};
+use std::path::Path;
+
+/// Loads the configuration at `path` and prepares its exchange.
+pub async fn prepare(path: &Path) -> Exchange {
+    let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
+    // Compiling the plugins blocks: not on the runtime that serves the test's launcher.
+    tokio::task::spawn_blocking(move || Exchange::prepare(&config))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Prepares and runs the exchange configured at `path`.
+pub async fn run(path: &Path) -> Report {
+    prepare(path).await.run().await
+}
+
+pub fn assert_succeeded(report: &Report) {
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.failures().collect::<Vec<_>>()
+    );
+}

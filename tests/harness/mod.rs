@@ -1,0 +1,144 @@
+//! What the integration tests share, one module per concern. Nothing here sleeps for
+//! synchronisation: readiness is polled with a deadline.
+
+pub mod capture;
+pub mod config;
+pub mod exchange;
+pub mod google;
+pub mod launcher;
+pub mod openbao;
+pub mod plugins;
+pub mod tls;
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const AUDIENCE: &str = "https://vault.bank-a.example";
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        poll.tick().await;
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// An `http://` address on loopback where nothing listens.
+pub fn closed_address() -> String {
+    format!("http://127.0.0.1:{}", openbao::free_port_pair())
+}
+
+pub fn attestgate_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_attestgate"))
+}
+
+/// Runs `bin` to completion with `args` and `env`, and `stdin` (or nothing) as its input.
+pub fn run_binary(bin: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// `run_binary` on a blocking thread, so that a launcher on the test's own runtime keeps serving.
+pub async fn run_binary_async(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let bin = bin.to_owned();
+    let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_binary(&bin, &args, &env, None)
+    })
+    .await
+    .unwrap()
+}
+
+/// The attestgate binary under test, run to completion with `stdin` as its input.
+pub fn attestgate(args: &[&str], stdin: Option<&str>) -> Output {
+    run_binary(&attestgate_bin(), args, &[], stdin)
+}
+
+/// The attestgate binary under test, run to completion beside a launcher in this process.
+pub async fn attestgate_async(args: &[&str], env: &[(&str, &str)]) -> Output {
+    run_binary_async(&attestgate_bin(), args, env).await
+}
+
+/// Production-shaped claims for `audience`, issued at `now` and valid for an hour.
+pub fn production_claims_at(audience: &str, now: i64) -> Value {
+    patched(
+        attestgate::dev::claims::production_defaults(),
+        &json!({"iss": attestgate::attestation::GOOGLE_ISSUER, "aud": audience, "iat": now, "nbf": now, "exp": now + 3600}),
+    )
+}
+
+/// Production-shaped claims for `audience`, valid now.
+pub fn production_claims(audience: &str) -> Value {
+    production_claims_at(audience, attestgate::attestation::verify::unix_now())
+}
+
+/// `production_claims` with a JSON merge patch applied.
+pub fn claims_with(audience: &str, patch: Value) -> Value {
+    patched(production_claims(audience), &patch)
+}
+
+/// `claims` with a JSON merge patch applied.
+pub fn patched(mut claims: Value, patch: &Value) -> Value {
+    attestgate::dev::claims::merge(&mut claims, patch);
+    claims
+}
+
+/// One of the Vault roles in examples/roles/, as JSON.
+pub fn example_role(file: &str) -> Value {
+    let path = workspace_root().join("examples/roles").join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The seed's Vault role for bank-a, corrected.
+pub fn corrected_role() -> Value {
+    example_role("seed-role-corrected.json")
+}
+
+/// A JWT's payload, unverified.
+pub fn payload(jwt: &str) -> Value {
+    Value::Object(attestgate::attestation::jwt::parse(jwt).unwrap().payload)
+}
