@@ -4,14 +4,14 @@ use crate::harness;
 use crate::harness::capture::{Answer, CaptureServer};
 use crate::harness::launcher::TestLauncher;
 use crate::harness::{patched, production_claims_at, AUDIENCE};
-use attestgate::attestation::jwks::{KeyError, RefetchOutcome};
-use attestgate::attestation::pki::{PkiError, PkiRoot};
-use attestgate::attestation::verify::unix_now;
+use attestgate::attestation::unix_now;
 use attestgate::attestation::{
     JwksCache, KeyCacheOptions, KeySource, Verifier, VerifyError, VerifyPolicy, GOOGLE_ISSUER,
 };
-use attestgate::dev::pki::DevPki;
-use attestgate::dev::{signing, SigningKey};
+use attestgate::attestation::{KeyError, RefetchOutcome};
+use attestgate::attestation::{PkiError, PkiRoot};
+use attestgate::dev::DevPki;
+use attestgate::dev::SigningKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -26,7 +26,7 @@ fn with(now: i64, patch: Value) -> Value {
 }
 
 fn verifier_for(key: &SigningKey) -> Verifier {
-    let jwks = signing::jwks([key]).to_string();
+    let jwks = attestgate::dev::jwks([key]).to_string();
     let keys = JwksCache::new(KeySource::Inline(jwks), KeyCacheOptions::default()).unwrap();
     Verifier::new(keys, VerifyPolicy::new(GOOGLE_ISSUER))
 }
@@ -102,7 +102,7 @@ async fn hs256_signed_with_the_public_key_is_rejected() {
     let header = b64(&json!({"alg": "HS256", "kid": f.key.kid(), "typ": "JWT"}));
     let input = format!("{header}.{}", b64(&claims(f.now)));
     // The classic confusion attack: the public key, as published, used as an HMAC secret.
-    let secret = signing::jwks([&f.key]).to_string();
+    let secret = attestgate::dev::jwks([&f.key]).to_string();
     let tag = hmac::sign(
         &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
         input.as_bytes(),
@@ -281,7 +281,7 @@ async fn keys_carried_in_the_header_are_never_trusted() {
 
 fn pki_verifier(root: &DevPki) -> Verifier {
     let keys = JwksCache::new(
-        KeySource::Inline(signing::jwks([&SigningKey::generate().unwrap()]).to_string()),
+        KeySource::Inline(attestgate::dev::jwks([&SigningKey::generate().unwrap()]).to_string()),
         KeyCacheOptions::default(),
     )
     .unwrap();
@@ -311,10 +311,7 @@ async fn pki_tokens_verify_to_the_pinned_root_only() {
         .verify_at(&token, AUDIENCE, now)
         .await
         .expect("valid PKI token");
-    assert_eq!(
-        verified.kind,
-        attestgate::attestation::verify::TokenKind::Pki
-    );
+    assert_eq!(verified.kind, attestgate::attestation::TokenType::Pki);
 
     let foreign = dev_pki(now - 60..now + 86_400);
     let err = pki_verifier(&foreign)
@@ -438,7 +435,10 @@ async fn cached_keys_keep_working_while_the_jwks_is_down() {
             refetch: RefetchOutcome::Failed(reason),
             ..
         }) => {
-            assert!(reason.contains("could not fetch"), "{reason}");
+            assert!(
+                matches!(**reason, KeyError::Fetch { .. }),
+                "the refetch failed to fetch: {reason}"
+            );
         }
         other => panic!("expected a failed refetch, got {other}"),
     }
@@ -799,7 +799,7 @@ async fn verify_hand_built(
     let token = leaf_key.sign_with_header(header, &claims(now)).unwrap();
 
     let keys = JwksCache::new(
-        KeySource::Inline(signing::jwks([&SigningKey::generate().unwrap()]).to_string()),
+        KeySource::Inline(attestgate::dev::jwks([&SigningKey::generate().unwrap()]).to_string()),
         KeyCacheOptions::default(),
     )
     .unwrap();
@@ -833,10 +833,7 @@ async fn a_hand_built_three_level_chain_verifies() {
     ])
     .await
     .expect("a well-formed root -> intermediate -> leaf chain verifies");
-    assert_eq!(
-        verified.kind,
-        attestgate::attestation::verify::TokenKind::Pki
-    );
+    assert_eq!(verified.kind, attestgate::attestation::TokenType::Pki);
 }
 
 #[tokio::test]

@@ -136,7 +136,7 @@ async fn at_checks_a_token_as_of_another_moment() {
     let launcher = LauncherProcess::start(&[]).await;
     let token = get_token(&launcher, AUDIENCE);
     let jwks = launcher.info.jwks_url.as_str();
-    let later = (attestgate::attestation::verify::unix_now() + 7200).to_string();
+    let later = (attestgate::attestation::unix_now() + 7200).to_string();
     let expired = attestgate(
         &[
             "verify",
@@ -261,12 +261,12 @@ fn plugin_inspect_shows_digest_and_contract() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains(&sha256_file(Path::new(&wasm))), "{stdout}");
     assert!(
-        stdout.contains("attestgate:policy@0.1.0 (compatible"),
+        stdout.contains("attestgate:policy@0.2.0 (compatible"),
         "{stdout}"
     );
     let future = attestgate(&["plugin", "inspect", &plugin("future-contract")], None);
     assert!(
-        text(&future.stdout).contains("attestgate:policy@0.2.0 (NOT compatible"),
+        text(&future.stdout).contains("attestgate:policy@0.3.0 (NOT compatible"),
         "{}",
         text(&future.stdout)
     );
@@ -461,7 +461,7 @@ async fn verify_with_a_config_gives_one_verdict_per_collaborator() {
     assert_eq!(collaborators[0]["collaborator"], "bank-a");
     assert_eq!(collaborators[0]["allow"], true, "{report}");
     assert_eq!(collaborators[1]["allow"], false);
-    assert_eq!(collaborators[1]["step"], "token");
+    assert_eq!(collaborators[1]["step"], "verify token");
     assert!(
         collaborators[1]["error"]
             .as_str()

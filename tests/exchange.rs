@@ -2,7 +2,7 @@
 
 use crate::harness::capture::{Answer, CaptureServer};
 use crate::harness::config::{Collaborator, ConfigBuilder, Secret, Vault};
-use crate::harness::exchange::{assert_succeeded, run};
+use crate::harness::exchange::{assert_succeeded, cause, run};
 use crate::harness::launcher::TestLauncher;
 use crate::harness::openbao::{free_port_pair, OpenBao, OpenBaoOptions};
 use crate::harness::plugins::plugin_wasm;
@@ -206,16 +206,14 @@ async fn the_seed_role_as_written_fails_with_vaults_words_and_a_hint() {
     let error = report.failures().next().expect("the seed's issuer fails");
     assert_eq!(error.step, Step::VaultLogin);
     assert!(
-        error
-            .message
-            .contains("error validating token: invalid issuer (iss) claim"),
+        cause(error).contains("error validating token: invalid issuer (iss) claim"),
         "{}",
-        error.message
+        cause(error)
     );
     assert!(
-        error.message.contains("no trailing slash"),
+        cause(error).contains("no trailing slash"),
         "the hint names the cause: {}",
-        error.message
+        cause(error)
     );
 
     // With the issuer fixed, the role's bound_subject (one VM instance, not ours) fails next.
@@ -226,11 +224,11 @@ async fn the_seed_role_as_written_fails_with_vaults_words_and_a_hint() {
         .next()
         .expect("the seed's subject pin fails");
     assert!(
-        error.message.contains("invalid subject (sub) claim"),
+        cause(error).contains("invalid subject (sub) claim"),
         "{}",
-        error.message
+        cause(error)
     );
-    assert!(error.message.contains("re-created VM"), "{}", error.message);
+    assert!(cause(error).contains("re-created VM"), "{}", cause(error));
 
     // Without the instance pin, the role's digest (with its trailing space) still fails.
     let mut unpinned = role_as_written();
@@ -238,8 +236,8 @@ async fn the_seed_role_as_written_fails_with_vaults_words_and_a_hint() {
     bao.write("auth/jwt/role/bank-a", unpinned).await;
     let report = run(&config).await;
     let error = report.failures().next().expect("the seed's digest fails");
-    assert!(error.message.contains("claim \"/submods/container/image_digest\" does not match any associated bound claim values"), "{}", error.message);
-    assert!(error.message.contains("stray spaces"), "{}", error.message);
+    assert!(cause(error).contains("claim \"/submods/container/image_digest\" does not match any associated bound claim values"), "{}", cause(error));
+    assert!(cause(error).contains("stray spaces"), "{}", cause(error));
 
     // The corrected role logs in (its policy grants nothing, which the read step reports).
     bao.write(
@@ -280,11 +278,12 @@ async fn a_plugin_denial_keeps_the_token_inside_the_tee() {
     let error = report.failures().next().expect("the plugin denies");
     assert_eq!(error.step, Step::Policy);
     assert!(
-        error.message.contains("/submods/gce/project_id"),
+        cause(error).contains("/submods/gce/project_id"),
         "{}",
-        error.message
+        cause(error)
     );
-    assert!(error.reasons.iter().any(|r| !r.passed));
+    let verdict = error.denial().expect("a deny carries the plugin's verdict");
+    assert!(!verdict.allow && verdict.failed_reasons().count() > 0);
     assert!(
         bao.logged_login_jwts().is_empty(),
         "no login request reached Vault"
@@ -310,10 +309,10 @@ async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
     let error = report.failures().next().expect("the read is refused");
     assert_eq!(error.step, Step::ReadSecret);
     assert!(
-        error.message.contains("kv/data/board-minutes")
-            && error.message.contains("permission denied"),
+        cause(error).contains("kv/data/board-minutes")
+            && cause(error).contains("permission denied"),
         "{}",
-        error.message
+        cause(error)
     );
 }
 
@@ -338,9 +337,9 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
     let error = report.failures().next().expect("TLS fails");
     assert_eq!(error.step, Step::VaultLogin);
     assert!(
-        error.message.contains("TLS with Vault") && error.message.contains("is ca_cert the CA"),
+        cause(error).contains("TLS with Vault") && cause(error).contains("is ca_cert the CA"),
         "{}",
-        error.message
+        cause(error)
     );
 }
 
@@ -361,9 +360,9 @@ async fn a_vault_that_never_comes_up_fails_clearly_within_the_deadline() {
     let error = report.failures().next().expect("Vault is down");
     assert_eq!(error.step, Step::VaultLogin, "{error}");
     assert!(
-        error.message.contains("Vault unreachable") && error.message.contains("Connection refused"),
+        cause(error).contains("Vault unreachable") && cause(error).contains("Connection refused"),
         "{}",
-        error.message
+        cause(error)
     );
 }
 
@@ -760,9 +759,9 @@ async fn a_vault_requiring_client_certificates_accepts_the_configured_identity()
         .expect("no client certificate, no session");
     assert_eq!(error.step, Step::VaultLogin, "{error}");
     assert!(
-        error.message.contains("requires a client certificate"),
+        cause(error).contains("requires a client certificate"),
         "{}",
-        error.message
+        cause(error)
     );
 }
 
@@ -900,8 +899,8 @@ async fn mallorys_plugin_cannot_obtain_a_token_for_another_audience() {
             .unwrap_or_else(|| panic!("mallory got a token for {stolen}"));
         assert_eq!(error.step, Step::SelectAudience, "{error}");
         assert!(
-            error.message.contains("breaks the contract")
-                && error.message.contains("declared audience"),
+            cause(error).contains("breaks the contract")
+                && cause(error).contains("declared audience"),
             "{error}"
         );
     }
@@ -1084,7 +1083,7 @@ async fn bank_a_report(
     bao: &OpenBao,
     dir: &Path,
     files: &[PathBuf],
-) -> attestgate::exchange::Report {
+) -> attestgate::exchange::ExchangeReport {
     let collaborator = files.iter().fold(bank_a_at(bao), |collaborator, file| {
         collaborator.secret(Secret::at("kv/data/message").field("foo").file(file))
     });

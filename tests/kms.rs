@@ -4,7 +4,7 @@
 
 use crate::harness::capture::{Answer, CaptureServer};
 use crate::harness::config::{Collaborator, ConfigBuilder, Google, Kms, Secret, Vault};
-use crate::harness::exchange::{assert_succeeded, prepare, run};
+use crate::harness::exchange::{assert_succeeded, cause, prepare, run};
 use crate::harness::google::{
     Condition, GoogleStandIn, StandInOptions, KEY, PROVIDER, SERVICE_ACCOUNT,
 };
@@ -12,7 +12,7 @@ use crate::harness::launcher::TestLauncher;
 use crate::harness::openbao::OpenBao;
 use crate::harness::{closed_address, corrected_role, payload};
 use attestgate::config::Config;
-use attestgate::exchange::{Report, Step};
+use attestgate::exchange::{ExchangeReport, Step};
 use attestgate::kms::KmsStep;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -103,7 +103,7 @@ fn bank_c_config(
     ))
 }
 
-fn released_value(report: &Report, collaborator: &str) -> String {
+fn released_value(report: &ExchangeReport, collaborator: &str) -> String {
     let (_, released) = report
         .released()
         .find(|(name, _)| *name == collaborator)
@@ -184,9 +184,9 @@ async fn a_debug_image_is_refused_by_the_attribute_condition() {
     let error = report.failures().next().expect("STS refuses");
     assert_eq!(error.step, Step::Kms(KmsStep::StsExchange));
     assert!(
-        error.message.contains("invalid_grant") && error.message.contains("attribute condition"),
+        cause(error).contains("invalid_grant") && cause(error).contains("attribute condition"),
         "{}",
-        error.message
+        cause(error)
     );
     assert!(
         error.to_string().starts_with("bank-c: STS token exchange:"),
@@ -216,9 +216,9 @@ async fn a_tampered_ciphertext_gets_kms_own_error() {
     let error = report.failures().next().expect("KMS refuses");
     assert_eq!(error.step, Step::Kms(KmsStep::Decrypt));
     assert!(
-        error.message.contains("INVALID_ARGUMENT") && error.message.contains("Decryption failed"),
+        cause(error).contains("INVALID_ARGUMENT") && cause(error).contains("Decryption failed"),
         "{}",
-        error.message
+        cause(error)
     );
 }
 
@@ -230,11 +230,7 @@ async fn a_corrupted_plaintext_checksum_is_caught() {
     let report = run(&config.write()).await;
     let error = report.failures().next().expect("the checksum fails");
     assert_eq!(error.step, Step::Kms(KmsStep::Checksum));
-    assert!(
-        error.message.contains("plaintextCrc32c"),
-        "{}",
-        error.message
-    );
+    assert!(cause(error).contains("plaintextCrc32c"), "{}", cause(error));
 }
 
 #[tokio::test]
@@ -250,12 +246,12 @@ async fn a_revoked_vault_token_is_reported_as_revoked() {
     let error = report.failures().next().expect("the token is revoked");
     assert_eq!(error.step, Step::TokenLookup);
     assert!(
-        error.message.contains("expired or revoked"),
+        cause(error).contains("expired or revoked"),
         "{}",
-        error.message
+        cause(error)
     );
     assert!(
-        !error.message.contains(&token),
+        !cause(error).contains(&token),
         "the token itself is never in an error"
     );
 }
@@ -317,10 +313,10 @@ async fn a_denied_impersonation_is_reported_with_googles_words() {
     let error = report.failures().next().expect("IAM refuses");
     assert_eq!(error.step, Step::Kms(KmsStep::Impersonate));
     assert!(
-        error.message.contains("PERMISSION_DENIED")
-            && error.message.contains("iam.serviceAccounts.getAccessToken"),
+        cause(error).contains("PERMISSION_DENIED")
+            && cause(error).contains("iam.serviceAccounts.getAccessToken"),
         "{}",
-        error.message
+        cause(error)
     );
 }
 
@@ -555,7 +551,7 @@ async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
     let report = run(&config.write()).await;
     let error = report.failures().next().expect("STS redirected");
     assert_eq!(error.step, Step::Kms(KmsStep::StsExchange), "{error}");
-    assert!(error.message.contains("307"), "{error}");
+    assert!(cause(error).contains("307"), "{error}");
     assert_eq!(redirector.requests().len(), 1);
     assert!(
         capture.requests().is_empty(),
@@ -583,5 +579,5 @@ async fn an_endless_answer_from_a_google_endpoint_is_cut_off() {
     let report = run(&config.write()).await;
     let error = report.failures().next().expect("an endless body");
     assert_eq!(error.step, Step::Kms(KmsStep::StsExchange), "{error}");
-    assert!(error.message.contains("larger than"), "{error}");
+    assert!(cause(error).contains("larger than"), "{error}");
 }

@@ -3,8 +3,8 @@
 
 use crate::harness::launcher::TestLauncher;
 use crate::harness::{attestgate_bin, payload, wait_for, AUDIENCE};
-use attestgate::attestation::source::{read_token_file, SourceError, DEFAULT_TOKEN_AUDIENCE};
-use attestgate::attestation::{jwt, LauncherClient, TokenRequest, TokenType};
+use attestgate::attestation::{parse_unverified, LauncherClient, TokenRequest, TokenType};
+use attestgate::attestation::{read_token_file, SourceError, DEFAULT_TOKEN_AUDIENCE};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -188,10 +188,10 @@ async fn pki_tokens_carry_a_chain_to_the_published_root() {
         ..TokenRequest::new(AUDIENCE)
     };
     let token = client.custom_token(&request).await.unwrap();
-    let parsed = jwt::parse(token.expose()).unwrap();
+    let parsed = parse_unverified(token.expose()).unwrap();
     assert_eq!(parsed.header.x5c.len(), 3);
     let root_pem = std::fs::read_to_string(&launcher.info().pki_root).unwrap();
-    let root = attestgate::attestation::pki::PkiRoot::from_pem_or_der(root_pem.as_bytes()).unwrap();
+    let root = attestgate::attestation::PkiRoot::from_pem_or_der(root_pem.as_bytes()).unwrap();
     assert_eq!(parsed.header.x5c[2], root.der());
 }
 
@@ -210,7 +210,8 @@ async fn the_token_file_is_replaced_atomically_before_expiry() {
             let (path, first_text) = (path.clone(), first_text.clone());
             async move {
                 let token = read_token_file(&path).await.ok()?;
-                jwt::parse(token.expose()).expect("the token file always holds a whole token");
+                parse_unverified(token.expose())
+                    .expect("the token file always holds a whole token");
                 (token.expose() != first_text).then_some(token)
             }
         },
@@ -726,7 +727,7 @@ async fn exact_claims_are_minted_as_given_and_a_patch_keeps_production_defaults(
     let debug = serde_json::json!({"dbgstat": "enabled", "swname": "CONFIDENTIAL_SPACE", "hwmodel": "GCP_AMD_SEV"});
     let exact = TestLauncher::start_with(|c| c.claims = DevClaims::Exactly(debug.clone())).await;
     let token = exact.token(AUDIENCE).await;
-    let claims = jwt::parse(&token).unwrap().payload;
+    let claims = parse_unverified(&token).unwrap().payload;
     assert_eq!(claims["dbgstat"], "enabled");
     assert_eq!(claims["aud"], AUDIENCE);
     assert!(claims.contains_key("exp") && claims.contains_key("iss"));
@@ -739,7 +740,7 @@ async fn exact_claims_are_minted_as_given_and_a_patch_keeps_production_defaults(
     })
     .await;
     let token = patched.token(AUDIENCE).await;
-    let claims = jwt::parse(&token).unwrap().payload;
+    let claims = parse_unverified(&token).unwrap().payload;
     assert_eq!(claims["dbgstat"], "enabled");
     assert!(claims["submods"]["confidential_space"]["support_attributes"].is_array());
 }

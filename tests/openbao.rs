@@ -83,7 +83,7 @@ async fn openbao_refuses_a_token_signed_by_another_key() {
 #[tokio::test]
 async fn openbao_refuses_the_default_sts_audience_token() {
     let (launcher, bao) = configured().await;
-    let default = attestgate::attestation::source::read_token_file(&launcher.info().token_file)
+    let default = attestgate::attestation::read_token_file(&launcher.info().token_file)
         .await
         .unwrap();
     let (status, body) = bao.jwt_login("workload", default.expose()).await;
@@ -178,7 +178,7 @@ async fn bound_claims_plugin_denies_exactly_what_openbao_denies() {
         let verdict = plugin
             .evaluate(
                 &payload(&token).to_string(),
-                attestgate::attestation::verify::unix_now(),
+                attestgate::attestation::unix_now(),
             )
             .unwrap()
             .verdict;

@@ -4,8 +4,8 @@
 use crate::harness::plugins::{plugin_spec, plugin_spec_at, plugin_wasm, sha256_file};
 use crate::harness::{claims_with, corrected_role, production_claims, AUDIENCE};
 use attestgate::plugin::{
-    ArtifactProblem, EngineOptions, FailureKind, Limits, PluginEngine, PluginError, PluginSpec,
-    Precompiled,
+    ArtifactProblem, ContractViolation, EngineOptions, FailureKind, Limits, PluginEngine,
+    PluginError, PluginSpec, Precompiled,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ fn hostile(attack: &str) -> PluginSpec {
 }
 
 fn now() -> i64 {
-    attestgate::attestation::verify::unix_now()
+    attestgate::attestation::unix_now()
 }
 
 fn evaluate(spec: &PluginSpec, claims: &Value) -> Result<attestgate::plugin::Verdict, PluginError> {
@@ -100,15 +100,16 @@ fn a_panic_is_a_trap_with_its_message() {
 #[test]
 fn a_malformed_verdict_is_a_bad_return() {
     match failure("malformed-verdict") {
-        FailureKind::BadReturn(message) => {
-            assert!(message.contains("without giving any reason"), "{message}")
+        FailureKind::BadReturn(violation) => {
+            assert_eq!(violation, ContractViolation::AllowWithoutReason)
         }
         other => panic!("expected a bad return, got {other:?}"),
     }
     match failure("allow-with-failed-reason") {
-        FailureKind::BadReturn(message) => {
-            assert!(message.contains("although a rule failed"), "{message}")
-        }
+        FailureKind::BadReturn(violation) => assert!(
+            matches!(violation, ContractViolation::AllowDespiteFailure(_)),
+            "{violation}"
+        ),
         other => panic!("expected a bad return, got {other:?}"),
     }
 }
@@ -170,15 +171,28 @@ fn two_evaluations_share_no_state() {
 
 #[test]
 fn a_plugin_built_for_another_contract_is_refused() {
-    let err = engine()
-        .load(&plugin_spec("future-contract", json!({})))
-        .unwrap_err();
-    assert!(matches!(err, PluginError::ContractVersion { .. }), "{err}");
-    let text = err.to_string();
-    assert!(
-        text.contains("attestgate:policy@0.2.0") && text.contains("attestgate:policy@0.1.0"),
-        "{text}"
-    );
+    // A newer contract, and the previous one (whose plugin imports `verification-time`, which
+    // 0.2.0 no longer offers: the version is what refuses it, before linking could).
+    for (plugin, found) in [("future-contract", "0.3.0"), ("old-contract", "0.1.0")] {
+        let err = engine().load(&plugin_spec(plugin, json!({}))).unwrap_err();
+        match &err {
+            PluginError::ContractVersion {
+                found: built,
+                expected,
+                ..
+            } => {
+                assert_eq!(built, &format!("attestgate:policy@{found}"));
+                assert_eq!(*expected, attestgate::plugin::CONTRACT_VERSION);
+            }
+            other => panic!("{plugin}: expected a contract-version refusal, got {other}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("attestgate:policy@{found}"))
+                && text.contains("attestgate:policy@0.2.0"),
+            "both versions are named: {text}"
+        );
+    }
 }
 
 #[test]
@@ -198,7 +212,7 @@ fn bytes_that_are_not_wasm_are_refused() {
     std::fs::write(&path, b"#!/bin/sh\necho hello\n").unwrap();
     let spec = plugin_spec_at(path, json!({}));
     let err = engine().load(&spec).unwrap_err();
-    assert!(matches!(err, PluginError::NotAComponent { .. }), "{err}");
+    assert!(matches!(err, PluginError::NotWasm { .. }), "{err}");
     assert!(err.to_string().contains("magic bytes"), "{err}");
 }
 
@@ -225,6 +239,27 @@ fn a_bad_configuration_is_refused_at_load_time() {
     assert!(err.to_string().contains("stray spaces"), "{err}");
 }
 
+#[test]
+fn a_reason_claim_that_is_not_a_json_pointer_is_a_bad_return() {
+    match failure("claim-not-a-pointer") {
+        FailureKind::BadReturn(ContractViolation::ClaimNotAPointer(claim)) => {
+            assert_eq!(claim, "hwmodel")
+        }
+        other => panic!("expected a claim that is not a pointer, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_login_role_that_could_forge_output_is_a_bad_return() {
+    // A role with a newline would print as a second line of attestgate's own report.
+    match failure("login-role-with-newline") {
+        FailureKind::BadReturn(ContractViolation::BadRole(role)) => {
+            assert!(!role.contains('\n'), "shown escaped: {role}")
+        }
+        other => panic!("expected a bad role, got {other:?}"),
+    }
+}
+
 fn cs(config: Value, claims: &Value) -> attestgate::plugin::Verdict {
     let mut config = config;
     config["audience"] = json!(AUDIENCE);
@@ -232,7 +267,10 @@ fn cs(config: Value, claims: &Value) -> attestgate::plugin::Verdict {
 }
 
 fn failed_claims(verdict: &attestgate::plugin::Verdict) -> Vec<String> {
-    verdict.failed_reasons().map(|r| r.claim.clone()).collect()
+    verdict
+        .failed_reasons()
+        .map(|r| r.claim.clone().unwrap_or_default())
+        .collect()
 }
 
 #[test]
@@ -251,10 +289,7 @@ fn confidential_space_selects_its_audience_and_nonces() {
         .evaluate(&production_claims(AUDIENCE).to_string(), now())
         .unwrap()
         .verdict;
-    assert_eq!(
-        verdict.login.get("role").map(String::as_str),
-        Some("analytics")
-    );
+    assert_eq!(verdict.login.role.as_deref(), Some("analytics"));
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! Build the plugins first: `(cd plugins && cargo build --release)`, then
 //! `cargo bench -p attestgate --bench plugin`.
 
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
 use attestgate::attestation::Claims;
 use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -1,6 +1,9 @@
 //! Verifying a ~2 KB Confidential Space token with a cached JWKS: RS256 signature, structure and
 //! claims. Run with `cargo bench -p attestgate --bench verify`.
 
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
 use attestgate::attestation::unix_now;
 use attestgate::attestation::KeyCacheOptions;
 use attestgate::attestation::{JwksCache, KeySource, Verifier, VerifyPolicy, GOOGLE_ISSUER};

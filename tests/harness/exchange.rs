@@ -1,7 +1,7 @@
 //! Running an exchange in this process, from a written configuration.
 
 use attestgate::config::Config;
-use attestgate::exchange::{Exchange, Report};
+use attestgate::exchange::{Exchange, ExchangeReport, StepError};
 use std::path::Path;
 
 /// Loads the configuration at `path` and prepares its exchange.
@@ -15,14 +15,20 @@ pub async fn prepare(path: &Path) -> Exchange {
 }
 
 /// Prepares and runs the exchange configured at `path`.
-pub async fn run(path: &Path) -> Report {
+pub async fn run(path: &Path) -> ExchangeReport {
     prepare(path).await.run().await
 }
 
-pub fn assert_succeeded(report: &Report) {
+pub fn assert_succeeded(report: &ExchangeReport) {
     assert!(
         report.all_succeeded(),
         "{:?}",
         report.failures().collect::<Vec<_>>()
     );
+}
+
+/// A step's cause with its whole chain: where a test checks what a *server* said (Vault's or
+/// Google's own words), text is the only kind there is.
+pub fn cause(error: &StepError) -> String {
+    attestgate::error_chain(&*error.cause)
 }

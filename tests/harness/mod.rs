@@ -106,14 +106,14 @@ pub async fn attestgate_async(args: &[&str], env: &[(&str, &str)]) -> Output {
 /// Production-shaped claims for `audience`, issued at `now` and valid for an hour.
 pub fn production_claims_at(audience: &str, now: i64) -> Value {
     patched(
-        attestgate::dev::claims::production_defaults(),
+        attestgate::dev::production_claims(),
         &json!({"iss": attestgate::attestation::GOOGLE_ISSUER, "aud": audience, "iat": now, "nbf": now, "exp": now + 3600}),
     )
 }
 
 /// Production-shaped claims for `audience`, valid now.
 pub fn production_claims(audience: &str) -> Value {
-    production_claims_at(audience, attestgate::attestation::verify::unix_now())
+    production_claims_at(audience, attestgate::attestation::unix_now())
 }
 
 /// `production_claims` with a JSON merge patch applied.
@@ -123,7 +123,7 @@ pub fn claims_with(audience: &str, patch: Value) -> Value {
 
 /// `claims` with a JSON merge patch applied.
 pub fn patched(mut claims: Value, patch: &Value) -> Value {
-    attestgate::dev::claims::merge(&mut claims, patch);
+    attestgate::dev::merge_patch(&mut claims, patch);
     claims
 }
 
@@ -140,5 +140,9 @@ pub fn corrected_role() -> Value {
 
 /// A JWT's payload, unverified.
 pub fn payload(jwt: &str) -> Value {
-    Value::Object(attestgate::attestation::jwt::parse(jwt).unwrap().payload)
+    Value::Object(
+        attestgate::attestation::parse_unverified(jwt)
+            .unwrap()
+            .payload,
+    )
 }
