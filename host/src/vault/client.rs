@@ -83,6 +83,9 @@ impl Default for RetryPolicy {
 /// namespace. Every request is retried as its [`RetryPolicy`] says.
 pub struct VaultClient {
     http: reqwest::Client,
+    /// Whether a client certificate is configured: without one, a Vault that requires client
+    /// certificates closes the connection right after the handshake.
+    has_client_identity: bool,
     addresses: Vec<String>,
     namespace: Option<String>,
     retry: RetryPolicy,
@@ -115,7 +118,35 @@ fn tls_hint(message: &str) -> Option<&'static str> {
     }
 }
 
+/// The hint for a TLS 1.3 Vault that requires client certificates, seen from a client without
+/// one: the client's handshake completes, and the server's `certificate_required` alert may
+/// arrive only as a closed connection when the request is written.
+const CLIENT_CERT_HINT: &str = "this Vault may require a client certificate (the connection closed right after the TLS handshake): if so, set client_cert and client_key in [collaborator.vault]";
+
+/// Whether a transport error is a connection the server closed (reset, broken pipe, EOF).
+fn closed_by_server(error: &AttemptError) -> bool {
+    let (AttemptError::Transport(e) | AttemptError::ReadBody(e)) = error else {
+        return false;
+    };
+    let text = crate::errors::error_chain(e).to_ascii_lowercase();
+    [
+        "connection closed",
+        "broken pipe",
+        "connection reset",
+        "unexpected eof",
+        "incompletemessage",
+    ]
+    .iter()
+    .any(|symptom| text.contains(symptom))
+}
+
 impl VaultClient {
+    /// A likely cause for attempts that all failed like `last` at `address`.
+    fn hint_for_attempt(&self, address: &str, last: &AttemptError) -> Option<&'static str> {
+        (address.starts_with("https://") && !self.has_client_identity && closed_by_server(last))
+            .then_some(CLIENT_CERT_HINT)
+    }
+
     /// A client for `config`'s addresses: its `ca_cert` (or the system roots, or plain HTTP
     /// when every address is `http://`), its client certificate, its namespace. Nothing is sent
     /// yet; files are read now.
@@ -149,6 +180,7 @@ impl VaultClient {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30));
+        let has_client_identity = config.client_cert.is_some() && config.client_key.is_some();
         if let (Some(cert), Some(key)) = (&config.client_cert, &config.client_key) {
             let mut pem = read_file(cert, "client_cert")?;
             pem.push(b'\n');
@@ -163,6 +195,7 @@ impl VaultClient {
             .map_err(|e| VaultError::Settings(VaultSettingsError::Client(e)))?;
         Ok(VaultClient {
             http,
+            has_client_identity,
             addresses,
             namespace: config.namespace.clone(),
             retry,
@@ -319,11 +352,13 @@ impl VaultClient {
             let wait = backoff + jitter;
             if attempt >= self.retry.max_attempts || started.elapsed() + wait > self.retry.deadline
             {
+                let hint = self.hint_for_attempt(address, &last);
                 return Err(VaultError::Unreachable {
                     address: address.clone(),
                     attempts: attempt,
                     elapsed_ms: started.elapsed().as_millis(),
                     last,
+                    hint,
                 });
             }
             tokio::time::sleep(wait).await;

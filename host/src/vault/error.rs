@@ -27,7 +27,7 @@ pub enum VaultError {
         hint: Option<&'static str>,
     },
     /// No address answered usefully before the retries or the deadline ran out.
-    #[error("Vault unreachable after {attempts} attempt(s) over {elapsed_ms} ms; last error from {address}: {last}")]
+    #[error("Vault unreachable after {attempts} attempt(s) over {elapsed_ms} ms; last error from {address}: {last}{}", hint.map(|h| format!(" (hint: {h})")).unwrap_or_default())]
     Unreachable {
         /// The address tried last.
         address: String,
@@ -38,6 +38,8 @@ pub enum VaultError {
         /// Why the last attempt failed.
         #[source]
         last: AttemptError,
+        /// What to check, when the failures have a likely cause.
+        hint: Option<&'static str>,
     },
     /// TLS failed in a way no retry fixes.
     #[error("TLS with Vault at {address} failed: {source} (hint: {hint})")]
@@ -164,6 +166,7 @@ mod tests {
             attempts: 8,
             elapsed_ms: 1500,
             last: sealed,
+            hint: None,
         };
         assert_eq!(
             crate::errors::error_chain(&error),
