@@ -11,6 +11,7 @@ use crate::harness::{
 };
 use attestgate::config::Config;
 use attestgate::exchange::{deliver_files, Exchange, Step, StepCause};
+use attestgate::plugin::{ContractViolation, FailureKind, PluginError};
 use attestgate::vault::VaultError;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -913,8 +914,13 @@ async fn mallorys_plugin_cannot_obtain_a_token_for_another_audience() {
             .unwrap_or_else(|| panic!("mallory got a token for {stolen}"));
         assert_eq!(error.step, Step::SelectAudience, "{error}");
         assert!(
-            cause(error).contains("breaks the contract")
-                && cause(error).contains("declared audience"),
+            matches!(
+                &*error.cause,
+                StepCause::Plugin(PluginError::Call {
+                    kind: FailureKind::BadReturn(ContractViolation::NotTheDeclaredAudience { .. }),
+                    ..
+                })
+            ),
             "{error}"
         );
     }

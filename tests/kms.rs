@@ -12,7 +12,7 @@ use crate::harness::launcher::TestLauncher;
 use crate::harness::openbao::OpenBao;
 use crate::harness::{closed_address, corrected_role, payload};
 use attestgate::config::Config;
-use attestgate::exchange::{ExchangeReport, Step};
+use attestgate::exchange::{ExchangeReport, Step, StepCause};
 use attestgate::kms::KmsStep;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -246,7 +246,7 @@ async fn a_revoked_vault_token_is_reported_as_revoked() {
     let error = report.failures().next().expect("the token is revoked");
     assert_eq!(error.step, Step::TokenLookup);
     assert!(
-        cause(error).contains("expired or revoked"),
+        matches!(&*error.cause, StepCause::StaleKmsToken(_)),
         "{}",
         cause(error)
     );
