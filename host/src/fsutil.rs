@@ -1,7 +1,7 @@
 //! File writing that never leaves a half-written file behind.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 fn parent_of(path: &Path) -> &Path {
@@ -12,8 +12,10 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 /// Creates `dir` (and missing parents) with mode 0700 if it does not exist; an existing directory
-/// is left as it is.
+/// is left as it is. (Only the dev launcher makes directories of its own.)
+#[cfg(feature = "dev")]
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
         return Ok(());
     }

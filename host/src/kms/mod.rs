@@ -387,3 +387,35 @@ fn urlencode(value: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::google_error;
+
+    #[test]
+    fn both_shapes_of_googles_errors_keep_googles_words() {
+        let sts = br#"{"error":"invalid_grant","error_description":"The attribute condition must be satisfied."}"#;
+        assert_eq!(
+            google_error(400, sts),
+            "HTTP 400 invalid_grant: The attribute condition must be satisfied."
+        );
+        let kms =
+            br#"{"error":{"code":400,"message":"Decryption failed","status":"INVALID_ARGUMENT"}}"#;
+        assert_eq!(
+            google_error(400, kms),
+            "HTTP 400 INVALID_ARGUMENT: Decryption failed"
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_googles_json_is_shown_as_sent() {
+        assert_eq!(
+            google_error(502, b" bad gateway \n"),
+            "HTTP 502: bad gateway"
+        );
+        assert_eq!(
+            google_error(500, br#"{"other":1}"#),
+            r#"HTTP 500: {"other":1}"#
+        );
+    }
+}

@@ -481,3 +481,22 @@ enum Attempt {
     Done(Result<Value, VaultError>),
     Retry(AttemptError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tls_hint;
+
+    #[test]
+    fn tls_failures_name_what_to_check() {
+        let client_cert = tls_hint("received fatal alert: CertificateRequired").unwrap();
+        assert!(
+            client_cert.contains("client_cert and client_key"),
+            "{client_cert}"
+        );
+        let ca = tls_hint("invalid peer certificate: UnknownIssuer").unwrap();
+        assert!(ca.contains("ca_cert"), "{ca}");
+        let plain = tls_hint("tls handshake eof").unwrap();
+        assert!(plain.contains("https://"), "{plain}");
+        assert_eq!(tls_hint("Connection refused (os error 111)"), None);
+    }
+}

@@ -37,3 +37,28 @@ pub fn hint_for(vault_error: &str) -> Option<&'static str> {
         .find(|(needle, _)| vault_error.contains(needle))
         .map(|(_, hint)| *hint)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeds_four_mistakes_each_get_their_fix() {
+        let cases = [
+            ("error validating token: invalid issuer (iss) claim", "no trailing slash"),
+            ("error converting claim 'support_attributes' to string", "claim_mappings only maps string claims"),
+            ("claim \"/submods/container/image_digest\" does not match any associated bound claim values", "stray spaces"),
+            ("error validating claims: invalid subject (sub) claim", "re-created VM"),
+        ];
+        for (vault_said, fix) in cases {
+            let hint = hint_for(vault_said).unwrap_or_else(|| panic!("no hint for {vault_said}"));
+            assert!(hint.contains(fix), "{vault_said} -> {hint}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_error_gets_no_guess() {
+        assert_eq!(hint_for("internal error"), None);
+        assert_eq!(hint_for(""), None);
+    }
+}
