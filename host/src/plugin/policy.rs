@@ -3,16 +3,18 @@
 //! collaborator and the call, so the caller denies.
 
 use super::bindings::attestgate::policy::types as wit;
+use super::bindings::exports::attestgate::policy::policy::Guest as PolicyExports;
 use super::compiled::CompiledPlugin;
 use super::error::{FailureKind, PluginError};
 use super::spec::Limits;
-use super::store::LogTags;
+use super::store::{LogTags, StoreState};
 use super::verdict::{
     check_audience_request, check_verdict, for_display, Decision, ReasonSummary, MAX_MESSAGE_BYTES,
 };
 use crate::attestation::TokenRequest;
 use std::sync::Arc;
 use std::time::Instant;
+use wasmtime::Store;
 
 /// A plugin bound to one collaborator: its configuration and limits.
 pub struct CollaboratorPolicy {
@@ -93,25 +95,39 @@ impl CollaboratorPolicy {
         }
     }
 
+    /// Runs one contract call on a fresh instance with this collaborator's context as of `at`;
+    /// a failure of the call itself is a [`PluginError::Call`] naming the collaborator.
+    fn call<R>(
+        &self,
+        call: &'static str,
+        at: i64,
+        body: impl FnOnce(&PolicyExports, &mut Store<StoreState>, &wit::Context) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let ctx = self.context(at);
+        self.compiled
+            .run(self.limits, at, self.tags.clone(), |plugin, store| {
+                body(plugin.attestgate_policy_policy(), store, &ctx)
+            })
+            .map_err(|kind| self.fail(call, kind))
+    }
+
+    /// The plugin's own error (`result::err`), escaped and cut for display.
+    fn rejected(&self, call: &'static str, message: String) -> PluginError {
+        self.fail(
+            call,
+            FailureKind::Rejected(for_display(message, MAX_MESSAGE_BYTES)),
+        )
+    }
+
     /// Asks the plugin whether its configuration is acceptable. Called once at load time.
     pub fn validate_config(&self) -> Result<(), PluginError> {
         const CALL: &str = "validate-config";
-        let at = crate::attestation::unix_now();
-        let ctx = self.context(at);
-        let outcome = self
-            .compiled
-            .run(self.limits, at, self.tags.clone(), |plugin, store| {
-                plugin
-                    .attestgate_policy_policy()
-                    .call_validate_config(store, &ctx)
-            })
-            .map_err(|kind| self.fail(CALL, kind))?;
-        outcome.map_err(|message| {
-            self.fail(
-                CALL,
-                FailureKind::Rejected(for_display(message, MAX_MESSAGE_BYTES)),
-            )
-        })
+        self.call(
+            CALL,
+            crate::attestation::unix_now(),
+            |policy, store, ctx| policy.call_validate_config(store, ctx),
+        )?
+        .map_err(|message| self.rejected(CALL, message))
     }
 
     /// The token this collaborator wants minted. Its audience is the declared one, exactly: a
@@ -119,22 +135,13 @@ impl CollaboratorPolicy {
     /// call to the next) is refused every time, since this runs before every mint.
     pub fn select_audience(&self) -> Result<TokenRequest, PluginError> {
         const CALL: &str = "select-audience";
-        let at = crate::attestation::unix_now();
-        let ctx = self.context(at);
-        let outcome = self
-            .compiled
-            .run(self.limits, at, self.tags.clone(), |plugin, store| {
-                plugin
-                    .attestgate_policy_policy()
-                    .call_select_audience(store, &ctx)
-            })
-            .map_err(|kind| self.fail(CALL, kind))?;
-        let request = outcome.map_err(|message| {
-            self.fail(
+        let request = self
+            .call(
                 CALL,
-                FailureKind::Rejected(for_display(message, MAX_MESSAGE_BYTES)),
-            )
-        })?;
+                crate::attestation::unix_now(),
+                |policy, store, ctx| policy.call_select_audience(store, ctx),
+            )?
+            .map_err(|message| self.rejected(CALL, message))?;
         check_audience_request(request, self.declared_audience.as_deref())
             .map_err(|violation| self.fail(CALL, FailureKind::BadReturn(violation)))
     }
@@ -143,15 +150,9 @@ impl CollaboratorPolicy {
     pub fn evaluate(&self, claims_json: &str, at: i64) -> Result<Decision, PluginError> {
         const CALL: &str = "evaluate";
         let started = Instant::now();
-        let ctx = self.context(at);
-        let outcome = self
-            .compiled
-            .run(self.limits, at, self.tags.clone(), |plugin, store| {
-                plugin
-                    .attestgate_policy_policy()
-                    .call_evaluate(store, &ctx, claims_json)
-            })
-            .map_err(|kind| self.fail(CALL, kind));
+        let outcome = self.call(CALL, at, |policy, store, ctx| {
+            policy.call_evaluate(store, ctx, claims_json)
+        });
         let duration = started.elapsed();
         let result = outcome.and_then(|raw| {
             check_verdict(raw)
