@@ -530,25 +530,31 @@ async fn the_shared_default_token_needs_the_operators_opt_in_and_a_single_collab
     );
 }
 
-#[tokio::test]
-async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
+/// bank-c's KMS-route exchange with every Google endpoint the stand-in's except STS, which is
+/// `sts` (a hostile server).
+async fn exchange_with_sts_at(sts: &str) -> ExchangeReport {
     let (launcher, bao, google, token) = setup(production_only(), false).await;
-    let capture = CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
-    let redirector =
-        CaptureServer::answering(Answer::Redirect(format!("{}/v1/token", capture.addr))).await;
     let dir = tempfile::tempdir().unwrap();
-    let sts = Google {
-        sts_endpoint: redirector.addr.clone(),
+    let endpoints = Google {
+        sts_endpoint: sts.to_owned(),
         ..Google::stand_in(&google)
     };
     let ciphertext = google.encrypt(token.as_bytes());
-    let config = config(dir.path(), &launcher, sts).collaborator(bank_c_at(
+    let config = config(dir.path(), &launcher, endpoints).collaborator(bank_c_at(
         dir.path(),
         &bao,
         &ciphertext,
         None,
     ));
-    let report = run(&config.write()).await;
+    run(&config.write()).await
+}
+
+#[tokio::test]
+async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
+    let capture = CaptureServer::start(200, r#"{"access_token":"x"}"#).await;
+    let redirector =
+        CaptureServer::answering(Answer::Redirect(format!("{}/v1/token", capture.addr))).await;
+    let report = exchange_with_sts_at(&redirector.addr).await;
     let error = report.failures().next().expect("STS redirected");
     assert_eq!(error.step, Step::Kms(KmsStep::StsExchange), "{error}");
     assert!(cause(error).contains("307"), "{error}");
@@ -562,21 +568,8 @@ async fn a_redirect_from_sts_never_carries_the_token_elsewhere() {
 
 #[tokio::test]
 async fn an_endless_answer_from_a_google_endpoint_is_cut_off() {
-    let (launcher, bao, google, token) = setup(production_only(), false).await;
     let endless = CaptureServer::answering(Answer::Endless).await;
-    let dir = tempfile::tempdir().unwrap();
-    let sts = Google {
-        sts_endpoint: endless.addr.clone(),
-        ..Google::stand_in(&google)
-    };
-    let ciphertext = google.encrypt(token.as_bytes());
-    let config = config(dir.path(), &launcher, sts).collaborator(bank_c_at(
-        dir.path(),
-        &bao,
-        &ciphertext,
-        None,
-    ));
-    let report = run(&config.write()).await;
+    let report = exchange_with_sts_at(&endless.addr).await;
     let error = report.failures().next().expect("an endless body");
     assert_eq!(error.step, Step::Kms(KmsStep::StsExchange), "{error}");
     assert!(cause(error).contains("larger than"), "{error}");
