@@ -7,6 +7,7 @@
 mod harness;
 
 mod attestation;
+mod cel_role;
 mod cli;
 mod exchange;
 mod kms;

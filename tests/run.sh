@@ -52,5 +52,5 @@ echo "==> cargo test --all-targets, with clippy's lints"
 with_lints cargo test --workspace --all-targets --features attestgate/internals
 # The SDK's and the plugins' own unit tests run natively (attestgate_plugin_sdk::testing), no wasm.
 (cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" \
-    -p attestgate-plugin-sdk -p plugin-template -p bound-claims -p confidential-space \
+    -p attestgate-plugin-sdk -p plugin-template -p bound-claims -p cel-role -p confidential-space \
     -p signed-image-window -p hostile)

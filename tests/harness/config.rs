@@ -312,6 +312,11 @@ impl Vault {
         self.set("role", role)
     }
 
+    /// `jwt` (a classic role, the default) or `cel` (an OpenBao CEL role).
+    pub fn role_kind(self, kind: &str) -> Self {
+        self.set("role_kind", kind)
+    }
+
     /// The CA that signed the Vault's TLS certificate.
     pub fn ca_cert(self, ca: &Path) -> Self {
         self.set("ca_cert", path(ca))

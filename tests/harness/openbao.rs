@@ -348,9 +348,18 @@ impl OpenBao {
 
     /// Logs in at `auth/jwt/login`; returns the status and body without a token header.
     pub async fn jwt_login(&self, role: &str, jwt: &str) -> (u16, Value) {
+        self.login_at("auth/jwt/login", role, jwt).await
+    }
+
+    /// Logs in with an OpenBao CEL role at `auth/jwt/cel/login`.
+    pub async fn cel_login(&self, role: &str, jwt: &str) -> (u16, Value) {
+        self.login_at("auth/jwt/cel/login", role, jwt).await
+    }
+
+    async fn login_at(&self, path: &str, role: &str, jwt: &str) -> (u16, Value) {
         let response = self
             .http
-            .post(format!("{}/v1/auth/jwt/login", self.addr))
+            .post(format!("{}/v1/{path}", self.addr))
             .json(&json!({"role": role, "jwt": jwt}))
             .send()
             .await

@@ -14,8 +14,8 @@ mod validate;
 pub use delivery::{env_prefix_of, normalise_lexically, refused_variable, DeliveryConfig};
 pub use schema::{
     AttestationConfig, CollaboratorConfig, ExchangeConfig, GoogleConfig, KmsConfig, LoginRoute,
-    NetworkConfig, PluginsConfig, SecretConfig, TokenSourceKind, VaultConfig, VerifierSetupError,
-    GOOGLE_DISCOVERY_URL,
+    NetworkConfig, PluginsConfig, RoleKind, SecretConfig, TokenSourceKind, VaultConfig,
+    VerifierSetupError, GOOGLE_DISCOVERY_URL,
 };
 
 use crate::attestation::DEFAULT_TOKEN_AUDIENCE;

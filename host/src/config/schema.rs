@@ -8,6 +8,7 @@ use crate::attestation::{
 };
 use crate::plugin::Limits;
 use serde::Deserialize;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -261,6 +262,10 @@ pub struct VaultConfig {
     pub auth_mount: String,
     /// The JWT role; a plugin verdict's `role` overrides it.
     pub role: Option<String>,
+    /// Which kind of role `role` names: a classic JWT role (`auth/<mount>/login`, the default) or
+    /// an OpenBao CEL role (`auth/<mount>/cel/login`).
+    #[serde(default)]
+    pub role_kind: RoleKind,
     /// Sent as X-Vault-Namespace.
     pub namespace: Option<String>,
     /// Keep the Vault token instead of revoking it once the secrets are read (the seed's
@@ -286,6 +291,37 @@ impl VaultConfig {
             .chain(self.addresses.iter())
             .cloned()
             .collect()
+    }
+}
+
+/// The kind of Vault role a collaborator logs in with, which decides the login endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleKind {
+    /// A classic JWT role: `auth/<mount>/role/<name>`, logged in at `auth/<mount>/login`.
+    #[default]
+    Jwt,
+    /// An OpenBao CEL role: `auth/<mount>/cel/role/<name>`, logged in at `auth/<mount>/cel/login`.
+    Cel,
+}
+
+impl RoleKind {
+    /// The login path under `auth/<mount>/`.
+    pub fn login_path(self, mount: &str) -> String {
+        let mount = mount.trim_matches('/');
+        match self {
+            RoleKind::Jwt => format!("auth/{mount}/login"),
+            RoleKind::Cel => format!("auth/{mount}/cel/login"),
+        }
+    }
+}
+
+impl fmt::Display for RoleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RoleKind::Jwt => "JWT",
+            RoleKind::Cel => "CEL",
+        })
     }
 }
 

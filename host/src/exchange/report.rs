@@ -2,6 +2,7 @@
 
 use super::error::StepError;
 use super::secrets::{KeptToken, ReleasedSecret};
+use crate::config::RoleKind;
 use std::fmt;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ pub enum Route {
     JwtLogin {
         /// The role logged in with.
         role: String,
+        /// A classic JWT role or an OpenBao CEL role.
+        kind: RoleKind,
     },
     /// The VAULT_TOKEN unwrapped from KMS.
     Kms,
@@ -23,7 +26,14 @@ impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Route::PolicyOnly => f.write_str("with no Vault configured"),
-            Route::JwtLogin { role } => write!(f, "via role \"{role}\""),
+            Route::JwtLogin {
+                role,
+                kind: RoleKind::Jwt,
+            } => write!(f, "via role \"{role}\""),
+            Route::JwtLogin {
+                role,
+                kind: RoleKind::Cel,
+            } => write!(f, "via CEL role \"{role}\""),
             Route::Kms => f.write_str("via the VAULT_TOKEN unwrapped from KMS"),
         }
     }

@@ -63,14 +63,25 @@ pub(super) async fn login_with_jwt(
         .or(vault_config.role.as_ref())
         .cloned()
         .ok_or_else(|| fail(StepCause::NoRole))?;
-    let login = match vault.login_jwt(&vault_config.auth_mount, &role, &jwt).await {
+    let login = match vault
+        .login_jwt(
+            &vault_config.auth_mount,
+            vault_config.role_kind,
+            &role,
+            &jwt,
+        )
+        .await
+    {
         Ok(login) => login,
         Err(source) => return Err(fail(StepCause::Login { role, source })),
     };
     Ok(VaultAccess {
         revocable: !login.is_batch,
         token: login.token,
-        route: Route::JwtLogin { role },
+        route: Route::JwtLogin {
+            role,
+            kind: vault_config.role_kind,
+        },
         policies: login.policies,
     })
 }

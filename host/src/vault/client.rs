@@ -1,7 +1,7 @@
 use super::error::{AttemptError, UnexpectedResponse, VaultError, VaultSettingsError};
 use super::hints::hint_for;
 use crate::attestation::Jwt;
-use crate::config::VaultConfig;
+use crate::config::{RoleKind, VaultConfig};
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -202,14 +202,16 @@ impl VaultClient {
         })
     }
 
-    /// `POST auth/<mount>/login` with the attestation token.
+    /// `POST auth/<mount>/login` (or `auth/<mount>/cel/login` for a CEL role) with the
+    /// attestation token.
     pub async fn login_jwt(
         &self,
         mount: &str,
+        kind: RoleKind,
         role: &str,
         jwt: &Jwt,
     ) -> Result<VaultLogin, VaultError> {
-        let path = format!("auth/{}/login", mount.trim_matches('/'));
+        let path = kind.login_path(mount);
         // Serialised straight from borrowed text, so the only copy of the JWT is wiped.
         #[derive(serde::Serialize)]
         struct Login<'a> {

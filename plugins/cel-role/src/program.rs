@@ -1,0 +1,577 @@
+//! Running a CEL role's program the way OpenBao's `auth/<mount>/cel/login` does, and saying what
+//! it decided in OpenBao's own words.
+//!
+//! OpenBao (cel-go) evaluates each variable in order, binds its value under its name, then
+//! evaluates the expression, with `claims` (the verified JWT payload), `now` (a timestamp) and
+//! `operation` (`"update"` for a login) in scope. The result decides the login: a `pb.Auth`
+//! message allows; `false` or a string denies; anything else (even `true`) is an error. JSON
+//! numbers in the claims are CEL doubles, as they are for cel-go's JSON values.
+//!
+//! The interpreter is the `cel` crate. Where it differs from cel-go in a way a role can observe,
+//! this module closes the gap: `pb.Auth` construction with OpenBao's field types, the
+//! classification of results, and the texts of errors (`no such key: x`, `division by zero`,
+//! `no such overload`, ...).
+
+use cel::common::ast::{operators, Expr};
+use cel::common::types::{CelStruct, Type};
+use cel::common::value::{CowVal, Val};
+use cel::objects::{Key, Map};
+use cel::{Context, Env, ExecutionError, IdedExpr, Program, StructType, Value};
+use serde_json::Value as Json;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::role::CelProgram;
+
+/// The name a `pb.Auth` literal constructs.
+pub const PB_AUTH: &str = "pb.Auth";
+
+/// What a `pb.Auth` field holds, as OpenBao's protobuf declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    StringList,
+    StringMap,
+    Int,
+    Uint,
+    Bool,
+    /// A nested message (`lease_options`, `alias`, `group_aliases`) a role can name but that this
+    /// plugin does not build: its own type name as the checker reports it.
+    Message(&'static str),
+}
+
+impl FieldType {
+    /// The type's name in cel-go's checker messages.
+    pub fn checker_name(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::StringList => "list(string)",
+            FieldType::StringMap => "map(string, string)",
+            FieldType::Int => "int",
+            FieldType::Uint => "uint",
+            FieldType::Bool => "bool",
+            FieldType::Message(name) => name,
+        }
+    }
+}
+
+/// The fields of OpenBao's `pb.Auth` (measured against OpenBao 2.7.2: each name below is
+/// accepted when a role is written, any other is refused as an undefined field).
+pub const PB_AUTH_FIELDS: &[(&str, FieldType)] = &[
+    ("lease_options", FieldType::Message("pb.LeaseOptions")),
+    ("internal_data", FieldType::String),
+    ("display_name", FieldType::String),
+    ("policies", FieldType::StringList),
+    ("metadata", FieldType::StringMap),
+    ("client_token", FieldType::String),
+    ("accessor", FieldType::String),
+    ("period", FieldType::Int),
+    ("num_uses", FieldType::Int),
+    ("entity_id", FieldType::String),
+    ("alias", FieldType::Message("logical.Alias")),
+    ("group_aliases", FieldType::Message("list(logical.Alias)")),
+    ("bound_cidrs", FieldType::StringList),
+    ("token_policies", FieldType::StringList),
+    ("identity_policies", FieldType::StringList),
+    ("explicit_max_ttl", FieldType::Int),
+    ("token_type", FieldType::Uint),
+    ("no_default_policy", FieldType::Bool),
+];
+
+/// The type of one `pb.Auth` field, if it has that field.
+pub fn pb_auth_field(name: &str) -> Option<FieldType> {
+    PB_AUTH_FIELDS
+        .iter()
+        .find(|(field, _)| *field == name)
+        .map(|(_, t)| *t)
+}
+
+/// `pb.Auth{…}`: builds the message from a struct literal, converting each field as cel-go
+/// converts a dynamic value into a protobuf field, with its error text.
+struct PbAuth {
+    r#type: Type,
+}
+
+impl StructType for PbAuth {
+    fn get_type(&self) -> &Type {
+        &self.r#type
+    }
+
+    fn new_value<'b, 'v>(
+        &self,
+        fields: BTreeMap<String, CowVal<'b, 'v>>,
+    ) -> Result<Box<dyn Val + 'v>, ExecutionError> {
+        let mut message = CelStruct::new(PB_AUTH.to_owned());
+        for (field, value) in fields {
+            let Some(field_type) = pb_auth_field(&field) else {
+                return Err(openbao_error(format!("no such field '{field}'")));
+            };
+            let value =
+                Value::try_from(&*value).map_err(|_| conversion_error(&field, "Unknown"))?;
+            let converted = convert_field(&field, field_type, value)?;
+            let boxed: Box<dyn Val> = converted
+                .try_into()
+                .map_err(|_| conversion_error(&field, "Unknown"))?;
+            message.add_field_value(field, CowVal::Owned(boxed));
+        }
+        Ok(Box::new(message))
+    }
+}
+
+/// An error whose text is already OpenBao's: carried through the interpreter as a function error
+/// with this marker name, and printed as the message alone.
+const OPENBAO_TEXT: &str = "\u{0}openbao";
+
+fn openbao_error(message: String) -> ExecutionError {
+    ExecutionError::FunctionError {
+        function: OPENBAO_TEXT.to_owned(),
+        message,
+    }
+}
+
+fn conversion_error(field: &str, from: &str) -> ExecutionError {
+    let to = match pb_auth_field(field) {
+        Some(FieldType::Int) => "int64",
+        Some(FieldType::Uint) => "uint32",
+        Some(FieldType::Bool) => "bool",
+        _ => "string",
+    };
+    openbao_error(format!(
+        "field type conversion error for pb.Auth.{field} value type: type conversion error from {from} to '{to}'"
+    ))
+}
+
+/// cel-go's name for a value's type in conversion errors (`Double`, `Int`, …).
+fn go_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Int(_) => "Int",
+        Value::UInt(_) => "Uint",
+        Value::Float(_) => "Double",
+        Value::String(_) => "String",
+        Value::Bytes(_) => "Bytes",
+        Value::Bool(_) => "Bool",
+        Value::Null => "Null",
+        Value::List(_) => "*baseList",
+        Value::Map(_) => "*baseMap",
+        Value::Timestamp(_) => "Timestamp",
+        Value::Duration(_) => "Duration",
+        _ => "Unknown",
+    }
+}
+
+fn convert_field(
+    field: &str,
+    field_type: FieldType,
+    value: Value,
+) -> Result<Value, ExecutionError> {
+    let fail = |v: &Value| conversion_error(field, go_kind(v));
+    match field_type {
+        FieldType::String => match value {
+            Value::String(_) => Ok(value),
+            other => Err(fail(&other)),
+        },
+        FieldType::Bool => match value {
+            Value::Bool(_) => Ok(value),
+            other => Err(fail(&other)),
+        },
+        FieldType::Int => match value {
+            Value::Int(_) => Ok(value),
+            other => Err(fail(&other)),
+        },
+        FieldType::Uint => match value {
+            Value::UInt(_) => Ok(value),
+            other => Err(fail(&other)),
+        },
+        FieldType::StringList => match &value {
+            Value::List(items) => {
+                if let Some(bad) = items.iter().find(|v| !matches!(v, Value::String(_))) {
+                    return Err(fail(bad));
+                }
+                Ok(value)
+            }
+            other => Err(fail(other)),
+        },
+        FieldType::StringMap => match &value {
+            Value::Map(map) => {
+                for (key, v) in map.map.iter() {
+                    if !matches!(key, Key::String(_)) {
+                        return Err(conversion_error(field, "Int"));
+                    }
+                    if !matches!(v, Value::String(_)) {
+                        return Err(fail(v));
+                    }
+                }
+                Ok(value)
+            }
+            other => Err(fail(other)),
+        },
+        FieldType::Message(_) => Err(fail(&value)),
+    }
+}
+
+/// The environment every role's program runs in: cel-go's standard library and the extensions
+/// OpenBao enables, and the `pb.Auth` message.
+pub fn environment() -> Env {
+    let mut env = Env::stdlib();
+    for extension in [
+        cel::extensions::strings,
+        cel::extensions::lists,
+        cel::extensions::math,
+        cel::extensions::encoders,
+    ] {
+        // The extensions are added to a fresh standard environment: they cannot clash.
+        let _ = extension(&mut env);
+    }
+    let _ = env.add_type(PbAuth {
+        r#type: Type::new_struct(PB_AUTH.to_owned()),
+    });
+    crate::sets::add_functions(&mut env);
+    crate::rewrite::add_functions(&mut env);
+    env
+}
+
+/// A role's program, parsed once.
+pub struct Compiled {
+    variables: Vec<(String, Program, String)>,
+    expression: Program,
+    expression_text: String,
+    /// The variables' and the expression's trees as they run (see [`crate::rewrite`]).
+    runnable: Vec<IdedExpr>,
+}
+
+/// Where parsing failed: which part of the program, and the parser's message with its position.
+#[derive(Debug)]
+pub struct SyntaxError {
+    /// `None` for the main expression, or the variable's index and name.
+    pub variable: Option<(usize, String)>,
+    pub message: String,
+}
+
+impl Compiled {
+    /// Parses every variable and the expression.
+    pub fn new(env: &Env, program: &CelProgram) -> Result<Compiled, SyntaxError> {
+        let mut variables = Vec::new();
+        for (index, variable) in program.variables.iter().enumerate() {
+            let parsed = env.compile(&variable.expression).map_err(|e| SyntaxError {
+                variable: Some((index, variable.name.clone())),
+                message: e.to_string(),
+            })?;
+            variables.push((variable.name.clone(), parsed, variable.expression.clone()));
+        }
+        let expression = env.compile(&program.expression).map_err(|e| SyntaxError {
+            variable: None,
+            message: e.to_string(),
+        })?;
+        let runnable = variables
+            .iter()
+            .map(|(_, p, _)| p)
+            .chain(std::iter::once(&expression))
+            .map(|p| {
+                let mut tree = p.expression().clone();
+                crate::rewrite::selections(&mut tree);
+                tree
+            })
+            .collect();
+        Ok(Compiled {
+            variables,
+            expression,
+            expression_text: program.expression.clone(),
+            runnable,
+        })
+    }
+
+    /// The parsed variables (name, program) and expression, for the checker.
+    pub fn parts(&self) -> (Vec<(&str, &Program)>, &Program) {
+        (
+            self.variables
+                .iter()
+                .map(|(name, program, _)| (name.as_str(), program))
+                .collect(),
+            &self.expression,
+        )
+    }
+
+    /// Runs the program on `claims` at `now` (Unix seconds), as a login does.
+    pub fn run(&self, env: Arc<Env>, claims: &Json, now: i64) -> Outcome {
+        let mut context = Context::with_env(env);
+        context.add_variable_from_value("claims", json_to_cel(claims));
+        context.add_variable_from_value("operation", "update");
+        if let Some(time) = chrono::DateTime::from_timestamp(now, 0) {
+            context.add_variable_from_value("now", Value::Timestamp(time.fixed_offset()));
+        }
+        for (index, (name, _, text)) in self.variables.iter().enumerate() {
+            match evaluate(&self.runnable[index], &context) {
+                Ok(value) => context.add_variable_from_value(name.clone(), value),
+                Err(e) => {
+                    return Outcome::Failed(format!(
+                        "failed to evaluate variables: variable[{index}].{name}: failed to evaluate expression {}: {}",
+                        go_quote(text),
+                        cel_go_error(&e)
+                    ))
+                }
+            }
+        }
+        match evaluate(&self.runnable[self.variables.len()], &context) {
+            Ok(value) => classify(value),
+            Err(e) => Outcome::Failed(format!(
+                "failed to evaluate expression: failed to evaluate expression {}: {}",
+                go_quote(&self.expression_text),
+                cel_go_error(&e)
+            )),
+        }
+    }
+}
+
+/// Evaluates `expr` with cel-go's error precedence in its boolean structure: of `a && b` (and
+/// `a || b`), a side that decides the result wins even over an error on the other side (as in
+/// both interpreters), and when both sides fail, cel-go reports the **left** side's error, where
+/// the `cel` crate reports the right's. Conditions and branches of `?:` are walked the same way;
+/// everything else is the `cel` crate's.
+fn evaluate(expr: &IdedExpr, context: &Context) -> Result<Value, ExecutionError> {
+    if let Expr::Call(call) = &expr.expr {
+        if call.target.is_none() {
+            match (call.func_name.as_str(), call.args.as_slice()) {
+                (operators::LOGICAL_AND, [left, right]) => {
+                    return logical(left, right, context, false)
+                }
+                (operators::LOGICAL_OR, [left, right]) => {
+                    return logical(left, right, context, true)
+                }
+                (operators::CONDITIONAL, [condition, then, otherwise]) => {
+                    return match evaluate(condition, context)? {
+                        Value::Bool(true) => evaluate(then, context),
+                        Value::Bool(false) => evaluate(otherwise, context),
+                        _ => Err(no_such_overload()),
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+    Value::resolve(expr, context)
+}
+
+/// `left && right` (`decisive` false) or `left || right` (`decisive` true), as cel-go runs it.
+fn logical(
+    left: &IdedExpr,
+    right: &IdedExpr,
+    context: &Context,
+    decisive: bool,
+) -> Result<Value, ExecutionError> {
+    let left = evaluate(left, context);
+    if matches!(left, Ok(Value::Bool(b)) if b == decisive) {
+        return Ok(Value::Bool(decisive));
+    }
+    let right = evaluate(right, context);
+    if matches!(right, Ok(Value::Bool(b)) if b == decisive) {
+        return Ok(Value::Bool(decisive));
+    }
+    match (left, right) {
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(Value::Bool(_)), Ok(Value::Bool(b))) => Ok(Value::Bool(b)),
+        _ => Err(no_such_overload()),
+    }
+}
+
+fn no_such_overload() -> ExecutionError {
+    openbao_error("no such overload".into())
+}
+
+/// What a program decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It returned a `pb.Auth`: the login goes ahead, with these policies.
+    Allowed { policies: Vec<String> },
+    /// It returned `false`.
+    BlockedFalse,
+    /// It returned a string: the denial message.
+    BlockedMessage(String),
+    /// It returned something else: cel-go's name for its type (`types.Bool`, …).
+    UnexpectedType(&'static str),
+    /// Evaluating it failed: OpenBao's text after `CEL auth program failed: `.
+    Failed(String),
+}
+
+impl Outcome {
+    /// OpenBao's login error for this outcome, for the role called `role`; `None` for an allow.
+    pub fn openbao_error(&self, role: &str) -> Option<String> {
+        let text = match self {
+            Outcome::Allowed { .. } => return None,
+            Outcome::BlockedFalse => {
+                format!("CEL role '{role}' blocked authorization with boolean false return")
+            }
+            Outcome::BlockedMessage(message) => {
+                format!("CEL role '{role}' blocked authorization with message: {message}")
+            }
+            Outcome::UnexpectedType(name) => {
+                format!("CEL program '{role}' returned unexpected type: {name}")
+            }
+            Outcome::Failed(cause) => format!("CEL auth program failed: {cause}"),
+        };
+        Some(format!("error executing cel program: {text}"))
+    }
+}
+
+fn classify(value: Value) -> Outcome {
+    match value {
+        Value::Bool(false) => Outcome::BlockedFalse,
+        Value::String(message) => Outcome::BlockedMessage(message.to_string()),
+        Value::Struct(message) if message.name() == PB_AUTH => {
+            let policies = match message.field_value("policies").map(Value::try_from) {
+                Some(Ok(Value::List(items))) => items
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::String(s) => Some(s.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Outcome::Allowed { policies }
+        }
+        other => Outcome::UnexpectedType(go_type_name(&other)),
+    }
+}
+
+/// cel-go's `%T` of a result value, as OpenBao prints it.
+fn go_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Bool(_) => "types.Bool",
+        Value::Int(_) => "types.Int",
+        Value::UInt(_) => "types.Uint",
+        Value::Float(_) => "types.Double",
+        Value::Bytes(_) => "types.Bytes",
+        Value::Null => "types.Null",
+        Value::List(_) => "*types.baseList",
+        Value::Map(_) => "*types.baseMap",
+        Value::Timestamp(_) => "types.Timestamp",
+        Value::Duration(_) => "types.Duration",
+        Value::Struct(_) => "*types.protoObj",
+        _ => "types.Unknown",
+    }
+}
+
+/// Go's `%q` of a string: double quotes, with `"` and `\` escaped.
+fn go_quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\t' => quoted.push_str("\\t"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// Which operators cel-go dispatches by a trait of their first operand: when the operand lacks
+/// the trait, its error names the function (`no such overload: _%_`); when the operand has it but
+/// the other argument does not fit, it is a bare `no such overload`.
+fn operand_has_trait(function: &str, operand: &str) -> bool {
+    let arithmetic = ["int", "uint", "double"];
+    match function {
+        "_+_" => {
+            arithmetic.contains(&operand)
+                || ["string", "bytes", "list", "timestamp", "duration"].contains(&operand)
+        }
+        "_-_" => arithmetic.contains(&operand) || ["timestamp", "duration"].contains(&operand),
+        "_*_" | "_/_" => arithmetic.contains(&operand),
+        "_%_" => ["int", "uint"].contains(&operand),
+        "-_" => ["int", "double", "duration"].contains(&operand),
+        "_<_" | "_<=_" | "_>_" | "_>=_" => [
+            "int",
+            "uint",
+            "double",
+            "string",
+            "bytes",
+            "bool",
+            "timestamp",
+            "duration",
+        ]
+        .contains(&operand),
+        "size" => ["string", "bytes", "list", "map"].contains(&operand),
+        // Functions that check their arguments' types themselves.
+        _ => true,
+    }
+}
+
+/// cel-go's text for an evaluation error.
+fn cel_go_error(error: &ExecutionError) -> String {
+    match error {
+        ExecutionError::NoSuchKey(key) => format!("no such key: {key}"),
+        ExecutionError::DivisionByZero(_) => "division by zero".into(),
+        ExecutionError::RemainderByZero(_) => "modulus by zero".into(),
+        ExecutionError::Overflow(_, left, _) => match left {
+            Value::UInt(_) => "unsigned integer overflow".into(),
+            _ => "integer overflow".into(),
+        },
+        ExecutionError::IndexOutOfBounds(index) => match index {
+            Value::Int(i) => format!("index out of bounds: {i}"),
+            Value::UInt(i) => format!("index out of bounds: {i}"),
+            Value::Float(f) => format!("index out of bounds: {f}"),
+            other => format!("index out of bounds: {other:?}"),
+        },
+        ExecutionError::UnsupportedIndex(index, _) => {
+            format!("unsupported index type '{}' in list", index.type_of())
+        }
+        ExecutionError::NoSuchOverload(overload)
+            if overload.function() == "_[_]"
+                && overload.argument_types().first().map(String::as_str) == Some("list") =>
+        {
+            let index = overload.argument_types().get(1).map(String::as_str);
+            format!(
+                "unsupported index type '{}' in list",
+                index.unwrap_or("dyn")
+            )
+        }
+        ExecutionError::NoSuchOverload(overload) => {
+            let function = overload.function();
+            let operand = overload
+                .argument_types()
+                .first()
+                .map(String::as_str)
+                .unwrap_or("");
+            if operand_has_trait(function, operand) {
+                "no such overload".into()
+            } else {
+                format!("no such overload: {function}")
+            }
+        }
+        ExecutionError::FunctionError { function, message } if function == OPENBAO_TEXT => {
+            message.clone()
+        }
+        ExecutionError::FunctionError { function, message }
+            if function == "int" || function == "uint" || function == "double" =>
+        {
+            let _ = message;
+            format!("type conversion error from 'string' to '{function}'")
+        }
+        ExecutionError::FunctionError { message, .. } => message.clone(),
+        ExecutionError::UndeclaredReference(name) => {
+            format!("no such attribute(s): {name}")
+        }
+        _ => "no such overload".into(),
+    }
+}
+
+/// The claims as cel-go sees a JSON document: every number a double, objects as string-keyed maps.
+pub fn json_to_cel(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        Json::String(s) => Value::String(Arc::new(s.clone())),
+        Json::Array(items) => Value::List(Arc::new(items.iter().map(json_to_cel).collect())),
+        Json::Object(map) => {
+            let map: HashMap<Key, Value> = map
+                .iter()
+                .map(|(k, v)| (Key::String(Arc::new(k.clone())), json_to_cel(v)))
+                .collect();
+            Value::Map(Map { map: Arc::new(map) })
+        }
+    }
+}
