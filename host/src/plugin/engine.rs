@@ -102,14 +102,16 @@ fn config(pooling: Option<&EngineOptions>) -> Result<Config, PluginError> {
     if let Some(options) = pooling {
         let n = options.max_concurrent_instances;
         let mut pool = PoolingAllocationConfig::default();
-        // A Rust wasip2 component is a handful of core instances (the program and its WASI shims).
+        // A Rust wasip2 component is a handful of core instances (the program and its WASI
+        // shims); components that embed a language runtime (JavaScript, Python) have dozens, and
+        // up to a few memories. The per-component maxima admit those; the totals bound the pool.
         pool.total_component_instances(n);
-        pool.total_core_instances(n * 8);
-        pool.max_core_instances_per_component(8);
-        pool.total_memories(n * 2);
-        pool.max_memories_per_component(2);
-        pool.total_tables(n * 8);
-        pool.max_tables_per_component(8);
+        pool.total_core_instances(n * 16);
+        pool.max_core_instances_per_component(64);
+        pool.total_memories(n * 4);
+        pool.max_memories_per_component(4);
+        pool.total_tables(n * 16);
+        pool.max_tables_per_component(64);
         pool.max_memory_size(options.max_memory_bytes as usize);
         pool.linear_memory_keep_resident(options.resident_memory_bytes);
         pool.table_keep_resident(64 << 10);
