@@ -7,11 +7,12 @@ use crate::harness::config::{Collaborator, ConfigBuilder, Secret, Vault};
 use crate::harness::exchange::{assert_succeeded, run};
 use crate::harness::launcher::TestLauncher;
 use crate::harness::openbao::OpenBao;
-use crate::harness::plugins::plugin_spec;
+use crate::harness::plugins::{engine, plugin_spec};
+use crate::harness::{production_claims_at, target_dir};
 use attestgate::config::RoleKind;
 use attestgate::dev::{merge_patch, SigningKey};
 use attestgate::exchange::Route;
-use attestgate::plugin::{EngineOptions, PluginEngine, Verdict};
+use attestgate::plugin::{FailureKind, Limits, Verdict};
 use serde_json::{json, Map, Value};
 
 const AUDIENCE: &str = "https://vault.bank-a.example";
@@ -209,7 +210,7 @@ async fn the_plugin_decides_every_generated_program_as_openbao_does() {
     let bao = OpenBao::start().await;
     bao.enable_jwt_auth(&launcher.info().jwks_url, &launcher.info().issuer)
         .await;
-    let engine = PluginEngine::new(EngineOptions::default()).unwrap();
+    let engine = engine();
     let claim_sets = claim_sets();
     let tokens: Vec<(String, Value)> = claim_sets
         .iter()
@@ -277,7 +278,7 @@ async fn the_plugin_decides_every_generated_program_as_openbao_does() {
             }
         }
     }
-    println!(
+    let summary = format!(
         "cel-role against OpenBao 2.7.2: {} programs ({stored} stored), {} claim sets, {logins} logins\n\
          \x20 store or refuse: {refusals_agree}/{} agree ({:.1}%)\n\
          \x20 allow or deny:   {decisions_agree}/{logins} agree ({:.1}%)\n\
@@ -289,6 +290,9 @@ async fn the_plugin_decides_every_generated_program_as_openbao_does() {
         100.0 * decisions_agree as f64 / logins.max(1) as f64,
         100.0 * messages_agree as f64 / messages.max(1) as f64,
     );
+    println!("{summary}");
+    // The suite prints this after the tests run (it is captured here when the test passes).
+    let _ = std::fs::write(target_dir().join("cel-differential.txt"), &summary);
     assert!(
         disagreements.is_empty(),
         "{} disagreements:\n{}",
@@ -350,4 +354,46 @@ async fn a_collaborator_whose_openbao_uses_a_cel_role_completes_an_exchange() {
         .jwt_login("bank-a", &launcher.token(AUDIENCE).await)
         .await;
     assert_eq!(status, 400, "no classic role named bank-a");
+}
+
+/// CEL has no loops, but nested comprehensions multiply: a role whose program builds a hundred
+/// million strings is stopped by the deadline or the memory cap, and is a deny, like any other
+/// plugin failure. The host stays healthy for the next collaborator.
+#[test]
+fn a_cel_program_that_explodes_is_stopped_and_denies() {
+    let ten = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]";
+    let expression = format!(
+        "{ten}.map(a, {ten}.map(b, {ten}.map(c, {ten}.map(d, {ten}.map(e, {ten}.map(f, {ten}.map(g, {ten}.map(h, 'x')))))))).size() > 0 ? pb.Auth{{}} : 'x'"
+    );
+    let mut spec = plugin_spec("cel-role", role("bomb", &expression));
+    spec.limits = Limits {
+        deadline_ms: 200,
+        memory_bytes: 32 << 20,
+        log_bytes: 4096,
+    };
+    let engine = engine();
+    let policy = engine.load(&spec).expect("the program type-checks");
+    let claims = production_claims_at(AUDIENCE, attestgate::attestation::unix_now());
+    let started = std::time::Instant::now();
+    let error = policy
+        .evaluate(&claims.to_string(), attestgate::attestation::unix_now())
+        .expect_err("an exploding program has no verdict");
+    assert!(
+        matches!(
+            error.failure(),
+            Some(FailureKind::Deadline(_) | FailureKind::Memory(_))
+        ),
+        "{error}"
+    );
+    // A generous bound: the deadline stopped it, it did not run to completion.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let good = engine
+        .load(&plugin_spec("cel-role", role("good", "pb.Auth{}")))
+        .unwrap();
+    assert!(
+        good.evaluate(&claims.to_string(), attestgate::attestation::unix_now())
+            .unwrap()
+            .verdict
+            .allow
+    );
 }

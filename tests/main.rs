@@ -10,6 +10,7 @@ mod attestation;
 mod cel_role;
 mod cli;
 mod exchange;
+mod golden;
 mod kms;
 mod launcher;
 mod openbao;

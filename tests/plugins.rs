@@ -1,7 +1,7 @@
 //! The plugin sandbox and contract: hostile plugins end in a clean deny or refusal with the right
 //! kind of error and leave the host healthy; reference plugins decide correctly; calls are isolated.
 
-use crate::harness::plugins::{plugin_spec, plugin_spec_at, plugin_wasm, sha256_file};
+use crate::harness::plugins::{engine, plugin_spec, plugin_spec_at, plugin_wasm, sha256_file};
 use crate::harness::{claims_with, corrected_role, production_claims, AUDIENCE};
 use attestgate::plugin::{
     ArtifactProblem, ContractViolation, EngineOptions, FailureKind, Limits, PluginEngine,
@@ -9,13 +9,7 @@ use attestgate::plugin::{
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
-
-fn engine() -> &'static PluginEngine {
-    static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| PluginEngine::new(EngineOptions::default()).unwrap())
-}
 
 fn hostile(attack: &str) -> PluginSpec {
     let mut spec = plugin_spec("hostile", json!({"attack": attack}));

@@ -50,6 +50,8 @@ export ATTESTGATE_NODEV_BIN="$PWD/target/attestgate-nodev"
 # once each as tests; with the `internals` surface for fuzz targets compiled in.
 echo "==> cargo test --all-targets, with clippy's lints"
 with_lints cargo test --workspace --all-targets --features attestgate/internals
+# The cel-role plugin against real OpenBao, as the differential test measured it.
+cat "${CARGO_TARGET_DIR:-target}/cel-differential.txt" && echo
 # The SDK's and the plugins' own unit tests run natively (attestgate_plugin_sdk::testing), no wasm.
 (cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" \
     -p attestgate-plugin-sdk -p plugin-template -p bound-claims -p cel-role -p confidential-space \

@@ -1,10 +1,18 @@
 //! The wasm plugins under test: the reference plugins and the hostile test plugins.
 
 use super::{target_dir, workspace_root};
-use attestgate::plugin::{Limits, PluginSpec};
+use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+
+/// One engine for every test in the process: each plugin is compiled once, however many tests
+/// load it (the interpreter plugins take seconds to compile in a debug build).
+pub fn engine() -> &'static PluginEngine {
+    static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| PluginEngine::new(EngineOptions::default()).unwrap())
+}
 
 /// The plugins workspace's output directory.
 pub fn plugin_dir() -> PathBuf {
