@@ -370,7 +370,8 @@ fn a_cel_program_that_explodes_is_stopped_and_denies() {
         deadline_ms: 200,
         memory_bytes: 32 << 20,
         log_bytes: 4096,
-    };
+    }
+    .into();
     let engine = engine();
     let policy = engine.load(&spec).expect("the program type-checks");
     let claims = production_claims_at(AUDIENCE, attestgate::attestation::unix_now());

@@ -17,7 +17,8 @@ fn hostile(attack: &str) -> PluginSpec {
         deadline_ms: 50,
         memory_bytes: 16 << 20,
         log_bytes: 4096,
-    };
+    }
+    .into();
     spec
 }
 
@@ -73,7 +74,7 @@ fn an_infinite_loop_hits_the_deadline() {
 fn unbounded_memory_growth_hits_the_memory_cap() {
     // A deadline long enough that only the memory cap can stop it, even on a loaded machine.
     let mut spec = hostile("memory-bomb");
-    spec.limits.deadline_ms = 10_000;
+    spec.limits.deadline_ms = Some(10_000);
     assert_eq!(failure_of(&spec), FailureKind::Memory(16 << 20));
 }
 
@@ -673,7 +674,7 @@ fn a_plugin_cannot_make_the_host_allocate_outside_its_memory_cap() {
     for attack in ["random-flood", "resource-flood"] {
         let mut spec = hostile(attack);
         // Long enough that only the host's own caps can stop these.
-        spec.limits.deadline_ms = 10_000;
+        spec.limits.deadline_ms = Some(10_000);
         let kind = failure_of(&spec);
         assert_eq!(kind.name(), "trap", "{attack}: {kind}");
     }

@@ -8,7 +8,7 @@
 #![allow(missing_docs)]
 
 use attestgate::attestation::Claims;
-use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
+use attestgate::plugin::{EngineOptions, LimitOverrides, PluginEngine, PluginSpec};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -99,7 +99,7 @@ fn bench_plugin(c: &mut Criterion) {
             sha256: hex::encode(Sha256::digest(&bytes)),
             precompiled: None,
             config: config(),
-            limits: Limits::default(),
+            limits: LimitOverrides::default(),
         })
         .unwrap();
     let claims = claims_json();

@@ -1,7 +1,7 @@
 //! The wasm plugins under test: the reference plugins and the hostile test plugins.
 
 use super::{target_dir, workspace_root};
-use attestgate::plugin::{EngineOptions, Limits, PluginEngine, PluginSpec};
+use attestgate::plugin::{EngineOptions, LimitOverrides, PluginEngine, PluginSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -66,6 +66,6 @@ pub fn plugin_spec_at(path: PathBuf, config: Value) -> PluginSpec {
         precompiled: None,
         path,
         config,
-        limits: Limits::default(),
+        limits: LimitOverrides::default(),
     }
 }

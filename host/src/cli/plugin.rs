@@ -1,6 +1,8 @@
 use super::{Exit, Format};
 use attestgate::attestation::unix_now;
-use attestgate::plugin::{file_sha256, EngineOptions, Limits, PluginEngine, PluginSpec};
+use attestgate::plugin::{
+    file_sha256, EngineOptions, LimitOverrides, Limits, PluginEngine, PluginKind, PluginSpec,
+};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -58,12 +60,14 @@ pub struct TestArgs {
     /// Fail unless the verdict is this (for golden tests in a plugin's CI).
     #[arg(long)]
     expect: Option<Expectation>,
-    /// Wall-clock deadline per call, in milliseconds.
-    #[arg(long, default_value_t = Limits::default().deadline_ms)]
-    deadline_ms: u64,
-    /// Memory cap in bytes.
-    #[arg(long, default_value_t = Limits::default().memory_bytes)]
-    memory_bytes: u64,
+    /// Wall-clock deadline per call, in milliseconds (default: the plugin kind's, as in an
+    /// exchange: 100 for a compiled plugin, 1000 for a JavaScript or Python one).
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Memory cap in bytes (default: the plugin kind's: 64 MiB compiled, 128 MiB JavaScript or
+    /// Python).
+    #[arg(long)]
+    memory_bytes: Option<u64>,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
@@ -121,10 +125,10 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
         sha256: file_sha256(&args.plugin)?,
         precompiled: None,
         config,
-        limits: Limits {
+        limits: LimitOverrides {
             deadline_ms: args.deadline_ms,
             memory_bytes: args.memory_bytes,
-            ..Limits::default()
+            log_bytes: None,
         },
     };
     let engine = PluginEngine::new(EngineOptions {
@@ -220,6 +224,22 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
                     "NOT compatible with this attestgate"
                 }
             );
+            let by = |field: &str| {
+                let names: Vec<String> = info
+                    .producers
+                    .iter()
+                    .filter(|p| p.field == field)
+                    .map(|p| format!("{} {}", p.name, p.version).trim().to_owned())
+                    .collect();
+                if names.is_empty() {
+                    "-".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            };
+            out!("language  {}", by("language"));
+            out!("built by  {}", by("processed-by"));
+            out!("kind      {}", plugin_kind(info.kind));
             out!("exports   {}", info.exports.join(", "));
             out!(
                 "imports   {}",
@@ -235,6 +255,21 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// How `plugin inspect` describes a plugin's kind, and the limits that come with it.
+fn plugin_kind(kind: PluginKind) -> String {
+    let limits = Limits::defaults_for(kind);
+    let name = match kind {
+        PluginKind::Compiled => "compiled to WebAssembly",
+        PluginKind::JavaScript => "a JavaScript runtime inside",
+        PluginKind::Python => "a Python interpreter inside",
+    };
+    format!(
+        "{name} (default limits: {} ms, {} MiB)",
+        limits.deadline_ms,
+        limits.memory_bytes >> 20
+    )
 }
 
 fn compile(args: CompileArgs) -> anyhow::Result<Exit> {

@@ -6,6 +6,8 @@ use crate::attestation::{
     JwksCache, KeyCacheOptions, KeySource, PkiRoot, Verifier, VerifyPolicy,
     DEFAULT_LAUNCHER_SOCKET, DEFAULT_LEEWAY, DEFAULT_TOKEN_FILE, GOOGLE_ISSUER,
 };
+use crate::plugin::LimitOverrides;
+#[cfg(doc)]
 use crate::plugin::Limits;
 use serde::Deserialize;
 use std::fmt;
@@ -392,10 +394,10 @@ pub struct CollaboratorConfig {
     pub plugin_config: Option<toml::Value>,
     /// Or a JSON file holding it (a Vault role JSON for `bound-claims`, say).
     pub plugin_config_file: Option<PathBuf>,
-    /// `[collaborator.limits]`: the plugin's deadline, memory and log budget (defaults in
-    /// [`Limits`]).
+    /// `[collaborator.limits]`: the plugin's deadline, memory and log budget; what is left out
+    /// takes the default for the plugin's kind ([`Limits::defaults_for`]).
     #[serde(default)]
-    pub limits: Limits,
+    pub limits: LimitOverrides,
     /// `[collaborator.vault]` as written; the exchange reads [`CollaboratorConfig::route`].
     pub(in crate::config) vault: Option<VaultConfig>,
     /// `[collaborator.kms]` as written: the KMS route instead of a JWT login.

@@ -176,12 +176,13 @@ impl PluginEngine {
     /// configuration.
     pub fn load(&self, spec: &PluginSpec) -> Result<CollaboratorPolicy, PluginError> {
         let compiled = self.compile_file(&spec.path, &spec.sha256, spec.precompiled.as_ref())?;
+        let limits = spec.limits.resolve(compiled.info().kind);
         let policy = CollaboratorPolicy::new(
             compiled,
             &spec.collaborator,
             spec.audience.as_deref(),
             &spec.config,
-            spec.limits,
+            limits,
         );
         policy.validate_config()?;
         Ok(policy)
@@ -255,7 +256,7 @@ impl PluginEngine {
             }
             None => self.load_component(path, &bytes)?,
         };
-        let info = inspect::describe(&self.engine, &component, &sha256, bytes.len());
+        let info = inspect::describe(&self.engine, &component, &sha256, &bytes);
         inspect::check_contract(path, &info)?;
         let pre = self
             .linker
@@ -277,12 +278,7 @@ impl PluginEngine {
     pub fn describe_file(&self, path: &Path) -> Result<PluginInfo, PluginError> {
         let (bytes, sha256) = read_plugin(path)?;
         let component = self.load_component(path, &bytes)?;
-        Ok(inspect::describe(
-            &self.engine,
-            &component,
-            &sha256,
-            bytes.len(),
-        ))
+        Ok(inspect::describe(&self.engine, &component, &sha256, &bytes))
     }
 
     /// Compiles a plugin file into a precompiled artifact for this engine's baseline target:

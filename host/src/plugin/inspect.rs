@@ -2,6 +2,7 @@
 //! imports and exports.
 
 use super::error::PluginError;
+use super::producers::{producers, PluginKind, Producer};
 use serde::Serialize;
 use std::path::Path;
 use wasmtime::component::Component;
@@ -26,6 +27,10 @@ pub struct PluginInfo {
     pub imports: Vec<String>,
     /// Every interface it exports.
     pub exports: Vec<String>,
+    /// The languages and tools its `producers` sections name (`language`, `processed-by`, `sdk`).
+    pub producers: Vec<Producer>,
+    /// The runtime family those name, which decides the plugin's default limits.
+    pub kind: PluginKind,
 }
 
 impl PluginInfo {
@@ -35,12 +40,13 @@ impl PluginInfo {
     }
 }
 
-/// Reads a compiled component's imports, exports and contract version.
+/// Reads a compiled component's imports, exports and contract version, and the toolchain its
+/// bytes (`wasm`) name.
 pub(super) fn describe(
     engine: &Engine,
     component: &Component,
     sha256: &str,
-    size_bytes: usize,
+    wasm: &[u8],
 ) -> PluginInfo {
     let ty = component.component_type();
     let imports: Vec<String> = ty
@@ -55,12 +61,15 @@ pub(super) fn describe(
         .iter()
         .find_map(|name| name.strip_prefix(POLICY_INTERFACE)?.strip_prefix('@'))
         .map(str::to_owned);
+    let producers = producers(wasm);
     PluginInfo {
         sha256: sha256.to_owned(),
-        size_bytes,
+        size_bytes: wasm.len(),
         contract_version,
         imports,
         exports,
+        kind: PluginKind::of(&producers),
+        producers,
     }
 }
 

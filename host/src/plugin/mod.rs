@@ -24,6 +24,7 @@ mod engine;
 mod error;
 mod inspect;
 mod policy;
+mod producers;
 mod spec;
 mod store;
 mod verdict;
@@ -33,7 +34,8 @@ pub use engine::{file_sha256, EngineOptions, PluginEngine};
 pub use error::{ArtifactProblem, FailureKind, PluginError, WasmtimeCause};
 pub use inspect::{PluginInfo, CONTRACT_VERSION};
 pub use policy::CollaboratorPolicy;
-pub use spec::{Limits, PluginSpec, Precompiled};
+pub use producers::{PluginKind, Producer};
+pub use spec::{LimitOverrides, Limits, PluginSpec, Precompiled};
 pub use verdict::{
     ContractViolation, Decision, Login, Reason, Verdict, MAX_MESSAGE_BYTES, MAX_REASONS,
     MAX_ROLE_BYTES,

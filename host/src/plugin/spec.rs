@@ -1,13 +1,13 @@
 //! What the configuration says about a collaborator's plugin: plain data, kept apart from the
 //! runtime that executes it.
 
+use super::producers::PluginKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Limits for one collaborator's plugin. Crossing any of them is a deny.
+/// Limits for one collaborator's plugin, resolved for its kind. Crossing any of them is a deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Limits {
     /// Wall-clock time for one call, in milliseconds.
     pub deadline_ms: u64,
@@ -18,6 +18,7 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// The defaults for a plugin compiled to WebAssembly (Rust and the like).
     fn default() -> Self {
         Limits {
             deadline_ms: 100,
@@ -28,6 +29,21 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The defaults for a plugin of `kind`. A component that carries a JavaScript engine or a
+    /// Python interpreter starts that runtime in every fresh instance and holds its heap: it
+    /// gets more time and memory than a compiled plugin, still well under [`Limits::MAX`]
+    /// (measured in BENCHMARKS.md, "Plugin languages").
+    pub fn defaults_for(kind: PluginKind) -> Limits {
+        match kind {
+            PluginKind::Compiled => Limits::default(),
+            PluginKind::JavaScript | PluginKind::Python => Limits {
+                deadline_ms: 1_000,
+                memory_bytes: 128 << 20,
+                log_bytes: 16 << 10,
+            },
+        }
+    }
+
     /// The most any collaborator may ask for: one plugin must not be able to hold start-up for
     /// minutes or make the host allocate gigabytes of output.
     pub const MAX: Limits = Limits {
@@ -39,6 +55,42 @@ impl Limits {
     /// `deadline_ms` as a duration: the most one plugin call may take.
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
+    }
+}
+
+/// `[collaborator.limits]` as configured: each limit left out takes the default for the plugin's
+/// kind ([`Limits::defaults_for`]), known once the plugin is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Wall-clock time for one call, in milliseconds.
+    pub deadline_ms: Option<u64>,
+    /// Linear memory a plugin may grow to, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// Log output (host `log` plus stdout/stderr) per call, in bytes.
+    pub log_bytes: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// The limits for a plugin of `kind`: these overrides over its kind's defaults.
+    pub fn resolve(&self, kind: PluginKind) -> Limits {
+        let defaults = Limits::defaults_for(kind);
+        Limits {
+            deadline_ms: self.deadline_ms.unwrap_or(defaults.deadline_ms),
+            memory_bytes: self.memory_bytes.unwrap_or(defaults.memory_bytes),
+            log_bytes: self.log_bytes.unwrap_or(defaults.log_bytes),
+        }
+    }
+}
+
+impl From<Limits> for LimitOverrides {
+    /// Every limit set: the plugin's kind changes nothing.
+    fn from(limits: Limits) -> Self {
+        LimitOverrides {
+            deadline_ms: Some(limits.deadline_ms),
+            memory_bytes: Some(limits.memory_bytes),
+            log_bytes: Some(limits.log_bytes),
+        }
     }
 }
 
@@ -58,8 +110,8 @@ pub struct PluginSpec {
     pub precompiled: Option<Precompiled>,
     /// Handed to the plugin as JSON text.
     pub config: serde_json::Value,
-    /// Its deadline, memory and log budget.
-    pub limits: Limits,
+    /// Its deadline, memory and log budget, as configured (the rest from its kind's defaults).
+    pub limits: LimitOverrides,
 }
 
 /// A plugin's precompiled artifact, pinned by its own sha256 (`plugin_compiled` and

@@ -519,23 +519,21 @@ impl Config {
     fn check_plugins(&self, problems: &mut Vec<Problem>) {
         for (index, collaborator) in self.collaborators.iter().enumerate() {
             let at = |key: &str| format!("collaborator[{index}] ({}).{key}", collaborator.name);
+            let limits = &collaborator.limits;
             for (key, value, max) in [
                 (
                     "limits.deadline_ms",
-                    collaborator.limits.deadline_ms,
+                    limits.deadline_ms,
                     Limits::MAX.deadline_ms,
                 ),
                 (
                     "limits.memory_bytes",
-                    collaborator.limits.memory_bytes,
+                    limits.memory_bytes,
                     Limits::MAX.memory_bytes,
                 ),
-                (
-                    "limits.log_bytes",
-                    collaborator.limits.log_bytes,
-                    Limits::MAX.log_bytes,
-                ),
+                ("limits.log_bytes", limits.log_bytes, Limits::MAX.log_bytes),
             ] {
+                let Some(value) = value else { continue };
                 if value == 0 || value > max {
                     problems.push(Problem {
                         key: at(key),
