@@ -679,3 +679,139 @@ fn a_plugin_cannot_make_the_host_allocate_outside_its_memory_cap() {
         assert_eq!(kind.name(), "trap", "{attack}: {kind}");
     }
 }
+
+/// A file of `examples/rego/`: the policies `docs/rego.md` shows, run as written.
+fn rego_example(file: &str) -> String {
+    let path = crate::harness::workspace_root()
+        .join("examples/rego")
+        .join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The rego-policy plugin with `config`, under limits stated here rather than inherited: an
+/// interpreter's cost depends on the policy, and these tests are about what stops it.
+fn rego(config: Value) -> PluginSpec {
+    let mut spec = plugin_spec("rego-policy", config);
+    spec.limits = Limits {
+        deadline_ms: 200,
+        memory_bytes: 64 << 20,
+        log_bytes: 16 << 10,
+    }
+    .into();
+    spec
+}
+
+/// `examples/rego/seed.rego` with `seed-data.json`: the seed's Vault role as Rego.
+fn rego_seed() -> Value {
+    json!({
+        "audience": AUDIENCE,
+        "policy": rego_example("seed.rego"),
+        "data": serde_json::from_str::<Value>(&rego_example("seed-data.json")).unwrap(),
+    })
+}
+
+#[test]
+fn rego_policy_allows_production_claims_with_the_seed_rules() {
+    let policy = engine().load(&rego(rego_seed())).unwrap();
+    assert_eq!(policy.select_audience().unwrap().audience, AUDIENCE);
+    let verdict = policy
+        .evaluate(&production_claims(AUDIENCE).to_string(), now())
+        .unwrap()
+        .verdict;
+    assert!(verdict.allow, "{verdict:?}");
+    assert_eq!(
+        verdict.reasons[0].message,
+        "data.attestgate.allow is true and data.attestgate.deny is empty"
+    );
+
+    // The KBS-shaped example, in pre-1.0 syntax, decides the same workload the same way.
+    let kbs = json!({
+        "audience": AUDIENCE,
+        "policy": rego_example("kbs-style.rego"),
+        "package": "policy",
+        "rego_version": "v0",
+        "data": serde_json::from_str::<Value>(&rego_example("kbs-style-data.json")).unwrap(),
+    });
+    assert!(
+        evaluate(&rego(kbs), &production_claims(AUDIENCE))
+            .unwrap()
+            .allow
+    );
+}
+
+#[test]
+fn rego_policy_denies_with_the_policys_messages() {
+    let debug = claims_with(
+        AUDIENCE,
+        json!({"dbgstat": "enabled", "submods": {"confidential_space": {"support_attributes": null}}}),
+    );
+    let verdict = evaluate(&rego(rego_seed()), &debug).unwrap();
+    assert!(!verdict.allow);
+    let messages: Vec<&str> = verdict
+        .failed_reasons()
+        .map(|r| r.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            "data.attestgate.allow is false for these claims: no allow rule held",
+            "dbgstat is \"enabled\"; a production image (dbgstat \"disabled-since-boot\") is required",
+            "support_attributes are missing; \"STABLE\" is required",
+        ]
+    );
+}
+
+#[test]
+fn rego_policy_reads_the_verification_time_not_a_clock() {
+    let config = json!({
+        "audience": AUDIENCE,
+        "policy": "package attestgate\nallow if time.now_ns() == 1234567890000000000",
+    });
+    let policy = engine().load(&rego(config)).unwrap();
+    let claims = production_claims(AUDIENCE).to_string();
+    assert!(
+        policy
+            .evaluate(&claims, 1_234_567_890)
+            .unwrap()
+            .verdict
+            .allow
+    );
+    assert!(!policy.evaluate(&claims, now()).unwrap().verdict.allow);
+}
+
+#[test]
+fn a_rego_policy_that_does_not_parse_is_refused_at_load_with_its_location() {
+    let config = json!({"audience": AUDIENCE, "policy": "package attestgate\nallow if {"});
+    let err = engine().load(&rego(config)).unwrap_err();
+    match err.failure() {
+        Some(FailureKind::Rejected(message)) => assert_eq!(
+            message,
+            "Rego module policy.rego does not parse: policy.rego:2:11: expecting expression"
+        ),
+        other => panic!("expected a rejected configuration, got {other:?}: {err}"),
+    }
+}
+
+#[test]
+fn a_runaway_rego_policy_is_stopped_at_its_deadline() {
+    // 10^8 rounds of an interpreted loop whose condition never holds: minutes of CPU in little
+    // memory. It loads (nothing is evaluated at load); evaluating it must end at 200 ms.
+    let policy = "package attestgate\nallow if {\n  some i in numbers.range(1, 10000)\n  some j in numbers.range(1, 10000)\n  i + j < 0\n}";
+    let spec = rego(json!({"audience": AUDIENCE, "policy": policy}));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        failure_of(&spec),
+        FailureKind::Deadline(Duration::from_millis(200))
+    );
+    assert!(started.elapsed() < STOPPED_LONG_BEFORE);
+}
+
+#[test]
+fn an_exploding_rego_policy_hits_the_memory_cap() {
+    // numbers.range allocates its whole array at once: 10^8 values, gigabytes.
+    let policy = "package attestgate\nallow if count(numbers.range(1, 100000000)) > 0";
+    let mut spec = rego(json!({"audience": AUDIENCE, "policy": policy}));
+    // Long enough that only the memory cap can stop it, even on a loaded machine.
+    spec.limits.deadline_ms = Some(10_000);
+    assert_eq!(failure_of(&spec), FailureKind::Memory(64 << 20));
+}
