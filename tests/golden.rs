@@ -95,3 +95,14 @@ fn a_cel_role_passes_the_golden_cases() {
     let role = read_json(&workspace_root().join("examples/cel/confidential-space-role.json"));
     assert_golden("cel", plugin_spec("cel-role", role), false);
 }
+
+#[test]
+fn a_rego_policy_passes_the_golden_cases() {
+    let rego = workspace_root().join("examples/rego");
+    let config = serde_json::json!({
+        "audience": golden().audience,
+        "policy": std::fs::read_to_string(rego.join("confidential-space.rego")).unwrap(),
+        "data": read_json(&rego.join("confidential-space-data.json")),
+    });
+    assert_golden("rego", plugin_spec("rego-policy", config), false);
+}
