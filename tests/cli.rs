@@ -6,7 +6,7 @@ use crate::harness::launcher::LauncherProcess;
 use crate::harness::plugins::{plugin_wasm, sha256_file};
 use crate::harness::{
     attestgate, attestgate_bin, claims_with, closed_address, corrected_role, production_claims,
-    AUDIENCE,
+    target_dir, AUDIENCE,
 };
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -264,6 +264,12 @@ fn plugin_inspect_shows_digest_and_contract() {
         stdout.contains("attestgate:policy@0.2.0 (compatible"),
         "{stdout}"
     );
+    // The toolchain, from the component's producers section, and the limits its kind gets.
+    assert!(stdout.contains("language  Rust"), "{stdout}");
+    assert!(
+        stdout.contains("kind      compiled to WebAssembly (default limits: 100 ms, 64 MiB)"),
+        "{stdout}"
+    );
     let future = attestgate(&["plugin", "inspect", &plugin("future-contract")], None);
     assert!(
         text(&future.stdout).contains("attestgate:policy@0.3.0 (NOT compatible"),
@@ -505,4 +511,68 @@ fn completions_and_the_man_page_cover_every_command() {
         "{page}"
     );
     assert!(page.contains("exchange"), "{page}");
+}
+
+/// `plugin new` in each language gives a directory whose own `test.sh` passes from where it was
+/// created, outside this repository: the Rust one builds with its vendored SDK and runs its unit
+/// tests; the Rego and CEL ones run the reference plugins on their policy. Each checks a
+/// production workload allowed and a debug image denied through `plugin test --expect`.
+#[test]
+fn plugin_new_scaffolds_plugins_that_pass_their_own_golden_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    for (lang, name) in [
+        ("rust", "bank-a-rules"),
+        ("rego", "bank-a-rego"),
+        ("cel", "bank-a-cel"),
+    ] {
+        let out = attestgate(
+            &[
+                "plugin",
+                "new",
+                name,
+                "--lang",
+                lang,
+                "--dir",
+                dir.path().to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{lang}: {}", text(&out.stderr));
+        let status = Command::new(dir.path().join(name).join("test.sh"))
+            .env("ATTESTGATE", attestgate_bin())
+            .env("REGO_POLICY_WASM", plugin_wasm("rego-policy"))
+            .env("CEL_ROLE_WASM", plugin_wasm("cel-role"))
+            // The dependencies the plugins workspace already compiled, at the same versions.
+            .env("CARGO_TARGET_DIR", target_dir().join("plugins"))
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{lang}: {}\n{}",
+            text(&status.stdout),
+            text(&status.stderr)
+        );
+        assert!(
+            text(&status.stdout).contains("ok: claims/debug-image.json -> deny"),
+            "{lang}: {}",
+            text(&status.stdout)
+        );
+    }
+    // A scaffold never writes over what exists.
+    let again = attestgate(
+        &[
+            "plugin",
+            "new",
+            "bank-a-cel",
+            "--lang",
+            "cel",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again.stderr));
+    assert!(text(&again.stderr).contains("File exists"));
 }

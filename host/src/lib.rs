@@ -14,6 +14,7 @@ mod fsutil;
 mod http;
 pub mod kms;
 pub mod plugin;
+pub mod scaffold;
 pub mod vault;
 
 pub use errors::error_chain;

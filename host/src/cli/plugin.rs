@@ -18,6 +18,32 @@ pub enum PluginCommand {
     /// Precompile a plugin at image build time, for a baseline CPU, reproducibly. Prints the
     /// sha256 to pin as plugin_compiled_sha256 next to plugin_compiled.
     Compile(CompileArgs),
+    /// Start a plugin in a new directory NAME: the rules, a configuration, claims fixtures, a
+    /// test.sh with golden checks (plugin test --expect), and a README with the commands.
+    New(NewArgs),
+}
+
+/// The languages `plugin new` scaffolds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// Rust, with a vendored copy of the SDK.
+    Rust,
+    /// A Rego policy for the rego-policy plugin.
+    Rego,
+    /// An OpenBao CEL role for the cel-role plugin.
+    Cel,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name: lowercase letters, digits and '-'; also its directory's.
+    name: String,
+    /// The language its rules are written in.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    lang: Lang,
+    /// Where to create the directory NAME (default: the current directory).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +111,7 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<Exit> {
         PluginCommand::Test(args) => test(args),
         PluginCommand::Inspect(args) => inspect(args),
         PluginCommand::Compile(args) => compile(args),
+        PluginCommand::New(args) => new(args),
     })
     .await?
 }
@@ -254,6 +281,47 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
             }
         }
     }
+    Ok(Exit::Ok)
+}
+
+fn new(args: NewArgs) -> anyhow::Result<Exit> {
+    use attestgate::scaffold::{scaffold, Language};
+    let language = match args.lang {
+        Lang::Rust => Language::Rust,
+        Lang::Rego => Language::Rego,
+        Lang::Cel => Language::Cel,
+    };
+    let files = scaffold(&args.name, language)?;
+    let root = args.dir.join(&args.name);
+    // Never write into something that exists: a scaffold does not merge.
+    std::fs::create_dir_all(&args.dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.dir.display()))?;
+    std::fs::create_dir(&root).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create {}: {e} (choose another name or --dir)",
+            root.display()
+        )
+    })?;
+    for file in &files {
+        let path = root.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, &file.contents)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        if file.executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| anyhow::anyhow!("cannot make {} executable: {e}", path.display()))?;
+        }
+    }
+    out!(
+        "created {} ({language}, {} files); next: {}/test.sh (see its README.md)",
+        root.display(),
+        files.len(),
+        root.display()
+    );
     Ok(Exit::Ok)
 }
 
