@@ -386,11 +386,11 @@ mod tests {
                 "README.md",
             ] {
                 assert!(
-                    files.iter().any(|f| f.path == PathBuf::from(wanted)),
+                    files.iter().any(|f| f.path == wanted),
                     "{language}: {wanted}"
                 );
             }
-            let test = files.iter().find(|f| f.path == PathBuf::from("test.sh"));
+            let test = files.iter().find(|f| f.path == "test.sh");
             assert!(test.is_some_and(|f| f.executable && f.contents.contains("--expect")));
         }
     }
