@@ -359,6 +359,7 @@ The operator's configuration for this collaborator: `plugin = "cel_role.wasm"`,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn names_that_would_not_make_a_crate_or_directory_are_refused() {
@@ -386,11 +387,13 @@ mod tests {
                 "README.md",
             ] {
                 assert!(
-                    files.iter().any(|f| f.path == wanted),
+                    files.iter().any(|f| f.path.as_path() == Path::new(wanted)),
                     "{language}: {wanted}"
                 );
             }
-            let test = files.iter().find(|f| f.path == "test.sh");
+            let test = files
+                .iter()
+                .find(|f| f.path.as_path() == Path::new("test.sh"));
             assert!(test.is_some_and(|f| f.executable && f.contents.contains("--expect")));
         }
     }
