@@ -1,0 +1,216 @@
+//! What each plugin language costs, side by side in one run: the golden rules
+//! (`tests/fixtures/golden/`) written in Rust, as a CEL role, as a Rego policy, and in
+//! JavaScript and Python when their components are built, next to the same checks in native Rust.
+//!
+//! For each: the cold compile (cranelift, what a one-shot `exchange` pays without a precompiled
+//! artifact), loading its precompiled artifact, a fresh instance with `select-audience` (the
+//! cheapest call), and `evaluate` in a fresh instance on the production claims. Medians, with
+//! the ratio to the Rust plugin and to native Rust.
+//!
+//! `cargo bench -p attestgate --bench languages` after building the plugins (`tests/run.sh`
+//! builds them all). Run as a test (`cargo test --benches`), it checks the Rust plugin once.
+
+#![allow(missing_docs)]
+
+#[path = "native.rs"]
+mod native;
+
+use attestgate::plugin::{EngineOptions, LimitOverrides, PluginEngine, PluginSpec, Precompiled};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const AT: i64 = 1_900_000_000;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every language's plugin file and its configuration for the golden rules; `None` when that
+/// language's component is not built.
+fn languages() -> Vec<(&'static str, PathBuf, Value)> {
+    let wasm = |dir: &str, file: &str| root().join("target/plugins").join(dir).join(file);
+    let golden = root().join("tests/fixtures/golden");
+    let rego = root().join("examples/rego");
+    let candidates = vec![
+        (
+            "Rust (confidential-space)",
+            wasm("wasm32-wasip2/release", "confidential_space.wasm"),
+            read_json(&golden.join("confidential-space.json")),
+        ),
+        (
+            "CEL (cel-role)",
+            wasm("wasm32-wasip2/release", "cel_role.wasm"),
+            read_json(&root().join("examples/cel/confidential-space-role.json")),
+        ),
+        (
+            "Rego (rego-policy)",
+            wasm("wasm32-wasip2/release", "rego_policy.wasm"),
+            json!({
+                "audience": "https://vault.bank-a.example",
+                "policy": std::fs::read_to_string(rego.join("confidential-space.rego")).unwrap(),
+                "data": read_json(&rego.join("confidential-space-data.json")),
+            }),
+        ),
+        (
+            "JavaScript (componentize-js)",
+            wasm("js", "confidential_space_js.wasm"),
+            read_json(&golden.join("confidential-space.json")),
+        ),
+        (
+            "Python (componentize-py)",
+            wasm("python", "confidential_space_py.wasm"),
+            read_json(&golden.join("confidential-space.json")),
+        ),
+    ];
+    candidates
+        .into_iter()
+        .filter(|(_, path, _)| path.exists())
+        .collect()
+}
+
+fn spec(path: &Path, config: &Value, precompiled: Option<Precompiled>) -> PluginSpec {
+    PluginSpec {
+        collaborator: "bank-a".into(),
+        audience: None,
+        path: path.to_owned(),
+        sha256: attestgate::plugin::file_sha256(path).unwrap(),
+        precompiled,
+        config: config.clone(),
+        limits: LimitOverrides::default(),
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// The median of `runs` timings of `f`.
+fn time(runs: usize, mut f: impl FnMut()) -> Duration {
+    median(
+        (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                f();
+                started.elapsed()
+            })
+            .collect(),
+    )
+}
+
+struct Row {
+    language: &'static str,
+    size: u64,
+    compile: Duration,
+    load_artifact: Duration,
+    instance: Duration,
+    evaluate: Duration,
+}
+
+fn measure(language: &'static str, path: &Path, config: &Value, claims: &str, runs: usize) -> Row {
+    let options = EngineOptions::default();
+    let compile = time(runs.min(3), || {
+        let engine = PluginEngine::new(options.clone()).unwrap();
+        engine.precompile_file(path).unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let engine = PluginEngine::new(options.clone()).unwrap();
+    let (artifact, artifact_sha256) = engine.precompile_file(path).unwrap();
+    let artifact_path = dir.path().join("plugin.cwasm");
+    std::fs::write(&artifact_path, artifact).unwrap();
+    let precompiled = Precompiled {
+        path: artifact_path,
+        sha256: artifact_sha256,
+    };
+    let load_artifact = time(runs.min(10), || {
+        let engine = PluginEngine::new(options.clone()).unwrap();
+        engine
+            .load(&spec(path, config, Some(precompiled.clone())))
+            .unwrap();
+    });
+    let policy = engine.load(&spec(path, config, None)).unwrap();
+    let decision = policy.evaluate(claims, AT).unwrap();
+    assert!(decision.verdict.allow, "{language}: {:?}", decision.verdict);
+    let instance = time(runs, || {
+        policy.select_audience().unwrap();
+    });
+    let evaluate = time(runs, || {
+        policy.evaluate(std::hint::black_box(claims), AT).unwrap();
+    });
+    Row {
+        language,
+        size: std::fs::metadata(path).unwrap().len(),
+        compile,
+        load_artifact,
+        instance,
+        evaluate,
+    }
+}
+
+fn show(d: Duration) -> String {
+    if d >= Duration::from_millis(10) {
+        format!("{:.0} ms", d.as_secs_f64() * 1e3)
+    } else if d >= Duration::from_millis(1) {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    }
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    format!("{:.1}×", a.as_secs_f64() / b.as_secs_f64())
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let claims =
+        std::fs::read_to_string(root().join("tests/fixtures/golden/claims/production.json"))
+            .unwrap();
+    let claims: Value = serde_json::from_str(&claims).unwrap();
+    let claims = claims.to_string();
+    let allowed = native::Allowed {
+        image_digest: "sha256:3c5e0d8a6b1f4e2d9c7a8b6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d",
+        service_account: "workload-sa@operator-project.iam.gserviceaccount.com",
+    };
+    assert!(native::strict_checks(&claims, &allowed));
+    let mut languages = languages();
+    if !bench {
+        // As a test: the bench works, on the one plugin every build has.
+        languages.truncate(1);
+    }
+    let runs = if bench { 200 } else { 1 };
+    let native = time(runs.max(1000), || {
+        native::strict_checks(std::hint::black_box(&claims), &allowed);
+    });
+    let rows: Vec<Row> = languages
+        .iter()
+        .map(|(language, path, config)| measure(language, path, config, &claims, runs))
+        .collect();
+    let rust = &rows[0];
+    println!("| plugin | size | cold compile | load precompiled | fresh instance + select-audience | evaluate | evaluate / Rust plugin | evaluate / native Rust |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        println!(
+            "| {} | {:.1} MB | {} ({}) | {} ({}) | {} | {} | {} | {} |",
+            row.language,
+            row.size as f64 / 1e6,
+            show(row.compile),
+            ratio(row.compile, rust.compile),
+            show(row.load_artifact),
+            ratio(row.load_artifact, rust.load_artifact),
+            show(row.instance),
+            show(row.evaluate),
+            ratio(row.evaluate, rust.evaluate),
+            ratio(row.evaluate, native),
+        );
+    }
+    println!(
+        "| native Rust, the same checks | | | | | {} | | 1.0× |",
+        show(native)
+    );
+}
