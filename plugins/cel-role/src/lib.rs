@@ -31,7 +31,7 @@ use attestgate_plugin_sdk::{
 };
 use std::sync::Arc;
 
-use program::{Compiled, Outcome};
+use program::{Checkable, Compiled, Outcome};
 use role::{CelRole, READ_BACK_FIELDS};
 
 struct CelRolePolicy;
@@ -65,7 +65,7 @@ impl Policy for CelRolePolicy {
             return Err("cel_program.expression is empty: it decides every login".into());
         }
         let env = program::environment();
-        let compiled = Compiled::new(&env, &role.cel_program).map_err(|e| match &e.variable {
+        let parsed = Checkable::parse(&env, &role.cel_program).map_err(|e| match &e.variable {
             Some((index, name)) => refused(
                 Some((*index, name)),
                 &format!("invalid CEL syntax for variable '{name}'"),
@@ -73,22 +73,24 @@ impl Policy for CelRolePolicy {
             ),
             None => refused(None, "error parsing", &e.message),
         })?;
-        let (variables, expression) = compiled.parts();
         let mut declared: Vec<&str> = Vec::new();
-        for (index, (name, parsed)) in variables.iter().enumerate() {
-            check::check(parsed, &declared).map_err(|f| {
+        for (index, (name, program)) in parsed.variables.iter().enumerate() {
+            check::check(program, &declared).map_err(|f| {
                 let source = &role.cel_program.variables[index].expression;
                 refused(Some((index, name)), "type-checking", &f.render(source))
             })?;
             declared.push(name);
         }
-        check::check(expression, &declared).map_err(|f| {
+        check::check(&parsed.expression, &declared).map_err(|f| {
             refused(
                 None,
                 "error type-checking",
                 &f.render(&role.cel_program.expression),
             )
         })?;
+        // What runs is parsed again, faster; both parsers must take the program.
+        Compiled::new(&env, &role.cel_program)
+            .map_err(|e| refused(None, "error parsing", &e.message))?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@
 //! classification of results, and the texts of errors (`no such key: x`, `division by zero`,
 //! `no such overload`, ...).
 
-use cel::common::ast::{operators, Expr};
+use cel::common::ast::{operators, EntryExpr, Expr};
 use cel::common::types::{CelStruct, Type};
 use cel::common::value::{CowVal, Val};
 use cel::objects::{Key, Map};
@@ -230,13 +230,13 @@ pub fn environment() -> Env {
     env
 }
 
-/// A role's program, parsed once.
-pub struct Compiled {
-    variables: Vec<(String, Program, String)>,
-    expression: Program,
-    expression_text: String,
-    /// The variables' and the expression's trees as they run (see [`crate::rewrite`]).
-    runnable: Vec<IdedExpr>,
+/// A role's program parsed the way OpenBao parses it when the role is written: the ANTLR
+/// grammar, with positions for the checker's and the parser's messages.
+pub struct Checkable {
+    /// Each variable's name and parsed expression, in order.
+    pub variables: Vec<(String, Program)>,
+    /// The main expression.
+    pub expression: Program,
 }
 
 /// Where parsing failed: which part of the program, and the parser's message with its position.
@@ -247,48 +247,87 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-impl Compiled {
+impl Checkable {
     /// Parses every variable and the expression.
-    pub fn new(env: &Env, program: &CelProgram) -> Result<Compiled, SyntaxError> {
+    pub fn parse(env: &Env, program: &CelProgram) -> Result<Checkable, SyntaxError> {
         let mut variables = Vec::new();
         for (index, variable) in program.variables.iter().enumerate() {
             let parsed = env.compile(&variable.expression).map_err(|e| SyntaxError {
                 variable: Some((index, variable.name.clone())),
                 message: e.to_string(),
             })?;
-            variables.push((variable.name.clone(), parsed, variable.expression.clone()));
+            variables.push((variable.name.clone(), parsed));
         }
         let expression = env.compile(&program.expression).map_err(|e| SyntaxError {
             variable: None,
             message: e.to_string(),
         })?;
-        let runnable = variables
-            .iter()
-            .map(|(_, p, _)| p)
-            .chain(std::iter::once(&expression))
-            .map(|p| {
-                let mut tree = p.expression().clone();
-                crate::rewrite::selections(&mut tree);
-                tree
-            })
-            .collect();
-        Ok(Compiled {
+        Ok(Checkable {
             variables,
             expression,
+        })
+    }
+}
+
+/// A role's program, ready to run.
+///
+/// Its trees come from the `cel` crate's Pratt parser: the same grammar and macros in about a
+/// third of the ANTLR parser's time, and parsing is most of what one evaluation costs (every
+/// call runs in a fresh instance). `validate-config` parses with both, so a program that runs
+/// is one that was checked; the differential test against OpenBao runs these trees.
+pub struct Compiled {
+    /// Each variable's name and source, in order.
+    variables: Vec<(String, String)>,
+    expression_text: String,
+    /// The variables' trees, then the expression's, rewritten (see [`crate::rewrite`]).
+    runnable: Vec<IdedExpr>,
+}
+
+impl Compiled {
+    /// Parses every variable and the expression (`env` for the parts that need its macros).
+    pub fn new(env: &Env, program: &CelProgram) -> Result<Compiled, SyntaxError> {
+        let parts = program
+            .variables
+            .iter()
+            .enumerate()
+            .map(|(index, v)| (Some((index, v.name.clone())), v.expression.as_str()))
+            .chain(std::iter::once((None, program.expression.as_str())));
+        let mut runnable = Vec::with_capacity(program.variables.len() + 1);
+        let mut declared: Vec<&str> = Vec::new();
+        for (variable, text) in parts {
+            let syntax_error = |e: cel::ParseErrors| SyntaxError {
+                variable: variable.clone(),
+                message: e.to_string(),
+            };
+            let mut tree = cel::parser::PrattParser::new()
+                .enable_optional_syntax(true)
+                .parse(text)
+                .map_err(syntax_error)?;
+            // The Pratt parser expands only the standard macros; a part that calls one of the
+            // extensions' (`math.greatest`, `math.least`, `sortBy`) takes the slower parser
+            // that knows them all.
+            if calls_extension_macro(&tree) {
+                tree = env
+                    .compile(text)
+                    .map_err(syntax_error)?
+                    .expression()
+                    .clone();
+            }
+            crate::rewrite::selections(&mut tree, &declared);
+            if let Some((index, _)) = &variable {
+                declared.push(&program.variables[*index].name);
+            }
+            runnable.push(tree);
+        }
+        Ok(Compiled {
+            variables: program
+                .variables
+                .iter()
+                .map(|v| (v.name.clone(), v.expression.clone()))
+                .collect(),
             expression_text: program.expression.clone(),
             runnable,
         })
-    }
-
-    /// The parsed variables (name, program) and expression, for the checker.
-    pub fn parts(&self) -> (Vec<(&str, &Program)>, &Program) {
-        (
-            self.variables
-                .iter()
-                .map(|(name, program, _)| (name.as_str(), program))
-                .collect(),
-            &self.expression,
-        )
     }
 
     /// Runs the program on `claims` at `now` (Unix seconds), as a login does.
@@ -299,7 +338,7 @@ impl Compiled {
         if let Some(time) = chrono::DateTime::from_timestamp(now, 0) {
             context.add_variable_from_value("now", Value::Timestamp(time.fixed_offset()));
         }
-        for (index, (name, _, text)) in self.variables.iter().enumerate() {
+        for (index, (name, text)) in self.variables.iter().enumerate() {
             match evaluate(&self.runnable[index], &context) {
                 Ok(value) => context.add_variable_from_value(name.clone(), value),
                 Err(e) => {
@@ -375,6 +414,64 @@ fn logical(
 
 fn no_such_overload() -> ExecutionError {
     openbao_error("no such overload".into())
+}
+
+/// Whether `expr` calls a macro of the environment's extensions, which only the
+/// environment-aware parser expands.
+fn calls_extension_macro(expr: &IdedExpr) -> bool {
+    let mut found = false;
+    visit(expr, &mut |e| {
+        if let Expr::Call(call) = &e.expr {
+            if call.target.is_some()
+                && matches!(call.func_name.as_str(), "greatest" | "least" | "sortBy")
+            {
+                found = true;
+            }
+        }
+    });
+    found
+}
+
+/// Calls `f` on `expr` and every expression inside it.
+fn visit(expr: &IdedExpr, f: &mut impl FnMut(&IdedExpr)) {
+    f(expr);
+    match &expr.expr {
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                visit(target, f);
+            }
+            call.args.iter().for_each(|a| visit(a, f));
+        }
+        Expr::Select(select) => visit(&select.operand, f),
+        Expr::Comprehension(c) => {
+            for e in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                visit(e, f);
+            }
+        }
+        Expr::List(list) => list.elements.iter().for_each(|e| visit(e, f)),
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                if let EntryExpr::MapEntry(entry) = &entry.expr {
+                    visit(&entry.key, f);
+                    visit(&entry.value, f);
+                }
+            }
+        }
+        Expr::Struct(strct) => {
+            for entry in &strct.entries {
+                if let EntryExpr::StructField(field) = &entry.expr {
+                    visit(&field.value, f);
+                }
+            }
+        }
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+    }
 }
 
 /// What a program decided.

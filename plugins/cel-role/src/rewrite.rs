@@ -5,6 +5,11 @@
 //! The rewrite turns every `x.f` into `@select(x, 'f')` and every `has(x.f)` into
 //! `@has(x, 'f')`, two functions of this plugin's environment that behave as cel-go does. The
 //! checker works on the program as written, so positions are unchanged.
+//!
+//! It also resolves namespaced functions (`math.greatest(…)`, `sets.contains(…)`,
+//! `base64.encode(…)`): the Pratt parser reads them as member calls on an identifier, where the
+//! environment-aware parser names the function `math.greatest`; a declared variable of the same
+//! name keeps the member call, as in cel-go.
 
 use cel::common::ast::{CallExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::common::types::{CelString, Kind, DYN_TYPE, STRING_TYPE};
@@ -15,11 +20,30 @@ use std::sync::Arc;
 const SELECT: &str = "@select";
 const HAS: &str = "@has";
 
-/// Rewrites every field selection in `expr`.
-pub fn selections(expr: &mut IdedExpr) {
+/// The namespaces of the extension functions in the environment.
+const NAMESPACES: &[&str] = &["math", "base64", "sets", "strings", "lists"];
+
+/// Rewrites every field selection in `expr`, and resolves namespaced function calls; `declared`
+/// are the variables in scope (they shadow a namespace).
+pub fn selections(expr: &mut IdedExpr, declared: &[&str]) {
+    if let Expr::Call(call) = &mut expr.expr {
+        let namespace = match call.target.as_deref() {
+            Some(IdedExpr {
+                expr: Expr::Ident(name),
+                ..
+            }) if NAMESPACES.contains(&name.as_str()) && !declared.contains(&name.as_str()) => {
+                Some(name.clone())
+            }
+            _ => None,
+        };
+        if let Some(namespace) = namespace {
+            call.target = None;
+            call.func_name = format!("{namespace}.{}", call.func_name);
+        }
+    }
     match &mut expr.expr {
         Expr::Select(select) => {
-            selections(&mut select.operand);
+            selections(&mut select.operand, declared);
             let function = if select.test { HAS } else { SELECT };
             let operand = std::mem::take(&mut *select.operand);
             let field = IdedExpr {
@@ -35,9 +59,11 @@ pub fn selections(expr: &mut IdedExpr) {
         }
         Expr::Call(call) => {
             if let Some(target) = &mut call.target {
-                selections(target);
+                selections(target, declared);
             }
-            call.args.iter_mut().for_each(selections);
+            for arg in &mut call.args {
+                selections(arg, declared);
+            }
         }
         Expr::Comprehension(c) => {
             for e in [
@@ -47,22 +73,26 @@ pub fn selections(expr: &mut IdedExpr) {
                 &mut c.loop_step,
                 &mut c.result,
             ] {
-                selections(e);
+                selections(e, declared);
             }
         }
-        Expr::List(list) => list.elements.iter_mut().for_each(selections),
+        Expr::List(list) => {
+            for element in &mut list.elements {
+                selections(element, declared);
+            }
+        }
         Expr::Map(map) => {
             for entry in &mut map.entries {
                 if let EntryExpr::MapEntry(entry) = &mut entry.expr {
-                    selections(&mut entry.key);
-                    selections(&mut entry.value);
+                    selections(&mut entry.key, declared);
+                    selections(&mut entry.value, declared);
                 }
             }
         }
         Expr::Struct(strct) => {
             for entry in &mut strct.entries {
                 if let EntryExpr::StructField(field) = &mut entry.expr {
-                    selections(&mut field.value);
+                    selections(&mut field.value, declared);
                 }
             }
         }
