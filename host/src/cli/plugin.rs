@@ -266,6 +266,9 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
             };
             out!("language  {}", by("language"));
             out!("built by  {}", by("processed-by"));
+            if info.producers.iter().any(|p| p.field == "needed") {
+                out!("links     {}", by("needed"));
+            }
             out!("kind      {}", plugin_kind(info.kind));
             out!("exports   {}", info.exports.join(", "));
             out!(

@@ -9,7 +9,10 @@
 
 use serde::Serialize;
 
-/// One `producers` entry: a field (`language`, `processed-by` or `sdk`), a name and a version.
+/// One `producers` entry: a field (`language`, `processed-by` or `sdk`), a name and a version;
+/// or, with the field `needed`, a shared library a dynamically linked core module needs (its
+/// `dylink.0` section): componentize-py's components name no Python toolchain in `producers`,
+/// but their modules need `libpython3.x.so`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Producer {
     /// `language`, `processed-by` or `sdk`.
@@ -40,6 +43,7 @@ impl PluginKind {
                 .iter()
                 .any(|p| p.name.to_ascii_lowercase().contains(needle))
         };
+        // `libpython3.x.so` among the needed libraries, or a Python toolchain named.
         if named("componentize-py") || named("python") {
             PluginKind::Python
         } else if named("componentize-js") || named("starlingmonkey") || named("javascript") {
@@ -139,12 +143,40 @@ fn scan(wasm: &[u8], depth: usize, found: &mut Vec<Producer>) {
         match id {
             0 => {
                 let mut section = Reader { bytes: body, at: 0 };
-                if section.name().as_deref() == Some("producers") {
-                    read_producers(&mut section, found);
+                match section.name().as_deref() {
+                    Some("producers") => read_producers(&mut section, found),
+                    Some("dylink.0") => read_needed(&mut section, found),
+                    _ => {}
                 }
             }
             1 | 4 if is_component => scan(body, depth + 1, found),
             _ => {}
+        }
+    }
+}
+
+/// The `needed` subsection (type 2) of a `dylink.0` section: the libraries a module links.
+fn read_needed(section: &mut Reader<'_>, found: &mut Vec<Producer>) {
+    const NEEDED: u8 = 2;
+    while !section.done() {
+        let (Some(kind), Some(size)) = (section.byte(), section.u32()) else {
+            return;
+        };
+        let Some(body) = section.take(size as usize) else {
+            return;
+        };
+        if kind != NEEDED {
+            continue;
+        }
+        let mut needed = Reader { bytes: body, at: 0 };
+        let Some(count) = needed.u32() else { return };
+        for _ in 0..count {
+            let Some(name) = needed.name() else { return };
+            found.push(Producer {
+                field: "needed".into(),
+                name,
+                version: String::new(),
+            });
         }
     }
 }
@@ -233,6 +265,26 @@ mod tests {
             PluginKind::of(&producers(&module(&[("language", "Rust", "")]))),
             PluginKind::Compiled
         );
+    }
+
+    #[test]
+    fn a_module_that_links_libpython_is_a_python_plugin() {
+        let mut body = Vec::new();
+        name("dylink.0", &mut body);
+        // A mem-info subsection (type 1) to skip, then needed (type 2): one library.
+        body.extend_from_slice(&[1, 2, 0, 0]);
+        let mut needed = Vec::new();
+        leb(1, &mut needed);
+        name("libpython3.14.so", &mut needed);
+        body.push(2);
+        leb(needed.len(), &mut body);
+        body.extend_from_slice(&needed);
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        section(0, &body, &mut wasm);
+        let found = producers(&wasm);
+        assert_eq!(found[0].field, "needed");
+        assert_eq!(found[0].name, "libpython3.14.so");
+        assert_eq!(PluginKind::of(&found), PluginKind::Python);
     }
 
     #[test]
