@@ -71,6 +71,16 @@ class FailsClosed(unittest.TestCase):
 
         self.assert_denies(call(Rules(boom)), "the policy failed in evaluate: KeyError")
 
+    def test_even_sys_exit_denies(self):
+        self.assert_denies(call(Rules(lambda ctx, claims: sys.exit(0))),
+                           "the policy failed in evaluate: SystemExit")
+
+    def test_a_bad_configuration_refuses_the_audience_with_its_own_words(self):
+        with self.assertRaises(Err) as refused:
+            sdk.export(Rules())().select_audience(types.Context("bank-a", "{}", 0))
+        self.assertEqual(refused.exception.value,
+                         "invalid plugin configuration: missing field `audience`")
+
     def test_a_policy_that_returns_the_wrong_thing_denies(self):
         self.assert_denies(call(Rules(lambda ctx, claims: True)), "not a Report or Verdict")
 
