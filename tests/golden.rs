@@ -2,7 +2,9 @@
 //! in every plugin language, must get the same verdicts as the Rust reference plugin. Languages
 //! whose reasons name claims (Rust, JavaScript, Python) must also fail the same claims.
 
-use crate::harness::plugins::{engine, plugin_spec};
+use crate::harness::plugins::{
+    engine, plugin_spec, plugin_spec_at, precompiled, scripted_plugin, ScriptedPlugin,
+};
 use crate::harness::workspace_root;
 use attestgate::plugin::{PluginSpec, Verdict};
 use serde::Deserialize;
@@ -105,4 +107,19 @@ fn a_rego_policy_passes_the_golden_cases() {
         "data": read_json(&rego.join("confidential-space-data.json")),
     });
     assert_golden("rego", plugin_spec("rego-policy", config), false);
+}
+
+/// A plugin built by its language's script, loaded from a precompiled artifact (compiled once
+/// per test process: cranelift takes tens of seconds on a component with a runtime inside).
+fn scripted_spec(plugin: ScriptedPlugin) -> PluginSpec {
+    let wasm = scripted_plugin(plugin);
+    let config = read_json(&golden_dir().join("confidential-space.json"));
+    let mut spec = plugin_spec_at(wasm.clone(), config);
+    spec.precompiled = Some(precompiled(&wasm));
+    spec
+}
+
+#[test]
+fn the_python_plugin_passes_the_golden_cases() {
+    assert_golden("python", scripted_spec(ScriptedPlugin::Python), true);
 }

@@ -21,6 +21,12 @@ fi
 echo "==> building the plugins (wasm32-wasip2)"
 (cd plugins && env -u CARGO_TARGET_DIR cargo build --release --quiet)
 
+# The Python plugin and its SDK's native tests: componentize-py, pinned and hash-checked, installs
+# into target/venv on first use.
+echo "==> building the Python plugin (componentize-py)"
+plugins/python/build.sh --bindings
+target/venv/bin/python plugins/python/test_sdk.py 2>&1 | tail -1
+
 echo "==> cargo fmt --check, and the plugins' clippy"
 cargo fmt --all -- --check
 (cd plugins && cargo fmt --all -- --check)
