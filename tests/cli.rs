@@ -560,6 +560,28 @@ fn plugin_new_scaffolds_plugins_that_pass_their_own_golden_checks() {
             text(&status.stdout)
         );
     }
+    // A Python scaffold builds its component with the pinned componentize-py it installs itself
+    // (its golden checks cost a minute of compiling, which the golden test already spends on
+    // the reference Python plugin).
+    let out = attestgate(
+        &[
+            "plugin",
+            "new",
+            "bank-a-py",
+            "--lang",
+            "python",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let built = Command::new(dir.path().join("bank-a-py/build.sh"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let wasm = std::fs::read(dir.path().join("bank-a-py/bank_a_py.wasm")).unwrap();
+    assert_eq!(&wasm[..8], b"\0asm\x0d\0\x01\0", "a component");
     // A scaffold never writes over what exists.
     let again = attestgate(
         &[

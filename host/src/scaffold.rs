@@ -8,6 +8,8 @@
 //! - **rust**: a crate with a **vendored copy of the SDK** and the contract (`vendor/`, `wit/`),
 //!   so it builds with nothing but crates.io; its `Cargo.lock` pins the versions this release was
 //!   tested with.
+//! - **python**: the rules, a vendored copy of the guest SDK and the contract, and a `build.sh`
+//!   that installs the pinned, hash-checked componentize-py into a local `.venv`.
 //! - **rego** and **cel**: a policy file for the reference plugins `rego_policy.wasm` and
 //!   `cel_role.wasm`, which ship with attestgate; no toolchain at all.
 //!
@@ -25,6 +27,8 @@ pub enum Language {
     Rego,
     /// An OpenBao CEL role for the `cel-role` reference plugin.
     Cel,
+    /// Python, built into a component by componentize-py, with the guest SDK.
+    Python,
 }
 
 impl fmt::Display for Language {
@@ -33,6 +37,7 @@ impl fmt::Display for Language {
             Language::Rust => "rust",
             Language::Rego => "rego",
             Language::Cel => "cel",
+            Language::Python => "python",
         })
     }
 }
@@ -86,6 +91,9 @@ const PLUGINS_CARGO_CONFIG: &str = include_str!("../../plugins/.cargo/config.tom
 const REGO_POLICY: &str = include_str!("../../examples/rego/confidential-space.rego");
 const REGO_DATA: &str = include_str!("../../examples/rego/confidential-space-data.json");
 const CEL_ROLE: &str = include_str!("../../examples/cel/confidential-space-role.json");
+const PYTHON_TEMPLATE: &str = include_str!("../../examples/python-template/app.py");
+const PYTHON_SDK: &str = include_str!("../../plugins/python/attestgate_sdk.py");
+const PYTHON_REQUIREMENTS: &str = include_str!("../../plugins/python/requirements.txt");
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -139,6 +147,7 @@ pub fn scaffold(name: &str, language: Language) -> Result<Vec<ScaffoldFile>, Sca
         Language::Rust => rust(name),
         Language::Rego => rego(name),
         Language::Cel => cel(name),
+        Language::Python => python(name),
     });
     Ok(files)
 }
@@ -272,6 +281,73 @@ collaborator's `plugin_config`.
     files
 }
 
+fn python(name: &str) -> Vec<ScaffoldFile> {
+    let (audience, digest) = fixture_values();
+    let module = name.replace('-', "_");
+    vec![
+        file("app.py", PYTHON_TEMPLATE),
+        file("attestgate_sdk.py", PYTHON_SDK),
+        file("requirements.txt", PYTHON_REQUIREMENTS),
+        file("wit/policy.wit", CONTRACT),
+        file(".gitignore", ".venv/\n__pycache__/\n*.wasm\n"),
+        file(
+            "config.json",
+            format!(
+                "{{\n  \"audience\": \"{audience}\",\n  \"projects\": [\"operator-project\"],\n  \"image_digests\": [\"{digest}\"]\n}}\n"
+            ),
+        ),
+        script(
+            "build.sh",
+            format!(
+                r#"#!/bin/sh
+# Builds app.py into {module}.wasm with componentize-py, installed (pinned, hash-checked) into .venv.
+set -eu
+cd "$(dirname "$0")"
+[ -x .venv/bin/componentize-py ] || {{
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
+}}
+env -u VIRTUAL_ENV .venv/bin/componentize-py -d wit/policy.wit -w plugin componentize app -p . -o {module}.wasm
+echo "built {module}.wasm"
+"#
+            ),
+        ),
+        script(
+            "test.sh",
+            format!(
+                r#"#!/bin/sh
+# Builds the plugin, then the golden checks through attestgate (each compiles the component:
+# about half a minute).
+set -eu
+cd "$(dirname "$0")"
+./build.sh
+{}"#,
+                golden_checks(&format!("{module}.wasm"), "config.json")
+            ),
+        ),
+        file(
+            "README.md",
+            format!(
+                r#"# {name}
+
+An attestgate policy plugin in Python: `app.py` holds the rules, `config.json` the collaborator's
+`plugin_config`, `attestgate_sdk.py` the SDK (vendored with the contract, `wit/policy.wit`).
+
+```sh
+./build.sh       # componentize-py (pinned in requirements.txt, hash-checked) -> {module}.wasm
+./test.sh        # build, then the golden checks with attestgate plugin test --expect
+```
+
+Import every module at the top of `app.py`: the component is a snapshot taken after import, and
+the sandbox has no files to import from later. Builds are not byte-for-byte reproducible
+(componentize-py), so give the operator the file you tested and its sha256. See attestgate's
+`docs/python.md` for the SDK, the limits and the costs.
+"#
+            ),
+        ),
+    ]
+}
+
 fn rego(name: &str) -> Vec<ScaffoldFile> {
     let (audience, _) = fixture_values();
     vec![
@@ -379,7 +455,12 @@ mod tests {
 
     #[test]
     fn every_scaffold_has_fixtures_a_test_script_and_a_readme() {
-        for language in [Language::Rust, Language::Rego, Language::Cel] {
+        for language in [
+            Language::Rust,
+            Language::Python,
+            Language::Rego,
+            Language::Cel,
+        ] {
             let files = scaffold("bank-a-rules", language).unwrap();
             for wanted in [
                 "claims/production.json",

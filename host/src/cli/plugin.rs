@@ -32,6 +32,8 @@ pub enum Lang {
     Rego,
     /// An OpenBao CEL role for the cel-role plugin.
     Cel,
+    /// Python, with componentize-py and the guest SDK.
+    Python,
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +295,7 @@ fn new(args: NewArgs) -> anyhow::Result<Exit> {
         Lang::Rust => Language::Rust,
         Lang::Rego => Language::Rego,
         Lang::Cel => Language::Cel,
+        Lang::Python => Language::Python,
     };
     let files = scaffold(&args.name, language)?;
     let root = args.dir.join(&args.name);
