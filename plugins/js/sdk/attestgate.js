@@ -103,6 +103,78 @@ function quoted(values) {
   return `[${values.map((v) => `"${v}"`).join(', ')}]`;
 }
 
+// Where each value of a JSON text starts and ends, so a message can name the line and column
+// that serde_json would. Used only when a message needs it, on text JSON.parse has accepted.
+// A node is {kind: '{' | '[' | 'scalar', start, end, entries: [{key, keyEnd, node}], items}.
+function scanJson(text) {
+  let i = 0;
+  const space = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i])) i += 1;
+  };
+  const skipString = () => {
+    i += 1;
+    while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i += 1;
+  };
+  const value = () => {
+    space();
+    const start = i;
+    const open = text[i];
+    if (open !== '{' && open !== '[') {
+      if (open === '"') skipString();
+      else while (i < text.length && !',]} \t\n\r'.includes(text[i])) i += 1;
+      return { kind: 'scalar', start, end: i, entries: [], items: [] };
+    }
+    const node = { kind: open, start, end: 0, entries: [], items: [] };
+    i += 1;
+    space();
+    if (text[i] === (open === '{' ? '}' : ']')) {
+      i += 1;
+    } else {
+      for (;;) {
+        if (open === '{') {
+          space();
+          const keyStart = i;
+          skipString();
+          const keyEnd = i;
+          space();
+          i += 1; // the colon
+          node.entries.push({ key: JSON.parse(text.slice(keyStart, keyEnd)), keyEnd, node: value() });
+        } else {
+          node.items.push(value());
+        }
+        space();
+        if (text[i++] !== ',') break;
+      }
+    }
+    node.end = i;
+    return node;
+  };
+  return value();
+}
+
+// serde_json points after a scalar of the wrong type, and at the start of a list or map.
+function wrongTypeAt(node) {
+  return node.kind === 'scalar' ? node.end : node.start;
+}
+
+// " at line L column C" for a UTF-16 index into `text`, columns counted in UTF-8 bytes as
+// serde_json counts them.
+function position(text, index) {
+  let line = 1;
+  let column = 0;
+  for (let i = 0; i < index; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      line += 1;
+      column = 0;
+    } else {
+      column += c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3;
+    }
+  }
+  return ` at line ${line} column ${column}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Claims
 
@@ -178,6 +250,17 @@ function jsonPointer(tree, pointer) {
   return node;
 }
 
+// The node at `path`, reading each object on the way as `section` does (a list stands for its
+// first element); the last of duplicated keys, as JSON.parse keeps.
+function sectionPath(root, path) {
+  let node = root;
+  for (const key of path) {
+    while (node.kind === '[' && node.items.length > 0) node = node.items[0];
+    node = node.entries.filter((e) => e.key === key).pop().node;
+  }
+  return node;
+}
+
 /** A verified token's payload. Read-only; every accessor is lenient about shapes. */
 export class Claims {
   /**
@@ -197,15 +280,25 @@ export class Claims {
     }
     if (!isObject(tree)) throw 'claims are not a JSON object';
     // The two claims the Rust reader types strictly: a token where they have another shape is
-    // refused whole, in both languages.
+    // refused whole, in both languages, with the first mistake in the text named.
     const submods = section(tree.submods);
     const memory = section(section(submods.confidential_space).monitoring_enabled).memory;
-    if (memory !== undefined && memory !== null && typeof memory !== 'boolean') {
-      throw `claims are not valid JSON: invalid type: ${unexpected(memory)}, expected a boolean`;
-    }
     const signatures = section(submods.container).image_signatures;
+    const mistakes = [];
+    if (memory !== undefined && memory !== null && typeof memory !== 'boolean') {
+      mistakes.push([`invalid type: ${unexpected(memory)}, expected a boolean`,
+        ['submods', 'confidential_space', 'monitoring_enabled', 'memory']]);
+    }
     if (signatures !== undefined && !Array.isArray(signatures)) {
-      throw `claims are not valid JSON: invalid type: ${unexpected(signatures)}, expected a sequence`;
+      mistakes.push([`invalid type: ${unexpected(signatures)}, expected a sequence`,
+        ['submods', 'container', 'image_signatures']]);
+    }
+    if (mistakes.length > 0) {
+      const root = scanJson(text);
+      const located = mistakes.map(([what, path]) => [what, sectionPath(root, path)]);
+      located.sort((a, b) => a[1].start - b[1].start);
+      const [what, node] = located[0];
+      throw `claims are not valid JSON: ${what}${position(text, wrongTypeAt(node))}`;
     }
     return new Claims(tree);
   }
@@ -508,14 +601,23 @@ export const rules = {
 
 const REQUIRED = Symbol('required');
 
+// A mistake in one configuration value: what serde would say, and which list item (if any) it is
+// about, so the message can point where serde points.
+class Mistake {
+  constructor(text, item) {
+    this.text = text;
+    this.item = item;
+  }
+}
+
 function makeField(check) {
   // `optional`: absent or null is null (Rust's `Option<T>`). `default`: the value when absent.
   return ({ optional = false, default: fallback = REQUIRED } = {}) => ({
     read(name, present, value) {
       if (!present) {
-        if (fallback !== REQUIRED) return structuredCloneSimple(fallback);
+        if (fallback !== REQUIRED) return Array.isArray(fallback) ? [...fallback] : fallback;
         if (optional) return null;
-        throw `missing field \`${name}\``;
+        throw new Mistake(`missing field \`${name}\``);
       }
       if (value === null && optional) return null;
       return check(value);
@@ -523,15 +625,11 @@ function makeField(check) {
   });
 }
 
-// Defaults are plain data (strings, booleans, lists of strings); a copy keeps one call's changes
-// out of the next. (`structuredClone` is not in every engine build.)
-function structuredCloneSimple(value) {
-  return Array.isArray(value) ? [...value] : value;
-}
-
-function typed(kind, description) {
+function typed(kind, description, item) {
   return (value) => {
-    if (typeof value !== kind) throw `invalid type: ${unexpected(value)}, expected ${description}`;
+    if (typeof value !== kind) {
+      throw new Mistake(`invalid type: ${unexpected(value)}, expected ${description}`, item);
+    }
     return value;
   };
 }
@@ -544,8 +642,10 @@ export const field = {
   bool: makeField(typed('boolean', 'a boolean')),
   /** A list of strings (Rust `Vec<String>`, or `Option<Vec<String>>` with `optional: true`). */
   strings: makeField((value) => {
-    if (!Array.isArray(value)) throw `invalid type: ${unexpected(value)}, expected a sequence`;
-    return value.map((item) => typed('string', 'a string')(item));
+    if (!Array.isArray(value)) {
+      throw new Mistake(`invalid type: ${unexpected(value)}, expected a sequence`);
+    }
+    return value.map((item, i) => typed('string', 'a string', i)(item));
   }),
 };
 
@@ -558,65 +658,48 @@ function expectedFields(names) {
   return `expected one of ${quotedNames.join(', ')}`;
 }
 
-// The first key that appears twice in the top-level object of `text` (already valid JSON), which
-// serde refuses and JSON.parse silently resolves to the last value.
-function duplicateTopLevelKey(text) {
-  const seen = new Set();
-  let depth = 0;
-  let expectKey = false;
-  for (let i = 0; i < text.length; i += 1) {
-    const c = text[i];
-    if (c === '"') {
-      let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      if (depth === 1 && expectKey) {
-        const key = JSON.parse(text.slice(i, j + 1));
-        if (seen.has(key)) return key;
-        seen.add(key);
-        expectKey = false;
-      }
-      i = j;
-    } else if (c === '{' || c === '[') {
-      depth += 1;
-      expectKey = c === '{' && depth === 1;
-    } else if (c === '}' || c === ']') {
-      depth -= 1;
-    } else if (c === ',' && depth === 1) {
-      expectKey = true;
-    }
-  }
-  return undefined;
-}
-
 function parseConfig(schema, text) {
+  let value;
   try {
-    let value;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      throw message(e);
-    }
-    if (!schema) return value;
-    if (!isObject(value)) throw `invalid type: ${unexpected(value)}, expected struct Config`;
-    // serde reads the keys in document order and stops at the first mistake, then names the
-    // first missing field in declaration order; the same order gives the same message.
-    const names = Object.keys(schema);
-    const config = {};
-    for (const key of Object.keys(value)) {
-      if (!names.includes(key)) throw `unknown field \`${key}\`, ${expectedFields(names)}`;
-      config[key] = schema[key].read(key, true, value[key]);
-    }
-    const duplicate = duplicateTopLevelKey(text);
-    if (duplicate !== undefined) throw `duplicate field \`${duplicate}\``;
-    for (const name of names) {
-      if (!Object.prototype.hasOwnProperty.call(value, name)) {
-        config[name] = schema[name].read(name, false, undefined);
-      }
-    }
-    return config;
+    value = JSON.parse(text);
   } catch (e) {
     throw `invalid plugin configuration: ${message(e)}`;
   }
+  if (!schema) return value;
+  const refuse = (what, index) => {
+    throw `invalid plugin configuration: ${what}${position(text, index)}`;
+  };
+  // Where things are is only needed for a message, so the text is scanned only then.
+  const root = () => scanJson(text);
+  const entry = (key) => root().entries.filter((e) => e.key === key).pop();
+  // An array is refused outright, where serde would read its elements as the fields in order:
+  // nobody means that, and positional configuration is a silent mistake waiting to happen.
+  if (!isObject(value)) refuse(`invalid type: ${unexpected(value)}, expected struct Config`, wrongTypeAt(root()));
+  // serde reads the keys in document order and stops at the first mistake, then names the
+  // first missing field in declaration order; the same order gives the same message.
+  const names = Object.keys(schema);
+  const config = {};
+  for (const key of Object.keys(value)) {
+    if (!names.includes(key)) refuse(`unknown field \`${key}\`, ${expectedFields(names)}`, entry(key).keyEnd);
+    try {
+      config[key] = schema[key].read(key, true, value[key]);
+    } catch (e) {
+      if (!(e instanceof Mistake)) throw e;
+      const node = entry(key).node;
+      refuse(e.text, wrongTypeAt(e.item === undefined ? node : node.items[e.item]));
+    }
+  }
+  for (const name of names) {
+    if (!Object.prototype.hasOwnProperty.call(value, name)) {
+      try {
+        config[name] = schema[name].read(name, false, undefined);
+      } catch (e) {
+        if (!(e instanceof Mistake)) throw e;
+        refuse(e.text, root().end);
+      }
+    }
+  }
+  return config;
 }
 
 // ---------------------------------------------------------------------------------------------
