@@ -71,10 +71,10 @@ let passed = 0;
 let failed = 0;
 for (const c of suite.cases) {
   const problems = [];
-  let ms = 0;
+  let timing = '';
   try {
     const js = run(jsPlugin, c);
-    ms = js.ms;
+    timing = `plugin test ${(js.ms / 1000).toFixed(1)} s, evaluate ${(js.out.duration_us / 1000).toFixed(1)} ms`;
     const verdict = js.out.allow ? 'allow' : 'deny';
     if (verdict !== c.expect) problems.push(`verdict ${verdict}, expected ${c.expect}`);
     if (js.code !== (js.out.allow ? 0 : 1)) problems.push(`exit code ${js.code} for ${verdict}`);
@@ -88,6 +88,7 @@ for (const c of suite.cases) {
     }
     if (compare) {
       const rust = run(rustPlugin, c);
+      timing += `; Rust ${(rust.ms / 1000).toFixed(1)} s, ${(rust.out.duration_us / 1000).toFixed(1)} ms`;
       const a = js.out.reasons;
       const b = rust.out.reasons;
       if (a.length !== b.length) problems.push(`${a.length} reasons, the Rust plugin gives ${b.length}`);
@@ -111,7 +112,7 @@ for (const c of suite.cases) {
   }
   if (problems.length === 0) {
     passed += 1;
-    console.log(`ok    ${c.case} (${c.expect}, ${(ms / 1000).toFixed(1)} s)`);
+    console.log(`ok    ${c.case} (${c.expect}; ${timing})`);
   } else {
     failed += 1;
     console.log(`FAIL  ${c.case}\n${problems.map((p) => `        ${p}`).join('\n')}`);
