@@ -212,7 +212,8 @@ function unexpected(value) {
 }
 
 // The claims the Rust SDK reads in its fast pass, by the keys rules use for them.
-const WELL_KNOWN = {
+// A Map, not an object: a claim named `constructor` must not find Object's.
+const WELL_KNOWN = new Map(Object.entries({
   iss: (t) => t.iss,
   sub: (t) => t.sub,
   aud: (t) => t.aud,
@@ -228,7 +229,7 @@ const WELL_KNOWN = {
   'submods/container/image_reference': (t) =>
     section(section(t.submods).container).image_reference,
   'submods/gce/project_id': (t) => section(section(t.submods).gce).project_id,
-};
+}));
 
 /** RFC 6901 lookup, with serde_json's rules for array indices (no sign, no leading zero). */
 function jsonPointer(tree, pointer) {
@@ -326,7 +327,7 @@ export class Claims {
 
   /** A claim that may be a string or a list of strings, as a list (non-strings dropped). */
   strings(key) {
-    const known = WELL_KNOWN[key.replace(/^\/+/, '')];
+    const known = WELL_KNOWN.get(key.replace(/^\/+/, ''));
     return looseStrings(known ? known(this.raw) : this.pointer(key));
   }
 
@@ -754,6 +755,9 @@ function checkAudienceRequest(request) {
 // one reason, and every reason passed: the same rule as Report, so a hand-built verdict cannot
 // allow what a Report would deny.
 function checkVerdict(result) {
+  if (result && typeof result.then === 'function') {
+    return deny(null, 'evaluate returned a promise; it must be synchronous (no async, no await)');
+  }
   const verdict = result instanceof Report ? result.verdict() : result;
   if (!isObject(verdict) || !Array.isArray(verdict.reasons)) {
     return deny(null, 'the policy returned no verdict (evaluate must return report.verdict())');

@@ -173,3 +173,13 @@ test('text helpers match Rust', () => {
   assert.equal(versionNumber('18446744073709551616'), undefined);
   assert.equal(versionNumber('\ufeff1'), undefined);
 });
+
+test('claims named like Object properties are ordinary claims, and async evaluate denies', () => {
+  const claims = Claims.parse('{"constructor":"x","__proto__":["y"]}');
+  assert.deepEqual(claims.strings('constructor'), ['x']);
+  assert.deepEqual(claims.strings('/__proto__'), ['y']);
+  const asyncPolicy = definePolicy({ audience: () => oidc('a'), evaluate: async () => new Report().pass(null, 'ok').verdict() });
+  const v = asyncPolicy.evaluate(ctx({}), production);
+  assert.equal(v.allow, false);
+  assert.match(v.reasons[0].message, /must be synchronous/);
+});
