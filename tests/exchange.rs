@@ -5,7 +5,7 @@ use crate::harness::config::{Collaborator, ConfigBuilder, Secret, Vault};
 use crate::harness::exchange::{assert_succeeded, cause, run};
 use crate::harness::launcher::TestLauncher;
 use crate::harness::openbao::{free_port_pair, OpenBao, OpenBaoOptions};
-use crate::harness::plugins::plugin_wasm;
+use crate::harness::plugins::{plugin_wasm, precompiled, scripted_plugin, ScriptedPlugin};
 use crate::harness::{
     attestgate_async, closed_address, corrected_role, example_role, payload, run_binary_async,
 };
@@ -1352,4 +1352,81 @@ async fn a_production_build_without_the_dev_launcher_runs_the_exchange() {
     )
     .await;
     assert_eq!(dev.status.code(), Some(2), "an unknown subcommand");
+}
+
+/// A collaborator whose rules are written in JavaScript completes an exchange against a real
+/// OpenBao, beside one whose rules are Rust: the language changes nothing in the exchange. The
+/// JavaScript component is loaded from its precompiled artifact, as a production image would.
+#[tokio::test]
+async fn a_javascript_plugin_collaborator_completes_an_exchange() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
+    let wasm = scripted_plugin(ScriptedPlugin::JavaScript);
+    let artifact = precompiled(&wasm);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &launcher)
+        .trust_precompiled()
+        .collaborator(
+            Collaborator::with_plugin_file("bank-a", &wasm)
+                .audience(BANK_A)
+                .plugin_compiled(&artifact.path, &artifact.sha256)
+                .plugin_config_file(json!({"audience": BANK_A, "vault_role": "bank-a", "projects": ["operator-project"]}))
+                .vault(Vault::from(&bank_a).role("bank-a"))
+                .secret(Secret::at("kv/data/message").field("foo").env("BANK_A_FOO")),
+        )
+        .write();
+    let report = run(&config).await;
+    assert_succeeded(&report);
+    let released = report.outcomes[0].result.as_ref().unwrap();
+    assert!(
+        released.policies.contains(&"bank-a-secrets".to_owned()),
+        "{:?}",
+        released.policies
+    );
+
+    // The same JavaScript rules deny a collaborator whose project they do not list, before any
+    // login: bank-a's Vault sees no token.
+    let denied = config_with_project(
+        dir.path(),
+        &launcher,
+        &wasm,
+        &artifact,
+        &bank_a,
+        "other-project",
+    );
+    let report = run(&denied).await;
+    let error = report
+        .failures()
+        .next()
+        .expect("the JavaScript plugin denies");
+    assert!(matches!(error.step, Step::Policy), "{error}");
+    assert!(
+        cause(error).contains("/submods/gce/project_id"),
+        "{}",
+        cause(error)
+    );
+}
+
+fn config_with_project(
+    dir: &Path,
+    launcher: &TestLauncher,
+    wasm: &Path,
+    artifact: &attestgate::plugin::Precompiled,
+    bao: &OpenBao,
+    project: &str,
+) -> PathBuf {
+    let dir = dir.join(project);
+    std::fs::create_dir_all(&dir).unwrap();
+    config(&dir, launcher)
+        .trust_precompiled()
+        .collaborator(
+            Collaborator::with_plugin_file("bank-a", wasm)
+                .audience(BANK_A)
+                .plugin_compiled(&artifact.path, &artifact.sha256)
+                .plugin_config_file(
+                    json!({"audience": BANK_A, "vault_role": "bank-a", "projects": [project]}),
+                )
+                .vault(Vault::from(bao).role("bank-a")),
+        )
+        .write()
 }

@@ -123,3 +123,12 @@ fn scripted_spec(plugin: ScriptedPlugin) -> PluginSpec {
 fn the_python_plugin_passes_the_golden_cases() {
     assert_golden("python", scripted_spec(ScriptedPlugin::Python), true);
 }
+
+#[test]
+fn the_javascript_plugin_passes_the_golden_cases() {
+    assert_golden(
+        "javascript",
+        scripted_spec(ScriptedPlugin::JavaScript),
+        true,
+    );
+}

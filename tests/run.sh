@@ -21,6 +21,12 @@ fi
 echo "==> building the plugins (wasm32-wasip2)"
 (cd plugins && env -u CARGO_TARGET_DIR cargo build --release --quiet)
 
+# The JavaScript plugins and their SDK's native tests: componentize-js, pinned by
+# package-lock.json, installs into plugins/js/node_modules on first use.
+echo "==> building the JavaScript plugins (componentize-js)"
+plugins/js/build.sh
+(cd plugins/js && npm test --silent 2>&1 | tail -3)
+
 # The Python plugin and its SDK's native tests: componentize-py, pinned and hash-checked, installs
 # into target/venv on first use.
 echo "==> building the Python plugin (componentize-py)"

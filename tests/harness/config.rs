@@ -173,11 +173,15 @@ pub struct Collaborator {
 impl Collaborator {
     /// `name`, running `plugin` (such as "confidential-space"), pinned by its sha256.
     pub fn new(name: &str, plugin: &str) -> Self {
-        let wasm = plugin_wasm(plugin);
+        Self::with_plugin_file(name, &plugin_wasm(plugin))
+    }
+
+    /// `name`, running the plugin file at `wasm`, pinned by its sha256.
+    pub fn with_plugin_file(name: &str, wasm: &Path) -> Self {
         let mut table = Table::new();
         table.insert("name".into(), name.into());
-        table.insert("plugin_sha256".into(), sha256_file(&wasm).into());
-        table.insert("plugin".into(), path(&wasm).into());
+        table.insert("plugin_sha256".into(), sha256_file(wasm).into());
+        table.insert("plugin".into(), path(wasm).into());
         Collaborator {
             name: name.into(),
             table,
