@@ -173,12 +173,14 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
     let (audience, decision) = match outcome {
         Ok(done) => done,
         Err(error) => {
+            // The whole chain: a link error's cause names the import the host does not provide.
+            let message = attestgate::error_chain(&error);
             match args.format {
                 Format::Json => out!(
                     "{}",
-                    serde_json::json!({"error": error.to_string(), "failure": error.failure().map(|k| k.name())})
+                    serde_json::json!({"error": message, "failure": error.failure().map(|k| k.name())})
                 ),
-                Format::Text => eprintln!("PLUGIN FAILED (counts as deny): {error}"),
+                Format::Text => eprintln!("PLUGIN FAILED (counts as deny): {message}"),
             }
             return Ok(match args.expect {
                 Some(Expectation::Deny) => Exit::Ok,
