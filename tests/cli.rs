@@ -582,6 +582,26 @@ fn plugin_new_scaffolds_plugins_that_pass_their_own_golden_checks() {
     assert!(built.status.success(), "{}", text(&built.stderr));
     let wasm = std::fs::read(dir.path().join("bank-a-py/bank_a_py.wasm")).unwrap();
     assert_eq!(&wasm[..8], b"\0asm\x0d\0\x01\0", "a component");
+    // So does a JavaScript one, with componentize-js installed from its lockfile.
+    let out = attestgate(
+        &[
+            "plugin",
+            "new",
+            "bank-a-js",
+            "--lang",
+            "js",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let built = Command::new(dir.path().join("bank-a-js/build.sh"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let wasm = std::fs::read(dir.path().join("bank-a-js/target/plugins/js/rules_js.wasm")).unwrap();
+    assert_eq!(&wasm[..8], b"\0asm\x0d\0\x01\0", "a component");
     // A scaffold never writes over what exists.
     let again = attestgate(
         &[

@@ -10,6 +10,9 @@
 //!   tested with.
 //! - **python**: the rules, a vendored copy of the guest SDK and the contract, and a `build.sh`
 //!   that installs the pinned, hash-checked componentize-py into a local `.venv`.
+//! - **js**: the rules in `rules/policy.js`, a vendored copy of the guest SDK, attestgate's own
+//!   build script (the engine features it disables and the imports it refuses), and
+//!   `package.json` with the `package-lock.json` this release was tested with.
 //! - **rego** and **cel**: a policy file for the reference plugins `rego_policy.wasm` and
 //!   `cel_role.wasm`, which ship with attestgate; no toolchain at all.
 //!
@@ -29,6 +32,8 @@ pub enum Language {
     Cel,
     /// Python, built into a component by componentize-py, with the guest SDK.
     Python,
+    /// JavaScript, built into a component by componentize-js, with the guest SDK.
+    JavaScript,
 }
 
 impl fmt::Display for Language {
@@ -38,6 +43,7 @@ impl fmt::Display for Language {
             Language::Rego => "rego",
             Language::Cel => "cel",
             Language::Python => "python",
+            Language::JavaScript => "js",
         })
     }
 }
@@ -91,6 +97,13 @@ const PLUGINS_CARGO_CONFIG: &str = include_str!("../../plugins/.cargo/config.tom
 const REGO_POLICY: &str = include_str!("../../examples/rego/confidential-space.rego");
 const REGO_DATA: &str = include_str!("../../examples/rego/confidential-space-data.json");
 const CEL_ROLE: &str = include_str!("../../examples/cel/confidential-space-role.json");
+const JS_TEMPLATE: &str = include_str!("../../plugins/js/minimal/policy.js");
+const JS_SDK: &str = include_str!("../../plugins/js/sdk/attestgate.js");
+const JS_BUILD: &str = include_str!("../../plugins/js/build.mjs");
+const JS_PACKAGE: &str = include_str!("../../plugins/js/package.json");
+const JS_LOCK: &str = include_str!("../../plugins/js/package-lock.json");
+/// How `plugins/js/build.mjs` finds the repository root; a scaffold is its own root.
+const JS_BUILD_ROOT: &str = "const root = resolve(here, '..', '..');";
 const PYTHON_TEMPLATE: &str = include_str!("../../examples/python-template/app.py");
 const PYTHON_SDK: &str = include_str!("../../plugins/python/attestgate_sdk.py");
 const PYTHON_REQUIREMENTS: &str = include_str!("../../plugins/python/requirements.txt");
@@ -148,6 +161,7 @@ pub fn scaffold(name: &str, language: Language) -> Result<Vec<ScaffoldFile>, Sca
         Language::Rego => rego(name),
         Language::Cel => cel(name),
         Language::Python => python(name),
+        Language::JavaScript => javascript(name),
     });
     Ok(files)
 }
@@ -279,6 +293,81 @@ collaborator's `plugin_config`.
         file(&format!("vendor/attestgate-plugin-sdk/{path}"), *contents)
     }));
     files
+}
+
+/// `json` with its top-level `name` (and the lockfile's root package's) set to `name`.
+fn renamed_package(json: &str, name: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    value["name"] = serde_json::json!(name);
+    if let Some(root) = value.pointer_mut("/packages/") {
+        root["name"] = serde_json::json!(name);
+    }
+    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+}
+
+fn javascript(name: &str) -> Vec<ScaffoldFile> {
+    let (audience, digest) = fixture_values();
+    vec![
+        file("rules/policy.js", JS_TEMPLATE),
+        file("sdk/attestgate.js", JS_SDK),
+        file("build.mjs", JS_BUILD.replace(JS_BUILD_ROOT, "const root = here;")),
+        file("package.json", renamed_package(JS_PACKAGE, name)),
+        file("package-lock.json", renamed_package(JS_LOCK, name)),
+        file("wit/policy.wit", CONTRACT),
+        file(".gitignore", "node_modules/\ntarget/\n"),
+        file(
+            "config.json",
+            format!(
+                "{{\n  \"audience\": \"{audience}\",\n  \"projects\": [\"operator-project\"],\n  \"image_digests\": [\"{digest}\"]\n}}\n"
+            ),
+        ),
+        script(
+            "build.sh",
+            r#"#!/bin/sh
+# Builds rules/policy.js into target/plugins/js/rules_js.wasm with componentize-js, installed
+# from package-lock.json on first use.
+set -eu
+cd "$(dirname "$0")"
+[ -d node_modules/@bytecodealliance/componentize-js ] || npm ci --no-audit --no-fund
+node build.mjs rules
+"#,
+        ),
+        script(
+            "test.sh",
+            format!(
+                r#"#!/bin/sh
+# Builds the plugin, then the golden checks through attestgate (each compiles the component:
+# ten seconds or so).
+set -eu
+cd "$(dirname "$0")"
+./build.sh
+{}"#,
+                golden_checks("target/plugins/js/rules_js.wasm", "config.json")
+            ),
+        ),
+        file(
+            "README.md",
+            format!(
+                r#"# {name}
+
+An attestgate policy plugin in JavaScript: `rules/policy.js` holds the rules, `config.json` the
+collaborator's `plugin_config`, `sdk/attestgate.js` the SDK (vendored with the contract,
+`wit/policy.wit`).
+
+```sh
+./build.sh       # componentize-js (pinned by package-lock.json) -> target/plugins/js/rules_js.wasm
+./test.sh        # build, then the golden checks with attestgate plugin test --expect
+```
+
+`build.mjs` is attestgate's own: it disables the engine features the sandbox does not grant
+(`http`, `fetch-event`, `random`) and refuses a component that imports `wasi:http` or
+`wasi:sockets`. Builds are not byte-for-byte reproducible (componentize-js), so give the operator
+the file you tested and its sha256. See attestgate's `docs/js.md` for the SDK, the limits and the
+costs.
+"#
+            ),
+        ),
+    ]
 }
 
 fn python(name: &str) -> Vec<ScaffoldFile> {
@@ -451,6 +540,25 @@ mod tests {
             assert!(scaffold(bad, Language::Cel).is_err(), "{bad:?}");
         }
         assert!(scaffold("bank-a-rules", Language::Cel).is_ok());
+    }
+
+    #[test]
+    fn the_javascript_build_script_is_pointed_at_the_scaffold() {
+        // attestgate's build.mjs finds the repository root on this line; a scaffold is its own.
+        assert!(JS_BUILD.contains(JS_BUILD_ROOT));
+        let files = scaffold("bank-a-js", Language::JavaScript).unwrap();
+        let build = files
+            .iter()
+            .find(|f| f.path == Path::new("build.mjs"))
+            .unwrap();
+        assert!(build.contents.contains("const root = here;"));
+        let lock = files
+            .iter()
+            .find(|f| f.path == Path::new("package-lock.json"))
+            .unwrap();
+        let lock: serde_json::Value = serde_json::from_str(&lock.contents).unwrap();
+        assert_eq!(lock["name"], "bank-a-js");
+        assert_eq!(lock["packages"][""]["name"], "bank-a-js");
     }
 
     #[test]

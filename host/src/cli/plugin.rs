@@ -34,6 +34,8 @@ pub enum Lang {
     Cel,
     /// Python, with componentize-py and the guest SDK.
     Python,
+    /// JavaScript, with componentize-js and the guest SDK.
+    Js,
 }
 
 #[derive(Debug, Args)]
@@ -298,6 +300,7 @@ fn new(args: NewArgs) -> anyhow::Result<Exit> {
         Lang::Rego => Language::Rego,
         Lang::Cel => Language::Cel,
         Lang::Python => Language::Python,
+        Lang::Js => Language::JavaScript,
     };
     let files = scaffold(&args.name, language)?;
     let root = args.dir.join(&args.name);
