@@ -1407,6 +1407,42 @@ async fn a_javascript_plugin_collaborator_completes_an_exchange() {
     );
 }
 
+/// The same for a collaborator whose rules are written in Python: its component (a CPython
+/// inside) loads from its precompiled artifact and decides in the exchange.
+#[tokio::test]
+async fn a_python_plugin_collaborator_completes_an_exchange() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
+    let wasm = scripted_plugin(ScriptedPlugin::Python);
+    let artifact = precompiled(&wasm);
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = config_with_project(
+        dir.path(),
+        &launcher,
+        &wasm,
+        &artifact,
+        &bank_a,
+        "operator-project",
+    );
+    assert_succeeded(&run(&allowed).await);
+    let denied = config_with_project(
+        dir.path(),
+        &launcher,
+        &wasm,
+        &artifact,
+        &bank_a,
+        "other-project",
+    );
+    let report = run(&denied).await;
+    let error = report.failures().next().expect("the Python plugin denies");
+    assert!(matches!(error.step, Step::Policy), "{error}");
+    assert!(
+        cause(error).contains("/submods/gce/project_id"),
+        "{}",
+        cause(error)
+    );
+}
+
 fn config_with_project(
     dir: &Path,
     launcher: &TestLauncher,
