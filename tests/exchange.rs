@@ -1355,65 +1355,26 @@ async fn a_production_build_without_the_dev_launcher_runs_the_exchange() {
 }
 
 /// A collaborator whose rules are written in JavaScript completes an exchange against a real
-/// OpenBao, beside one whose rules are Rust: the language changes nothing in the exchange. The
-/// JavaScript component is loaded from its precompiled artifact, as a production image would.
+/// OpenBao: the language changes nothing in the exchange. The component is loaded from its
+/// precompiled artifact, as a production image would. The same rules deny a collaborator whose
+/// project they do not list, before any login.
 #[tokio::test]
 async fn a_javascript_plugin_collaborator_completes_an_exchange() {
-    let launcher = TestLauncher::start().await;
-    let bank_a = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
-    let wasm = scripted_plugin(ScriptedPlugin::JavaScript);
-    let artifact = precompiled(&wasm);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &launcher)
-        .trust_precompiled()
-        .collaborator(
-            Collaborator::with_plugin_file("bank-a", &wasm)
-                .audience(BANK_A)
-                .plugin_compiled(&artifact.path, &artifact.sha256)
-                .plugin_config_file(json!({"audience": BANK_A, "vault_role": "bank-a", "projects": ["operator-project"]}))
-                .vault(Vault::from(&bank_a).role("bank-a"))
-                .secret(Secret::at("kv/data/message").field("foo").env("BANK_A_FOO")),
-        )
-        .write();
-    let report = run(&config).await;
-    assert_succeeded(&report);
-    let released = report.outcomes[0].result.as_ref().unwrap();
-    assert!(
-        released.policies.contains(&"bank-a-secrets".to_owned()),
-        "{:?}",
-        released.policies
-    );
-
-    // The same JavaScript rules deny a collaborator whose project they do not list, before any
-    // login: bank-a's Vault sees no token.
-    let denied = config_with_project(
-        dir.path(),
-        &launcher,
-        &wasm,
-        &artifact,
-        &bank_a,
-        "other-project",
-    );
-    let report = run(&denied).await;
-    let error = report
-        .failures()
-        .next()
-        .expect("the JavaScript plugin denies");
-    assert!(matches!(error.step, Step::Policy), "{error}");
-    assert!(
-        cause(error).contains("/submods/gce/project_id"),
-        "{}",
-        cause(error)
-    );
+    exchange_with_scripted_plugin(ScriptedPlugin::JavaScript).await;
 }
 
-/// The same for a collaborator whose rules are written in Python: its component (a CPython
-/// inside) loads from its precompiled artifact and decides in the exchange.
+/// The same for a collaborator whose rules are written in Python (a CPython inside).
 #[tokio::test]
 async fn a_python_plugin_collaborator_completes_an_exchange() {
+    exchange_with_scripted_plugin(ScriptedPlugin::Python).await;
+}
+
+/// `plugin`'s confidential-space rules for bank-a: allowed with its project listed (its secret
+/// released), denied at the policy step without it.
+async fn exchange_with_scripted_plugin(plugin: ScriptedPlugin) {
     let launcher = TestLauncher::start().await;
     let bank_a = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
-    let wasm = scripted_plugin(ScriptedPlugin::Python);
+    let wasm = scripted_plugin(plugin);
     let artifact = precompiled(&wasm);
     let dir = tempfile::tempdir().unwrap();
     let allowed = config_with_project(
@@ -1424,7 +1385,14 @@ async fn a_python_plugin_collaborator_completes_an_exchange() {
         &bank_a,
         "operator-project",
     );
-    assert_succeeded(&run(&allowed).await);
+    let report = run(&allowed).await;
+    assert_succeeded(&report);
+    let released = report.outcomes[0].result.as_ref().unwrap();
+    assert!(
+        released.policies.contains(&"bank-a-secrets".to_owned()),
+        "{plugin:?}: {:?}",
+        released.policies
+    );
     let denied = config_with_project(
         dir.path(),
         &launcher,
@@ -1434,8 +1402,8 @@ async fn a_python_plugin_collaborator_completes_an_exchange() {
         "other-project",
     );
     let report = run(&denied).await;
-    let error = report.failures().next().expect("the Python plugin denies");
-    assert!(matches!(error.step, Step::Policy), "{error}");
+    let error = report.failures().next().expect("the plugin denies");
+    assert!(matches!(error.step, Step::Policy), "{plugin:?}: {error}");
     assert!(
         cause(error).contains("/submods/gce/project_id"),
         "{}",

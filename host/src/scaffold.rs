@@ -145,6 +145,15 @@ fn fixture_values() -> (String, String) {
     (text("/aud"), text("/submods/container/image_digest"))
 }
 
+/// The `plugin_config` of the Rust, JavaScript and Python templates (audience, projects, image
+/// digests), allowing the production fixture.
+fn template_config() -> String {
+    let (audience, digest) = fixture_values();
+    format!(
+        "{{\n  \"audience\": \"{audience}\",\n  \"projects\": [\"operator-project\"],\n  \"image_digests\": [\"{digest}\"]\n}}\n"
+    )
+}
+
 /// The files of a new plugin called `name`, in `language`.
 pub fn scaffold(name: &str, language: Language) -> Result<Vec<ScaffoldFile>, ScaffoldError> {
     if !valid_name(name) {
@@ -182,7 +191,6 @@ done
 
 fn rust(name: &str) -> Vec<ScaffoldFile> {
     let crate_file = name.replace('-', "_");
-    let (audience, digest) = fixture_values();
     let mut files = vec![
         file(
             "Cargo.toml",
@@ -224,12 +232,7 @@ debug = false
             PLUGINS_CARGO_CONFIG.replace("target-dir = \"../target/plugins\"\n", ""),
         ),
         file("src/lib.rs", RUST_TEMPLATE),
-        file(
-            "config.json",
-            format!(
-                "{{\n  \"audience\": \"{audience}\",\n  \"projects\": [\"operator-project\"],\n  \"image_digests\": [\"{digest}\"]\n}}\n"
-            ),
-        ),
+        file("config.json", template_config()),
         file("wit/policy.wit", CONTRACT),
         file(
             "vendor/attestgate-plugin-sdk/Cargo.toml",
@@ -258,7 +261,9 @@ cargo build --release
 cargo test --target "$(rustc -vV | sed -n 's/^host: //p')"
 {}"#,
                 golden_checks(
-                    &format!("${{CARGO_TARGET_DIR:-target}}/wasm32-wasip2/release/{crate_file}.wasm"),
+                    &format!(
+                        "${{CARGO_TARGET_DIR:-target}}/wasm32-wasip2/release/{crate_file}.wasm"
+                    ),
                     "config.json"
                 )
             ),
@@ -306,21 +311,18 @@ fn renamed_package(json: &str, name: &str) -> String {
 }
 
 fn javascript(name: &str) -> Vec<ScaffoldFile> {
-    let (audience, digest) = fixture_values();
     vec![
         file("rules/policy.js", JS_TEMPLATE),
         file("sdk/attestgate.js", JS_SDK),
-        file("build.mjs", JS_BUILD.replace(JS_BUILD_ROOT, "const root = here;")),
+        file(
+            "build.mjs",
+            JS_BUILD.replace(JS_BUILD_ROOT, "const root = here;"),
+        ),
         file("package.json", renamed_package(JS_PACKAGE, name)),
         file("package-lock.json", renamed_package(JS_LOCK, name)),
         file("wit/policy.wit", CONTRACT),
         file(".gitignore", "node_modules/\ntarget/\n"),
-        file(
-            "config.json",
-            format!(
-                "{{\n  \"audience\": \"{audience}\",\n  \"projects\": [\"operator-project\"],\n  \"image_digests\": [\"{digest}\"]\n}}\n"
-            ),
-        ),
+        file("config.json", template_config()),
         script(
             "build.sh",
             r#"#!/bin/sh
@@ -371,7 +373,6 @@ costs.
 }
 
 fn python(name: &str) -> Vec<ScaffoldFile> {
-    let (audience, digest) = fixture_values();
     let module = name.replace('-', "_");
     vec![
         file("app.py", PYTHON_TEMPLATE),
@@ -379,12 +380,7 @@ fn python(name: &str) -> Vec<ScaffoldFile> {
         file("requirements.txt", PYTHON_REQUIREMENTS),
         file("wit/policy.wit", CONTRACT),
         file(".gitignore", ".venv/\n__pycache__/\n*.wasm\n"),
-        file(
-            "config.json",
-            format!(
-                "{{\n  \"audience\": \"{audience}\",\n  \"projects\": [\"operator-project\"],\n  \"image_digests\": [\"{digest}\"]\n}}\n"
-            ),
-        ),
+        file("config.json", template_config()),
         script(
             "build.sh",
             format!(
