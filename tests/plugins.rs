@@ -815,3 +815,29 @@ fn an_exploding_rego_policy_hits_the_memory_cap() {
     spec.limits.deadline_ms = Some(10_000);
     assert_eq!(failure_of(&spec), FailureKind::Memory(64 << 20));
 }
+
+/// A JavaScript component built with componentize-js's default features imports `wasi:http`:
+/// such a plugin could send the claims anywhere. attestgate never links `wasi:http`, so the
+/// component is refused before it runs, and the error names the import.
+#[test]
+fn a_component_importing_wasi_http_is_refused_naming_the_import() {
+    // The JS toolchain is installed by the build of the JavaScript plugins.
+    crate::harness::plugins::scripted_plugin(crate::harness::plugins::ScriptedPlugin::JavaScript);
+    let wasm = crate::harness::target_dir().join("tmp/with_wasi_http.wasm");
+    std::fs::create_dir_all(wasm.parent().unwrap()).unwrap();
+    let js = crate::harness::workspace_root().join("plugins/js");
+    let status = std::process::Command::new("node")
+        .arg(js.join("test/build-with-http.mjs"))
+        .arg(&wasm)
+        .current_dir(&js)
+        .status()
+        .expect("node runs");
+    assert!(status.success());
+    let error = engine()
+        .load(&plugin_spec_at(wasm, json!({"audience": AUDIENCE})))
+        .expect_err("a plugin importing wasi:http must not load");
+    assert!(matches!(error, PluginError::Link { .. }), "{error:?}");
+    let message = attestgate::error_chain(&error);
+    assert!(message.contains("wasi:http/"), "{message}");
+    assert_host_healthy();
+}
