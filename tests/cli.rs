@@ -517,6 +517,13 @@ fn completions_and_the_man_page_cover_every_command() {
 /// created, outside this repository: the Rust one builds with its vendored SDK and runs its unit
 /// tests; the Rego and CEL ones run the reference plugins on their policy. Each checks a
 /// production workload allowed and a debug image denied through `plugin test --expect`.
+/// `attestgate plugin new NAME --lang LANG --dir DIR`, which must succeed.
+fn new_plugin(dir: &Path, lang: &str, name: &str) {
+    let dir = dir.to_str().unwrap();
+    let out = attestgate(&["plugin", "new", name, "--lang", lang, "--dir", dir], None);
+    assert!(out.status.success(), "{lang}: {}", text(&out.stderr));
+}
+
 #[test]
 fn plugin_new_scaffolds_plugins_that_pass_their_own_golden_checks() {
     let dir = tempfile::tempdir().unwrap();
@@ -525,19 +532,7 @@ fn plugin_new_scaffolds_plugins_that_pass_their_own_golden_checks() {
         ("rego", "bank-a-rego"),
         ("cel", "bank-a-cel"),
     ] {
-        let out = attestgate(
-            &[
-                "plugin",
-                "new",
-                name,
-                "--lang",
-                lang,
-                "--dir",
-                dir.path().to_str().unwrap(),
-            ],
-            None,
-        );
-        assert!(out.status.success(), "{lang}: {}", text(&out.stderr));
+        new_plugin(dir.path(), lang, name);
         let status = Command::new(dir.path().join(name).join("test.sh"))
             .env("ATTESTGATE", attestgate_bin())
             .env("REGO_POLICY_WASM", plugin_wasm("rego-policy"))
@@ -567,19 +562,7 @@ fn plugin_new_scaffolds_plugins_that_pass_their_own_golden_checks() {
         ("python", "bank-a-py", "bank_a_py.wasm"),
         ("js", "bank-a-js", "target/plugins/js/rules_js.wasm"),
     ] {
-        let out = attestgate(
-            &[
-                "plugin",
-                "new",
-                name,
-                "--lang",
-                lang,
-                "--dir",
-                dir.path().to_str().unwrap(),
-            ],
-            None,
-        );
-        assert!(out.status.success(), "{lang}: {}", text(&out.stderr));
+        new_plugin(dir.path(), lang, name);
         let built = Command::new(dir.path().join(name).join("build.sh"))
             .output()
             .unwrap();
