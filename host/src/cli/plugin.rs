@@ -286,7 +286,7 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
                 }
             );
             if info.imports_wasi() {
-                out!("          (WASI is linked with every capability empty: no files, network, environment or clocks)");
+                out!("          (WASI is linked with every capability empty: no files, network or environment; the wall clock is frozen at the verification time)");
             }
         }
     }
