@@ -173,9 +173,13 @@ fn main() {
             .unwrap();
     let claims: Value = serde_json::from_str(&claims).unwrap();
     let claims = claims.to_string();
+    // The golden configuration's values, so the native checks are the plugins' rules exactly.
+    let golden = read_json(&root().join("tests/fixtures/golden/confidential-space.json"));
+    let first = |key: &str| golden[key][0].as_str().unwrap().to_owned();
+    let (image_digest, service_account) = (first("image_digests"), first("service_accounts"));
     let allowed = native::Allowed {
-        image_digest: "sha256:3c5e0d8a6b1f4e2d9c7a8b6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d",
-        service_account: "workload-sa@operator-project.iam.gserviceaccount.com",
+        image_digest: &image_digest,
+        service_account: &service_account,
     };
     assert!(native::strict_checks(&claims, &allowed));
     let mut languages = languages();

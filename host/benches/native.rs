@@ -5,15 +5,15 @@ use attestgate::attestation::Claims;
 use serde_json::Value;
 
 /// The values the rules allow that differ between benchmarks.
-pub struct Allowed {
-    pub image_digest: &'static str,
-    pub service_account: &'static str,
+pub struct Allowed<'a> {
+    pub image_digest: &'a str,
+    pub service_account: &'a str,
 }
 
 /// Production image, STABLE, the hardware, Confidential Space, the image, the project, the
 /// service account, a minimum swversion, an up-to-date TDX TCB and memory monitoring off:
 /// parsing the JSON included.
-pub fn strict_checks(json: &str, allowed: &Allowed) -> bool {
+pub fn strict_checks(json: &str, allowed: &Allowed<'_>) -> bool {
     let raw: serde_json::Map<String, Value> = serde_json::from_str(json).unwrap();
     let c = Claims::from_payload(raw);
     let one = |found: &Option<String>, allowed: &[&str]| {

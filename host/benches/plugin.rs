@@ -17,7 +17,7 @@ mod native;
 
 const AUDIENCE: &str = "https://vault.bank-a.example";
 
-const ALLOWED: native::Allowed = native::Allowed {
+const ALLOWED: native::Allowed<'static> = native::Allowed {
     image_digest: "sha256:1447781b9a6fd0a09a6352c10efaffaf6a67d2d12940b56d00cb38c5b56ad646",
     service_account: "operator-svc-account@operator-project.iam.gserviceaccount.com",
 };
