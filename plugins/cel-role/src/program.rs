@@ -641,10 +641,10 @@ fn cel_go_error(error: &ExecutionError) -> String {
         ExecutionError::FunctionError { function, message } if function == OPENBAO_TEXT => {
             message.clone()
         }
-        ExecutionError::FunctionError { function, message }
+        // cel-go's words for a failed `int('x')`, `uint('x')`, `double('x')`.
+        ExecutionError::FunctionError { function, .. }
             if function == "int" || function == "uint" || function == "double" =>
         {
-            let _ = message;
             format!("type conversion error from 'string' to '{function}'")
         }
         ExecutionError::FunctionError { message, .. } => message.clone(),
