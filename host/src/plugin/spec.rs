@@ -123,3 +123,35 @@ pub struct Precompiled {
     /// Lowercase hex sha256 of the artifact file.
     pub sha256: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kinds_defaults_stay_under_the_maxima_and_overrides_win() {
+        for kind in [
+            PluginKind::Compiled,
+            PluginKind::JavaScript,
+            PluginKind::Python,
+        ] {
+            let limits = LimitOverrides::default().resolve(kind);
+            assert!(limits.deadline_ms <= Limits::MAX.deadline_ms, "{kind:?}");
+            assert!(limits.memory_bytes <= Limits::MAX.memory_bytes, "{kind:?}");
+            assert!(limits.log_bytes <= Limits::MAX.log_bytes, "{kind:?}");
+            let set = LimitOverrides {
+                deadline_ms: Some(7),
+                ..LimitOverrides::default()
+            };
+            assert_eq!(set.resolve(kind).deadline_ms, 7);
+            assert_eq!(
+                set.resolve(kind).memory_bytes,
+                Limits::defaults_for(kind).memory_bytes
+            );
+        }
+        assert!(
+            Limits::defaults_for(PluginKind::Python).deadline_ms
+                > Limits::defaults_for(PluginKind::Compiled).deadline_ms
+        );
+    }
+}
