@@ -228,7 +228,14 @@ async fn the_plugin_decides_every_generated_program_as_openbao_does() {
             .write(&format!("auth/jwt/cel/role/{name}"), role.clone())
             .await;
         let openbao_stores = status < 300;
-        let plugin = engine.load(&plugin_spec("cel-role", role));
+        let mut spec = plugin_spec("cel-role", role);
+        if index % 2 == 1 {
+            // As an operator may configure it: the role file without its name, which then comes
+            // from the collaborator's configured role (handed to the plugin as its vault-role).
+            spec.config.as_object_mut().unwrap().remove("name");
+            spec.vault_role = Some(name.clone());
+        }
+        let plugin = engine.load(&spec);
         if openbao_stores != plugin.is_ok() {
             disagreements.push(format!(
                 "{expression}: OpenBao {} it ({status} {body}), the plugin {}",

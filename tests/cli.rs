@@ -261,7 +261,10 @@ fn plugin_inspect_shows_digest_and_contract() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains(&sha256_file(Path::new(&wasm))), "{stdout}");
     assert!(
-        stdout.contains("attestgate:policy@0.2.0 (compatible"),
+        stdout.contains(&format!(
+            "attestgate:policy@{} (compatible",
+            attestgate::plugin::CONTRACT_VERSION
+        )),
         "{stdout}"
     );
     // The toolchain, from the component's producers section, and the limits its kind gets.
@@ -272,7 +275,7 @@ fn plugin_inspect_shows_digest_and_contract() {
     );
     let future = attestgate(&["plugin", "inspect", &plugin("future-contract")], None);
     assert!(
-        text(&future.stdout).contains("attestgate:policy@0.3.0 (NOT compatible"),
+        text(&future.stdout).contains("attestgate:policy@0.4.0 (NOT compatible"),
         "{}",
         text(&future.stdout)
     );

@@ -5,7 +5,7 @@
 use crate::harness::plugins::{
     engine, plugin_spec, plugin_spec_at, precompiled, scripted_plugin, ScriptedPlugin,
 };
-use crate::harness::workspace_root;
+use crate::harness::{attestgate, workspace_root};
 use attestgate::plugin::{PluginSpec, Verdict};
 use serde::Deserialize;
 use serde_json::Value;
@@ -131,4 +131,64 @@ fn the_javascript_plugin_passes_the_golden_cases() {
         scripted_spec(ScriptedPlugin::JavaScript),
         true,
     );
+}
+
+/// The golden cases through `attestgate plugin test --expect`, as a plugin author's CI runs them,
+/// with the artifact precompiled once (`--compiled`) so each run starts in milliseconds.
+fn assert_golden_cli(language: &str, plugin: ScriptedPlugin) {
+    let golden = golden();
+    let wasm = scripted_plugin(plugin);
+    let artifact = precompiled(&wasm).path;
+    let config = golden_dir().join("confidential-space.json");
+    let at = golden.at.to_string();
+    for case in &golden.cases {
+        let claims = golden_dir().join(&case.claims);
+        let out = attestgate(
+            &[
+                "plugin",
+                "test",
+                wasm.to_str().unwrap(),
+                "--compiled",
+                artifact.to_str().unwrap(),
+                "--claims",
+                claims.to_str().unwrap(),
+                "--plugin-config",
+                config.to_str().unwrap(),
+                "--audience",
+                &golden.audience,
+                "--at",
+                &at,
+                "--expect",
+                &case.expect,
+                "--format",
+                "json",
+            ],
+            None,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{language} on {}: {stdout} {}",
+            case.case,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let verdict: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            verdict["allow"],
+            case.expect == "allow",
+            "{language}: {verdict}"
+        );
+        assert_eq!(verdict["audience"]["audience"], golden.audience.as_str());
+    }
+}
+
+#[test]
+fn the_python_plugin_passes_the_golden_cases_through_plugin_test() {
+    assert_golden_cli("python", ScriptedPlugin::Python);
+}
+
+#[test]
+fn the_javascript_plugin_passes_the_golden_cases_through_plugin_test() {
+    assert_golden_cli("javascript", ScriptedPlugin::JavaScript);
 }

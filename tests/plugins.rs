@@ -166,9 +166,9 @@ fn two_evaluations_share_no_state() {
 
 #[test]
 fn a_plugin_built_for_another_contract_is_refused() {
-    // A newer contract, and the previous one (whose plugin imports `verification-time`, which
-    // 0.2.0 no longer offers: the version is what refuses it, before linking could).
-    for (plugin, found) in [("future-contract", "0.3.0"), ("old-contract", "0.1.0")] {
+    // A newer contract, and an older one (whose plugin imports `verification-time`, which 0.2.0
+    // stopped offering: the version is what refuses it, before linking could).
+    for (plugin, found) in [("future-contract", "0.4.0"), ("old-contract", "0.1.0")] {
         let err = engine().load(&plugin_spec(plugin, json!({}))).unwrap_err();
         match &err {
             PluginError::ContractVersion {
@@ -184,7 +184,10 @@ fn a_plugin_built_for_another_contract_is_refused() {
         let text = err.to_string();
         assert!(
             text.contains(&format!("attestgate:policy@{found}"))
-                && text.contains("attestgate:policy@0.2.0"),
+                && text.contains(&format!(
+                    "attestgate:policy@{}",
+                    attestgate::plugin::CONTRACT_VERSION
+                )),
             "both versions are named: {text}"
         );
     }

@@ -81,6 +81,7 @@ fn spec(path: &Path, config: &Value, precompiled: Option<Precompiled>) -> Plugin
         sha256: attestgate::plugin::file_sha256(path).unwrap(),
         precompiled,
         config: config.clone(),
+        vault_role: None,
         limits: LimitOverrides::default(),
     }
 }

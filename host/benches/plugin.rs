@@ -70,6 +70,7 @@ fn bench_plugin(c: &mut Criterion) {
             sha256: hex::encode(Sha256::digest(&bytes)),
             precompiled: None,
             config: config(),
+            vault_role: None,
             limits: LimitOverrides::default(),
         })
         .unwrap();

@@ -122,7 +122,7 @@ function asHostShows(text) {
 }
 
 function native(config, claims) {
-  const ctx = { collaborator: 'test', config: JSON.stringify(config), verificationTime: BigInt(AT) };
+  const ctx = { collaborator: 'test', config: JSON.stringify(config), verificationTime: BigInt(AT), vaultRole: undefined };
   try {
     policy.validateConfig(ctx);
     const a = policy.selectAudience(ctx);

@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 # The contract version these bindings were generated from (the `package` line of wit/policy.wit).
-CONTRACT_VERSION = "0.2.0"
+CONTRACT_VERSION = "0.3.0"
 
 # `dbgstat` of a production image.
 PRODUCTION_DBGSTAT = "disabled-since-boot"
@@ -699,6 +699,9 @@ class Context:
     # The moment the token is checked at (Unix seconds). Time-based rules use this, never a clock
     # of their own, so a decision can be reproduced. In `audience` it is the current time.
     verification_time: int
+    # The Vault role the host logs in with unless the verdict names another (the collaborator's
+    # configured `role`); None when it has no role login.
+    vault_role: Optional[str] = None
 
 
 # Log lines written with no host (the plugin's code run natively, as in its unit tests).
@@ -741,7 +744,12 @@ def _bug(call: str, error: BaseException) -> str:
 
 
 def _context(policy: Any, ctx: types.Context) -> Context:
-    return Context(ctx.collaborator, parse_config(ctx.config, policy.Config), ctx.verification_time)
+    return Context(
+        ctx.collaborator,
+        parse_config(ctx.config, policy.Config),
+        ctx.verification_time,
+        ctx.vault_role,
+    )
 
 
 def _checked(verdict: Any) -> types.Verdict:

@@ -195,7 +195,7 @@ def rust(attestgate, reference, config_text, claims_text):
 
 def python(policy, types, err, config_text, claims_text):
     """The Python plugin's verdict, or ("refused", message), run natively as the host calls it."""
-    ctx = types.Context("test", config_text, AT)
+    ctx = types.Context("test", config_text, AT, None)
     try:
         policy.validate_config(ctx)
         policy.select_audience(ctx)

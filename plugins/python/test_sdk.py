@@ -51,11 +51,11 @@ class Rules:
 
 
 def call(policy, config='{"audience":"a"}', claims=PRODUCTION):
-    return sdk.export(policy)().evaluate(types.Context("bank-a", config, 0), claims)
+    return sdk.export(policy)().evaluate(types.Context("bank-a", config, 0, "bank-a-role"), claims)
 
 
 def validate(policy, config):
-    sdk.export(policy)().validate_config(types.Context("bank-a", config, 0))
+    sdk.export(policy)().validate_config(types.Context("bank-a", config, 0, "bank-a-role"))
 
 
 class FailsClosed(unittest.TestCase):
@@ -77,12 +77,22 @@ class FailsClosed(unittest.TestCase):
 
     def test_a_bad_configuration_refuses_the_audience_with_its_own_words(self):
         with self.assertRaises(Err) as refused:
-            sdk.export(Rules())().select_audience(types.Context("bank-a", "{}", 0))
+            sdk.export(Rules())().select_audience(types.Context("bank-a", "{}", 0, None))
         self.assertEqual(refused.exception.value,
                          "invalid plugin configuration: missing field `audience`")
 
     def test_a_policy_that_returns_the_wrong_thing_denies(self):
         self.assert_denies(call(Rules(lambda ctx, claims: True)), "not a Report or Verdict")
+
+    def test_the_vault_role_reaches_the_policy(self):
+        seen = []
+
+        def record(ctx, claims):
+            seen.append(ctx.vault_role)
+            return sdk.Report().pass_(None, "ok")
+
+        call(Rules(record))
+        self.assertEqual(seen, ["bank-a-role"])
 
     def test_a_policy_that_checks_nothing_denies(self):
         verdict = call(Rules(lambda ctx, claims: sdk.Report()))

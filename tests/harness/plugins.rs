@@ -66,6 +66,7 @@ pub fn plugin_spec_at(path: PathBuf, config: Value) -> PluginSpec {
         precompiled: None,
         path,
         config,
+        vault_role: None,
         limits: LimitOverrides::default(),
     }
 }

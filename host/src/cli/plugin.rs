@@ -2,6 +2,7 @@ use super::{Exit, Format};
 use attestgate::attestation::unix_now;
 use attestgate::plugin::{
     file_sha256, EngineOptions, LimitOverrides, Limits, PluginEngine, PluginKind, PluginSpec,
+    Precompiled,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -84,6 +85,15 @@ pub struct TestArgs {
     /// exchange requires). Without it, any audience the plugin selects is shown.
     #[arg(long, value_name = "AUD")]
     audience: Option<String>,
+    /// The Vault role handed to the plugin, as the collaborator's configured `role` is in an
+    /// exchange (a CEL role's messages quote it).
+    #[arg(long, value_name = "ROLE")]
+    vault_role: Option<String>,
+    /// The plugin's precompiled artifact (from `plugin compile`), loaded instead of compiling the
+    /// component: a JavaScript or Python plugin then starts in milliseconds, not seconds. It must
+    /// have been compiled from this very component by this attestgate.
+    #[arg(long, value_name = "ARTIFACT.cwasm")]
+    compiled: Option<PathBuf>,
     /// Verification time handed to the plugin (Unix seconds; default now).
     #[arg(long, value_name = "UNIX_SECONDS")]
     at: Option<i64>,
@@ -154,8 +164,15 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
         path: args.plugin.clone(),
         // A local test pins the file as it is now.
         sha256: file_sha256(&args.plugin)?,
-        precompiled: None,
+        precompiled: match &args.compiled {
+            Some(path) => Some(Precompiled {
+                sha256: file_sha256(path)?,
+                path: path.clone(),
+            }),
+            None => None,
+        },
         config,
+        vault_role: args.vault_role.clone(),
         limits: LimitOverrides {
             deadline_ms: args.deadline_ms,
             memory_bytes: args.memory_bytes,

@@ -233,6 +233,10 @@ impl Config {
                             .to_ascii_lowercase(),
                     }),
                 config: config.clone(),
+                vault_role: match &collaborator.route {
+                    LoginRoute::Jwt { vault } => vault.role.clone(),
+                    LoginRoute::PolicyOnly | LoginRoute::Kms { .. } => None,
+                },
                 limits: collaborator.limits,
             })
             .collect()

@@ -182,6 +182,7 @@ impl PluginEngine {
             &spec.collaborator,
             spec.audience.as_deref(),
             &spec.config,
+            spec.vault_role.as_deref(),
             limits,
         );
         policy.validate_config()?;

@@ -10,7 +10,7 @@ use wasmtime::Engine;
 
 /// The contract this host speaks: the version on `wit/policy.wit`'s `package` line (a test holds
 /// them equal).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 const CONTRACT_PACKAGE: &str = "attestgate:policy";
 const POLICY_INTERFACE: &str = "attestgate:policy/policy";
 

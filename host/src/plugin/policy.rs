@@ -24,6 +24,8 @@ pub struct CollaboratorPolicy {
     tags: LogTags,
     /// The collaborator's `plugin_config` as JSON text, handed to every call as is.
     config: String,
+    /// The Vault role the exchange logs in with, handed to every call.
+    vault_role: Option<String>,
     limits: Limits,
 }
 
@@ -43,6 +45,7 @@ impl CollaboratorPolicy {
         collaborator: &str,
         declared_audience: Option<&str>,
         config: &serde_json::Value,
+        vault_role: Option<&str>,
         limits: Limits,
     ) -> Self {
         let tags = LogTags {
@@ -54,6 +57,7 @@ impl CollaboratorPolicy {
             declared_audience: declared_audience.map(str::to_owned),
             tags,
             config: config.to_string(),
+            vault_role: vault_role.map(str::to_owned),
             limits,
         }
     }
@@ -92,6 +96,7 @@ impl CollaboratorPolicy {
             collaborator: self.tags.collaborator.to_string(),
             config: self.config.clone(),
             verification_time: at,
+            vault_role: self.vault_role.clone(),
         }
     }
 

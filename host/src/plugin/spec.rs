@@ -110,6 +110,9 @@ pub struct PluginSpec {
     pub precompiled: Option<Precompiled>,
     /// Handed to the plugin as JSON text.
     pub config: serde_json::Value,
+    /// The Vault role the exchange logs in with (the collaborator's configured `role`), handed to
+    /// the plugin so its messages can name it; `None` without a role login.
+    pub vault_role: Option<String>,
     /// Its deadline, memory and log budget, as configured (the rest from its kind's defaults).
     pub limits: LimitOverrides,
 }

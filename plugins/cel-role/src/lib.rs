@@ -18,7 +18,9 @@
 //!   a string, any other result or an evaluation error denies with OpenBao's message.
 //!
 //! The role name in OpenBao's messages is the role's `name`, which a role read back from OpenBao
-//! carries; a role file without one is quoted by the collaborator's name.
+//! carries; a role file without one is quoted by the role the host logs in with (the
+//! collaborator's configured `role`, which the contract hands to the plugin), and only without
+//! that by the collaborator's name.
 
 mod check;
 mod program;
@@ -104,7 +106,7 @@ impl Policy for CelRolePolicy {
 
     fn evaluate(ctx: &Context<CelRole>, claims: &Claims<'_>) -> Verdict {
         let role = &ctx.config;
-        let name = role.display_name(&ctx.collaborator);
+        let name = role.display_name(ctx.vault_role.as_deref(), &ctx.collaborator);
         let mut report = Report::new();
 
         let audiences = claims.audiences();

@@ -69,9 +69,14 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
 }
 
 impl CelRole {
-    /// The name OpenBao's messages quote: the role's own `name` (lowercased, as OpenBao stores
-    /// it), or the collaborator's name when the role JSON does not carry one.
-    pub fn display_name<'a>(&'a self, collaborator: &'a str) -> String {
-        self.name.as_deref().unwrap_or(collaborator).to_lowercase()
+    /// The name OpenBao's messages quote, lowercased as OpenBao stores it: the role's own `name`
+    /// (the plugin then logs in with it), else the role the host logs in with (the
+    /// collaborator's configured `role`), else the collaborator's name.
+    pub fn display_name(&self, vault_role: Option<&str>, collaborator: &str) -> String {
+        self.name
+            .as_deref()
+            .or(vault_role)
+            .unwrap_or(collaborator)
+            .to_lowercase()
     }
 }

@@ -47,6 +47,20 @@ fn a_pb_auth_result_allows_and_logs_in_with_the_roles_name() {
 }
 
 #[test]
+fn a_role_file_without_a_name_is_quoted_by_the_role_the_host_logs_in_with() {
+    let mut unnamed = role("false");
+    unnamed.as_object_mut().unwrap().remove("name");
+    let verdict = evaluate(&unnamed, &production_claims(AUDIENCE, NOW));
+    let expected = format!(
+        "error executing cel program: CEL role '{}' blocked authorization with boolean false return",
+        testing::VAULT_ROLE
+    );
+    assert_eq!(verdict.reasons.last().unwrap().message, expected);
+    // The role's own name wins: the plugin logs in with it.
+    assert!(denial("false").contains("CEL role 't1'"));
+}
+
+#[test]
 fn every_other_result_denies_with_openbaos_message() {
     let cases = [
         ("false", "error executing cel program: CEL role 't1' blocked authorization with boolean false return"),

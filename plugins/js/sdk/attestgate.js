@@ -17,10 +17,10 @@
 // Module layout: text helpers (Rust's `{:?}` and `trim`), Claims, Report, rules, configuration
 // fields, definePolicy.
 
-import { log as hostLog } from 'attestgate:policy/host@0.2.0';
+import { log as hostLog } from 'attestgate:policy/host@0.3.0';
 
 /** The contract version this SDK builds against: the `package` line of wit/policy.wit. */
-export const CONTRACT_VERSION = '0.2.0';
+export const CONTRACT_VERSION = '0.3.0';
 
 /** `dbgstat` of a production image. */
 export const PRODUCTION_DBGSTAT = 'disabled-since-boot';
@@ -723,6 +723,7 @@ function context(schema, ctx) {
     config: parseConfig(schema, ctx.config),
     verificationTime: ctx.verificationTime,
     verificationSeconds: Number(ctx.verificationTime),
+    vaultRole: ctx.vaultRole,
   };
 }
 
@@ -790,7 +791,9 @@ function checkVerdict(result) {
  * - `audience(ctx)`: the token to mint, `oidc(ctx.config.audience)` or `pki(...)`.
  * - `evaluate(ctx, claims)`: judge the `Claims`; return `report.verdict()` (or the Report).
  *
- * `ctx` is `{collaborator, config, verificationTime (BigInt), verificationSeconds (Number)}`.
+ * `ctx` is `{collaborator, config, verificationTime (BigInt), verificationSeconds (Number),
+ * vaultRole}`: `vaultRole` is the Vault role the host logs in with (the collaborator's configured
+ * `role`), `undefined` when it has no role login.
  * Every failure fails closed: a configuration or claims that do not parse, and an exception in
  * `evaluate`, are a deny whose one failed reason names no claim.
  */

@@ -14,7 +14,7 @@ import { logged } from './host-stub.js';
 
 const AT = 1900000000n;
 const production = readFileSync(new URL('../../../tests/fixtures/golden/claims/production.json', import.meta.url), 'utf8');
-const ctx = (config) => ({ collaborator: 'test', config: JSON.stringify(config), verificationTime: AT });
+const ctx = (config) => ({ collaborator: 'test', config: JSON.stringify(config), verificationTime: AT, vaultRole: 'test-role' });
 
 function refusal(config) {
   try {
@@ -107,6 +107,15 @@ test('the verification time is a BigInt, and also a Number', () => {
   p.evaluate(ctx({}), production);
   assert.equal(seen.verificationTime, AT);
   assert.equal(seen.verificationSeconds, 1900000000);
+});
+
+test('the Vault role the host logs in with reaches the policy', () => {
+  let seen;
+  const p = definePolicy({ audience: () => oidc('a'), evaluate: (c) => { seen = c; return new Report().pass(null, 'ok').verdict(); } });
+  p.evaluate(ctx({}), production);
+  assert.equal(seen.vaultRole, 'test-role');
+  p.evaluate({ ...ctx({}), vaultRole: undefined }, production);
+  assert.equal(seen.vaultRole, undefined);
 });
 
 test('config fields follow serde: defaults, options and nulls', () => {

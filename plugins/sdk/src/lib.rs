@@ -67,7 +67,7 @@ pub use rules::Report;
 
 /// The contract version this SDK builds plugins against: the version on the `package` line of
 /// `wit/policy.wit` (a test keeps the two equal).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Who a call is for, with the collaborator's configuration already parsed.
 #[derive(Debug, Clone)]
@@ -80,6 +80,10 @@ pub struct Context<C> {
     /// so that a decision can be reproduced (`attestgate verify --at`) and tested. In
     /// [`Policy::audience`] it is the current time.
     pub verification_time: UnixSeconds,
+    /// The Vault role the host logs in with unless the verdict names another (the collaborator's
+    /// configured `role`); `None` when the collaborator has no role login. For messages that
+    /// speak Vault's language.
+    pub vault_role: Option<String>,
 }
 
 /// A collaborator's rules.
@@ -151,6 +155,7 @@ pub mod dispatch {
             collaborator: ctx.collaborator,
             config,
             verification_time: ctx.verification_time,
+            vault_role: ctx.vault_role,
         })
     }
 

@@ -50,6 +50,10 @@ use std::cell::RefCell;
 /// The collaborator name the calls here pass in the context.
 pub const COLLABORATOR: &str = "bank-a";
 
+/// The Vault role the calls here pass in the context, as the host passes the collaborator's
+/// configured `role`.
+pub const VAULT_ROLE: &str = "bank-a-role";
+
 /// The container image digest in [`production_claims`].
 pub const IMAGE_DIGEST: &str =
     "sha256:3c5e0d8a6b1f4e2d9c7a8b6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d";
@@ -91,6 +95,7 @@ fn context(config: &Value, verification_time: UnixSeconds) -> wit::Context {
         collaborator: COLLABORATOR.into(),
         config: config.to_string(),
         verification_time,
+        vault_role: Some(VAULT_ROLE.into()),
     }
 }
 

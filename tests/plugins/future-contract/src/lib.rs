@@ -1,4 +1,4 @@
-//! Built against `attestgate:policy@0.3.0`, a contract newer than the host's: the host must refuse
+//! Built against `attestgate:policy@0.4.0`, a contract newer than the host's: the host must refuse
 //! it, naming both versions.
 
 wit_bindgen::generate!({ path: "wit", world: "plugin" });

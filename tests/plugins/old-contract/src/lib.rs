@@ -1,4 +1,4 @@
-//! Built against `attestgate:policy@0.1.0`, the contract before the host's (its WIT verbatim in
+//! Built against `attestgate:policy@0.1.0`, an earlier contract than the host's (its WIT verbatim in
 //! `wit/`): the host must refuse it, naming both versions. It uses what 0.2.0 changed (the
 //! `verification-time` import, an empty reason claim, login as key-value pairs), so a host that
 //! linked it anyway would fail on those instead of saying which version to rebuild against.
