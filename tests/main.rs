@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod agent;
 mod attestation;
 mod cel_role;
 mod cli;

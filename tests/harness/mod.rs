@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod config;
 pub mod exchange;
+pub mod gate;
 pub mod google;
 pub mod launcher;
 pub mod openbao;
@@ -145,4 +146,43 @@ pub fn payload(jwt: &str) -> Value {
             .unwrap()
             .payload,
     )
+}
+
+/// The test venv's Python with `prometheus-client` (pinned and hash-checked in
+/// tests/requirements.txt), installed on first use.
+pub fn python_with_prometheus_client() -> PathBuf {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    let venv = target_dir().join("venv");
+    let python = venv.join("bin/python");
+    INSTALLED.call_once(|| {
+        let present = Command::new(&python)
+            .args(["-c", "import prometheus_client"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if present {
+            return;
+        }
+        if !python.exists() {
+            let status = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap();
+            assert!(status.success(), "python3 -m venv failed");
+        }
+        let status = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--require-hashes",
+                "-r",
+            ])
+            .arg(workspace_root().join("tests/requirements.txt"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "installing tests/requirements.txt failed");
+    });
+    python
 }

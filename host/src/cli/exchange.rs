@@ -128,7 +128,7 @@ pub async fn exchange(args: ExchangeArgs) -> anyhow::Result<Exit> {
 
 /// The program `exec` would run, if it can be found and executed: checked before anything is
 /// delivered, so that a typo does not leave secret files behind.
-fn resolve_program(program: &OsStr) -> Option<PathBuf> {
+pub fn resolve_program(program: &OsStr) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |path: &Path| {
         std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

@@ -7,6 +7,7 @@ macro_rules! out {
     };
 }
 
+mod agent;
 #[cfg(feature = "dev")]
 mod dev;
 mod exchange;
@@ -26,10 +27,10 @@ pub fn write_stdout(line: std::fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(Exit::Ok as i32);
+            std::process::exit(Exit::Ok.code().into());
         }
         eprintln!("error: cannot write to standard output: {error}");
-        std::process::exit(Exit::Operational as i32);
+        std::process::exit(Exit::Operational.code().into());
     }
 }
 
@@ -37,19 +38,34 @@ pub fn write_stdout(line: std::fmt::Arguments<'_>) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Success: the token is valid, the command did its job.
-    Ok = 0,
+    Ok,
     /// The token (or plugin verdict) was examined and rejected.
-    Rejected = 1,
+    Rejected,
     // 2 is clap's exit code for a command-line usage error.
     /// Something needed was unavailable: a file, the launcher, the issuer's keys.
-    Operational = 3,
+    Operational,
     /// A plugin failed: trap, deadline, memory, log limit, bad return, rejected configuration.
-    PluginFailed = 4,
+    PluginFailed,
+    /// `agent -- CMD`: the workload's own exit code.
+    Workload(u8),
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Rejected => 1,
+            Exit::Operational => 3,
+            Exit::PluginFailed => 4,
+            Exit::Workload(code) => code,
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> ExitCode {
-        ExitCode::from(exit as u8)
+        ExitCode::from(exit.code())
     }
 }
 
@@ -73,6 +89,9 @@ enum Command {
     Exchange(exchange::ExchangeArgs),
     /// Run the exchange, then replace this process with CMD, the secrets in its environment.
     Exec(exchange::ExecArgs),
+    /// Keep every collaborator's secrets fresh (renewing, re-exchanging, rewriting files that
+    /// changed) and, with -- CMD, run the workload as a supervised child.
+    Agent(agent::AgentArgs),
     /// Verify a token: RS256 signature against the issuer's keys, iss, aud, exp, nbf and iat.
     Verify(verify::VerifyArgs),
     /// Get and inspect attestation tokens.
@@ -125,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plugin(command) => plugin::run(command).await,
         Command::Exchange(args) => exchange::exchange(args).await,
         Command::Exec(args) => exchange::exec(args).await,
+        Command::Agent(args) => agent::run(args).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

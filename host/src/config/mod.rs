@@ -6,11 +6,15 @@
 //! a misspelled key must never be silently ignored the way Vault ignores `claims_mappings`.
 //! Relative paths resolve against the configuration file's directory.
 
+mod agent;
 mod delivery;
 mod files;
 mod schema;
 mod validate;
 
+pub use agent::{
+    AgentConfig, CollaboratorAgentConfig, OnChange, OnRevoke, RenewBefore, WorkloadSignal,
+};
 pub use delivery::{env_prefix_of, normalise_lexically, refused_variable, DeliveryConfig};
 pub use schema::{
     AttestationConfig, CollaboratorConfig, ExchangeConfig, GoogleConfig, KmsConfig, LoginRoute,
@@ -40,6 +44,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// `[plugins]`.
     pub plugins: PluginsConfig,
+    /// `[agent]`: used by `attestgate agent` only.
+    pub agent: AgentConfig,
     /// `[[collaborator]]`, in file order; audiences defaulted and routes built.
     pub collaborators: Vec<CollaboratorConfig>,
     /// Each collaborator's plugin configuration as JSON, in collaborator order.
@@ -177,6 +183,7 @@ impl Config {
             network: raw.network,
             delivery: raw.delivery,
             plugins: raw.plugins,
+            agent: raw.agent,
             collaborators: raw.collaborators,
             plugin_configs: Vec::new(),
         };

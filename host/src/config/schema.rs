@@ -1,6 +1,7 @@
 //! The configuration file's shape: every section and key, with its default. Plain data; the
 //! rules live in `validate`, path resolution in `files`.
 
+use super::agent::{AgentConfig, CollaboratorAgentConfig};
 use super::delivery::DeliveryConfig;
 use crate::attestation::{
     JwksCache, KeyCacheOptions, KeySource, PkiRoot, Verifier, VerifyPolicy,
@@ -338,6 +339,10 @@ pub struct SecretConfig {
     pub file: Option<PathBuf>,
     /// Deliver in this environment variable to `attestgate exec`.
     pub env: Option<String>,
+    /// Request the secret with a write carrying these parameters instead of a read, as engines
+    /// that issue a new secret per request require (PKI's `pki/issue/<role>`, say).
+    #[serde(default)]
+    pub write: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The KMS route: the collaborator's VAULT_TOKEN, encrypted with its Cloud KMS key, unwrapped in
@@ -405,6 +410,10 @@ pub struct CollaboratorConfig {
     /// `[[collaborator.secret]]`: the secrets to read once logged in (none by default).
     #[serde(default, rename = "secret")]
     pub secrets: Vec<SecretConfig>,
+    /// `[collaborator.agent]`: what `attestgate agent` does when its secrets change or are
+    /// revoked.
+    #[serde(default)]
+    pub agent: CollaboratorAgentConfig,
     /// How the collaborator's secrets are reached, built once the configuration validated.
     #[serde(skip)]
     pub route: LoginRoute,
@@ -456,6 +465,8 @@ pub(super) struct RawConfig {
     pub(super) delivery: DeliveryConfig,
     #[serde(default)]
     pub(super) plugins: PluginsConfig,
+    #[serde(default)]
+    pub(super) agent: AgentConfig,
     #[serde(default, rename = "collaborator")]
     pub(super) collaborators: Vec<CollaboratorConfig>,
 }

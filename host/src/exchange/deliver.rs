@@ -1,9 +1,11 @@
 //! Handing released secrets to the workload: files written atomically, JSON, or environment
 //! variables for `attestgate exec`.
 
-use super::report::ExchangeReport;
+use super::report::{ExchangeReport, Released};
 use super::secure_dir::{SecureDir, UnsafeDir};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -120,25 +122,102 @@ struct Staged {
     temp: OsString,
 }
 
-fn files(report: &ExchangeReport) -> Vec<(String, PathBuf, Zeroizing<String>)> {
+type SecretFile = (String, PathBuf, Zeroizing<String>);
+
+/// One collaborator's secret files: each secret with `file`, and a kept token with `token_file`.
+fn files_of(name: &str, released: &Released) -> Vec<SecretFile> {
     let mut files = Vec::new();
-    for (name, released) in report.released() {
-        for secret in &released.secrets {
-            if let Some(path) = &secret.secret.file {
-                files.push((name.to_owned(), path.clone(), secret.value.to_text()));
-            }
+    for secret in &released.secrets {
+        if let Some(path) = &secret.secret.file {
+            files.push((name.to_owned(), path.clone(), secret.value.to_text()));
         }
-        if let Some(kept) = &released.vault_token {
-            if let Some(path) = &kept.file {
-                files.push((
-                    name.to_owned(),
-                    path.clone(),
-                    Zeroizing::new(kept.token.expose().to_owned()),
-                ));
-            }
+    }
+    if let Some(kept) = &released.vault_token {
+        if let Some(path) = &kept.file {
+            files.push((
+                name.to_owned(),
+                path.clone(),
+                Zeroizing::new(kept.token.expose().to_owned()),
+            ));
         }
     }
     files
+}
+
+fn files(report: &ExchangeReport) -> Vec<SecretFile> {
+    report
+        .released()
+        .flat_map(|(name, released)| files_of(name, released))
+        .collect()
+}
+
+/// The SHA-256 of each secret file's content, by path: what [`deliver_changed`] compares with to
+/// rewrite only what changed. A digest, so the content itself is not kept twice.
+pub type FileDigests = BTreeMap<PathBuf, [u8; 32]>;
+
+/// The digests of the files `released` delivers.
+pub fn file_digests(name: &str, released: &Released) -> FileDigests {
+    files_of(name, released)
+        .into_iter()
+        .map(|(_, path, contents)| (path, Sha256::digest(contents.as_bytes()).into()))
+        .collect()
+}
+
+/// The digests of what is at `paths` now (a path with no readable regular file has none), read
+/// through the same symlink-refusing directories as delivery: so a restarted agent rewrites
+/// only what changed while it was away.
+pub fn digests_on_disk<'a>(
+    paths: impl IntoIterator<Item = &'a PathBuf>,
+    root: &Path,
+) -> FileDigests {
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let dir = SecureDir::open(path.parent()?, root).ok()?;
+            let contents = Zeroizing::new(dir.read(path.file_name()?).ok()?);
+            Some((path.clone(), Sha256::digest(contents.as_slice()).into()))
+        })
+        .collect()
+}
+
+/// Rewrites the secret files whose content differs from `digests` (which is brought up to
+/// date), all or none of them, each atomically by rename; files that did not change are not
+/// touched. Returns the paths rewritten.
+pub fn deliver_changed<'a>(
+    released: impl IntoIterator<Item = (&'a str, &'a Released)>,
+    root: &Path,
+    digests: &mut FileDigests,
+) -> Result<Vec<PathBuf>, DeliveryError> {
+    let mut changed = Vec::new();
+    let mut fresh = FileDigests::new();
+    for (name, released) in released {
+        for (collaborator, path, contents) in files_of(name, released) {
+            let digest: [u8; 32] = Sha256::digest(contents.as_bytes()).into();
+            if digests.get(&path) != Some(&digest) {
+                changed.push((collaborator, path.clone(), contents));
+            }
+            fresh.insert(path, digest);
+        }
+    }
+    let paths: Vec<PathBuf> = changed.iter().map(|(_, path, _)| path.clone()).collect();
+    if !changed.is_empty() {
+        place(changed, root)?.commit();
+    }
+    digests.extend(fresh);
+    Ok(paths)
+}
+
+/// Removes secret files (a collaborator whose access was revoked, or an agent that stops);
+/// directories are opened as for writing, so a symlink swapped in is not followed.
+pub fn remove_files<'a>(paths: impl IntoIterator<Item = &'a PathBuf>, root: &Path) {
+    for path in paths {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            continue;
+        };
+        if let Ok(dir) = SecureDir::open(parent, root) {
+            dir.remove(name);
+        }
+    }
 }
 
 /// Writes every secret file under the delivery `root` (mode 0600; missing directories are created
@@ -146,6 +225,10 @@ fn files(report: &ExchangeReport) -> Vec<(String, PathBuf, Zeroizing<String>)> {
 /// files are staged first and renamed into place only when every one was written; a failure puts
 /// back what was there and leaves no secret file behind. Leftovers of a crashed run are removed.
 pub fn deliver_files(report: &ExchangeReport, root: &Path) -> Result<Delivery, DeliveryError> {
+    place(files(report), root)
+}
+
+fn place(files: Vec<SecretFile>, root: &Path) -> Result<Delivery, DeliveryError> {
     // Configuration validation made every path absolute, lexically normal and under `root`, and
     // refused two secrets sharing one.
     let mut dirs: Vec<Rc<SecureDir>> = Vec::new();
@@ -155,7 +238,7 @@ pub fn deliver_files(report: &ExchangeReport, root: &Path) -> Result<Delivery, D
             s.dir.remove(&s.temp);
         }
     };
-    for (collaborator, path, contents) in files(report) {
+    for (collaborator, path, contents) in files {
         let fail = |cause: DeliveryCause| DeliveryError {
             collaborator: collaborator.clone(),
             path: path.clone(),
@@ -267,24 +350,34 @@ pub fn environment(
 ) -> Result<Vec<(String, Zeroizing<String>)>, EnvironmentError> {
     let mut env = Vec::new();
     for (collaborator, released) in report.released() {
-        let values = released
-            .secrets
-            .iter()
-            .filter_map(|s| s.secret.env.as_ref().map(|var| (var, s.value.to_text())))
-            .chain(released.vault_token.iter().filter_map(|kept| {
-                kept.env
-                    .as_ref()
-                    .map(|var| (var, Zeroizing::new(kept.token.expose().to_owned())))
-            }));
-        for (variable, value) in values {
-            if value.as_bytes().contains(&0) {
-                return Err(EnvironmentError {
-                    collaborator: collaborator.to_owned(),
-                    variable: variable.clone(),
-                });
-            }
-            env.push((variable.clone(), value));
+        env.extend(environment_of(collaborator, released)?);
+    }
+    Ok(env)
+}
+
+/// One collaborator's environment variables, as [`environment`] hands them over.
+pub fn environment_of(
+    collaborator: &str,
+    released: &Released,
+) -> Result<Vec<(String, Zeroizing<String>)>, EnvironmentError> {
+    let values = released
+        .secrets
+        .iter()
+        .filter_map(|s| s.secret.env.as_ref().map(|var| (var, s.value.to_text())))
+        .chain(released.vault_token.iter().filter_map(|kept| {
+            kept.env
+                .as_ref()
+                .map(|var| (var, Zeroizing::new(kept.token.expose().to_owned())))
+        }));
+    let mut env = Vec::new();
+    for (variable, value) in values {
+        if value.as_bytes().contains(&0) {
+            return Err(EnvironmentError {
+                collaborator: collaborator.to_owned(),
+                variable: variable.clone(),
+            });
         }
+        env.push((variable.clone(), value));
     }
     Ok(env)
 }

@@ -7,6 +7,7 @@ use super::error::{Step, StepCause, StepError};
 use crate::attestation::{TokenRequest, VerifiedToken, Verifier};
 use crate::plugin::{CollaboratorPolicy, Verdict};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The token request the collaborator's plugin selects, held to the declared audience.
 ///
@@ -39,6 +40,10 @@ pub struct Judged {
     pub verified: VerifiedToken,
     /// The plugin's verdict: always an allow (a deny is a [`StepCause::Denied`] error).
     pub verdict: Verdict,
+    /// How long verification took.
+    pub verify_time: Duration,
+    /// How long the plugin's evaluation took, its instance included.
+    pub policy_time: Duration,
 }
 
 /// Verifies `token` for `audience` as of `at` (Unix seconds) and has the plugin judge its
@@ -52,12 +57,15 @@ pub async fn verify_and_judge(
     at: i64,
 ) -> Result<Judged, StepError> {
     let name = policy.collaborator();
+    let started = Instant::now();
     let verified = verifier
         .verify_at(token, audience, at)
         .await
         .map_err(|e| StepError::new(name, Step::VerifyToken, StepCause::Verify(e)))?;
+    let verify_time = started.elapsed();
     let fail = |cause| StepError::new(name, Step::Policy, cause);
     let task = policy.clone();
+    let started = Instant::now();
     let (verified, decision) = tokio::task::spawn_blocking(move || {
         let decision = task.evaluate(&verified.payload_json, at);
         (verified, decision)
@@ -71,5 +79,7 @@ pub async fn verify_and_judge(
     Ok(Judged {
         verified,
         verdict: decision.verdict,
+        verify_time,
+        policy_time: started.elapsed(),
     })
 }

@@ -19,13 +19,14 @@ mod secrets;
 mod secure_dir;
 
 pub use deliver::{
-    deliver_files, environment, json_output, Delivered, Delivery, DeliveryCause, DeliveryError,
-    EnvironmentError,
+    deliver_changed, deliver_files, digests_on_disk, environment, environment_of, file_digests,
+    json_output, remove_files, Delivered, Delivery, DeliveryCause, DeliveryError, EnvironmentError,
+    FileDigests,
 };
 pub use error::{PrepareError, SecretShapeError, SetupError, Step, StepCause, StepError};
 pub use judge::{select_audience, verify_and_judge, Judged};
-pub use report::{ExchangeReport, Outcome, Released, Route};
-pub use secrets::{KeptToken, ReleasedSecret, SecretValue};
+pub use report::{ExchangeReport, HeldToken, Outcome, Released, Route, TokenLease, TokenUse};
+pub use secrets::{KeptToken, ReleasedSecret, SecretLease, SecretValue};
 pub use secure_dir::UnsafeDir;
 
 use crate::attestation::unix_now;
@@ -34,7 +35,7 @@ use crate::attestation::{Jwt, LauncherClient, Verifier};
 use crate::config::{CollaboratorConfig, Config, LoginRoute, TokenSourceKind, VaultConfig};
 use crate::kms::KmsClient;
 use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Verdict};
-use crate::vault::{RetryPolicy, VaultClient};
+use crate::vault::{RetryPolicy, VaultClient, VaultError, VaultToken};
 use route::{login_with_jwt, unwrap_with_kms, Connection, VaultAccess};
 use secrets::read_secrets;
 use std::sync::Arc;
@@ -122,23 +123,91 @@ impl Exchange {
 
     /// Runs every collaborator concurrently, each under its own deadline, and reports them all.
     pub async fn run(&self) -> ExchangeReport {
-        let runs = self.collaborators.iter().map(|collaborator| async move {
-            let name = collaborator.config.name.clone();
-            let result = self.run_one(collaborator).await;
-            match &result {
-                Ok(released) => tracing::info!(
-                    collaborator = %name,
-                    secrets = released.secrets.len(),
-                    duration_ms = released.duration.as_millis() as u64,
-                    "collaborator released its secrets"
-                ),
-                Err(error) => tracing::warn!(collaborator = %name, step = %error.step, "exchange failed: {}", crate::errors::error_chain(&error.cause)),
-            }
-            Outcome { collaborator: name, result }
-        });
+        let runs = (0..self.collaborators.len())
+            .map(|index| self.run_collaborator(index, TokenUse::RevokeAfterRead));
         ExchangeReport {
             outcomes: futures::future::join_all(runs).await,
         }
+    }
+
+    /// The collaborators' configurations, in order: `index` in the calls below.
+    pub fn collaborators(&self) -> impl Iterator<Item = &CollaboratorConfig> {
+        self.collaborators.iter().map(|c| &c.config)
+    }
+
+    /// Runs one collaborator's exchange under its deadline (the agent runs each on its own
+    /// schedule); `token_use` says whether its Vault token is revoked or handed back.
+    ///
+    /// # Panics
+    /// If `index` is not a collaborator's.
+    pub async fn run_collaborator(&self, index: usize, token_use: TokenUse) -> Outcome {
+        let collaborator = &self.collaborators[index];
+        let name = collaborator.config.name.clone();
+        let result = self.run_one(collaborator, token_use).await;
+        match &result {
+            Ok(released) => tracing::info!(
+                collaborator = %name,
+                secrets = released.secrets.len(),
+                duration_ms = released.duration.as_millis() as u64,
+                "collaborator released its secrets"
+            ),
+            Err(error) => {
+                tracing::warn!(collaborator = %name, step = %error.step, "exchange failed: {}", crate::errors::error_chain(&error.cause))
+            }
+        }
+        Outcome {
+            collaborator: name,
+            result,
+        }
+    }
+
+    /// `renew-self` with a token collaborator `index`'s exchange handed back: its new TTL.
+    pub async fn renew_token(
+        &self,
+        index: usize,
+        token: &VaultToken,
+    ) -> Result<Duration, VaultError> {
+        self.vault_of(index)?.renew_self(token).await
+    }
+
+    /// Renews a lease of a secret collaborator `index`'s exchange read with `token`.
+    pub async fn renew_lease(
+        &self,
+        index: usize,
+        token: &VaultToken,
+        lease: &SecretLease,
+    ) -> Result<Duration, VaultError> {
+        self.vault_of(index)?.renew_lease(token, &lease.id).await
+    }
+
+    /// Revokes a token collaborator `index`'s exchange handed back (and with it the leases of
+    /// what it read), within a bounded time; a failure is logged, since the token still expires.
+    pub async fn revoke_held(&self, index: usize, held: HeldToken) {
+        let name = &self.collaborators[index].config.name;
+        let Some(vault) = self.collaborators[index].connection.vault() else {
+            return;
+        };
+        if !held.revocable {
+            return;
+        }
+        match tokio::time::timeout(REVOKE_TIMEOUT, vault.revoke_self(&held.token)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(collaborator = %name, step = %Step::Revoke, "could not revoke a replaced Vault token: {e}")
+            }
+            Err(_) => {
+                tracing::warn!(collaborator = %name, step = %Step::Revoke, "Vault did not confirm revoking a replaced token within {} s", REVOKE_TIMEOUT.as_secs())
+            }
+        }
+    }
+
+    fn vault_of(&self, index: usize) -> Result<&VaultClient, VaultError> {
+        self.collaborators[index]
+            .connection
+            .vault()
+            .ok_or(VaultError::Settings(
+                crate::vault::VaultSettingsError::NoAddress,
+            ))
     }
 
     /// `future`, unless the collaborator's deadline passes first.
@@ -163,12 +232,21 @@ impl Exchange {
     /// to finish so that its token can be revoked, and the revocation, which runs whatever
     /// happened before it, the deadline included: a Vault token obtained by login is never left
     /// behind alive because a read (or the login itself) was slow.
-    async fn run_one(&self, collaborator: &Collaborator) -> Result<Released, StepError> {
+    async fn run_one(
+        &self,
+        collaborator: &Collaborator,
+        token_use: TokenUse,
+    ) -> Result<Released, StepError> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.deadline;
         let name = &collaborator.config.name;
+        let mut steps = Vec::new();
         let authorised = self
-            .before_deadline(deadline, name, self.authorise(collaborator, started))
+            .before_deadline(
+                deadline,
+                name,
+                self.authorise(collaborator, started, &mut steps),
+            )
             .await?;
         let (audience, access, vault, vault_config) = match authorised {
             Authorised::PolicyOnly(released) => return Ok(released),
@@ -189,10 +267,13 @@ impl Exchange {
                 // hold it to revoke it. The login's retries stop at 0.8 of the deadline and each
                 // attempt has its own timeout; a late token is revoked below, as the read then
                 // finds the deadline passed.
+                let login_started = Instant::now();
                 let access = login_with_jwt(name, vault, vault_config, &verdict, jwt).await?;
+                steps.push((Step::VaultLogin, login_started.elapsed()));
                 (audience, access, vault, vault_config)
             }
         };
+        let read_started = Instant::now();
         let read = self
             .before_deadline(
                 deadline,
@@ -200,7 +281,9 @@ impl Exchange {
                 read_secrets(vault, &access.token, &collaborator.config.secrets, name),
             )
             .await;
-        let keep = vault_config.keeps_token() && read.is_ok();
+        steps.push((Step::ReadSecret, read_started.elapsed()));
+        let deliver_token = vault_config.keeps_token() && read.is_ok();
+        let keep = read.is_ok() && (deliver_token || token_use == TokenUse::Hold);
         // A token from the KMS route is the collaborator's own and meant to be used again, and
         // batch tokens cannot be revoked (Vault answers 400): both simply keep their TTL.
         if !keep && access.revocable {
@@ -220,11 +303,17 @@ impl Exchange {
             route: access.route,
             policies: access.policies,
             secrets: read?,
-            vault_token: keep.then(|| KeptToken {
-                token: access.token,
+            vault_token: deliver_token.then(|| KeptToken {
+                token: access.token.clone(),
                 file: vault_config.token_file.clone(),
                 env: vault_config.token_env.clone(),
             }),
+            token_lease: Some(access.lease),
+            held_token: (token_use == TokenUse::Hold).then_some(HeldToken {
+                token: access.token,
+                revocable: access.revocable,
+            }),
+            steps,
             duration: started.elapsed(),
         })
     }
@@ -234,10 +323,18 @@ impl Exchange {
         &self,
         collaborator: &'a Collaborator,
         started: Instant,
+        steps: &mut Vec<(Step, Duration)>,
     ) -> Result<Authorised<'a>, StepError> {
         let name = &collaborator.config.name;
+        let token_started = Instant::now();
         let (jwt, audience) = self.token_for(collaborator).await?;
-        let Judged { verdict, .. } = verify_and_judge(
+        steps.push((Step::GetToken, token_started.elapsed()));
+        let Judged {
+            verdict,
+            verify_time,
+            policy_time,
+            ..
+        } = verify_and_judge(
             &collaborator.policy,
             &self.verifier,
             jwt.expose(),
@@ -245,6 +342,8 @@ impl Exchange {
             unix_now(),
         )
         .await?;
+        steps.push((Step::VerifyToken, verify_time));
+        steps.push((Step::Policy, policy_time));
 
         match &collaborator.connection {
             Connection::PolicyOnly => Ok(Authorised::PolicyOnly(Released {
@@ -253,6 +352,9 @@ impl Exchange {
                 policies: Vec::new(),
                 secrets: Vec::new(),
                 vault_token: None,
+                token_lease: None,
+                held_token: None,
+                steps: steps.clone(),
                 duration: started.elapsed(),
             })),
             Connection::Kms { vault, config, kms } => Ok(Authorised::Unwrapped {

@@ -1,8 +1,9 @@
 //! What an exchange produced, per collaborator: what it released, or where and why it failed.
 
-use super::error::StepError;
+use super::error::{Step, StepError};
 use super::secrets::{KeptToken, ReleasedSecret};
 use crate::config::RoleKind;
+use crate::vault::VaultToken;
 use std::fmt;
 use std::time::Duration;
 
@@ -52,8 +53,44 @@ pub struct Released {
     pub secrets: Vec<ReleasedSecret>,
     /// Present when the configuration keeps the token (keep_token, token_file, token_env).
     pub vault_token: Option<KeptToken>,
+    /// The Vault token's TTL when it was obtained, and whether it can be renewed; `None` without
+    /// a Vault.
+    pub token_lease: Option<TokenLease>,
+    /// With [`TokenUse::Hold`]: the token, which the caller renews and finally revokes.
+    pub held_token: Option<HeldToken>,
+    /// How long each step took, in order (the agent's latency histograms).
+    pub steps: Vec<(Step, Duration)>,
     /// Wall time of this collaborator's exchange.
     pub duration: Duration,
+}
+
+/// A Vault token's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLease {
+    /// Its TTL when it was obtained (0: it does not expire, such as a root token).
+    pub ttl: Duration,
+    /// Whether `renew-self` may extend it.
+    pub renewable: bool,
+}
+
+/// What happens to the Vault token a collaborator's exchange obtained, once its secrets are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// Revoked at once (the one-shot exchange), unless the configuration keeps it (`keep_token`,
+    /// `token_file`, `token_env`). Revoking a token also revokes the leases of what it read.
+    RevokeAfterRead,
+    /// Handed back in [`Released::held_token`]: the agent keeps it alive while the secrets read
+    /// with it are in use, and revokes it when they are replaced or the agent stops.
+    Hold,
+}
+
+/// A Vault token held for the secrets read with it.
+#[derive(Debug)]
+pub struct HeldToken {
+    /// The token.
+    pub token: VaultToken,
+    /// False for the KMS route's token (the collaborator's own) and batch tokens: never revoked.
+    pub revocable: bool,
 }
 
 /// One collaborator's result.

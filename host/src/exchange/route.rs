@@ -3,7 +3,7 @@
 //! VAULT_TOKEN unwrapped from Cloud KMS (checked with lookup-self before use).
 
 use super::error::{Step, StepCause, StepError};
-use super::report::Route;
+use super::report::{Route, TokenLease};
 use crate::attestation::Jwt;
 use crate::config::VaultConfig;
 use crate::kms::KmsClient;
@@ -45,6 +45,7 @@ pub(super) struct VaultAccess {
     /// False for batch tokens (Vault refuses to revoke them) and for the KMS route's token
     /// (the collaborator's own, meant to be used again).
     pub(super) revocable: bool,
+    pub(super) lease: TokenLease,
 }
 
 /// JWT login at the collaborator's Vault with the role the plugin chose (or the configured one).
@@ -77,6 +78,10 @@ pub(super) async fn login_with_jwt(
     };
     Ok(VaultAccess {
         revocable: !login.is_batch,
+        lease: TokenLease {
+            ttl: std::time::Duration::from_secs(login.lease_duration),
+            renewable: login.renewable,
+        },
         token: login.token,
         route: Route::JwtLogin {
             role,
@@ -120,5 +125,9 @@ pub(super) async fn unwrap_with_kms(
         route: Route::Kms,
         policies,
         revocable: false,
+        lease: TokenLease {
+            ttl: std::time::Duration::from_secs(data["ttl"].as_u64().unwrap_or(0)),
+            renewable: data["renewable"].as_bool().unwrap_or(false),
+        },
     })
 }

@@ -55,6 +55,42 @@ pub struct ReleasedSecret {
     pub secret: SecretConfig,
     /// The value.
     pub value: SecretValue,
+    /// Its lease, when Vault gave it one (a dynamic secret; a KV secret has none).
+    pub lease: Option<SecretLease>,
+}
+
+/// A dynamic secret's lease. The id is not a credential, but it is only ever sent back to the
+/// Vault that issued it, with the token that read the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretLease {
+    /// `lease_id`, as Vault returned it.
+    pub id: String,
+    /// `lease_duration`: how long the secret is valid from when it was read.
+    pub duration: std::time::Duration,
+    /// Whether `sys/leases/renew` may extend it.
+    pub renewable: bool,
+}
+
+impl SecretLease {
+    /// The lease in a read response: `lease_id` set and `lease_duration` positive.
+    fn of(response: &Value) -> Option<SecretLease> {
+        let id = response
+            .get("lease_id")?
+            .as_str()
+            .filter(|id| !id.is_empty())?;
+        let seconds = response
+            .get("lease_duration")?
+            .as_u64()
+            .filter(|s| *s > 0)?;
+        Some(SecretLease {
+            id: id.to_owned(),
+            duration: std::time::Duration::from_secs(seconds),
+            renewable: response
+                .get("renewable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
 }
 
 /// Reads every configured secret with `token`; the first failure stops and names the path.
@@ -67,16 +103,22 @@ pub(super) async fn read_secrets(
     let fail = |cause| StepError::new(collaborator, Step::ReadSecret, cause);
     let mut released = Vec::new();
     for secret in secrets {
-        let response = vault.read(token, &secret.path).await.map_err(|source| {
+        let response = match &secret.write {
+            Some(parameters) => vault.write(token, &secret.path, parameters).await,
+            None => vault.read(token, &secret.path).await,
+        };
+        let response = response.map_err(|source| {
             fail(StepCause::Read {
                 path: secret.path.clone(),
                 source,
             })
         })?;
+        let lease = SecretLease::of(&response);
         let value = extract(response, secret).map_err(|e| fail(StepCause::Secret(e)))?;
         released.push(ReleasedSecret {
             secret: secret.clone(),
             value,
+            lease,
         });
     }
     Ok(released)
@@ -125,6 +167,7 @@ mod tests {
             field: field.map(str::to_owned),
             file: None,
             env: Some("BANK_A_DB".into()),
+            write: None,
         }
     }
 

@@ -170,6 +170,24 @@ impl SecureDir {
         Ok(rustix::fs::renameat(&self.fd, from, &self.fd, to)?)
     }
 
+    /// Reads the regular file `name` (not through a symlink).
+    pub(super) fn read(&self, name: &OsStr) -> std::io::Result<Vec<u8>> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            // NONBLOCK: a FIFO put in place of a secret file must not hang the agent.
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )?;
+        let mut file = std::fs::File::from(fd);
+        if !file.metadata()?.is_file() {
+            return Err(std::io::ErrorKind::InvalidInput.into());
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes)?;
+        Ok(bytes)
+    }
+
     /// Removes `name`, if it is there; failures are of no consequence to the caller.
     pub(super) fn remove(&self, name: &OsStr) {
         let _ = rustix::fs::unlinkat(&self.fd, name, AtFlags::empty());

@@ -299,6 +299,24 @@ impl VaultClient {
             .await
     }
 
+    /// A logical write that returns a secret (PKI's `issue`, say): `parameters` as the JSON body.
+    pub async fn write(
+        &self,
+        token: &VaultToken,
+        path: &str,
+        parameters: &serde_json::Map<String, Value>,
+    ) -> Result<Value, VaultError> {
+        let body = Value::Object(parameters.clone()).to_string();
+        self.call(
+            Method::POST,
+            path.trim_matches('/'),
+            Some(token),
+            Some(&body),
+            &[],
+        )
+        .await
+    }
+
     /// `GET auth/token/lookup-self`.
     pub async fn lookup_self(&self, token: &VaultToken) -> Result<Value, VaultError> {
         self.call(
@@ -322,6 +340,48 @@ impl VaultClient {
         )
         .await
         .map(|_| ())
+    }
+
+    /// `POST auth/token/renew-self`: the token's TTL from now on, as Vault granted it (it may be
+    /// shorter than asked, or capped by the role's maximum).
+    pub async fn renew_self(&self, token: &VaultToken) -> Result<Duration, VaultError> {
+        const PATH: &str = "auth/token/renew-self";
+        let mut response = self
+            .call(Method::POST, PATH, Some(token), Some("{}"), &[])
+            .await?;
+        let ttl = response
+            .get("auth")
+            .and_then(|auth| auth.get("lease_duration"))
+            .and_then(Value::as_u64);
+        super::wipe::wipe(&mut response);
+        ttl.map(Duration::from_secs)
+            .ok_or_else(|| VaultError::Protocol {
+                address: self.addresses[0].clone(),
+                path: PATH.into(),
+                source: UnexpectedResponse::NoAuth,
+            })
+    }
+
+    /// `PUT sys/leases/renew` for `lease_id`: the lease's duration from now on.
+    pub async fn renew_lease(
+        &self,
+        token: &VaultToken,
+        lease_id: &str,
+    ) -> Result<Duration, VaultError> {
+        const PATH: &str = "sys/leases/renew";
+        let body = serde_json::json!({ "lease_id": lease_id }).to_string();
+        let response = self
+            .call(Method::PUT, PATH, Some(token), Some(&body), &[])
+            .await?;
+        response
+            .get("lease_duration")
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+            .ok_or_else(|| VaultError::Protocol {
+                address: self.addresses[0].clone(),
+                path: PATH.into(),
+                source: UnexpectedResponse::NoLease,
+            })
     }
 
     /// One request, retried as the policy says. `body_secrets` are the credentials in `body`:
@@ -468,6 +528,8 @@ impl VaultClient {
             address: address.to_owned(),
             method: if *method == Method::GET {
                 "GET"
+            } else if *method == Method::PUT {
+                "PUT"
             } else {
                 "POST"
             },

@@ -14,7 +14,7 @@ pub enum VaultError {
     Denied {
         /// The address that answered.
         address: String,
-        /// `GET` or `POST`.
+        /// `GET`, `PUT` or `POST`.
         method: &'static str,
         /// The API path, after `/v1/`.
         path: String,
@@ -141,6 +141,17 @@ pub enum UnexpectedResponse {
     /// A login response whose `auth` has no `client_token`.
     #[error("the login response has no client_token")]
     NoClientToken,
+    /// A lease renewal response without `lease_duration`.
+    #[error("the lease renewal response has no lease_duration")]
+    NoLease,
+}
+
+impl VaultError {
+    /// Whether Vault itself refused (a 4xx: the token, role or policy no longer allows this), as
+    /// opposed to not answering. A refusal is not retried in a loop: it calls for a new login.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, VaultError::Denied { .. })
+    }
 }
 
 #[cfg(test)]

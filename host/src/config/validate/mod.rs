@@ -436,6 +436,57 @@ impl Config {
                 });
             }
         }
+        let agent = &self.agent;
+        const DAY: Duration = Duration::from_secs(86_400);
+        for (key, value, min, max) in [
+            ("agent.refresh", agent.refresh, Duration::from_secs(1), DAY),
+            (
+                "agent.backoff_min",
+                agent.backoff_min,
+                Duration::from_millis(10),
+                MAX,
+            ),
+            (
+                "agent.backoff_max",
+                agent.backoff_max,
+                Duration::from_millis(10),
+                MAX,
+            ),
+            (
+                "agent.restart_debounce",
+                agent.restart_debounce,
+                Duration::ZERO,
+                Duration::from_secs(60),
+            ),
+            (
+                "agent.stop_timeout",
+                agent.stop_timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(600),
+            ),
+        ] {
+            if value < min || value > max {
+                problems.push(Problem {
+                    key: key.into(),
+                    message: format!(
+                        "{} is outside {}..={}",
+                        humantime::format_duration(value),
+                        humantime::format_duration(min),
+                        humantime::format_duration(max)
+                    ),
+                });
+            }
+        }
+        if agent.backoff_min > agent.backoff_max {
+            problems.push(Problem {
+                key: "agent.backoff_min".into(),
+                message: format!(
+                    "{} is longer than backoff_max ({})",
+                    humantime::format_duration(agent.backoff_min),
+                    humantime::format_duration(agent.backoff_max)
+                ),
+            });
+        }
     }
 
     /// Tokens and secrets travel over TLS unless the operator allows plain HTTP, and the KMS

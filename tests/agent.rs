@@ -1,0 +1,573 @@
+//! `attestgate agent` against real OpenBao servers and the dev launcher: secrets kept fresh,
+//! tokens replaced before they expire, failures backed off and isolated, access withdrawn,
+//! reloads, and the supervised workload.
+
+use crate::harness::config::{Collaborator, ConfigBuilder, Secret, Vault};
+use crate::harness::gate::Gate;
+use crate::harness::launcher::TestLauncher;
+use crate::harness::openbao::{OpenBao, OpenBaoOptions};
+use crate::harness::{corrected_role, payload, wait_for};
+use attestgate::agent::{AgentExit, AgentOptions, Control};
+use attestgate::config::WorkloadSignal;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+const GENEROUS: Duration = Duration::from_secs(60);
+
+fn audience(name: &str) -> String {
+    format!("https://vault.{name}.example")
+}
+
+/// The corrected seed role for `name`'s audience, with short-lived tokens.
+fn role(name: &str, ttl_seconds: u64) -> Value {
+    let mut role = corrected_role();
+    role["bound_audiences"] = json!([audience(name)]);
+    role["token_ttl"] = json!(ttl_seconds);
+    role["token_explicit_max_ttl"] = json!(ttl_seconds);
+    role
+}
+
+/// An OpenBao for `name` whose `kv/data/message` holds `{foo: value}`.
+async fn vault_for(launcher: &TestLauncher, name: &str, value: &str, ttl: u64) -> OpenBao {
+    let bao = OpenBao::start_with(OpenBaoOptions {
+        audit: true,
+        ..Default::default()
+    })
+    .await;
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        name,
+        role(name, ttl),
+        &[("message", json!({"foo": value}))],
+    )
+    .await;
+    bao
+}
+
+/// `name`, judged by its role's own rules, releasing `foo` as a file (and as `env`).
+fn collaborator(name: &str, vault: Vault, out: &Path, ttl: u64) -> Collaborator {
+    Collaborator::bound_claims(name, role(name, ttl))
+        .vault(vault.role(name))
+        .secret(
+            Secret::at("kv/data/message")
+                .field("foo")
+                .file(&out.join(name).join("foo"))
+                .env(&format!("{}_FOO", name.to_uppercase().replace('-', "_"))),
+        )
+}
+
+fn config(dir: &Path, launcher: &TestLauncher) -> ConfigBuilder {
+    ConfigBuilder::local(dir, launcher.info())
+        .delivery_root(&dir.join("out"))
+        .agent("backoff_min", "200ms")
+        .agent("backoff_max", "1s")
+        .agent("listen", "127.0.0.1:0")
+}
+
+/// An agent running in this process, stopped on drop.
+struct RunningAgent {
+    control: mpsc::Sender<Control>,
+    task: Option<tokio::task::JoinHandle<Result<AgentExit, attestgate::agent::AgentError>>>,
+    health: Option<SocketAddr>,
+    http: reqwest::Client,
+}
+
+impl RunningAgent {
+    async fn start(config: PathBuf) -> RunningAgent {
+        let (control, controls) = mpsc::channel(4);
+        let (ready, bound) = oneshot::channel();
+        let options = AgentOptions {
+            config,
+            once: false,
+            workload: None,
+        };
+        let task = tokio::spawn(attestgate::agent::run(options, controls, Some(ready)));
+        let health = tokio::time::timeout(GENEROUS, bound)
+            .await
+            .expect("the first delivery within a minute")
+            .expect("the agent started");
+        RunningAgent {
+            control,
+            task: Some(task),
+            health,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let address = self.health.expect("[agent] listen is set");
+        let response = self
+            .http
+            .get(format!("http://{address}{path}"))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn health(&self) -> (u16, Value) {
+        let (status, body) = self.get("/healthz").await;
+        (status, serde_json::from_str(&body).unwrap())
+    }
+
+    async fn stop(mut self) -> AgentExit {
+        self.control
+            .send(Control::Stop(WorkloadSignal::Term))
+            .await
+            .unwrap();
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(GENEROUS, task)
+            .await
+            .expect("the agent stops")
+            .unwrap()
+            .unwrap()
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+async fn rotate(bao: &OpenBao, value: &str) {
+    let (status, body) = bao
+        .write("kv/data/message", json!({"data": {"foo": value}}))
+        .await;
+    assert!(status < 300, "{status} {body}");
+}
+
+#[tokio::test]
+async fn a_rotated_secret_reaches_its_file_and_every_login_uses_a_fresh_token() {
+    let launcher = TestLauncher::start().await;
+    // Tokens live 3 s and cannot be renewed past that: the agent must log in again each time.
+    let bank_a = vault_for(&launcher, "bank-a", "world", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1h")
+        .collaborator(collaborator("bank-a", Vault::from(&bank_a), &out, 3))
+        .write();
+    let agent = RunningAgent::start(config).await;
+    let file = out.join("bank-a/foo");
+    assert_eq!(read(&file).as_deref(), Some("world"));
+    let (status, health) = agent.health().await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["collaborators"]["bank-a"]["current"], true);
+
+    rotate(&bank_a, "rotated").await;
+    wait_for("the rotated value in the file", GENEROUS, || async {
+        (read(&file).as_deref() == Some("rotated")).then_some(())
+    })
+    .await;
+    // The refresh interval is an hour: only the token's expiry made the agent log in again,
+    // and each login carried an attestation token minted for it.
+    let iats: Vec<i64> = bank_a
+        .logged_login_jwts()
+        .iter()
+        .map(|jwt| payload(jwt)["iat"].as_i64().unwrap())
+        .collect();
+    assert!(iats.len() >= 2, "{iats:?}");
+    assert!(
+        iats.windows(2).all(|w| w[0] < w[1]),
+        "a fresh token per login: {iats:?}"
+    );
+
+    assert_eq!(agent.stop().await, AgentExit::Done);
+    assert_eq!(
+        read(&file),
+        None,
+        "a stopped agent leaves no secret file behind"
+    );
+}
+
+#[tokio::test]
+async fn a_vault_that_goes_down_is_retried_with_backoff_while_the_others_carry_on() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = vault_for(&launcher, "bank-a", "a1", 2).await;
+    let bank_b = vault_for(&launcher, "bank-b", "b1", 2).await;
+    let gate = Gate::to(&bank_a.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1s")
+        .deadline("1s")
+        .collaborator(collaborator("bank-a", Vault::at(&gate.addr), &out, 2))
+        .collaborator(collaborator("bank-b", Vault::from(&bank_b), &out, 2))
+        .write();
+    let agent = RunningAgent::start(config).await;
+    assert_eq!(agent.health().await.0, 200);
+
+    gate.set_open(false);
+    let down_from = gate.connections();
+    let failures = wait_for("bank-a failing three times in a row", GENEROUS, || async {
+        let (status, health) = agent.health().await;
+        let a = &health["collaborators"]["bank-a"];
+        let failures = a["consecutive_failures"].as_u64().unwrap_or(0);
+        (status == 503 && failures >= 3).then_some((failures, health))
+    })
+    .await;
+    let (failures, health) = failures;
+    // Each failed exchange is one login attempt, retried within its deadline: a bounded
+    // number of connections per failure, never a loop.
+    let attempts = gate.connections() - down_from;
+    let per_exchange = attestgate::vault::RetryPolicy::default().max_attempts as usize;
+    assert!(
+        attempts <= (failures as usize + 1) * per_exchange,
+        "{attempts} connections for {failures} failures"
+    );
+    assert_eq!(
+        health["collaborators"]["bank-b"]["current"], true,
+        "{health}"
+    );
+    assert!(health["collaborators"]["bank-a"]["last_error"]["step"].is_string());
+    // bank-b's secrets keep being refreshed meanwhile.
+    rotate(&bank_b, "b2").await;
+    wait_for(
+        "bank-b refreshed while bank-a is down",
+        GENEROUS,
+        || async { (read(&out.join("bank-b/foo")).as_deref() == Some("b2")).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        read(&out.join("bank-a/foo")).as_deref(),
+        Some("a1"),
+        "bank-a keeps its last good secret"
+    );
+
+    gate.set_open(true);
+    wait_for("health back to 200", GENEROUS, || async {
+        (agent.health().await.0 == 200).then_some(())
+    })
+    .await;
+    let (_, metrics) = agent.get("/metrics").await;
+    let parsed = parse_metrics(&metrics);
+    assert!(
+        parsed["attestgate_exchanges_total"]["bank-a,failed"].as_f64() >= Some(3.0),
+        "{parsed}"
+    );
+    assert!(parsed["attestgate_exchanges_total"]["bank-b,released"].as_f64() >= Some(2.0));
+    assert_eq!(parsed["attestgate_collaborator_current"]["bank-a"], 1.0);
+    assert_eq!(agent.stop().await, AgentExit::Done);
+}
+
+/// `/metrics` as a real Prometheus parser reads it (the OpenMetrics parser of the Python
+/// `prometheus-client`, installed in the test venv): `{family: {"label,values": value}}`.
+fn parse_metrics(text: &str) -> Value {
+    let python = crate::harness::python_with_prometheus_client();
+    let script = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for sample in family.samples:
+        labels = ",".join(v for k, v in sorted(sample.labels.items()) if k in ("collaborator", "outcome", "verdict", "what"))
+        out.setdefault(sample.name, {})[labels] = sample.value
+print(json.dumps(out))
+"#;
+    let output = crate::harness::run_binary(&python, &["-c", script], &[], Some(text));
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn withdrawn_access_removes_or_keeps_the_secret_as_configured() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = vault_for(&launcher, "bank-a", "a1", 2).await;
+    let bank_b = vault_for(&launcher, "bank-b", "b1", 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1s")
+        .collaborator(
+            collaborator("bank-a", Vault::from(&bank_a), &out, 2)
+                .raw("agent.on_revoke = \"remove\""),
+        )
+        .collaborator(
+            collaborator("bank-b", Vault::from(&bank_b), &out, 2).raw("agent.on_revoke = \"keep\""),
+        )
+        .write();
+    let agent = RunningAgent::start(config).await;
+    for (bao, name) in [(&bank_a, "bank-a"), (&bank_b, "bank-b")] {
+        let (status, body) = bao
+            .api(
+                reqwest::Method::DELETE,
+                &format!("auth/jwt/role/{name}"),
+                None,
+            )
+            .await;
+        assert!(status < 300, "{status} {body}");
+    }
+    wait_for("bank-a's file removed", GENEROUS, || async {
+        read(&out.join("bank-a/foo")).is_none().then_some(())
+    })
+    .await;
+    wait_for("bank-b refused at least twice", GENEROUS, || async {
+        let (_, health) = agent.health().await;
+        (health["collaborators"]["bank-b"]["consecutive_failures"].as_u64() >= Some(2))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        read(&out.join("bank-b/foo")).as_deref(),
+        Some("b1"),
+        "on_revoke = \"keep\": a static secret has no lease to expire, so it stays"
+    );
+    assert_eq!(agent.stop().await, AgentExit::Done);
+}
+
+#[tokio::test]
+async fn a_reload_applies_a_valid_configuration_and_survives_an_invalid_one() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = vault_for(&launcher, "bank-a", "a1", 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let builder = config(dir.path(), &launcher).agent("refresh", "1h");
+    let path = builder
+        .clone()
+        .collaborator(collaborator("bank-a", Vault::from(&bank_a), &out, 60))
+        .write();
+    let agent = RunningAgent::start(path.clone()).await;
+    assert_eq!(read(&out.join("bank-a/foo")).as_deref(), Some("a1"));
+
+    // A configuration that does not load: refused, the running one stays, and it says so.
+    let valid = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{valid}\n[agent]\nrefresh = \"often\"\n")).unwrap();
+    agent.control.send(Control::Reload).await.unwrap();
+    wait_for("the refused reload counted", GENEROUS, || async {
+        let (_, metrics) = agent.get("/metrics").await;
+        metrics
+            .lines()
+            .any(|l| l == "attestgate_reloads_failed_total 1")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(agent.health().await.0, 200);
+
+    // A valid one: bank-a now also releases the value under a second name, at once.
+    let reloaded = builder
+        .collaborator(
+            collaborator("bank-a", Vault::from(&bank_a), &out, 60).secret(
+                Secret::at("kv/data/message")
+                    .field("foo")
+                    .file(&out.join("bank-a/foo-copy")),
+            ),
+        )
+        .write();
+    assert_eq!(reloaded, path);
+    agent.control.send(Control::Reload).await.unwrap();
+    wait_for(
+        "the reloaded configuration's new file",
+        GENEROUS,
+        || async {
+            read(&out.join("bank-a/foo-copy"))
+                .filter(|v| v == "a1")
+                .map(|_| ())
+        },
+    )
+    .await;
+    assert_eq!(agent.stop().await, AgentExit::Done);
+}
+
+#[tokio::test]
+async fn the_workload_restarts_once_per_rotation_and_its_exit_code_is_the_agents() {
+    let launcher = TestLauncher::start().await;
+    let names = ["bank-a", "bank-b", "bank-c"];
+    let mut vaults = Vec::new();
+    for name in names {
+        vaults.push(vault_for(&launcher, name, "v1", 60).await);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // Every collaborator refreshes within 2 s of a rotation; the restart waits for 3 s of calm.
+    let mut builder = config(dir.path(), &launcher)
+        .agent("refresh", "2s")
+        .agent("restart_debounce", "3s");
+    for (name, bao) in names.iter().zip(&vaults) {
+        builder = builder.collaborator(collaborator(name, Vault::from(bao), &out, 60));
+    }
+    let path = builder.write();
+    let starts = dir.path().join("starts");
+    let script = format!(
+        "trap 'exit 3' TERM; echo \"$BANK_A_FOO $BANK_B_FOO $BANK_C_FOO\" >> {}; while :; do sleep 0.05; done",
+        starts.display()
+    );
+    let mut agent = tokio::process::Command::new(crate::harness::attestgate_bin())
+        .args([
+            "agent",
+            "--config",
+            path.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env("RUST_LOG", "attestgate=info")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the workload started with every secret",
+        GENEROUS,
+        || async { read(&starts).filter(|s| s == "v1 v1 v1\n").map(|_| ()) },
+    )
+    .await;
+    for bao in &vaults {
+        rotate(bao, "v2").await;
+    }
+    wait_for(
+        "one restart with the three new values",
+        GENEROUS,
+        || async { read(&starts).filter(|s| s.lines().count() >= 2).map(|_| ()) },
+    )
+    .await;
+    // SIGTERM is forwarded; the workload's exit code (3) becomes the agent's.
+    let pid = rustix::process::Pid::from_raw(agent.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(GENEROUS, agent.wait())
+        .await
+        .expect("the agent exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(
+        read(&starts).unwrap(),
+        "v1 v1 v1\nv2 v2 v2\n",
+        "one start, and one restart for the whole rotation"
+    );
+    for name in names {
+        assert_eq!(read(&out.join(name).join("foo")), None);
+    }
+}
+
+#[tokio::test]
+async fn a_dynamic_secret_is_issued_again_before_its_lease_expires_and_the_old_one_revoked() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = vault_for(&launcher, "bank-a", "a1", 60).await;
+    // OpenBao's PKI engine with leases: each certificate is a lease of 4 s (not renewable).
+    for (path, body) in [
+        ("sys/mounts/pki", json!({"type": "pki"})),
+        (
+            "pki/root/generate/internal",
+            json!({"common_name": "ca.internal", "ttl": "24h"}),
+        ),
+        (
+            "pki/roles/app",
+            json!({"allowed_domains": "example.internal", "allow_subdomains": true, "generate_lease": true, "ttl": "4s", "max_ttl": "4s"}),
+        ),
+        (
+            "sys/policies/acl/bank-a-secrets",
+            json!({"policy": "path \"kv/data/message\" { capabilities = [\"read\"] }\npath \"pki/issue/app\" { capabilities = [\"update\"] }\n"}),
+        ),
+    ] {
+        let (status, response) = bank_a.write(path, body).await;
+        assert!(status < 300, "{path}: {status} {response}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cert = out.join("bank-a/cert.pem");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1h")
+        .collaborator(
+            collaborator("bank-a", Vault::from(&bank_a), &out, 60).secret(
+                Secret::at("pki/issue/app")
+                    .field("certificate")
+                    .write(json!({"common_name": "app.example.internal"}))
+                    .file(&cert),
+            ),
+        )
+        .write();
+    let agent = RunningAgent::start(config).await;
+    let first = read(&cert).unwrap();
+    assert!(first.starts_with("-----BEGIN CERTIFICATE-----"));
+    wait_for(
+        "a new certificate before the lease ran out",
+        GENEROUS,
+        || async { read(&cert).filter(|c| c != &first).map(|_| ()) },
+    )
+    .await;
+    // The token the old certificate was issued with is revoked, and its lease with it.
+    let list = reqwest::Method::from_bytes(b"LIST").unwrap();
+    wait_for(
+        "only the current certificate's lease left",
+        GENEROUS,
+        || async {
+            let (_, leases) = bank_a
+                .api(list.clone(), "sys/leases/lookup/pki/issue/app/", None)
+                .await;
+            (leases["data"]["keys"].as_array().map(Vec::len) == Some(1)).then_some(())
+        },
+    )
+    .await;
+    let (_, health) = agent.health().await;
+    assert!(
+        health["collaborators"]["bank-a"]["expires"].is_u64(),
+        "{health}"
+    );
+    assert_eq!(agent.stop().await, AgentExit::Done);
+}
+
+#[tokio::test]
+async fn a_renewable_vault_token_is_renewed_until_its_maximum_then_replaced() {
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start_with(OpenBaoOptions {
+        audit: true,
+        ..Default::default()
+    })
+    .await;
+    let mut renewable = role("bank-a", 2);
+    renewable
+        .as_object_mut()
+        .unwrap()
+        .remove("token_explicit_max_ttl");
+    renewable["token_max_ttl"] = json!(8);
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        renewable,
+        &[("message", json!({"foo": "a1"}))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1h")
+        .collaborator(collaborator("bank-a", Vault::from(&bao), &out, 2))
+        .write();
+    let agent = RunningAgent::start(config).await;
+    wait_for(
+        "renewals, then a second login at the maximum TTL",
+        GENEROUS,
+        || async {
+            let renewals = bao
+                .audit_log()
+                .iter()
+                .filter(|e| {
+                    e["type"] == "request" && e["request"]["path"] == "auth/token/renew-self"
+                })
+                .count();
+            (renewals >= 2 && bao.logged_login_jwts().len() >= 2).then_some(())
+        },
+    )
+    .await;
+    let (_, metrics) = agent.get("/metrics").await;
+    let parsed = parse_metrics(&metrics);
+    assert!(
+        parsed["attestgate_renewals_total"]["bank-a,renewed,token"].as_f64() >= Some(2.0),
+        "{parsed}"
+    );
+    assert_eq!(read(&out.join("bank-a/foo")).as_deref(), Some("a1"));
+    assert_eq!(agent.stop().await, AgentExit::Done);
+}
