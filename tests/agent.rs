@@ -571,3 +571,178 @@ async fn a_renewable_vault_token_is_renewed_until_its_maximum_then_replaced() {
     assert_eq!(read(&out.join("bank-a/foo")).as_deref(), Some("a1"));
     assert_eq!(agent.stop().await, AgentExit::Done);
 }
+
+/// The soak: three collaborators for `ATTESTGATE_SOAK_SECONDS` (default 60) with 5 s Vault
+/// tokens, secrets rotated every 3 s, and one collaborator's certificate a 5 s lease. Slow, so
+/// it runs with `ATTESTGATE_SLOW=1 ./tests/run.sh` (which `.ci/run` sets); the figures go to
+/// `target/agent-soak.txt`, which BENCHMARKS.md quotes.
+#[tokio::test]
+#[ignore = "slow: ATTESTGATE_SLOW=1 ./tests/run.sh runs it"]
+async fn soak_three_collaborators_lose_nothing_serve_nothing_stale_and_stay_flat() {
+    let seconds: u64 = std::env::var("ATTESTGATE_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let launcher = TestLauncher::start().await;
+    let names = ["bank-a", "bank-b", "bank-c"];
+    let mut vaults = Vec::new();
+    for name in names {
+        vaults.push(vault_for(&launcher, name, "0", 5).await);
+    }
+    let bank_c = &vaults[2];
+    for (path, body) in [
+        ("sys/mounts/pki", json!({"type": "pki"})),
+        (
+            "pki/root/generate/internal",
+            json!({"common_name": "ca.internal", "ttl": "24h"}),
+        ),
+        (
+            "pki/roles/app",
+            json!({"allowed_domains": "example.internal", "allow_subdomains": true, "generate_lease": true, "ttl": "5s", "max_ttl": "5s", "not_before_duration": "0s"}),
+        ),
+        (
+            "sys/policies/acl/bank-c-secrets",
+            json!({"policy": "path \"kv/data/message\" { capabilities = [\"read\"] }\npath \"pki/issue/app\" { capabilities = [\"update\"] }\n"}),
+        ),
+    ] {
+        let (status, response) = bank_c.write(path, body).await;
+        assert!(status < 300, "{path}: {status} {response}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cert = out.join("bank-c/cert.pem");
+    let mut builder = config(dir.path(), &launcher).agent("refresh", "10s");
+    for (name, bao) in names.iter().zip(&vaults) {
+        let mut c = collaborator(name, Vault::from(bao), &out, 5).raw("agent.on_change = \"none\"");
+        if *name == "bank-c" {
+            c = c.secret(
+                Secret::at("pki/issue/app")
+                    .field("certificate")
+                    .write(json!({"common_name": "app.example.internal"}))
+                    .file(&cert),
+            );
+        }
+        builder = builder.collaborator(c);
+    }
+    let path = builder.write();
+    let mut agent = tokio::process::Command::new(crate::harness::attestgate_bin())
+        .args([
+            "agent",
+            "--config",
+            path.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "while :; do sleep 1; done",
+        ])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = agent.id().unwrap();
+    let files: Vec<PathBuf> = names.iter().map(|n| out.join(n).join("foo")).collect();
+    wait_for("the first delivery", GENEROUS, || async {
+        files.iter().all(|f| f.exists()).then_some(())
+    })
+    .await;
+
+    let started = std::time::Instant::now();
+    let mut rotation = 0u64;
+    let mut last_rotation = started;
+    let mut seen = vec![0u64; names.len()];
+    let (mut checks, mut rss_start, mut rss_end) = (0u64, None, 0u64);
+    while started.elapsed() < Duration::from_secs(seconds) {
+        if last_rotation.elapsed() >= Duration::from_secs(3) {
+            rotation += 1;
+            for bao in &vaults {
+                rotate(bao, &rotation.to_string()).await;
+            }
+            last_rotation = std::time::Instant::now();
+        }
+        for (index, file) in files.iter().enumerate() {
+            // Never missing, never torn, never going back to an older rotation.
+            let value: u64 = read(file)
+                .unwrap_or_else(|| panic!("{} went missing", file.display()))
+                .parse()
+                .unwrap_or_else(|e| panic!("{}: not a whole value: {e}", file.display()));
+            assert!(
+                value >= seen[index],
+                "{}: {value} after {}",
+                file.display(),
+                seen[index]
+            );
+            seen[index] = value;
+        }
+        let pem = read(&cert).expect("the certificate went missing");
+        let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        let not_after = der.parse_x509().unwrap().validity().not_after.timestamp();
+        let now = attestgate::attestation::unix_now();
+        assert!(
+            not_after >= now,
+            "a certificate {} s past its expiry",
+            now - not_after
+        );
+        let rss = rss_kib(pid);
+        if started.elapsed() >= Duration::from_secs(10) && rss_start.is_none() {
+            rss_start = Some(rss);
+        }
+        rss_end = rss;
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for("the last rotation delivered", GENEROUS, || async {
+        files
+            .iter()
+            .all(|f| read(f) == Some(rotation.to_string()))
+            .then_some(())
+    })
+    .await;
+    let logins: Vec<usize> = vaults.iter().map(|v| v.logged_login_jwts().len()).collect();
+    // A login at least every 4 s (80% of 5 s) or 10 s refresh, never a storm.
+    let ceiling = (seconds as usize * 10 / 36) + 4;
+    for (name, count) in names.iter().zip(&logins) {
+        assert!(
+            *count <= ceiling,
+            "{name}: {count} logins in {seconds} s (ceiling {ceiling})"
+        );
+        assert!(
+            *count >= seconds as usize / 6,
+            "{name}: only {count} logins in {seconds} s"
+        );
+    }
+    let rss_start = rss_start.unwrap_or(rss_end);
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(GENEROUS, agent.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "sh ends on SIGTERM, and so does the agent"
+    );
+    let summary = format!(
+        "agent soak: 3 collaborators, {seconds} s, 5 s tokens, {rotation} rotations, {checks} checks of every file: none missing, torn, stale or expired\n\
+         \x20 logins per collaborator: {logins:?} (ceiling {ceiling})\n\
+         \x20 agent RSS: {rss_start} KiB after 10 s, {rss_end} KiB at the end"
+    );
+    println!("{summary}");
+    let _ = std::fs::write(
+        crate::harness::target_dir().join("agent-soak.txt"),
+        &summary,
+    );
+    assert!(
+        rss_end <= rss_start + rss_start / 4 + 4096,
+        "RSS grew from {rss_start} to {rss_end} KiB"
+    );
+}
+
+/// The resident set of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

@@ -68,6 +68,13 @@ echo "==> cargo test --all-targets, with clippy's lints"
 with_lints cargo test --workspace --all-targets --features attestgate/internals
 # The cel-role plugin against real OpenBao, as the differential test measured it.
 cat "${CARGO_TARGET_DIR:-target}/cel-differential.txt" && echo
+# The slow suites (the agent's soak), marked #[ignore] and run here with ATTESTGATE_SLOW=1,
+# which .ci/run sets while the whole run fits CI's time.
+if [ "${ATTESTGATE_SLOW:-0}" = 1 ]; then
+    echo "==> slow suites (ATTESTGATE_SLOW=1)"
+    with_lints cargo test --workspace --features attestgate/internals --test integration -- --ignored
+    cat "${CARGO_TARGET_DIR:-target}/agent-soak.txt" && echo
+fi
 # The SDK's and the plugins' own unit tests run natively (attestgate_plugin_sdk::testing), no wasm.
 (cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" \
     -p attestgate-plugin-sdk -p plugin-template -p bound-claims -p cel-role -p confidential-space \
