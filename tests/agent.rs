@@ -182,12 +182,25 @@ async fn a_rotated_secret_reaches_its_file_and_every_login_uses_a_fresh_token() 
         "a fresh token per login: {iats:?}"
     );
 
+    let revocations_before = revocations(&bank_a);
     assert_eq!(agent.stop().await, AgentExit::Done);
     assert_eq!(
         read(&file),
         None,
         "a stopped agent leaves no secret file behind"
     );
+    assert!(
+        revocations(&bank_a) > revocations_before,
+        "a stopped agent revokes the token it held"
+    );
+}
+
+/// `auth/token/revoke-self` requests in `bao`'s audit log.
+fn revocations(bao: &OpenBao) -> usize {
+    bao.audit_log()
+        .iter()
+        .filter(|e| e["type"] == "request" && e["request"]["path"] == "auth/token/revoke-self")
+        .count()
 }
 
 #[tokio::test]
@@ -326,6 +339,11 @@ async fn withdrawn_access_removes_or_keeps_the_secret_as_configured() {
         Some("b1"),
         "on_revoke = \"keep\": a static secret has no lease to expire, so it stays"
     );
+    // Vault's own words reach the operator in /healthz, and never the metrics' labels.
+    let (_, health) = agent.get("/healthz").await;
+    assert!(health.contains("could not be found"), "{health}");
+    let (_, metrics) = agent.get("/metrics").await;
+    assert!(!metrics.contains("could not be found"), "{metrics}");
     assert_eq!(agent.stop().await, AgentExit::Done);
 }
 
@@ -478,10 +496,11 @@ async fn a_dynamic_secret_is_issued_again_before_its_lease_expires_and_the_old_o
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let cert = out.join("bank-a/cert.pem");
+    let gate = Gate::to(&bank_a.addr).await;
     let config = config(dir.path(), &launcher)
         .agent("refresh", "1h")
         .collaborator(
-            collaborator("bank-a", Vault::from(&bank_a), &out, 60).secret(
+            collaborator("bank-a", Vault::at(&gate.addr), &out, 60).secret(
                 Secret::at("pki/issue/app")
                     .field("certificate")
                     .write(json!({"common_name": "app.example.internal"}))
@@ -516,6 +535,15 @@ async fn a_dynamic_secret_is_issued_again_before_its_lease_expires_and_the_old_o
         health["collaborators"]["bank-a"]["expires"].is_u64(),
         "{health}"
     );
+    // Vault goes away: the certificate is kept while valid and removed when its lease ends,
+    // never served stale.
+    gate.set_open(false);
+    wait_for("the expired certificate removed", GENEROUS, || async {
+        read(&cert).is_none().then_some(())
+    })
+    .await;
+    let (status, health) = agent.health().await;
+    assert_eq!(status, 503, "{health}");
     assert_eq!(agent.stop().await, AgentExit::Done);
 }
 
@@ -745,4 +773,75 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_renewal_leads_to_one_new_login_never_a_renewal_storm() {
+    // openbao#4011: a token without `auth/token/renew-self` in its policies made OpenBao Agent
+    // renew about 1,700 times a second. Here the role leaves out the default policy.
+    let launcher = TestLauncher::start().await;
+    let bao = OpenBao::start_with(OpenBaoOptions {
+        audit: true,
+        ..Default::default()
+    })
+    .await;
+    let mut no_renew = role("bank-a", 2);
+    no_renew
+        .as_object_mut()
+        .unwrap()
+        .remove("token_explicit_max_ttl");
+    no_renew["token_max_ttl"] = json!(60);
+    no_renew["token_no_default_policy"] = json!(true);
+    bao.setup_collaborator(
+        &launcher.info().jwks_url,
+        "bank-a",
+        no_renew,
+        &[("message", json!({"foo": "a1"}))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1h")
+        .collaborator(collaborator("bank-a", Vault::from(&bao), &out, 2))
+        .write();
+    let agent = RunningAgent::start(config).await;
+    wait_for("three more logins", GENEROUS, || async {
+        (bao.logged_login_jwts().len() >= 4).then_some(())
+    })
+    .await;
+    let renewals: Vec<Value> = bao
+        .audit_log()
+        .into_iter()
+        .filter(|e| e["type"] == "request" && e["request"]["path"] == "auth/token/renew-self")
+        .collect();
+    assert_eq!(
+        renewals.len(),
+        1,
+        "one refused renewal, then logins: {renewals:?}"
+    );
+    assert_eq!(read(&out.join("bank-a/foo")).as_deref(), Some("a1"));
+    assert_eq!(agent.health().await.0, 200);
+    assert_eq!(agent.stop().await, AgentExit::Done);
+}
+
+#[tokio::test]
+async fn a_secret_may_not_replace_a_variable_the_workload_already_has() {
+    let launcher = TestLauncher::start().await;
+    let bao = vault_for(&launcher, "bank-a", "a1", 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .collaborator(collaborator("bank-a", Vault::from(&bao), &out, 60))
+        .write();
+    let output = crate::harness::run_binary_async(
+        &crate::harness::attestgate_bin(),
+        &["agent", "--config", config.to_str().unwrap(), "--", "true"],
+        &[("BANK_A_FOO", "the workload's own")],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("BANK_A_FOO is already set"), "{stderr}");
+    assert_eq!(read(&out.join("bank-a/foo")), None, "nothing was delivered");
 }

@@ -6,6 +6,7 @@
 #     audience and claims, a KV v2 secret and a least-privilege policy;
 #   - `attestgate exchange`: a token per collaborator, verified, judged by that collaborator's
 #     plugin, exchanged at that collaborator's Vault for its secret.
+#   - `attestgate agent -- CMD`: the same, kept fresh, with the workload as a supervised child.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -104,5 +105,11 @@ ls -l "$work/secrets/bank-a/foo" "$work/secrets/bank-b/model.json" | awk '{print
 echo
 echo "==> attestgate exec: the workload sees the secrets in its environment"
 "$bin" exec --config "$work/attestgate.toml" -- sh -c 'echo "    BANK_A_FOO=$BANK_A_FOO, BANK_B_MODEL=$BANK_B_MODEL"' 2>/dev/null
+echo
+echo "==> attestgate agent: the workload as a supervised child, secrets kept fresh (it exits here"
+echo "    after printing; the agent then revokes its Vault tokens, removes the files, and exits"
+echo "    with the workload's code)"
+"$bin" agent --config "$work/attestgate.toml" -- sh -c 'echo "    BANK_A_FOO=$BANK_A_FOO (files: $(ls "$0" | tr "\n" " "))"' "$work/secrets" 2>/dev/null
+echo "    files left behind: $(find "$work/secrets" -type f | wc -l)"
 echo
 echo "demo finished: launcher and both OpenBao servers stopped, $work removed"

@@ -322,8 +322,17 @@ impl CollaboratorTask {
             }
         };
         let root = &generation.config.delivery.root;
-        let env = environment_of(&self.name, &released);
-        let delivered = env.map_err(|e| e.to_string()).and_then(|env| {
+        let env = environment_of(&self.name, &released)
+            .map_err(|e| e.to_string())
+            .and_then(|env| match env.iter().find(|(name, _)| std::env::var_os(name).is_some()) {
+                // As at the first delivery: a collaborator (one a reload added, say) may add
+                // variables to the workload's environment, never replace its own.
+                Some((name, _)) => Err(format!(
+                    "{name} is already set in the workload's environment; a collaborator's secret may not replace it"
+                )),
+                None => Ok(env),
+            });
+        let delivered = env.and_then(|env| {
             let mut files = held.files.clone();
             deliver_changed([(self.name.as_str(), &released)], root, &mut files)
                 .map(|changed| (env, changed))
