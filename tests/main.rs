@@ -10,6 +10,7 @@ mod agent;
 mod attestation;
 mod cel_role;
 mod cli;
+mod deploy;
 mod exchange;
 mod golden;
 mod kms;
