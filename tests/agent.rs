@@ -2,6 +2,7 @@
 //! tokens replaced before they expire, failures backed off and isolated, access withdrawn,
 //! reloads, and the supervised workload.
 
+use crate::harness::capture::{Answer, CaptureServer};
 use crate::harness::config::{Collaborator, ConfigBuilder, Secret, Vault};
 use crate::harness::gate::Gate;
 use crate::harness::launcher::TestLauncher;
@@ -844,4 +845,80 @@ async fn a_secret_may_not_replace_a_variable_the_workload_already_has() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("BANK_A_FOO is already set"), "{stderr}");
     assert_eq!(read(&out.join("bank-a/foo")), None, "nothing was delivered");
+}
+
+#[tokio::test]
+async fn a_renewable_lease_is_renewed_in_place_without_a_new_login() {
+    // OpenBao offers no renewable dynamic secret without an external service (its PKI leases
+    // cannot be renewed), so a stand-in Vault answers as Vault's API documents: a database-style
+    // credential with a renewable 2 s lease, renewed by `PUT sys/leases/renew`.
+    let vault = CaptureServer::answering(Answer::ByPath(vec![
+        (
+            "/v1/auth/jwt/login",
+            200,
+            r#"{"auth": {"client_token": "s.stand-in-token", "accessor": "a", "policies": ["db"], "lease_duration": 3600, "renewable": true}}"#,
+        ),
+        (
+            "/v1/database/creds/app",
+            200,
+            r#"{"lease_id": "database/creds/app/l1", "lease_duration": 2, "renewable": true, "data": {"username": "v-app", "password": "p-1"}}"#,
+        ),
+        (
+            "/v1/sys/leases/renew",
+            200,
+            r#"{"lease_id": "database/creds/app/l1", "lease_duration": 2, "renewable": true}"#,
+        ),
+        ("/v1/auth/token/revoke-self", 204, ""),
+    ]))
+    .await;
+    let launcher = TestLauncher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1h")
+        .collaborator(
+            Collaborator::bound_claims("bank-a", role("bank-a", 3600))
+                .vault(Vault::at(&vault.addr).role("bank-a"))
+                .secret(
+                    Secret::at("database/creds/app")
+                        .field("password")
+                        .file(&out.join("bank-a/db-password")),
+                ),
+        )
+        .write();
+    let agent = RunningAgent::start(config).await;
+    assert_eq!(
+        read(&out.join("bank-a/db-password")).as_deref(),
+        Some("p-1")
+    );
+    let renewals = || {
+        vault
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/v1/sys/leases/renew"))
+            .count()
+    };
+    wait_for("three renewals of the lease", GENEROUS, || async {
+        (renewals() >= 3).then_some(())
+    })
+    .await;
+    let requests = vault.requests();
+    let logins = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/login"))
+        .count();
+    let reads = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/creds/app"))
+        .count();
+    assert_eq!((logins, reads), (1, 1), "renewed in place: {requests:?}");
+    let renewal = requests
+        .iter()
+        .find(|r| r.path.ends_with("/sys/leases/renew"))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&renewal.body).unwrap()["lease_id"],
+        "database/creds/app/l1"
+    );
+    assert_eq!(agent.stop().await, AgentExit::Done);
 }

@@ -9,10 +9,6 @@ pub struct CapturedRequest {
         reason = "read through Debug: failure messages show what arrived"
     )]
     pub method: String,
-    #[expect(
-        dead_code,
-        reason = "read through Debug: failure messages show what arrived"
-    )]
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -29,6 +25,9 @@ pub enum Answer {
     Endless,
     /// HTTP 307 to this URL.
     Redirect(String),
+    /// By path (the first whose suffix matches): this status and JSON body; 404 otherwise. A
+    /// stand-in for a server that answers each endpoint its own way.
+    ByPath(Vec<(&'static str, u16, &'static str)>),
 }
 
 /// A hostile collaborator's server standing in as its Vault (or any endpoint): it records every
@@ -98,6 +97,18 @@ impl CaptureServer {
                         }
                         Answer::Redirect(location) => {
                             (status(307), [("location", location)]).into_response()
+                        }
+                        Answer::ByPath(routes) => {
+                            match routes
+                                .iter()
+                                .find(|(path, _, _)| request.path.ends_with(path))
+                            {
+                                Some((_, code, body)) => {
+                                    (status(*code), [("content-type", "application/json")], *body)
+                                        .into_response()
+                                }
+                                None => (status(404), "{\"errors\":[]}").into_response(),
+                            }
                         }
                     }
                 }
