@@ -165,6 +165,18 @@ async fn a_rotated_secret_reaches_its_file_and_every_login_uses_a_fresh_token() 
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["collaborators"]["bank-a"]["current"], true);
 
+    // Logins and reads that bring the same value leave the file alone: same inode, same mtime.
+    let before = identity(&file);
+    wait_for("two more logins", GENEROUS, || async {
+        (bank_a.logged_login_jwts().len() >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        identity(&file),
+        before,
+        "an unchanged secret's file was rewritten"
+    );
+
     rotate(&bank_a, "rotated").await;
     wait_for("the rotated value in the file", GENEROUS, || async {
         (read(&file).as_deref() == Some("rotated")).then_some(())
@@ -194,6 +206,13 @@ async fn a_rotated_secret_reaches_its_file_and_every_login_uses_a_fresh_token() 
         revocations(&bank_a) > revocations_before,
         "a stopped agent revokes the token it held"
     );
+}
+
+/// A file's inode and modification time: what a rewrite changes.
+fn identity(path: &Path) -> (u64, std::time::SystemTime) {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).unwrap();
+    (metadata.ino(), metadata.modified().unwrap())
 }
 
 /// `auth/token/revoke-self` requests in `bao`'s audit log.
@@ -434,7 +453,6 @@ async fn the_workload_restarts_once_per_rotation_and_its_exit_code_is_the_agents
             "-c",
             &script,
         ])
-        .env("RUST_LOG", "attestgate=info")
         .stdin(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -921,4 +939,182 @@ async fn a_renewable_lease_is_renewed_in_place_without_a_new_login() {
         "database/creds/app/l1"
     );
     assert_eq!(agent.stop().await, AgentExit::Done);
+}
+
+#[tokio::test]
+async fn the_first_delivery_waits_until_every_collaborator_released_its_secrets() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = vault_for(&launcher, "bank-a", "a1", 60).await;
+    let bank_b = vault_for(&launcher, "bank-b", "b1", 60).await;
+    let gate = Gate::to(&bank_b.addr).await;
+    gate.set_open(false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .deadline("1s")
+        .collaborator(collaborator("bank-a", Vault::from(&bank_a), &out, 60))
+        .collaborator(collaborator("bank-b", Vault::at(&gate.addr), &out, 60))
+        .write();
+    let (control, controls) = mpsc::channel(4);
+    let (ready, mut bound) = oneshot::channel();
+    let options = AgentOptions {
+        config,
+        once: false,
+        workload: None,
+    };
+    let agent = tokio::spawn(attestgate::agent::run(options, controls, Some(ready)));
+    // bank-a released its secret long ago; nothing is written while bank-b's Vault is away.
+    let attempts = gate.connections();
+    wait_for("bank-b's Vault tried again", GENEROUS, || async {
+        (gate.connections() > attempts + 2).then_some(())
+    })
+    .await;
+    assert!(
+        bound.try_recv().is_err(),
+        "not ready before everyone released"
+    );
+    assert_eq!(read(&out.join("bank-a/foo")), None, "all or nothing");
+    gate.set_open(true);
+    tokio::time::timeout(GENEROUS, &mut bound)
+        .await
+        .expect("ready once bank-b's Vault is back")
+        .unwrap();
+    assert_eq!(read(&out.join("bank-a/foo")).as_deref(), Some("a1"));
+    assert_eq!(read(&out.join("bank-b/foo")).as_deref(), Some("b1"));
+    control
+        .send(Control::Stop(WorkloadSignal::Term))
+        .await
+        .unwrap();
+    let exit = tokio::time::timeout(GENEROUS, agent)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit, AgentExit::Done);
+}
+
+#[tokio::test]
+async fn once_delivers_and_rewrites_only_what_changed_or_nothing_at_all() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = vault_for(&launcher, "bank-a", "a1", 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .collaborator(collaborator("bank-a", Vault::from(&bank_a), &out, 60))
+        .write();
+    let once = || async {
+        crate::harness::run_binary_async(
+            &crate::harness::attestgate_bin(),
+            &["agent", "--once", "--config", config.to_str().unwrap()],
+            &[],
+        )
+        .await
+    };
+    let first = once().await;
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let file = out.join("bank-a/foo");
+    assert_eq!(read(&file).as_deref(), Some("a1"));
+    let before = identity(&file);
+    assert_eq!(once().await.status.code(), Some(0));
+    assert_eq!(
+        identity(&file),
+        before,
+        "the same content is not written again"
+    );
+    rotate(&bank_a, "a2").await;
+    assert_eq!(once().await.status.code(), Some(0));
+    assert_eq!(read(&file).as_deref(), Some("a2"));
+    // Withdrawn: the run fails, and what was delivered before stays as it was.
+    let (status, body) = bank_a
+        .api(reqwest::Method::DELETE, "auth/jwt/role/bank-a", None)
+        .await;
+    assert!(status < 300, "{status} {body}");
+    let refused = once().await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("nothing was delivered"));
+    assert_eq!(read(&file).as_deref(), Some("a2"));
+}
+
+#[tokio::test]
+async fn signals_reach_the_workload_and_sighup_reloads_the_agent() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = vault_for(&launcher, "bank-a", "a1", 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let builder = config(dir.path(), &launcher).agent("refresh", "1s");
+    let signalled = || {
+        collaborator("bank-a", Vault::from(&bank_a), &out, 60)
+            .raw("agent.on_change = \"signal:SIGHUP\"")
+    };
+    let path = builder.clone().collaborator(signalled()).write();
+    let log = dir.path().join("log");
+    let script = format!(
+        "trap 'echo hup >> {log}' HUP; echo start >> {log}; while :; do sleep 0.05; done",
+        log = log.display()
+    );
+    let mut agent = tokio::process::Command::new(crate::harness::attestgate_bin())
+        .args([
+            "agent",
+            "--config",
+            path.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the workload started", GENEROUS, || async {
+        read(&log).filter(|l| l == "start\n").map(|_| ())
+    })
+    .await;
+    // on_change = "signal:SIGHUP": the rotation reaches the workload as a signal, not a restart.
+    rotate(&bank_a, "a2").await;
+    wait_for("SIGHUP delivered to the workload", GENEROUS, || async {
+        read(&log).filter(|l| l == "start\nhup\n").map(|_| ())
+    })
+    .await;
+    // SIGHUP to the agent is the agent's own: it reloads (a second file appears, which is a
+    // change, so the workload gets one SIGHUP for that), and is not forwarded itself.
+    builder
+        .collaborator(
+            signalled().secret(
+                Secret::at("kv/data/message")
+                    .field("foo")
+                    .file(&out.join("bank-a/foo-copy")),
+            ),
+        )
+        .write();
+    let pid = rustix::process::Pid::from_raw(agent.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    wait_for("the reloaded configuration's file", GENEROUS, || async {
+        read(&out.join("bank-a/foo-copy"))
+            .filter(|v| v == "a2")
+            .map(|_| ())
+    })
+    .await;
+    wait_for(
+        "the workload signalled for the new file",
+        GENEROUS,
+        || async { read(&log).filter(|l| l == "start\nhup\nhup\n").map(|_| ()) },
+    )
+    .await;
+    // SIGINT is forwarded; the workload dies of it, and the agent exits with 128 + 2.
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = tokio::time::timeout(GENEROUS, agent.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(
+        read(&log).as_deref(),
+        Some("start\nhup\nhup\n"),
+        "a signal per change, the agent's own SIGHUP not forwarded, never a restart"
+    );
 }
