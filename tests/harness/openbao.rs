@@ -269,10 +269,21 @@ impl OpenBao {
     }
 
     async fn must_write_in(&self, namespace: Option<&str>, path: &str, body: Value) {
-        let (status, response) = self
-            .api_in(namespace, reqwest::Method::POST, path, Some(body))
-            .await;
-        assert!(status < 300, "writing {path}: {status} {response}");
+        // A KV v2 mount upgrades its storage in the background for a moment after it is
+        // created, and refuses writes meanwhile ("Upgrading from non-versioned to versioned
+        // data"): retried until it is done, within a deadline.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, response) = self
+                .api_in(namespace, reqwest::Method::POST, path, Some(body.clone()))
+                .await;
+            let upgrading = response.to_string().contains("Upgrading from non-versioned");
+            if status < 300 || !upgrading || Instant::now() >= deadline {
+                assert!(status < 300, "writing {path}: {status} {response}");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Enables JWT auth at `jwt/` trusting `jwks_url` for `issuer`.
