@@ -1118,3 +1118,66 @@ async fn signals_reach_the_workload_and_sighup_reloads_the_agent() {
         "a signal per change, the agent's own SIGHUP not forwarded, never a restart"
     );
 }
+
+#[tokio::test]
+async fn a_lease_whose_renewal_is_refused_is_read_again_with_backoff_not_in_a_loop() {
+    // The stand-in Vault refuses every lease renewal (as Vault does for a lease it revoked):
+    // each refusal leads to one new exchange, at the lease's own pace.
+    let vault = CaptureServer::answering(Answer::ByPath(vec![
+        (
+            "/v1/auth/jwt/login",
+            200,
+            r#"{"auth": {"client_token": "s.stand-in-token", "accessor": "a", "policies": ["db"], "lease_duration": 3600, "renewable": true}}"#,
+        ),
+        (
+            "/v1/database/creds/app",
+            200,
+            r#"{"lease_id": "database/creds/app/l1", "lease_duration": 2, "renewable": true, "data": {"password": "p-1"}}"#,
+        ),
+        (
+            "/v1/sys/leases/renew",
+            400,
+            r#"{"errors": ["lease not found"]}"#,
+        ),
+        ("/v1/auth/token/revoke-self", 204, ""),
+    ]))
+    .await;
+    let launcher = TestLauncher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1h")
+        .collaborator(
+            Collaborator::bound_claims("bank-a", role("bank-a", 3600))
+                .vault(Vault::at(&vault.addr).role("bank-a"))
+                .secret(
+                    Secret::at("database/creds/app")
+                        .field("password")
+                        .file(&out.join("bank-a/db-password")),
+                ),
+        )
+        .write();
+    let agent = RunningAgent::start(config).await;
+    let count = |suffix: &str| {
+        vault
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(suffix))
+            .count()
+    };
+    wait_for(
+        "three re-reads after refused renewals",
+        GENEROUS,
+        || async { (count("/creds/app") >= 4).then_some(()) },
+    )
+    .await;
+    let (renewals, reads) = (count("/sys/leases/renew"), count("/creds/app"));
+    // One renewal attempt per lease read (give or take the one in flight), never a loop.
+    assert!(renewals <= reads, "{renewals} renewals for {reads} reads");
+    assert_eq!(count("/login"), reads, "each re-read is a whole exchange");
+    assert_eq!(
+        read(&out.join("bank-a/db-password")).as_deref(),
+        Some("p-1")
+    );
+    assert_eq!(agent.stop().await, AgentExit::Done);
+}

@@ -277,7 +277,9 @@ impl OpenBao {
             let (status, response) = self
                 .api_in(namespace, reqwest::Method::POST, path, Some(body.clone()))
                 .await;
-            let upgrading = response.to_string().contains("Upgrading from non-versioned");
+            let upgrading = response
+                .to_string()
+                .contains("Upgrading from non-versioned");
             if status < 300 || !upgrading || Instant::now() >= deadline {
                 assert!(status < 300, "writing {path}: {status} {response}");
                 return;

@@ -35,6 +35,10 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            // tests/run.sh compiles the host under clippy-driver; inherited, the wrapper would
+            // change the plugins' fingerprints and rebuild every one of them here.
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("CLIPPY_ARGS")
             .status()
             .expect("cargo builds the plugins");
         assert!(
