@@ -14,6 +14,7 @@ pub mod exchange;
 mod fsutil;
 mod http;
 pub mod kms;
+mod local_server;
 pub mod plugin;
 pub mod scaffold;
 pub mod vault;

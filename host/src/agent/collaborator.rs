@@ -42,6 +42,10 @@ pub struct Held {
     pub files: FileDigests,
     /// The Vault token its current secrets were read with.
     pub token: Option<HeldToken>,
+    /// The configuration generation (and the collaborator's index in it) whose Vault client
+    /// issued `token`: renewals and the revocation go to that Vault, even after a reload changed
+    /// the collaborator's address.
+    issuer: Option<(Arc<Generation>, usize)>,
     /// The leases of its current secrets, in the order of `holding.leases`.
     pub leases: Vec<SecretLease>,
     /// What the schedule looks at.
@@ -59,6 +63,7 @@ impl Held {
             env: Vec::new(),
             files: FileDigests::new(),
             token: None,
+            issuer: None,
             leases: Vec::new(),
             holding: Holding {
                 refreshed: Instant::now().into_std(),
@@ -72,9 +77,15 @@ impl Held {
     }
 
     /// What a successful exchange delivered: its variables and file digests, its token and
-    /// leases, timed from now. The token is taken out of `released`.
-    pub fn delivered(name: &str, released: &mut Released, env: Variables) -> Held {
-        let now = Instant::now().into_std();
+    /// leases, timed from when the exchange began (never later than Vault's own clock started
+    /// them). The token is taken out of `released`.
+    pub fn delivered(
+        name: &str,
+        released: &mut Released,
+        env: Variables,
+        issuer: (Arc<Generation>, usize),
+    ) -> Held {
+        let now = released.started;
         let leases: Vec<SecretLease> = released
             .secrets
             .iter()
@@ -84,6 +95,7 @@ impl Held {
             env,
             files: file_digests(name, released),
             token: released.held_token.take(),
+            issuer: Some(issuer),
             holding: Holding {
                 refreshed: now,
                 token: released.token_lease.map(|lease| Lifetime {
@@ -110,6 +122,13 @@ impl Held {
     /// The paths of its delivered files.
     pub fn paths(&self) -> impl Iterator<Item = &PathBuf> {
         self.files.keys()
+    }
+
+    /// Revokes the held token (and with it its leases) at the Vault that issued it.
+    pub async fn revoke_token(&mut self) {
+        if let (Some(token), Some((generation, index))) = (self.token.take(), &self.issuer) {
+            generation.exchange.revoke_held(*index, token).await;
+        }
     }
 }
 
@@ -184,6 +203,8 @@ impl CollaboratorTask {
                     .await;
             }
             if reloaded {
+                // Every collaborator is judged again by the new plugins and rules, now.
+                held.retry_at = Some(Instant::now());
                 continue;
             }
             if now < plan.at {
@@ -191,10 +212,8 @@ impl CollaboratorTask {
             }
             let renewed = match plan.action {
                 Action::Exchange => false,
-                Action::RenewToken => self.renew_token(&generation, index, &mut held).await,
-                Action::RenewLease(lease) => {
-                    self.renew_lease(&generation, index, &mut held, lease).await
-                }
+                Action::RenewToken => self.renew_token(&generation, &mut held).await,
+                Action::RenewLease(lease) => self.renew_lease(&generation, &mut held, lease).await,
             };
             if !renewed {
                 self.exchange(&generation, index, &mut held).await;
@@ -203,11 +222,17 @@ impl CollaboratorTask {
     }
 
     /// `renew-self`; false when an exchange must follow (refused, or no longer extending).
-    async fn renew_token(&self, generation: &Generation, index: usize, held: &mut Held) -> bool {
-        let (Some(token), Some(before)) = (&held.token, held.holding.token) else {
+    async fn renew_token(&self, generation: &Generation, held: &mut Held) -> bool {
+        let (Some(token), Some(before), Some((issuer, issued_index))) =
+            (&held.token, held.holding.token, &held.issuer)
+        else {
             return false;
         };
-        match generation.exchange.renew_token(index, &token.token).await {
+        match issuer
+            .exchange
+            .renew_token(*issued_index, &token.token)
+            .await
+        {
             Ok(ttl) if !schedule::renewal_exhausted(before, ttl) => {
                 self.metrics
                     .renewal(&self.name, Renewed::Token, RenewalOutcome::Renewed);
@@ -242,23 +267,18 @@ impl CollaboratorTask {
     }
 
     /// Renews lease `lease`; false when an exchange must follow.
-    async fn renew_lease(
-        &self,
-        generation: &Generation,
-        index: usize,
-        held: &mut Held,
-        lease: usize,
-    ) -> bool {
-        let (Some(token), Some(id), Some(before)) = (
+    async fn renew_lease(&self, generation: &Generation, held: &mut Held, lease: usize) -> bool {
+        let (Some(token), Some(id), Some(before), Some((issuer, issued_index))) = (
             &held.token,
             held.leases.get(lease),
             held.holding.leases.get(lease).copied(),
+            &held.issuer,
         ) else {
             return false;
         };
-        match generation
+        match issuer
             .exchange
-            .renew_lease(index, &token.token, id)
+            .renew_lease(*issued_index, &token.token, id)
             .await
         {
             Ok(ttl) if !schedule::renewal_exhausted(before, ttl) => {
@@ -294,7 +314,7 @@ impl CollaboratorTask {
 
     /// A whole exchange; on success the changed files are rewritten, the workload told, and the
     /// token the previous secrets were read with revoked.
-    async fn exchange(&self, generation: &Generation, index: usize, held: &mut Held) {
+    async fn exchange(&self, generation: &Arc<Generation>, index: usize, held: &mut Held) {
         let outcome = generation
             .exchange
             .run_collaborator(index, TokenUse::Hold)
@@ -362,12 +382,22 @@ impl CollaboratorTask {
                 on_change,
             });
         }
-        let previous = std::mem::replace(held, Held::delivered(&self.name, &mut released, env));
+        let previous = std::mem::replace(
+            held,
+            Held::delivered(&self.name, &mut released, env, (generation.clone(), index)),
+        );
         held.holding.token_renewal_refused = previous.holding.token_renewal_refused;
+        // A file the configuration no longer delivers (a reload moved or dropped it) goes.
+        let stale: Vec<PathBuf> = previous
+            .files
+            .keys()
+            .filter(|path| !held.files.contains_key(*path))
+            .cloned()
+            .collect();
+        remove_files(&stale, root);
         // The new secrets are in place: the old ones (and their leases) can go.
-        if let Some(token) = previous.token {
-            generation.exchange.revoke_held(index, token).await;
-        }
+        let mut previous = previous;
+        previous.revoke_token().await;
         self.health.update(&self.name, |h| {
             h.current = true;
             h.last_success = Some(unix_seconds(std::time::Instant::now()));
@@ -393,9 +423,7 @@ impl CollaboratorTask {
                 on_change,
             });
         }
-        if let Some(token) = held.token.take() {
-            generation.exchange.revoke_held(index, token).await;
-        }
+        held.revoke_token().await;
         held.leases.clear();
         held.holding.leases.clear();
         held.holding.token = None;

@@ -34,3 +34,11 @@ impl Generation {
         self.exchange.collaborators().nth(index)
     }
 }
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation")
+            .field("config", &self.config.path)
+            .finish_non_exhaustive()
+    }
+}

@@ -86,11 +86,12 @@ impl Health {
 pub fn unix_seconds(at: Instant) -> u64 {
     let now = Instant::now();
     let wall = if at >= now {
-        SystemTime::now() + (at - now)
+        SystemTime::now().checked_add(at - now)
     } else {
-        SystemTime::now() - (now - at)
+        SystemTime::now().checked_sub(now - at)
     };
-    wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    wall.and_then(|wall| wall.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ pub use workload::{Workload, WorkloadCommand, WorkloadEnv, WorkloadEvent};
 
 use crate::config::{ConfigError, OnChange, WorkloadSignal};
 use crate::exchange::{
-    deliver_changed, digests_on_disk, environment_of, remove_files, Outcome, TokenUse,
+    deliver_changed, digests_on_disk, environment_of, remove_files, HeldToken, Outcome, Route,
+    TokenUse,
 };
 use collaborator::CollaboratorTask;
 use std::collections::BTreeMap;
@@ -97,9 +98,10 @@ pub async fn run(
     let generation = Arc::new(Generation::load(&options.config).await?);
     let health = Health::default();
     let metrics = Arc::new(Metrics::default());
+    let (stop_server, server_stopped) = watch::channel(false);
     let server = match generation.config.agent.listen.filter(|_| !options.once) {
         Some(address) => Some(
-            serve::start(address, health.clone(), metrics.clone())
+            serve::start(address, health.clone(), metrics.clone(), server_stopped)
                 .await
                 .map_err(|source| AgentError::Listen { address, source })?,
         ),
@@ -116,8 +118,9 @@ pub async fn run(
         bound,
     )
     .await;
+    let _ = stop_server.send(true);
     if let Some((_, task)) = server {
-        task.abort();
+        let _ = task.await;
     }
     result
 }
@@ -152,6 +155,13 @@ async fn supervise(
             AgentExit::Done
         });
     };
+    // Asked to stop while the first exchange ran: nothing is delivered, nothing is started.
+    while let Ok(command) = control.try_recv() {
+        if let Control::Stop(_) = command {
+            revoke_all(&generation, &mut outcomes).await;
+            return Ok(AgentExit::Done);
+        }
+    }
     let config = generation.config.clone();
     let root = config.delivery.root.clone();
 
@@ -240,11 +250,12 @@ async fn supervise(
         stop: stop_tx,
     };
     let mut tasks = BTreeMap::new();
-    for outcome in outcomes {
+    for (index, outcome) in outcomes.into_iter().enumerate() {
         let held = match outcome.result {
             Ok(mut released) => {
                 let variables = env.get(&outcome.collaborator).cloned().unwrap_or_default();
-                Held::delivered(&outcome.collaborator, &mut released, variables)
+                let issuer = (generation.clone(), index);
+                Held::delivered(&outcome.collaborator, &mut released, variables, issuer)
             }
             Err(_) => Held::nothing(),
         };
@@ -353,6 +364,8 @@ async fn first_exchange(
                 Ok(_) => {
                     h.current = true;
                     h.last_success = Some(health::unix_seconds(std::time::Instant::now()));
+                    h.consecutive_failures = 0;
+                    h.last_error = None;
                 }
                 Err(error) => {
                     h.current = false;
@@ -384,23 +397,40 @@ async fn first_exchange(
             retry_in_ms = wait.as_millis() as u64,
             "not every collaborator released its secrets; nothing is delivered until all do"
         );
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            command = control.recv() => match command {
-                Some(Control::Reload) => {}
-                Some(Control::Stop(_)) | None => return None,
-            },
+        // The whole backoff is waited out: a SIGHUP here (the configuration is re-read once
+        // the agent runs) must not turn into an immediate retry at every collaborator's Vault.
+        let retry_at = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(retry_at) => break,
+                command = control.recv() => match command {
+                    Some(Control::Reload) => {
+                        tracing::warn!("SIGHUP before the first delivery: the configuration is re-read only once the agent runs; restart it to use a new one now");
+                    }
+                    Some(Control::Stop(_)) | None => return None,
+                },
+            }
         }
     }
 }
 
-/// Revokes the tokens that successful outcomes hold (the first delivery did not go ahead).
+/// Revokes the tokens that successful outcomes hold, kept ones included (the first delivery did
+/// not go ahead, so nothing may outlive it).
 async fn revoke_all(generation: &Generation, outcomes: &mut [Outcome]) {
     let revocations = outcomes
         .iter_mut()
         .enumerate()
         .filter_map(|(index, outcome)| {
-            let token = outcome.result.as_mut().ok()?.held_token.take()?;
+            let released = outcome.result.as_mut().ok()?;
+            let kept = released.vault_token.take();
+            let token = released.held_token.take().or_else(|| {
+                // `--once` with token_file or token_env: the token the configuration keeps.
+                let logged_in = matches!(released.route, Route::JwtLogin { .. });
+                kept.filter(|_| logged_in).map(|kept| HeldToken {
+                    token: kept.token,
+                    revocable: true,
+                })
+            })?;
             Some(generation.exchange.revoke_held(index, token))
         });
     futures::future::join_all(revocations).await;
@@ -449,7 +479,7 @@ async fn reload(path: &std::path::Path, shared: &Shared, tasks: &mut Tasks) {
     for name in dropped {
         if let Some(task) = tasks.remove(&name) {
             if let Ok(held) = task.await {
-                release(&current, &name, held).await;
+                release(&current, held).await;
             }
             shared.health.remove(&name);
             let _ = shared.changes.send(Change {
@@ -469,22 +499,20 @@ async fn reload(path: &std::path::Path, shared: &Shared, tasks: &mut Tasks) {
 }
 
 /// Revokes a collaborator's token and removes its files.
-async fn release(generation: &Generation, name: &str, mut held: Held) {
+async fn release(generation: &Generation, mut held: Held) {
     remove_files(held.files.keys(), &generation.config.delivery.root);
-    if let (Some(token), Some(index)) = (held.token.take(), generation.index_of(name)) {
-        generation.exchange.revoke_held(index, token).await;
-    }
+    held.revoke_token().await;
 }
 
 /// Stops every collaborator's task, then revokes what they hold and removes their files.
 async fn shut_down(shared: &Shared, tasks: Tasks) {
     let _ = shared.stop.send(true);
     let generation = shared.generation.borrow().clone();
-    let releases = tasks.into_iter().map(|(name, task)| {
+    let releases = tasks.into_values().map(|task| {
         let generation = generation.clone();
         async move {
             if let Ok(held) = task.await {
-                release(&generation, &name, held).await;
+                release(&generation, held).await;
             }
         }
     });

@@ -23,16 +23,25 @@ pub struct Lifetime {
     pub renewable: bool,
 }
 
+/// The longest TTL the schedule takes from a server: a hostile Vault's `lease_duration` of
+/// 2^64 - 1 seconds must not overflow the clock arithmetic (it would panic the collaborator's
+/// task, and its secrets would never be refreshed, judged or removed again).
+pub const MAX_TTL: Duration = Duration::from_secs(366 * 86_400);
+
 impl Lifetime {
+    fn ttl(&self) -> Duration {
+        self.ttl.min(MAX_TTL)
+    }
+
     /// When it expires.
     pub fn expires(&self) -> Instant {
-        self.since + self.ttl
+        self.since + self.ttl()
     }
 
     /// When to act on it: `renew_before` ahead of expiry, brought forward by `jitter` (0 to 1)
     /// times a tenth of the interval.
     fn due(&self, renew_before: RenewBefore, jitter: f64) -> Instant {
-        let after = renew_before.renew_after(self.ttl);
+        let after = renew_before.renew_after(self.ttl());
         self.since + after.saturating_sub(after.mul_f64(0.1 * jitter.clamp(0.0, 1.0)))
     }
 }
@@ -277,6 +286,26 @@ mod tests {
             let wait = backoff(n, min, max, 1.0);
             assert!(wait >= min && wait <= max, "{n}: {wait:?}");
         }
+    }
+
+    #[test]
+    fn a_hostile_ttl_does_not_overflow_the_clock() {
+        let start = Instant::now();
+        let mut h = holding(start);
+        let forever = Duration::from_secs(u64::MAX);
+        h.token = Some(Lifetime {
+            since: start,
+            ttl: forever,
+            renewable: true,
+        });
+        h.leases = vec![Lifetime {
+            since: start,
+            ttl: forever,
+            renewable: false,
+        }];
+        assert_eq!(expiry(&h), Some(start + MAX_TTL));
+        assert!(next(&h, timing(), 1.0).at <= start + S(300));
+        assert!(super::super::health::unix_seconds(start + MAX_TTL) > 0);
     }
 
     #[test]

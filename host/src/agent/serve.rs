@@ -5,6 +5,7 @@
 
 use super::health::Health;
 use super::metrics::SharedMetrics;
+use crate::local_server::{serve, ConnectionLimits};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -38,12 +39,15 @@ async fn get_metrics(State(shared): State<Shared>) -> impl IntoResponse {
     )
 }
 
-/// Binds `address` and serves until the returned task is aborted. Binding fails at start-up,
-/// before anything is delivered, so a taken port is a clear error rather than a silent gap.
+/// Binds `address` and serves until `stop` is set. Binding fails at start-up, before anything is
+/// delivered, so a taken port is a clear error rather than a silent gap. At most 16 connections
+/// at once, each closed if it sends no request headers for 10 s: a local process holding
+/// connections open cannot starve the endpoint, nor the agent of file descriptors.
 pub async fn start(
     address: SocketAddr,
     health: Health,
     metrics: SharedMetrics,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
@@ -51,10 +55,10 @@ pub async fn start(
         .route("/healthz", get(get_healthz))
         .route("/metrics", get(get_metrics))
         .with_state(Shared { health, metrics });
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!("the health and metrics endpoint stopped: {e}");
-        }
-    });
+    let limits = ConnectionLimits {
+        max_connections: 16,
+        header_read_timeout: std::time::Duration::from_secs(10),
+    };
+    let task = tokio::spawn(serve(listener, router, limits, stop));
     Ok((bound, task))
 }

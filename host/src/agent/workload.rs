@@ -44,6 +44,9 @@ pub struct Workload {
     command: WorkloadCommand,
     child: Child,
     restart_at: Option<Instant>,
+    /// The first change of the batch `restart_at` waits on: a restart never waits more than
+    /// four debounce times from it, however often changes keep coming.
+    batch_started: Option<Instant>,
     stopping: Option<(Stopping, Instant)>,
     debounce: Duration,
     stop_timeout: Duration,
@@ -89,6 +92,7 @@ impl Workload {
             command,
             child,
             restart_at: None,
+            batch_started: None,
             stopping: None,
             debounce,
             stop_timeout,
@@ -100,11 +104,16 @@ impl Workload {
         self.child.id()
     }
 
-    /// A secret it uses changed: restart it once no further change came for the debounce time.
+    /// A secret it uses changed: restart it once no further change came for the debounce time
+    /// (and at the latest four debounce times after the batch's first change, so that one
+    /// collaborator changing faster than the debounce cannot hold back everyone's rotations).
     pub fn restart_soon(&mut self) {
-        if self.stopping.is_none() {
-            self.restart_at = Some(Instant::now() + self.debounce);
+        if self.stopping.is_some() {
+            return;
         }
+        let now = Instant::now();
+        let first = *self.batch_started.get_or_insert(now);
+        self.restart_at = Some((now + self.debounce).min(first + self.debounce * 4));
     }
 
     /// Sends it `signal` (a secret changed, or the agent forwards one it received).
@@ -123,6 +132,7 @@ impl Workload {
     /// Forwards `signal` and lets the workload exit; it is killed after the stop timeout.
     pub fn stop(&mut self, signal: WorkloadSignal) {
         self.restart_at = None;
+        self.batch_started = None;
         self.signal(signal);
         self.stopping = Some((Stopping::Exit, Instant::now() + self.stop_timeout));
     }
@@ -156,6 +166,7 @@ impl Workload {
             }
             () = sleep_until(self.restart_at), if self.restart_at.is_some() => {
                 self.restart_at = None;
+                self.batch_started = None;
                 tracing::info!("secrets changed: restarting the workload");
                 self.signal(WorkloadSignal::Term);
                 self.stopping = Some((Stopping::Restart, Instant::now() + self.stop_timeout));

@@ -156,12 +156,19 @@ impl<'de> Deserialize<'de> for OnChange {
             "restart" => Ok(OnChange::Restart),
             "none" => Ok(OnChange::Nothing),
             other => match other.strip_prefix("signal:") {
-                Some(name) => WorkloadSignal::from_name(name).map(OnChange::Signal).ok_or_else(|| {
-                    serde::de::Error::custom(format!(
-                        "{name:?} is not a signal the workload can be sent; use one of {}",
-                        WorkloadSignal::NAMES.join(", ")
-                    ))
-                }),
+                Some(name) => match WorkloadSignal::from_name(name) {
+                    // One collaborator's rotation must not end the workload (and the agent with
+                    // it) for everyone: a signal that stops it is what "restart" is for.
+                    Some(WorkloadSignal::Term | WorkloadSignal::Int | WorkloadSignal::Quit) => {
+                        Err(serde::de::Error::custom(format!(
+                            "{name}: a signal that ends the workload would end the agent with it, for every collaborator; use on_change = \"restart\""
+                        )))
+                    }
+                    Some(signal) => Ok(OnChange::Signal(signal)),
+                    None => Err(serde::de::Error::custom(format!(
+                        "{name:?} is not a signal the workload can be sent; use SIGHUP, SIGUSR1, SIGUSR2 or SIGWINCH"
+                    ))),
+                },
                 None => Err(serde::de::Error::custom(format!(
                     "{other:?}: on_change is \"restart\", \"signal:SIGHUP\" (or another signal) or \"none\""
                 ))),
@@ -181,8 +188,9 @@ pub enum OnRevoke {
     Keep,
 }
 
-/// A signal `on_change` may send. The list is closed: SIGKILL and SIGSTOP cannot be handled, and
-/// the agent owns the rest.
+/// A signal the agent sends the workload: one `on_change` may name (SIGHUP, SIGUSR1, SIGUSR2,
+/// SIGWINCH), or one it forwards (SIGTERM, SIGINT). The list is closed: SIGKILL and SIGSTOP
+/// cannot be handled, and the agent owns the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkloadSignal {
     /// SIGHUP, the usual "reload your configuration".
@@ -191,11 +199,11 @@ pub enum WorkloadSignal {
     Usr1,
     /// SIGUSR2.
     Usr2,
-    /// SIGTERM: the workload exits and is started again.
+    /// SIGTERM (the agent forwards it; `on_change` refuses it).
     Term,
-    /// SIGINT.
+    /// SIGINT (the agent forwards it; `on_change` refuses it).
     Int,
-    /// SIGQUIT.
+    /// SIGQUIT (`on_change` refuses it).
     Quit,
     /// SIGWINCH.
     Winch,
@@ -323,6 +331,10 @@ mod tests {
             (
                 "[agent]\n[collaborator]\non_change = \"signal:SIGKILL\"",
                 "SIGHUP, SIGUSR1",
+            ),
+            (
+                "[agent]\n[collaborator]\non_change = \"signal:SIGTERM\"",
+                "use on_change = \"restart\"",
             ),
             (
                 "[agent]\n[collaborator]\non_change = \"reboot\"",

@@ -6,21 +6,20 @@ use super::pki::DevPki;
 use super::signing::{jwks, KeyFileError, SigningError, SigningKey};
 use crate::attestation::{request_limits_violation, RequestLimitViolation, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::{unix_now, TokenType, GOOGLE_ISSUER};
+use crate::local_server::{serve, ConnectionLimits};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// The token API socket's name in the launcher's directory, as in Confidential Space.
 pub const SOCKET_NAME: &str = "teeserver.sock";
@@ -487,69 +486,6 @@ fn bind_private_socket(socket: &Path) -> std::io::Result<tokio::net::UnixListene
 }
 
 /// Resolves once the launcher is told to stop (or has gone).
-async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stop| *stop).await;
-}
-
-/// What keeps one local client from holding a listener's connections.
-#[derive(Debug, Clone, Copy)]
-struct ConnectionLimits {
-    max_connections: usize,
-    header_read_timeout: Duration,
-}
-
-/// Serves `router` on `listener` over HTTP/1.1 until `stopped`, then lets open connections finish.
-///
-/// Each connection holds one of `max_connections` permits from before it is accepted until its
-/// socket is closed; without a free permit nothing is accepted. hyper closes a connection that
-/// has not sent a request's headers within `header_read_timeout`, idle keep-alive ones included.
-async fn serve<L>(
-    mut listener: L,
-    router: Router,
-    limits: ConnectionLimits,
-    mut stopped: watch::Receiver<bool>,
-) where
-    L: axum::serve::Listener,
-{
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    let mut connections = JoinSet::new();
-    loop {
-        while connections.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            _ = stop_requested(&mut stopped) => break,
-            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
-        // `Listener::accept` retries failed accepts itself (with a pause after EMFILE and the like).
-        let (io, _) = tokio::select! {
-            _ = stop_requested(&mut stopped) => break,
-            accepted = listener.accept() => accepted,
-        };
-        let service = TowerToHyperService::new(router.clone());
-        let mut connection = Box::pin(http.serve_connection(TokioIo::new(io), service));
-        let mut stopping = stopped.clone();
-        connections.spawn(async move {
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = stop_requested(&mut stopping) => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.as_mut().await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "dev launcher connection ended");
-            }
-            // The socket is closed before the permit lets the next client in.
-            drop(connection);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
-}
-
 fn write_token_file(shared: &Shared, path: &Path) -> Result<(), TokenFileError> {
     let token = shared
         .mint(&Shared::default_request())

@@ -314,6 +314,7 @@ impl Exchange {
                 revocable: access.revocable,
             }),
             steps,
+            started,
             duration: started.elapsed(),
         })
     }
@@ -355,6 +356,7 @@ impl Exchange {
                 token_lease: None,
                 held_token: None,
                 steps: steps.clone(),
+                started,
                 duration: started.elapsed(),
             })),
             Connection::Kms { vault, config, kms } => Ok(Authorised::Unwrapped {

@@ -60,6 +60,9 @@ pub struct Released {
     pub held_token: Option<HeldToken>,
     /// How long each step took, in order (the agent's latency histograms).
     pub steps: Vec<(Step, Duration)>,
+    /// When the exchange began: before the token was issued and the secrets read, so lifetimes
+    /// counted from it end no later than Vault's own.
+    pub started: std::time::Instant,
     /// Wall time of this collaborator's exchange.
     pub duration: Duration,
 }
