@@ -3,15 +3,16 @@
 //! connection, which is how a test bounds the requests a client makes while the server is down
 //! (every attempt at a dead server needs a new connection).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 /// A gate on a free loopback port, forwarding to `target` (`host:port`).
 pub struct Gate {
     /// `http://127.0.0.1:PORT`: give this to the client instead of the server's address.
     pub addr: String,
-    open: Arc<AtomicBool>,
+    open: watch::Sender<bool>,
     connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -25,18 +26,18 @@ impl Gate {
             .to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
-        let open = Arc::new(AtomicBool::new(true));
+        let (open, is_open) = watch::channel(true);
         let connections = Arc::new(AtomicUsize::new(0));
-        let (gate_open, count) = (open.clone(), connections.clone());
+        let count = connections.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                if !gate_open.load(Ordering::SeqCst) {
+                if !*is_open.borrow() {
                     drop(client);
                     continue;
                 }
                 let target = target.clone();
-                let still_open = gate_open.clone();
+                let mut closing = is_open.clone();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(&target).await else {
                         return;
@@ -44,11 +45,7 @@ impl Gate {
                     // A connection kept alive across a closing of the gate is cut as well.
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        () = async {
-                            while still_open.load(Ordering::SeqCst) {
-                                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                            }
-                        } => {}
+                        _ = closing.wait_for(|open| !open) => {}
                     }
                 });
             }
@@ -63,7 +60,7 @@ impl Gate {
 
     /// Closes (false) or opens (true) the gate.
     pub fn set_open(&self, open: bool) {
-        self.open.store(open, Ordering::SeqCst);
+        self.open.send_replace(open);
     }
 
     /// Connections accepted so far, open or closed.

@@ -273,7 +273,9 @@ impl OpenBao {
         // created, and refuses writes meanwhile ("Upgrading from non-versioned to versioned
         // data"): retried until it is done, within a deadline.
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut retry = tokio::time::interval(Duration::from_millis(50));
         loop {
+            retry.tick().await;
             let (status, response) = self
                 .api_in(namespace, reqwest::Method::POST, path, Some(body.clone()))
                 .await;
@@ -284,7 +286,6 @@ impl OpenBao {
                 assert!(status < 300, "writing {path}: {status} {response}");
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -253,7 +253,9 @@ mod tests {
     /// Polls until `path` holds `lines` lines (the script writes one once its trap is set).
     async fn lines_in(path: &std::path::Path, lines: usize) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut poll = tokio::time::interval(Duration::from_millis(10));
         loop {
+            poll.tick().await;
             let text = std::fs::read_to_string(path).unwrap_or_default();
             if text.lines().count() >= lines {
                 return text;
@@ -263,7 +265,6 @@ mod tests {
                 "{} never had {lines} lines",
                 path.display()
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
