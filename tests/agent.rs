@@ -894,18 +894,7 @@ async fn a_renewable_lease_is_renewed_in_place_without_a_new_login() {
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let config = config(dir.path(), &launcher)
-        .agent("refresh", "1h")
-        .collaborator(
-            Collaborator::bound_claims("bank-a", role("bank-a", 3600))
-                .vault(Vault::at(&vault.addr).role("bank-a"))
-                .secret(
-                    Secret::at("database/creds/app")
-                        .field("password")
-                        .file(&out.join("bank-a/db-password")),
-                ),
-        )
-        .write();
+    let config = database_credentials_config(dir.path(), &launcher, &vault);
     let agent = RunningAgent::start(config).await;
     assert_eq!(
         read(&out.join("bank-a/db-password")).as_deref(),
@@ -1147,18 +1136,7 @@ async fn a_lease_whose_renewal_is_refused_is_read_again_with_backoff_not_in_a_lo
     let launcher = TestLauncher::start().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let config = config(dir.path(), &launcher)
-        .agent("refresh", "1h")
-        .collaborator(
-            Collaborator::bound_claims("bank-a", role("bank-a", 3600))
-                .vault(Vault::at(&vault.addr).role("bank-a"))
-                .secret(
-                    Secret::at("database/creds/app")
-                        .field("password")
-                        .file(&out.join("bank-a/db-password")),
-                ),
-        )
-        .write();
+    let config = database_credentials_config(dir.path(), &launcher, &vault);
     let agent = RunningAgent::start(config).await;
     let count = |suffix: &str| {
         vault
@@ -1182,4 +1160,25 @@ async fn a_lease_whose_renewal_is_refused_is_read_again_with_backoff_not_in_a_lo
         Some("p-1")
     );
     assert_eq!(agent.stop().await, AgentExit::Done);
+}
+
+/// bank-a reading a database-style credential (`database/creds/app`, field `password`, delivered
+/// as `out/bank-a/db-password`) from the stand-in Vault `vault`.
+fn database_credentials_config(
+    dir: &Path,
+    launcher: &TestLauncher,
+    vault: &CaptureServer,
+) -> PathBuf {
+    config(dir, launcher)
+        .agent("refresh", "1h")
+        .collaborator(
+            Collaborator::bound_claims("bank-a", role("bank-a", 3600))
+                .vault(Vault::at(&vault.addr).role("bank-a"))
+                .secret(
+                    Secret::at("database/creds/app")
+                        .field("password")
+                        .file(&dir.join("out/bank-a/db-password")),
+                ),
+        )
+        .write()
 }

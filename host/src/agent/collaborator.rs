@@ -142,6 +142,18 @@ fn access_withdrawn(error: &StepError) -> bool {
     }
 }
 
+/// What a renewal's answer means for the schedule.
+enum Renewal {
+    /// Extended: the new lifetime.
+    Extended(Lifetime),
+    /// Granted, but capped too short to be worth it: exchange instead.
+    Exhausted,
+    /// Vault refused it (a 4xx): exchange instead.
+    Refused,
+    /// Vault did not answer usefully: back off.
+    Failed,
+}
+
 /// One collaborator's task.
 pub struct CollaboratorTask {
     /// Its name: how it is found in each generation.
@@ -228,38 +240,23 @@ impl CollaboratorTask {
         else {
             return false;
         };
-        match issuer
+        let result = issuer
             .exchange
             .renew_token(*issued_index, &token.token)
-            .await
-        {
-            Ok(ttl) if !schedule::renewal_exhausted(before, ttl) => {
-                self.metrics
-                    .renewal(&self.name, Renewed::Token, RenewalOutcome::Renewed);
-                held.holding.token = Some(Lifetime {
-                    since: std::time::Instant::now(),
-                    ttl,
-                    renewable: true,
-                });
+            .await;
+        match self.judge_renewal(Renewed::Token, before, result) {
+            Renewal::Extended(lifetime) => {
+                held.holding.token = Some(lifetime);
                 true
             }
-            Ok(_) => {
-                self.metrics
-                    .renewal(&self.name, Renewed::Token, RenewalOutcome::Refused);
-                false
-            }
-            Err(error) if error.is_refusal() => {
-                tracing::info!(collaborator = %self.name, "Vault refused to renew the token ({error}); logging in again instead, from now on");
-                self.metrics
-                    .renewal(&self.name, Renewed::Token, RenewalOutcome::Refused);
+            Renewal::Exhausted => false,
+            Renewal::Refused => {
+                // From now on, logging in again replaces renewing.
                 held.holding.token_renewal_refused = true;
                 false
             }
-            Err(error) => {
-                self.metrics
-                    .renewal(&self.name, Renewed::Token, RenewalOutcome::Failed);
-                tracing::warn!(collaborator = %self.name, "renewing the Vault token failed: {}", crate::errors::error_chain(&error));
-                // The token is still valid for a while: try again (a whole exchange) after a backoff.
+            Renewal::Failed => {
+                // Still valid for a while: try again (a whole exchange) after a backoff.
                 self.failed_attempt(generation, held, None);
                 true
             }
@@ -276,40 +273,51 @@ impl CollaboratorTask {
         ) else {
             return false;
         };
-        match issuer
+        let result = issuer
             .exchange
             .renew_lease(*issued_index, &token.token, id)
-            .await
-        {
-            Ok(ttl) if !schedule::renewal_exhausted(before, ttl) => {
-                self.metrics
-                    .renewal(&self.name, Renewed::Lease, RenewalOutcome::Renewed);
-                held.holding.leases[lease] = Lifetime {
-                    since: std::time::Instant::now(),
-                    ttl,
-                    renewable: true,
-                };
+            .await;
+        match self.judge_renewal(Renewed::Lease, before, result) {
+            Renewal::Extended(lifetime) => {
+                held.holding.leases[lease] = lifetime;
                 true
             }
-            Ok(_) => {
-                self.metrics
-                    .renewal(&self.name, Renewed::Lease, RenewalOutcome::Refused);
-                false
-            }
-            Err(error) if error.is_refusal() => {
-                tracing::info!(collaborator = %self.name, "Vault refused to renew a lease ({error}); reading the secrets again");
-                self.metrics
-                    .renewal(&self.name, Renewed::Lease, RenewalOutcome::Refused);
-                false
-            }
-            Err(error) => {
-                self.metrics
-                    .renewal(&self.name, Renewed::Lease, RenewalOutcome::Failed);
-                tracing::warn!(collaborator = %self.name, "renewing a lease failed: {}", crate::errors::error_chain(&error));
+            Renewal::Exhausted | Renewal::Refused => false,
+            Renewal::Failed => {
                 self.failed_attempt(generation, held, None);
                 true
             }
         }
+    }
+
+    /// What a renewal's answer means, with its metric and log line written.
+    fn judge_renewal(
+        &self,
+        what: Renewed,
+        before: Lifetime,
+        result: Result<std::time::Duration, crate::vault::VaultError>,
+    ) -> Renewal {
+        let (outcome, renewal) = match result {
+            Ok(ttl) if !schedule::renewal_exhausted(before, ttl) => (
+                RenewalOutcome::Renewed,
+                Renewal::Extended(Lifetime {
+                    since: std::time::Instant::now(),
+                    ttl,
+                    renewable: true,
+                }),
+            ),
+            Ok(_) => (RenewalOutcome::Refused, Renewal::Exhausted),
+            Err(error) if error.is_refusal() => {
+                tracing::info!(collaborator = %self.name, renewal = ?what, "Vault refused the renewal ({error}); exchanging again instead");
+                (RenewalOutcome::Refused, Renewal::Refused)
+            }
+            Err(error) => {
+                tracing::warn!(collaborator = %self.name, renewal = ?what, "the renewal failed: {}", crate::errors::error_chain(&error));
+                (RenewalOutcome::Failed, Renewal::Failed)
+            }
+        };
+        self.metrics.renewal(&self.name, what, outcome);
+        renewal
     }
 
     /// A whole exchange; on success the changed files are rewritten, the workload told, and the
