@@ -1,144 +1,57 @@
-//! Vault's JWT-role semantics, so a collaborator can check its Vault role against a token before
-//! the token leaves the TEE. The configuration **is** the role JSON a collaborator writes to
-//! `auth/jwt/role/NAME`, unchanged, and deny reasons read like Vault's own error messages.
+//! Vault's JWT-role semantics inside the TEE, so a collaborator's Vault role judges a token
+//! before the token leaves. The configuration **is** the role JSON a collaborator writes to
+//! `auth/jwt/role/NAME`, unchanged, and deny reasons are Vault's own error messages.
 //!
-//! Implemented: `bound_audiences` (any match; the first one is the requested audience),
-//! `bound_subject` (exact), `bound_claims` (JSON-pointer or top-level keys, list values meaning
-//! "any of", list claims passing when any element matches, keys ANDed), `bound_claims_type: glob`,
-//! `user_claim` (must be a string claim), and `claim_mappings` (Vault refuses non-string claims).
+//! The semantics are `attestgate-vault-role`'s, the same code `attestgate vault doctor` predicts
+//! logins with: the audience, `bound_subject`, the user claim, `claim_mappings` (string claims
+//! only), `groups_claim` and `bound_claims` (JSON pointers, lists meaning "any of", globs with
+//! `bound_claims_type: glob`), in Vault's order. The issuer and the times are the host
+//! verifier's business here.
 
-use attestgate_plugin_sdk::rules::{glob_match, pointer};
 use attestgate_plugin_sdk::{
     export_policy, log, AudienceRequest, Claims, Context, LogLevel, Policy, Report, Verdict,
 };
+use attestgate_vault_role::jwt::ROLE_FIELDS;
+use attestgate_vault_role::lint::closest;
+use attestgate_vault_role::{JwtRole, TokenChecks};
 use serde_json::{Map, Value};
-
-/// The fields Vault's JWT role accepts; anything else is silently ignored by Vault, which is how
-/// a misspelled `claims_mappings` goes unnoticed. This plugin says so at load time.
-const VAULT_ROLE_FIELDS: &[&str] = &[
-    "role_type",
-    "bound_audiences",
-    "bound_subject",
-    "bound_claims",
-    "bound_claims_type",
-    "claim_mappings",
-    "user_claim",
-    "user_claim_json_pointer",
-    "groups_claim",
-    "oidc_scopes",
-    "allowed_redirect_uris",
-    "verbose_oidc_logging",
-    "max_age",
-    "expiration_leeway",
-    "not_before_leeway",
-    "clock_skew_leeway",
-    "policies",
-    "token_policies",
-    "ttl",
-    "max_ttl",
-    "token_ttl",
-    "token_max_ttl",
-    "token_explicit_max_ttl",
-    "token_type",
-    "token_period",
-    "period",
-    "token_num_uses",
-    "num_uses",
-    "token_bound_cidrs",
-    "bound_cidrs",
-    "token_no_default_policy",
-    "callback_mode",
-    "poll_interval",
-];
 
 struct BoundClaims;
 
-fn string_list(value: Option<&Value>) -> Vec<String> {
-    match value {
-        // Vault also accepts a comma-separated string for list fields.
-        Some(Value::String(s)) => s
-            .split(',')
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn list(value: &Value) -> Vec<&Value> {
-    match value {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    }
-}
-
-fn equal(expected: &Value, actual: &Value, globs: bool) -> bool {
-    match (expected, actual) {
-        (Value::String(e), Value::String(a)) if globs => glob_match(e, a),
-        (Value::String(e), Value::String(a)) => e == a,
-        (Value::Number(e), Value::Number(a)) => e.as_f64() == a.as_f64(),
-        (e, a) => e == a,
-    }
-}
-
-fn uses_globs(role: &Map<String, Value>) -> bool {
-    role.get("bound_claims_type").and_then(Value::as_str) == Some("glob")
+fn role(config: &Map<String, Value>) -> Result<JwtRole, String> {
+    JwtRole::from_json(config).map_err(|e| e.to_string())
 }
 
 impl Policy for BoundClaims {
     type Config = Map<String, Value>;
 
-    fn validate(role: &Map<String, Value>) -> Result<(), String> {
-        for key in role.keys() {
-            if !VAULT_ROLE_FIELDS.contains(&key.as_str()) {
-                let hint = if key == "claims_mappings" {
-                    " (did you mean \"claim_mappings\"?)"
-                } else {
-                    ""
-                };
+    fn validate(config: &Map<String, Value>) -> Result<(), String> {
+        for key in config.keys() {
+            if !ROLE_FIELDS.contains(&key.as_str()) {
+                let hint = closest(key, ROLE_FIELDS)
+                    .map(|real| format!(" (did you mean \"{real}\"?)"))
+                    .unwrap_or_default();
                 log(LogLevel::Warn, &format!("\"{key}\" is not a Vault JWT role field{hint}; Vault ignores it silently, and so does this plugin"));
             }
         }
-        if let Some(kind) = role.get("role_type").and_then(Value::as_str) {
-            if kind != "jwt" {
-                return Err(format!(
-                    "role_type is \"{kind}\"; only \"jwt\" roles log in with a token"
-                ));
-            }
+        let role = role(config)?;
+        if let Some(refusal) = role.write_refusal() {
+            return Err(format!("Vault would refuse this role: {refusal}"));
         }
-        match role.get("bound_claims_type").and_then(Value::as_str) {
-            None | Some("string") | Some("glob") => {}
-            Some(other) => {
-                return Err(format!(
-                    "bound_claims_type \"{other}\" is not \"string\" or \"glob\""
-                ))
-            }
+        if role.role_type.as_deref() != Some("jwt") {
+            return Err(
+                "role_type must be \"jwt\": Vault refuses JWT logins with any other role".into(),
+            );
         }
-        match role.get("bound_claims") {
-            None | Some(Value::Object(_)) => {}
-            Some(_) => {
-                return Err(
-                    "bound_claims must be an object of claim -> value or list of values".into(),
-                )
-            }
-        }
-        if let Some(Value::Object(mappings)) = role.get("claim_mappings") {
-            if mappings.values().any(|v| !v.is_string()) {
-                return Err("claim_mappings values must be metadata key names (strings)".into());
-            }
-        }
-        if string_list(role.get("bound_audiences")).is_empty() {
+        if role.bound_audiences.is_empty() {
             return Err("bound_audiences is empty: attestgate needs the collaborator's audience to mint its token, and a role without one lets any audience in".into());
         }
         Ok(())
     }
 
     fn audience(ctx: &Context<Map<String, Value>>) -> Result<AudienceRequest, String> {
-        string_list(ctx.config.get("bound_audiences"))
+        role(&ctx.config)?
+            .bound_audiences
             .into_iter()
             .next()
             .map(AudienceRequest::oidc)
@@ -146,99 +59,25 @@ impl Policy for BoundClaims {
     }
 
     fn evaluate(ctx: &Context<Map<String, Value>>, claims: &Claims<'_>) -> Verdict {
-        let role = &ctx.config;
         let mut report = Report::new();
-
-        let bound_audiences = string_list(role.get("bound_audiences"));
-        let audiences = claims.audiences();
-        if bound_audiences.is_empty() {
-            if audiences.is_empty() {
-                report.pass(Some("/aud"), "no audiences bound and none in the token");
+        let role = match role(&ctx.config) {
+            Ok(role) => role,
+            Err(e) => {
+                report.fail(None, e);
+                return report.verdict();
+            }
+        };
+        let name = ctx
+            .vault_role
+            .as_deref()
+            .unwrap_or(&ctx.collaborator)
+            .to_lowercase();
+        let prediction = role.login(&name, &TokenChecks::default(), claims.raw());
+        for reason in prediction.reasons {
+            if reason.passed {
+                report.pass(reason.claim.as_deref(), reason.message);
             } else {
-                report.fail(
-                    Some("/aud"),
-                    "audience claim found in JWT but no audiences bound to the role",
-                );
-            }
-        } else if audiences
-            .iter()
-            .any(|a| bound_audiences.iter().any(|b| b == a))
-        {
-            report.pass(
-                Some("/aud"),
-                format!("audience {audiences:?} matches bound_audiences"),
-            );
-        } else {
-            report.fail(Some("/aud"), "error validating token: invalid audience (aud) claim: audience claim does not match any expected audience");
-        }
-
-        if let Some(subject) = role
-            .get("bound_subject")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            if claims.subject() == Some(subject) {
-                report.pass(Some("/sub"), "subject matches bound_subject");
-            } else {
-                report.fail(
-                    Some("/sub"),
-                    "error validating token: invalid subject (sub) claim",
-                );
-            }
-        }
-
-        let globs = uses_globs(role);
-        if let Some(Value::Object(bound)) = role.get("bound_claims") {
-            for (key, expected) in bound {
-                let pointer = pointer(key);
-                match claims.pointer(key) {
-                    None => report.fail(
-                        Some(&pointer),
-                        format!("error validating claims: claim \"{key}\" is missing"),
-                    ),
-                    Some(actual) => {
-                        let matched = list(expected)
-                            .iter()
-                            .any(|e| list(actual).iter().any(|a| equal(e, a, globs)));
-                        if matched {
-                            report.pass(
-                                Some(&pointer),
-                                format!("claim \"{key}\" matches a bound claim value"),
-                            )
-                        } else {
-                            report.fail(Some(&pointer), format!("error validating claims: claim \"{key}\" does not match any associated bound claim values"))
-                        }
-                    }
-                };
-            }
-        }
-
-        if let Some(user_claim) = role.get("user_claim").and_then(Value::as_str) {
-            match claims.pointer(user_claim) {
-                None => report.fail(
-                    Some(&pointer(user_claim)),
-                    format!("claim \"{user_claim}\" not found in token"),
-                ),
-                Some(Value::String(_)) => report.pass(
-                    Some(&pointer(user_claim)),
-                    format!("user claim \"{user_claim}\" is a string"),
-                ),
-                Some(_) => report.fail(
-                    Some(&pointer(user_claim)),
-                    format!("claim \"{user_claim}\" could not be converted to string"),
-                ),
-            };
-        }
-
-        if let Some(Value::Object(mappings)) = role.get("claim_mappings") {
-            for source in mappings.keys() {
-                let pointer = pointer(source);
-                match claims.pointer(source) {
-                    None | Some(Value::String(_)) => {}
-                    Some(_) => {
-                        report.fail(Some(&pointer), format!("error converting claim '{source}' to string (claim_mappings only takes string claims)"));
-                    }
-                }
+                report.fail(reason.claim.as_deref(), reason.message);
             }
         }
         report.verdict()
@@ -295,8 +134,8 @@ mod tests {
     fn a_production_workload_satisfies_the_role() {
         let verdict = evaluate(&role(), &production());
         assert!(verdict.allow, "{:?}", verdict.reasons);
-        // The audience, six bound claims and the user claim.
-        assert_eq!(verdict.reasons.len(), 8);
+        // The audience, the user claim, three mappings and six bound claims.
+        assert_eq!(verdict.reasons.len(), 11);
     }
 
     #[test]
@@ -403,22 +242,23 @@ mod tests {
     #[test]
     fn configuration_mistakes_are_refused_at_load() {
         let broken = [
-            ("role_type", json!("oidc"), "only \"jwt\" roles"),
+            ("role_type", json!("oidc"), "allowed_redirect_uris"),
             (
                 "bound_claims_type",
                 json!("regex"),
-                "bound_claims_type \"regex\"",
+                "invalid 'bound_claims_type': regex",
             ),
             (
                 "bound_claims",
                 json!(["hwmodel"]),
-                "bound_claims must be an object",
+                "\"bound_claims\" must be an object",
             ),
             (
                 "claim_mappings",
-                json!({"hwmodel": 1}),
-                "claim_mappings values must be",
+                json!({"hwmodel": "role"}),
+                "metadata key \"role\" is reserved",
             ),
+            ("user_claim", json!(""), "a user claim must be defined"),
             ("bound_audiences", json!([]), "bound_audiences is empty"),
         ];
         for (field, value, expected) in broken {

@@ -21,7 +21,7 @@ use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::role::CelProgram;
+use super::role::CelProgram;
 
 /// The name a `pb.Auth` literal constructs.
 pub const PB_AUTH: &str = "pb.Auth";
@@ -225,8 +225,8 @@ pub fn environment() -> Env {
     let _ = env.add_type(PbAuth {
         r#type: Type::new_struct(PB_AUTH.to_owned()),
     });
-    crate::sets::add_functions(&mut env);
-    crate::rewrite::add_functions(&mut env);
+    super::sets::add_functions(&mut env);
+    super::rewrite::add_functions(&mut env);
     env
 }
 
@@ -279,7 +279,7 @@ pub struct Compiled {
     /// Each variable's name and source, in order.
     variables: Vec<(String, String)>,
     expression_text: String,
-    /// The variables' trees, then the expression's, rewritten (see [`crate::rewrite`]).
+    /// The variables' trees, then the expression's, rewritten (see [`super::rewrite`]).
     runnable: Vec<IdedExpr>,
 }
 
@@ -313,7 +313,7 @@ impl Compiled {
                     .expression()
                     .clone();
             }
-            crate::rewrite::selections(&mut tree, &declared);
+            super::rewrite::selections(&mut tree, &declared);
             if let Some((index, _)) = &variable {
                 declared.push(&program.variables[*index].name);
             }
@@ -477,8 +477,15 @@ fn visit(expr: &IdedExpr, f: &mut impl FnMut(&IdedExpr)) {
 /// What a program decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// It returned a `pb.Auth`: the login goes ahead, with these policies.
-    Allowed { policies: Vec<String> },
+    /// It returned a `pb.Auth`: the login goes ahead.
+    Allowed {
+        /// `policies` as the message set them.
+        policies: Vec<String>,
+        /// `metadata` as the message set it.
+        metadata: BTreeMap<String, String>,
+        /// `no_default_policy`: OpenBao then does not add `default`.
+        no_default_policy: bool,
+    },
     /// It returned `false`.
     BlockedFalse,
     /// It returned a string: the denial message.
@@ -514,7 +521,8 @@ fn classify(value: Value) -> Outcome {
         Value::Bool(false) => Outcome::BlockedFalse,
         Value::String(message) => Outcome::BlockedMessage(message.to_string()),
         Value::Struct(message) if message.name() == PB_AUTH => {
-            let policies = match message.field_value("policies").map(Value::try_from) {
+            let field = |name: &str| message.field_value(name).map(Value::try_from);
+            let policies = match field("policies") {
                 Some(Ok(Value::List(items))) => items
                     .iter()
                     .filter_map(|v| match v {
@@ -524,7 +532,24 @@ fn classify(value: Value) -> Outcome {
                     .collect(),
                 _ => Vec::new(),
             };
-            Outcome::Allowed { policies }
+            let metadata = match field("metadata") {
+                Some(Ok(Value::Map(map))) => map
+                    .map
+                    .iter()
+                    .filter_map(|(k, v)| match (k, v) {
+                        (Key::String(k), Value::String(v)) => Some((k.to_string(), v.to_string())),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => BTreeMap::new(),
+            };
+            let no_default_policy =
+                matches!(field("no_default_policy"), Some(Ok(Value::Bool(true))));
+            Outcome::Allowed {
+                policies,
+                metadata,
+                no_default_policy,
+            }
         }
         other => Outcome::UnexpectedType(go_type_name(&other)),
     }

@@ -5,6 +5,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::timing::Leeways;
+
 /// One named step of the program, evaluated in order before the expression.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +71,17 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
 }
 
 impl CelRole {
+    /// The role's leeways: as stored (OpenBao writes 60, 150 and 150 when a CEL role is created),
+    /// or OpenBao's defaults where the file leaves them out.
+    pub fn leeways(&self) -> Leeways {
+        let read = |key: &str| crate::jwt::seconds(self.other.get(key)).unwrap_or(0);
+        Leeways {
+            clock_skew: read("clock_skew_leeway"),
+            expiration: read("expiration_leeway"),
+            not_before: read("not_before_leeway"),
+        }
+    }
+
     /// The name OpenBao's messages quote, lowercased as OpenBao stores it: the role's own `name`
     /// (the plugin then logs in with it), else the role the host logs in with (the
     /// collaborator's configured `role`), else the collaborator's name.

@@ -12,7 +12,7 @@
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::Program;
 
-use crate::program::{pb_auth_field, FieldType, PB_AUTH};
+use super::program::{pb_auth_field, FieldType, PB_AUTH};
 
 /// A statically known type, or `Dyn`.
 #[derive(Debug, Clone, PartialEq)]

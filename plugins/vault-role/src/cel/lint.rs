@@ -1,0 +1,152 @@
+//! The rules about a CEL role: those of every role (audiences, production image, image digest)
+//! read from the program's text, and those only a program can break: returning `true` (which
+//! OpenBao treats as an error, not an allow) and reading a claim that real tokens omit without
+//! `has()`.
+
+use super::program::{environment, Checkable};
+use super::{validate, CelRole, READ_BACK_FIELDS};
+use crate::lint::{lint_audiences, lint_unknown_keys, Finding, Severity, OPTIONAL_CLAIMS};
+use cel::common::ast::{operators, Expr, IdedExpr, LiteralValue};
+
+/// The rules about a CEL role.
+pub fn lint_cel_role(role: &CelRole) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut known = vec!["name", "cel_program", "bound_audiences"];
+    known.extend_from_slice(READ_BACK_FIELDS);
+    let mut raw = role.other.clone();
+    raw.retain(|k, _| !matches!(k.as_str(), "name" | "cel_program" | "bound_audiences"));
+    lint_unknown_keys(&raw, &known, "CEL role", &mut findings);
+    lint_audiences(&role.bound_audiences, &mut findings);
+
+    if let Err(refusal) = validate(role) {
+        findings.push(Finding {
+            severity: Severity::Error,
+            key: match &refusal.variable {
+                Some((index, name)) => format!("cel_program.variables[{index}] ({name})"),
+                None => "cel_program.expression".into(),
+            },
+            message: refusal.message,
+            fix: "fix the program at the position shown; OpenBao refuses to store the role until it type-checks".into(),
+        });
+        return findings;
+    }
+    let env = environment();
+    if let Ok(parsed) = Checkable::parse(&env, &role.cel_program) {
+        let variables: Vec<(&str, &IdedExpr)> = parsed
+            .variables
+            .iter()
+            .map(|(name, program)| (name.as_str(), program.expression()))
+            .collect();
+        if may_return_true(parsed.expression.expression(), &variables) {
+            findings.push(Finding {
+                severity: Severity::Error,
+                key: "cel_program.expression".into(),
+                message: "the expression can evaluate to true, which OpenBao does not treat as an allow: the login fails with \"CEL program '<role>' returned unexpected type: types.Bool\"".into(),
+                fix: "return pb.Auth{policies: [...]} to allow, and false or a message string to deny, e.g. `ok ? pb.Auth{policies: ['p']} : 'why not'`".into(),
+            });
+        }
+    }
+
+    let text: String = role
+        .cel_program
+        .variables
+        .iter()
+        .map(|v| v.expression.as_str())
+        .chain(std::iter::once(role.cel_program.expression.as_str()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for claim in OPTIONAL_CLAIMS {
+        if reads_without_has(&text, claim) {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                key: "cel_program".into(),
+                message: format!("the program reads `{claim}` without has(); real tokens omit it (on debug images, older images, or when not requested), and then every login fails with \"no such key: {claim}\" instead of the program's own message"),
+                fix: format!("guard it: `has(<...>.{claim}) && ...`"),
+            });
+        }
+    }
+    if !text.contains("dbgstat") && !text.contains("support_attributes") {
+        findings.push(Finding {
+            severity: Severity::Error,
+            key: "cel_program".into(),
+            message: "the program reads neither dbgstat nor support_attributes, so a debug image passes: on a debug image the operator can read the workload's memory, and with it the secrets".into(),
+            fix: "require `claims.dbgstat == 'disabled-since-boot'` (and 'STABLE' in support_attributes, guarded by has())".into(),
+        });
+    }
+    if !text.contains("image_digest") && !text.contains("image_signatures") {
+        findings.push(Finding {
+            severity: Severity::Error,
+            key: "cel_program".into(),
+            message: "the program does not check the image digest, so any container image that runs in the allowed project passes".into(),
+            fix: "require `claims.submods.container.image_digest in ['sha256:...']`".into(),
+        });
+    }
+    findings
+}
+
+/// Whether `text` selects `.claim` somewhere without any `has(….claim)` guard for it.
+fn reads_without_has(text: &str, claim: &str) -> bool {
+    let selection = format!(".{claim}");
+    let mut unguarded = false;
+    let mut guarded = false;
+    for (at, _) in text.match_indices(&selection) {
+        let end = at + selection.len();
+        if text[end..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        {
+            continue;
+        }
+        let before = &text[..at];
+        let in_has = before
+            .rfind("has(")
+            .is_some_and(|h| !before[h..].contains(')') && !before[h..].contains(' '));
+        if in_has {
+            guarded = true;
+        } else {
+            unguarded = true;
+        }
+    }
+    unguarded && !guarded
+}
+
+/// Whether the expression can end in a bool other than `false` (following `?:` branches and
+/// variables), which OpenBao answers with "returned unexpected type: types.Bool".
+pub fn may_return_true(expr: &IdedExpr, variables: &[(&str, &IdedExpr)]) -> bool {
+    match &expr.expr {
+        Expr::Literal(LiteralValue::Boolean(b)) => **b,
+        Expr::Call(call) if call.func_name == operators::CONDITIONAL && call.args.len() == 3 => {
+            may_return_true(&call.args[1], variables) || may_return_true(&call.args[2], variables)
+        }
+        Expr::Call(call) => matches!(
+            call.func_name.as_str(),
+            operators::LOGICAL_AND
+                | operators::LOGICAL_OR
+                | operators::LOGICAL_NOT
+                | operators::EQUALS
+                | operators::NOT_EQUALS
+                | operators::LESS
+                | operators::LESS_EQUALS
+                | operators::GREATER
+                | operators::GREATER_EQUALS
+                | operators::IN
+                | "startsWith"
+                | "endsWith"
+                | "contains"
+                | "matches"
+        ),
+        Expr::Select(select) => select.test,
+        Expr::Ident(name) => variables
+            .iter()
+            .position(|(n, _)| n == name)
+            .is_some_and(|i| may_return_true(variables[i].1, &variables[..i])),
+        Expr::Comprehension(c) => match &c.result.expr {
+            Expr::Ident(name) if *name == c.accu_var => {
+                matches!(c.accu_init.expr, Expr::Literal(LiteralValue::Boolean(_)))
+            }
+            _ => may_return_true(&c.result, variables),
+        },
+        _ => false,
+    }
+}
