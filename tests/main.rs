@@ -11,6 +11,7 @@ mod attestation;
 mod cel_role;
 mod cli;
 mod deploy;
+mod doctor;
 mod exchange;
 mod golden;
 mod kms;

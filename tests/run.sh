@@ -80,5 +80,5 @@ if [ "${ATTESTGATE_SLOW:-1}" = 1 ]; then
 fi
 # The SDK's and the plugins' own unit tests run natively (attestgate_plugin_sdk::testing), no wasm.
 (cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" \
-    -p attestgate-plugin-sdk -p plugin-template -p bound-claims -p cel-role -p confidential-space \
+    -p attestgate-plugin-sdk -p attestgate-vault-role -p plugin-template -p bound-claims -p cel-role -p confidential-space \
     -p signed-image-window -p rego-policy -p hostile)

@@ -9,6 +9,7 @@ pub mod attestation;
 pub mod config;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod doctor;
 mod errors;
 pub mod exchange;
 mod fsutil;

@@ -351,7 +351,8 @@ impl OpenBao {
         self.login_at("auth/jwt/cel/login", role, jwt).await
     }
 
-    async fn login_at(&self, path: &str, role: &str, jwt: &str) -> (u16, Value) {
+    /// Logs in at `path` (`auth/<mount>/login`).
+    pub async fn login_at(&self, path: &str, role: &str, jwt: &str) -> (u16, Value) {
         let response = self
             .http
             .post(format!("{}/v1/{path}", self.addr))

@@ -32,6 +32,7 @@ pub use source::{
     TokenRequest, TokenType, UnknownTokenType, DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_AUDIENCE,
     DEFAULT_TOKEN_FILE, MAX_AUDIENCE_BYTES, MAX_NONCES, NONCE_BYTES,
 };
+pub(crate) use verify::verify_signature;
 pub use verify::{
     unix_now, VerifiedToken, Verifier, VerifyError, VerifyPolicy, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_BYTES, GOOGLE_ISSUER,

@@ -391,7 +391,11 @@ fn describe_crit(crit: &Value) -> String {
     }
 }
 
-fn verify_signature(signing_input: &str, signature_b64: &str, key: &DecodingKey) -> bool {
+pub(crate) fn verify_signature(
+    signing_input: &str,
+    signature_b64: &str,
+    key: &DecodingKey,
+) -> bool {
     jsonwebtoken::crypto::verify(
         signature_b64,
         signing_input.as_bytes(),

@@ -14,6 +14,7 @@ mod exchange;
 mod plugin;
 mod render;
 mod token;
+mod vault;
 mod verify;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -100,6 +101,10 @@ enum Command {
     /// Write and check policy plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// For collaborators: check a Vault role before a login fails (`vault doctor`), or write the
+    /// role that enforces a plugin's rules (`vault role`).
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
     /// Local stand-ins for Google's services, for development and tests.
     #[cfg(feature = "dev")]
     #[command(subcommand)]
@@ -145,6 +150,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Exchange(args) => exchange::exchange(args).await,
         Command::Exec(args) => exchange::exec(args).await,
         Command::Agent(args) => agent::run(args).await,
+        Command::Vault(command) => vault::run(command).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -178,4 +184,22 @@ pub async fn read_token(source: &Path) -> anyhow::Result<attestgate::attestation
 
 pub fn stdin_or_path(path: Option<PathBuf>) -> PathBuf {
     path.unwrap_or_else(|| PathBuf::from("-"))
+}
+
+/// Reads a JSON file; a file holding a JWT gives its (unverified) payload.
+pub fn read_json(path: &Path, what: &str) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {what} {}: {e}", path.display()))?;
+    let trimmed = text.trim();
+    if trimmed.starts_with("eyJ") {
+        let parsed = attestgate::attestation::parse_unverified(trimmed).map_err(|e| {
+            anyhow::anyhow!(
+                "{what} {} looks like a JWT but is malformed: {e}",
+                path.display()
+            )
+        })?;
+        return Ok(serde_json::Value::Object(parsed.payload));
+    }
+    serde_json::from_str(trimmed)
+        .map_err(|e| anyhow::anyhow!("{what} {} is not valid JSON: {e}", path.display()))
 }

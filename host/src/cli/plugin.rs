@@ -1,4 +1,4 @@
-use super::{Exit, Format};
+use super::{read_json, Exit, Format};
 use attestgate::attestation::unix_now;
 use attestgate::plugin::{
     file_sha256, EngineOptions, LimitOverrides, Limits, PluginEngine, PluginKind, PluginSpec,
@@ -128,23 +128,6 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<Exit> {
         PluginCommand::New(args) => new(args),
     })
     .await?
-}
-
-fn read_json(path: &PathBuf, what: &str) -> anyhow::Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {what} {}: {e}", path.display()))?;
-    let trimmed = text.trim();
-    if trimmed.starts_with("eyJ") {
-        let parsed = attestgate::attestation::parse_unverified(trimmed).map_err(|e| {
-            anyhow::anyhow!(
-                "{what} {} looks like a JWT but is malformed: {e}",
-                path.display()
-            )
-        })?;
-        return Ok(serde_json::Value::Object(parsed.payload));
-    }
-    serde_json::from_str(trimmed)
-        .map_err(|e| anyhow::anyhow!("{what} {} is not valid JSON: {e}", path.display()))
 }
 
 fn test(args: TestArgs) -> anyhow::Result<Exit> {

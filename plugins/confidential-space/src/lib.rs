@@ -4,42 +4,9 @@
 use attestgate_plugin_sdk::{
     export_policy, log, rules, AudienceRequest, Claims, Context, LogLevel, Policy, Report, Verdict,
 };
-use serde::Deserialize;
-
-fn yes() -> bool {
-    true
-}
-
-fn stable() -> Option<String> {
-    Some("STABLE".into())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    /// The collaborator's own audience (typically its Vault address).
-    audience: String,
-    /// Nonces bound into the token.
-    #[serde(default)]
-    nonces: Vec<String>,
-    /// Handed to the exchange as the Vault role, when set.
-    vault_role: Option<String>,
-    #[serde(default = "yes")]
-    require_production: bool,
-    /// `null` switches the rule off.
-    #[serde(default = "stable")]
-    support_attribute: Option<String>,
-    hwmodels: Option<Vec<String>>,
-    swnames: Option<Vec<String>>,
-    image_digests: Option<Vec<String>>,
-    projects: Option<Vec<String>>,
-    service_accounts: Option<Vec<String>>,
-    min_swversion: Option<String>,
-    #[serde(default)]
-    require_tdx_uptodate: bool,
-    #[serde(default)]
-    require_memory_monitoring_disabled: bool,
-}
+// The configuration's schema is shared with `attestgate vault role --from-plugin-config`, which
+// turns it into the Vault role that enforces the same rules.
+use attestgate_vault_role::rules::ConfidentialSpaceRules as Config;
 
 struct ConfidentialSpace;
 

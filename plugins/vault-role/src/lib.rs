@@ -16,6 +16,7 @@
 //! - [`cel`]: OpenBao's CEL roles (`auth/<mount>/cel/role/<name>`), with the `cel` feature.
 //! - [`lint`]: findings about a role and its mount's configuration, without a token.
 //! - [`prediction`]: what a login returns, with every reason.
+//! - [`rules`]: the `confidential-space` plugin's rules, and the role that enforces the same.
 
 #[cfg(feature = "cel")]
 pub mod cel;
@@ -23,6 +24,7 @@ pub mod jwt;
 pub mod lint;
 pub mod lookup;
 pub mod prediction;
+pub mod rules;
 pub mod timing;
 
 pub use jwt::{JwtRole, TokenChecks};

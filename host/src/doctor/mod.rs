@@ -1,0 +1,147 @@
+//! `attestgate vault doctor`: what is wrong with a collaborator's Vault role, and exactly what a
+//! login with given claims (or a given token) would return, before any workload is deployed.
+//!
+//! The role's semantics are `attestgate_vault_role`'s, the same code the `bound-claims` and
+//! `cel-role` plugins run inside the TEE: one implementation of Vault's rules, compared with a
+//! real OpenBao by the differential tests. This module adds what only the host can do: read the
+//! role and the mount's configuration from a running Vault, check a token's signature against
+//! the keys that configuration trusts, and rewrite a role with its mistakes fixed.
+
+mod fix;
+mod signature;
+mod source;
+
+pub use fix::fix_role;
+pub use signature::SignatureKeys;
+pub use source::{read_from_vault, VaultAccess, VaultDocument};
+
+use attestgate_vault_role::cel::{self, CelRole};
+use attestgate_vault_role::lint::{self, AuthConfig, Finding};
+use attestgate_vault_role::{Decision, JwtRole, Prediction, Reason, TokenChecks};
+use serde_json::{Map, Value};
+
+pub use crate::config::RoleKind;
+
+/// The kind a role's JSON is: CEL when it has a `cel_program`.
+pub fn detect_kind(role: &Map<String, Value>) -> RoleKind {
+    if role.contains_key("cel_program") {
+        RoleKind::Cel
+    } else {
+        RoleKind::Jwt
+    }
+}
+
+/// A role, parsed.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// A classic role.
+    Jwt(Box<JwtRole>),
+    /// A CEL role.
+    Cel(Box<CelRole>),
+}
+
+/// Why the doctor could not do its job (as opposed to finding something wrong).
+#[derive(Debug, thiserror::Error)]
+pub enum DoctorError {
+    /// The role's JSON does not have the shape of its kind.
+    #[error("the role is not a valid {kind} role: {source}")]
+    RoleShape {
+        /// "classic JWT" or "CEL".
+        kind: &'static str,
+        /// What is wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Reading from Vault failed.
+    #[error("cannot read {path} from Vault: {source}")]
+    Vault {
+        /// The API path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: Box<crate::vault::VaultError>,
+    },
+    /// Vault answered, but without the expected `data`.
+    #[error("Vault's answer for {path} has no data object (is it a role?)")]
+    NoData {
+        /// The API path.
+        path: String,
+    },
+    /// The token's signing keys could not be obtained.
+    #[error("cannot check the token's signature: {source}")]
+    Keys {
+        /// The cause.
+        #[source]
+        source: signature::KeysError,
+    },
+}
+
+impl Role {
+    /// Parses `json` as `kind`.
+    pub fn parse(kind: RoleKind, json: &Map<String, Value>) -> Result<Role, DoctorError> {
+        match kind {
+            RoleKind::Jwt => JwtRole::from_json(json)
+                .map(|role| Role::Jwt(Box::new(role)))
+                .map_err(|e| DoctorError::RoleShape {
+                    kind: "classic JWT",
+                    source: Box::new(e),
+                }),
+            RoleKind::Cel => serde_json::from_value::<CelRole>(Value::Object(json.clone()))
+                .map(|role| Role::Cel(Box::new(role)))
+                .map_err(|e| DoctorError::RoleShape {
+                    kind: "CEL",
+                    source: Box::new(e),
+                }),
+        }
+    }
+
+    /// Every finding about the role (and the mount's configuration, when given), most severe
+    /// first.
+    pub fn lint(&self, config: Option<&AuthConfig>) -> Vec<Finding> {
+        let mut findings = match self {
+            Role::Jwt(role) => lint::lint_jwt_role(role),
+            Role::Cel(role) => cel::lint_cel_role(role),
+        };
+        if let Some(config) = config {
+            findings.extend(config.lint());
+        }
+        findings.sort_by_key(|f| f.severity);
+        findings
+    }
+
+    /// The login OpenBao would answer, for claims whose signature is already settled, at `at`
+    /// (Unix seconds). `name` is the role's name as the server stores it.
+    pub fn predict(
+        &self,
+        name: &str,
+        config: Option<&AuthConfig>,
+        claims: &Value,
+        at: i64,
+    ) -> Prediction {
+        let checks = TokenChecks {
+            bound_issuer: config.map(|c| c.bound_issuer.as_str()),
+            at: Some(at),
+        };
+        match self {
+            Role::Jwt(role) => role.login(&name.to_lowercase(), &checks, claims),
+            Role::Cel(role) => cel::login(role, name, &checks, claims, at),
+        }
+    }
+}
+
+/// Puts a signature check's failure in front of a prediction: the validator checks the
+/// signature first, so its failure is the answer.
+pub fn with_signature_failure(message: String, mut prediction: Prediction) -> Prediction {
+    prediction.reasons.insert(
+        0,
+        Reason {
+            passed: false,
+            claim: None,
+            message: message.clone(),
+        },
+    );
+    prediction.decision = Decision::Deny {
+        messages: vec![message],
+    };
+    prediction
+}

@@ -1,0 +1,114 @@
+//! A token's signature, checked as the mount would: against the keys its configuration trusts
+//! (`jwt_validation_pubkeys`, `jwks_url` or `oidc_discovery_url`), with the mount's error text
+//! when it fails.
+
+use crate::attestation::{
+    parse_unverified, verify_signature, JwksCache, KeyCacheOptions, KeyError, KeySource,
+    MalformedToken,
+};
+use attestgate_vault_role::lint::AuthConfig;
+use jsonwebtoken::DecodingKey;
+use serde_json::Value;
+
+/// The prefix of every signature failure OpenBao reports.
+const PREFIX: &str = "error validating token: error verifying token signature: ";
+
+/// Why the keys, or the token, could not be examined.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// A `jwt_validation_pubkeys` entry is not a PEM RSA public key.
+    #[error("jwt_validation_pubkeys[{index}] is not a PEM RSA public key: {source}")]
+    Pem {
+        /// Which entry.
+        index: usize,
+        /// The parser's complaint.
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
+    /// The JWKS or discovery document could not be fetched or used.
+    #[error(transparent)]
+    Fetch(KeyError),
+    /// The token is not a compact JWS.
+    #[error("the token is malformed: {0}")]
+    Malformed(#[source] MalformedToken),
+    /// The configuration names no keys at all.
+    #[error("the auth config sets none of jwt_validation_pubkeys, jwks_url or oidc_discovery_url")]
+    NoKeys,
+}
+
+/// The keys a mount's configuration trusts.
+pub enum SignatureKeys {
+    /// `jwt_validation_pubkeys`.
+    Static(Vec<DecodingKey>),
+    /// `jwks_url` or `oidc_discovery_url`, fetched.
+    Fetched(JwksCache),
+}
+
+impl SignatureKeys {
+    /// The keys `config` trusts, in Vault's order of precedence.
+    pub fn from_config(config: &AuthConfig) -> Result<SignatureKeys, KeysError> {
+        if !config.jwt_validation_pubkeys.is_empty() {
+            let keys = config
+                .jwt_validation_pubkeys
+                .iter()
+                .enumerate()
+                .map(|(index, pem)| {
+                    DecodingKey::from_rsa_pem(pem.as_bytes())
+                        .map_err(|source| KeysError::Pem { index, source })
+                })
+                .collect::<Result<_, _>>()?;
+            return Ok(SignatureKeys::Static(keys));
+        }
+        let (source, expected_issuer) = if !config.jwks_url.is_empty() {
+            (KeySource::JwksUrl(config.jwks_url.clone()), None)
+        } else if !config.oidc_discovery_url.is_empty() {
+            let url = config.oidc_discovery_url.trim_end_matches('/').to_owned();
+            (
+                KeySource::Discovery(format!("{url}/.well-known/openid-configuration")),
+                Some(config.oidc_discovery_url.clone()),
+            )
+        } else {
+            return Err(KeysError::NoKeys);
+        };
+        let options = KeyCacheOptions {
+            expected_issuer,
+            ..KeyCacheOptions::default()
+        };
+        JwksCache::new(source, options)
+            .map(SignatureKeys::Fetched)
+            .map_err(KeysError::Fetch)
+    }
+
+    /// The token's claims, and OpenBao's error if its signature does not verify.
+    pub async fn check(&self, token: &str) -> Result<(Value, Option<String>), KeysError> {
+        let parsed = parse_unverified(token).map_err(KeysError::Malformed)?;
+        let claims = Value::Object(parsed.payload.clone());
+        if parsed.header.alg != "RS256" {
+            let failure = format!(
+                "{PREFIX}unexpected signature algorithm {:?}; expected [RS256]",
+                parsed.header.alg
+            );
+            return Ok((claims, Some(failure)));
+        }
+        let verified = match self {
+            SignatureKeys::Static(keys) => keys
+                .iter()
+                .any(|key| verify_signature(parsed.signing_input, parsed.signature_b64, key)),
+            SignatureKeys::Fetched(cache) => {
+                let kid = parsed.header.kid.clone().unwrap_or_default();
+                match cache.key(&kid).await {
+                    Ok(key) => verify_signature(parsed.signing_input, parsed.signature_b64, &key),
+                    Err(KeyError::UnknownKid { .. }) => false,
+                    Err(other) => return Err(KeysError::Fetch(other)),
+                }
+            }
+        };
+        let failure = (!verified).then(|| match self {
+            SignatureKeys::Static(_) => {
+                format!("{PREFIX}no known key successfully validated the token signature")
+            }
+            SignatureKeys::Fetched(_) => format!("{PREFIX}failed to verify id token signature"),
+        });
+        Ok((claims, failure))
+    }
+}
