@@ -890,3 +890,72 @@ fn the_doctors_exit_codes_and_json_are_stable() {
     );
     assert_eq!(output.status.code(), Some(3));
 }
+
+/// The doctor only reads: every request it makes is a read (the audit log shows each one), and
+/// a refused VAULT_TOKEN is reported with the path and status, never echoed.
+#[tokio::test]
+async fn the_doctor_only_reads_from_vault_and_never_shows_the_token() {
+    let bao = OpenBao::start_with(OpenBaoOptions {
+        audit: true,
+        ..OpenBaoOptions::default()
+    })
+    .await;
+    let launcher = TestLauncher::start().await;
+    bao.enable_jwt_auth(&launcher.info().jwks_url, &launcher.info().issuer)
+        .await;
+    let (status, body) = bao.write("auth/jwt/role/bank-a", corrected()).await;
+    assert!(status < 300, "{body}");
+    let before = bao.audit_log().len();
+
+    let env = [
+        ("VAULT_ADDR", bao.addr.as_str()),
+        ("VAULT_TOKEN", bao.root_token.as_str()),
+    ];
+    let output = crate::harness::attestgate_async(
+        &[
+            "vault",
+            "doctor",
+            "--vault-role",
+            "bank-a",
+            "--vault",
+            "--format",
+            "json",
+        ],
+        &env,
+    )
+    .await;
+    assert!(
+        output.status.code() == Some(0) || output.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let requests: Vec<Value> = bao.audit_log()[before..]
+        .iter()
+        .filter(|e| e["type"] == "request")
+        .cloned()
+        .collect();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    for request in &requests {
+        assert_eq!(request["request"]["operation"], "read", "{request:#}");
+    }
+
+    let secret_looking = "s.doctor-must-never-print-this";
+    let output = crate::harness::attestgate_async(
+        &["vault", "doctor", "--vault-role", "bank-a"],
+        &[
+            ("VAULT_ADDR", bao.addr.as_str()),
+            ("VAULT_TOKEN", secret_looking),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("auth/jwt/role/bank-a") && stderr.contains("403"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(secret_looking)
+            && !String::from_utf8_lossy(&output.stdout).contains(secret_looking)
+    );
+}

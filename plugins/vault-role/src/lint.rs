@@ -619,3 +619,359 @@ fn lint_ttls(role: &JwtRole, findings: &mut Vec<Finding>) {
 pub fn go_format(value: &Value) -> String {
     GoValue::from_role(value).go_format()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DIGEST: &str = "sha256:1447781b9a6fd0a09a6352c10efaffaf6a67d2d12940b56d00cb38c5b56ad646";
+
+    /// A role with nothing to find.
+    fn clean() -> Value {
+        json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "token_policies": ["bank-a-secrets"],
+            "token_ttl": "15m",
+            "token_explicit_max_ttl": "1h",
+            "bound_audiences": ["https://vault.bank-a.example"],
+            "claim_mappings": {"/submods/container/image_digest": "image_digest"},
+            "bound_claims": {
+                "dbgstat": "disabled-since-boot",
+                "/submods/confidential_space/support_attributes": ["STABLE"],
+                "/submods/container/image_digest": [DIGEST],
+                "/submods/gce/project_id": ["operator-project"],
+                "google_service_accounts": ["workload@operator-project.iam.gserviceaccount.com"]
+            }
+        })
+    }
+
+    fn findings(role: &Value) -> Vec<Finding> {
+        lint_jwt_role(&JwtRole::from_json(role.as_object().unwrap()).unwrap())
+    }
+
+    fn patched(patch: Value) -> Value {
+        let mut role = clean();
+        merge(&mut role, &patch);
+        role
+    }
+
+    fn merge(target: &mut Value, patch: &Value) {
+        match (target, patch) {
+            (Value::Object(t), Value::Object(p)) => {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+            (t, p) => *t = p.clone(),
+        }
+    }
+
+    #[test]
+    fn a_careful_role_has_no_findings() {
+        assert_eq!(findings(&clean()), vec![]);
+        let config = AuthConfig {
+            bound_issuer: CONFIDENTIAL_SPACE_ISSUER.into(),
+            jwks_url: CONFIDENTIAL_SPACE_JWKS_URL.into(),
+            ..AuthConfig::default()
+        };
+        assert_eq!(config.lint(), vec![]);
+        let discovery = AuthConfig {
+            bound_issuer: CONFIDENTIAL_SPACE_ISSUER.into(),
+            oidc_discovery_url: CONFIDENTIAL_SPACE_ISSUER.into(),
+            ..AuthConfig::default()
+        };
+        assert_eq!(discovery.lint(), vec![]);
+    }
+
+    /// Each rule: a change to the careful role that triggers it (with the key and severity it
+    /// must report). The careful role above is the case that must not.
+    #[test]
+    fn each_role_rule_fires_on_its_mistake() {
+        let attributes = "/submods/confidential_space/support_attributes";
+        let cases: Vec<(&str, Value, Severity, &str)> = vec![
+            (
+                "misspelled key",
+                json!({"claims_mappings": {"hwmodel": "hwmodel"}}),
+                Severity::Error,
+                "claims_mappings",
+            ),
+            (
+                "unknown key",
+                json!({"description": "bank A"}),
+                Severity::Warning,
+                "description",
+            ),
+            (
+                "no role_type",
+                json!({"role_type": null}),
+                Severity::Error,
+                "role",
+            ),
+            (
+                "refused by Vault",
+                json!({"user_claim": null}),
+                Severity::Error,
+                "role",
+            ),
+            (
+                "no audience",
+                json!({"bound_audiences": null}),
+                Severity::Error,
+                "bound_audiences",
+            ),
+            (
+                "two audiences",
+                json!({"bound_audiences": ["https://vault.bank-a.example", "https://vault.bank-b.example"]}),
+                Severity::Warning,
+                "bound_audiences",
+            ),
+            (
+                "STS audience",
+                json!({"bound_audiences": ["https://sts.googleapis.com"]}),
+                Severity::Error,
+                "bound_audiences",
+            ),
+            (
+                "audience with a space",
+                json!({"bound_audiences": ["https://vault.bank-a.example "]}),
+                Severity::Error,
+                "bound_audiences",
+            ),
+            (
+                "instance pinned",
+                json!({"bound_subject": "https://www.googleapis.com/compute/v1/projects/p/zones/z/instances/vm1"}),
+                Severity::Warning,
+                "bound_subject",
+            ),
+            (
+                "digest with a space",
+                json!({"bound_claims": {"/submods/container/image_digest": [format!("{DIGEST} ")]}}),
+                Severity::Error,
+                "bound_claims./submods/container/image_digest",
+            ),
+            (
+                "zero-width space",
+                json!({"bound_claims": {"/submods/gce/project_id": ["operator\u{200B}-project"]}}),
+                Severity::Error,
+                "bound_claims./submods/gce/project_id",
+            ),
+            (
+                "star without glob",
+                json!({"bound_claims": {"/submods/gce/project_id": ["operator-*"]}}),
+                Severity::Warning,
+                "bound_claims./submods/gce/project_id",
+            ),
+            (
+                "narrow glob",
+                json!({"bound_claims_type": "glob", "bound_claims": {"/submods/gce/project_id": ["operator-*"]}}),
+                Severity::Warning,
+                "bound_claims./submods/gce/project_id",
+            ),
+            (
+                "open glob",
+                json!({"bound_claims_type": "glob", "bound_claims": {"google_service_accounts": ["*@operator-project.iam.gserviceaccount.com"]}}),
+                Severity::Error,
+                "bound_claims.google_service_accounts",
+            ),
+            (
+                "pointer without slash",
+                json!({"bound_claims": {"submods/gce/zone": "us-central1-a"}}),
+                Severity::Error,
+                "bound_claims.submods/gce/zone",
+            ),
+            (
+                "number for a string claim",
+                json!({"bound_claims": {"swversion": [260600]}}),
+                Severity::Error,
+                "bound_claims.swversion",
+            ),
+            (
+                "object claim bound",
+                json!({"bound_claims": {"/submods/gce": "x"}}),
+                Severity::Error,
+                "bound_claims./submods/gce",
+            ),
+            (
+                "debug image passes",
+                json!({"bound_claims": {"dbgstat": null, attributes: null}}),
+                Severity::Error,
+                "bound_claims",
+            ),
+            (
+                "debug status bound",
+                json!({"bound_claims": {"dbgstat": "enabled"}}),
+                Severity::Error,
+                "bound_claims.dbgstat",
+            ),
+            (
+                "any image passes",
+                json!({"bound_claims": {"/submods/container/image_digest": null}}),
+                Severity::Error,
+                "bound_claims",
+            ),
+            (
+                "list claim mapped",
+                json!({"claim_mappings": {"google_service_accounts": "accounts"}}),
+                Severity::Error,
+                "claim_mappings.google_service_accounts",
+            ),
+            (
+                "bool claim mapped",
+                json!({"claim_mappings": {"secboot": "secboot"}}),
+                Severity::Error,
+                "claim_mappings.secboot",
+            ),
+            (
+                "pointer as metadata key",
+                json!({"claim_mappings": {"/submods/container/image_digest": "/submods/container/image_digest"}}),
+                Severity::Info,
+                "claim_mappings./submods/container/image_digest",
+            ),
+            (
+                "short token",
+                json!({"token_explicit_max_ttl": 60}),
+                Severity::Warning,
+                "token_explicit_max_ttl",
+            ),
+            (
+                "long token",
+                json!({"token_ttl": "768h", "token_explicit_max_ttl": "720h"}),
+                Severity::Warning,
+                "token_explicit_max_ttl",
+            ),
+            (
+                "no TTL",
+                json!({"token_ttl": null, "token_explicit_max_ttl": null}),
+                Severity::Warning,
+                "token_explicit_max_ttl",
+            ),
+            (
+                "batch token",
+                json!({"token_type": "batch"}),
+                Severity::Info,
+                "token_type",
+            ),
+            (
+                "periodic token",
+                json!({"token_period": "1h", "token_explicit_max_ttl": null, "token_ttl": "15m"}),
+                Severity::Warning,
+                "token_period",
+            ),
+        ];
+        for (name, patch, severity, key) in cases {
+            let found = findings(&patched(patch));
+            assert!(
+                found.iter().any(|f| f.severity == severity && f.key == key),
+                "{name}: expected {severity:?} on {key}, found {found:#?}"
+            );
+            assert!(found
+                .iter()
+                .all(|f| !f.message.is_empty() && !f.fix.is_empty()));
+        }
+    }
+
+    #[test]
+    fn each_config_rule_fires_on_its_mistake() {
+        let cases: Vec<(&str, AuthConfig, &str)> = vec![
+            (
+                "trailing slash",
+                AuthConfig {
+                    bound_issuer: format!("{CONFIDENTIAL_SPACE_ISSUER}/"),
+                    ..Default::default()
+                },
+                "trailing slash",
+            ),
+            (
+                "http",
+                AuthConfig {
+                    bound_issuer: CONFIDENTIAL_SPACE_ISSUER.replace("https", "http"),
+                    ..Default::default()
+                },
+                "uses http",
+            ),
+            (
+                "space",
+                AuthConfig {
+                    bound_issuer: format!("{CONFIDENTIAL_SPACE_ISSUER} "),
+                    ..Default::default()
+                },
+                "whitespace",
+            ),
+            (
+                "typo",
+                AuthConfig {
+                    bound_issuer: "https://confidentialcomputing.googleapis.co".into(),
+                    ..Default::default()
+                },
+                "not the Confidential Space issuer",
+            ),
+            (
+                "empty",
+                AuthConfig::default(),
+                "does not check the token's issuer",
+            ),
+            (
+                "dev launcher keys",
+                AuthConfig {
+                    bound_issuer: CONFIDENTIAL_SPACE_ISSUER.into(),
+                    jwks_url: "http://127.0.0.1:8080/jwks".into(),
+                    ..Default::default()
+                },
+                "dev launcher",
+            ),
+            (
+                "plain http keys",
+                AuthConfig {
+                    bound_issuer: CONFIDENTIAL_SPACE_ISSUER.into(),
+                    jwks_url: "http://keys.example/jwks".into(),
+                    ..Default::default()
+                },
+                "plain http",
+            ),
+            (
+                "other keys",
+                AuthConfig {
+                    bound_issuer: CONFIDENTIAL_SPACE_ISSUER.into(),
+                    oidc_discovery_url: "https://accounts.google.com".into(),
+                    ..Default::default()
+                },
+                "not Google's Confidential Space keys",
+            ),
+            (
+                "static keys",
+                AuthConfig {
+                    bound_issuer: CONFIDENTIAL_SPACE_ISSUER.into(),
+                    jwt_validation_pubkeys: vec!["-----BEGIN PUBLIC KEY-----".into()],
+                    ..Default::default()
+                },
+                "static keys",
+            ),
+        ];
+        for (name, config, expected) in cases {
+            let found = config.lint();
+            assert!(
+                found.iter().any(|f| f.message.contains(expected)),
+                "{name}: expected {expected:?} in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn typos_are_matched_to_the_closest_real_key() {
+        assert_eq!(
+            closest("claims_mappings", crate::jwt::ROLE_FIELDS),
+            Some("claim_mappings")
+        );
+        assert_eq!(
+            closest("bound_audience", crate::jwt::ROLE_FIELDS),
+            Some("bound_audiences")
+        );
+        assert_eq!(closest("description", crate::jwt::ROLE_FIELDS), None);
+    }
+}

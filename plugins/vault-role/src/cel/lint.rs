@@ -150,3 +150,88 @@ pub fn may_return_true(expr: &IdedExpr, variables: &[(&str, &IdedExpr)]) -> bool
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// A CEL role with nothing to find.
+    fn clean() -> Value {
+        json!({
+            "cel_program": {
+                "variables": [
+                    {"name": "cs", "expression": "claims.submods.confidential_space"},
+                    {"name": "production", "expression": "claims.dbgstat == 'disabled-since-boot' && has(cs.support_attributes) && 'STABLE' in cs.support_attributes"},
+                    {"name": "image", "expression": "claims.submods.container.image_digest in ['sha256:1447781b9a6fd0a09a6352c10efaffaf6a67d2d12940b56d00cb38c5b56ad646']"}
+                ],
+                "expression": "!production ? 'a production image is required' : !image ? 'not an allowed image' : pb.Auth{policies: ['p']}"
+            },
+            "bound_audiences": ["https://vault.bank-a.example"]
+        })
+    }
+
+    fn findings(role: &Value) -> Vec<Finding> {
+        lint_cel_role(&serde_json::from_value(role.clone()).unwrap())
+    }
+
+    fn with_expression(expression: &str) -> Value {
+        let mut role = clean();
+        role["cel_program"]["expression"] = json!(expression);
+        role
+    }
+
+    #[test]
+    fn a_careful_cel_role_has_no_findings() {
+        assert_eq!(findings(&clean()), vec![]);
+    }
+
+    #[test]
+    fn each_cel_rule_fires_on_its_mistake() {
+        let mut no_audience = clean();
+        no_audience
+            .as_object_mut()
+            .unwrap()
+            .remove("bound_audiences");
+        let mut misspelled = clean();
+        misspelled["bound_audience"] = json!(["x"]);
+        let mut unguarded = clean();
+        unguarded["cel_program"]["variables"][1]["expression"] =
+            json!("claims.dbgstat == 'disabled-since-boot' && 'STABLE' in cs.support_attributes");
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("does not compile", with_expression("pb.Auth{ttl: 5}"), "OpenBao would refuse this CEL role"),
+            ("returns true", with_expression("production && image"), "can evaluate to true"),
+            ("a branch returns true", with_expression("!production ? false : image"), "can evaluate to true"),
+            ("literal true", with_expression("production ? true : 'no'"), "can evaluate to true"),
+            ("exists returns true", with_expression("claims.swversion.exists(v, v == '1')"), "can evaluate to true"),
+            ("unguarded optional claim", unguarded, "without has()"),
+            ("unguarded nonce", with_expression("claims.eat_nonce == 'x' ? pb.Auth{} : production && image ? 'a' : 'b'"), "`eat_nonce` without has()"),
+            ("no production check", with_expression("image ? pb.Auth{} : 'no'").to_string().replace("claims.dbgstat == 'disabled-since-boot' && has(cs.support_attributes) && 'STABLE' in cs.support_attributes", "true").parse().unwrap(), "neither dbgstat nor support_attributes"),
+            ("no image check", with_expression("production ? pb.Auth{} : 'no'").to_string().replace("claims.submods.container.image_digest in", "claims.submods.gce.project_id in").parse().unwrap(), "does not check the image digest"),
+            ("no audience", no_audience, "no bound_audiences"),
+            ("misspelled key", misspelled, "rename it to \"bound_audiences\""),
+        ];
+        for (name, role, expected) in cases {
+            let found = findings(&role);
+            assert!(
+                found
+                    .iter()
+                    .any(|f| f.message.contains(expected) || f.fix.contains(expected)),
+                "{name}: expected {expected:?} in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn guarded_reads_and_messages_are_not_findings() {
+        // A has() guard, a string or pb.Auth result, and `false`.
+        for expression in [
+            "has(claims.eat_nonce) && claims.eat_nonce == 'x' ? pb.Auth{} : 'no'",
+            "production && image ? pb.Auth{} : false",
+            "!production ? 'no' : image ? pb.Auth{policies: ['p']} : 'no image'",
+        ] {
+            let found = findings(&with_expression(expression));
+            assert_eq!(found, vec![], "{expression}");
+        }
+    }
+}

@@ -16,7 +16,6 @@ mod rewrite;
 mod role;
 mod sets;
 
-pub use check::Finding;
 pub use lint::{lint_cel_role, may_return_true};
 pub use program::{environment, Outcome};
 pub use role::{CelProgram, CelRole, Variable, READ_BACK_FIELDS};
