@@ -365,6 +365,17 @@ impl JwtRole {
             trace.fail(None, "role with oidc role_type is not allowed");
             return trace.deny();
         }
+        if !self.token_bound_cidrs.is_empty() {
+            // Vault checks these first, against the address the login comes from, and answers
+            // a bare "permission denied" (403) from outside them; only the server knows it.
+            trace.pass(
+                None,
+                format!(
+                    "token_bound_cidrs {:?}: the login must come from one of them (not predicted: it depends on the client's address)",
+                    self.token_bound_cidrs
+                ),
+            );
+        }
         checks.validate(
             Some(&self.bound_subject),
             &self.bound_audiences,
