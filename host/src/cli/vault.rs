@@ -147,7 +147,7 @@ async fn doctor(args: DoctorArgs) -> anyhow::Result<Exit> {
             let json = read_from_vault(&access, VaultDocument::Role(kind, name)).await?;
             (json, kind, name.clone())
         }
-        (None, None) => unreachable!("clap requires --role or --vault-role"),
+        (None, None) => anyhow::bail!("give the role with --role FILE or --vault-role NAME"),
     };
     if args.fix {
         anyhow::ensure!(

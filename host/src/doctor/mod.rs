@@ -7,12 +7,14 @@
 //! role and the mount's configuration from a running Vault, check a token's signature against
 //! the keys that configuration trusts, and rewrite a role with its mistakes fixed.
 
+mod error;
 mod fix;
 mod signature;
 mod source;
 
+pub use error::DoctorError;
 pub use fix::fix_role;
-pub use signature::SignatureKeys;
+pub use signature::{KeysError, SignatureKeys};
 pub use source::{read_from_vault, VaultAccess, VaultDocument};
 
 use attestgate_vault_role::cel::{self, CelRole};
@@ -40,58 +42,16 @@ pub enum Role {
     Cel(Box<CelRole>),
 }
 
-/// Why the doctor could not do its job (as opposed to finding something wrong).
-#[derive(Debug, thiserror::Error)]
-pub enum DoctorError {
-    /// The role's JSON does not have the shape of its kind.
-    #[error("the role is not a valid {kind} role: {source}")]
-    RoleShape {
-        /// "classic JWT" or "CEL".
-        kind: &'static str,
-        /// What is wrong.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// Reading from Vault failed.
-    #[error("cannot read {path} from Vault: {source}")]
-    Vault {
-        /// The API path.
-        path: String,
-        /// The cause.
-        #[source]
-        source: Box<crate::vault::VaultError>,
-    },
-    /// Vault answered, but without the expected `data`.
-    #[error("Vault's answer for {path} has no data object (is it a role?)")]
-    NoData {
-        /// The API path.
-        path: String,
-    },
-    /// The token's signing keys could not be obtained.
-    #[error("cannot check the token's signature: {source}")]
-    Keys {
-        /// The cause.
-        #[source]
-        source: signature::KeysError,
-    },
-}
-
 impl Role {
     /// Parses `json` as `kind`.
     pub fn parse(kind: RoleKind, json: &Map<String, Value>) -> Result<Role, DoctorError> {
         match kind {
             RoleKind::Jwt => JwtRole::from_json(json)
                 .map(|role| Role::Jwt(Box::new(role)))
-                .map_err(|e| DoctorError::RoleShape {
-                    kind: "classic JWT",
-                    source: Box::new(e),
-                }),
+                .map_err(DoctorError::JwtRoleShape),
             RoleKind::Cel => serde_json::from_value::<CelRole>(Value::Object(json.clone()))
                 .map(|role| Role::Cel(Box::new(role)))
-                .map_err(|e| DoctorError::RoleShape {
-                    kind: "CEL",
-                    source: Box::new(e),
-                }),
+                .map_err(DoctorError::CelRoleShape),
         }
     }
 

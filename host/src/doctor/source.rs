@@ -1,8 +1,8 @@
 //! Reading a role, or a mount's configuration, from a running Vault, with the usual
 //! `VAULT_ADDR`/`VAULT_TOKEN`/`VAULT_CACERT`/`VAULT_NAMESPACE` settings.
 
-use super::{DoctorError, RoleKind};
-use crate::config::VaultConfig;
+use super::error::DoctorError;
+use crate::config::{RoleKind, VaultConfig};
 use crate::vault::{RetryPolicy, VaultClient, VaultToken};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
