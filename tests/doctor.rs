@@ -122,6 +122,52 @@ fn other_roles() -> Vec<(&'static str, Value)> {
             ),
         ),
         (
+            "groups: a list",
+            patched(
+                base.clone(),
+                &json!({"groups_claim": "google_service_accounts"}),
+            ),
+        ),
+        (
+            "groups: a string",
+            patched(base.clone(), &json!({"groups_claim": "hwmodel"})),
+        ),
+        (
+            "groups: a number",
+            patched(base.clone(), &json!({"groups_claim": "oemid"})),
+        ),
+        (
+            "groups: a boolean",
+            patched(base.clone(), &json!({"groups_claim": "secboot"})),
+        ),
+        (
+            "groups: an object",
+            patched(base.clone(), &json!({"groups_claim": "/submods/gce"})),
+        ),
+        (
+            "groups: a list with numbers",
+            patched(base.clone(), &json!({"groups_claim": "swversion"})),
+        ),
+        (
+            "groups: sometimes missing",
+            patched(base.clone(), &json!({"groups_claim": "eat_nonce"})),
+        ),
+        (
+            "root policy",
+            patched(base.clone(), &json!({"token_policies": ["root"]})),
+        ),
+        (
+            "ROOT policy",
+            patched(base.clone(), &json!({"token_policies": ["ROOT", "b"]})),
+        ),
+        (
+            "policies unsorted",
+            patched(
+                base.clone(),
+                &json!({"token_policies": ["Zeta", "alpha", "zeta", "default"]}),
+            ),
+        ),
+        (
             "refused: no user claim",
             patched(base.clone(), &json!({"user_claim": null})),
         ),
@@ -197,6 +243,10 @@ fn claim_sets(issuer: &str, now: i64) -> Vec<(String, Value)> {
             json!({"eat_nonce": ["0123456789abcdef", "fedcba9876543210"]}),
         ),
         ("one nonce", json!({"eat_nonce": "0123456789abcdef"})),
+        (
+            "numbers in a list",
+            json!({"swversion": [260600, "260600"]}),
+        ),
     ];
     let base = patched(
         attestgate::dev::production_claims(),
@@ -342,7 +392,9 @@ async fn the_doctor_predicts_every_classic_login_as_openbao_answers_it() {
         }
         for (claims_name, jwt, claims) in &tokens {
             logins += 1;
-            let prediction = role.predict(&role_name, Some(&configs[*config]), claims, unix_now());
+            let prediction = role
+                .predict(&role_name, Some(&configs[*config]), claims, unix_now())
+                .unwrap();
             several += usize::from(prediction.messages().len() > 1);
             let (status, body) = bao
                 .login_at(&format!("auth/{mount}/login"), &role_name, jwt)
@@ -410,8 +462,16 @@ async fn the_doctor_predicts_cel_logins_as_openbao_answers_them() {
         example,
         for_dev.clone(),
         patched(
-            for_dev,
+            for_dev.clone(),
             &json!({"cel_program": {"expression": "claims.hwmodel == 'GCP_AMD_SEV'"}}),
+        ),
+        patched(
+            for_dev.clone(),
+            &json!({"cel_program": {"expression": "pb.Auth{policies: ['b', 'A', 'a'], metadata: {'k': claims.hwmodel}}"}}),
+        ),
+        patched(
+            for_dev,
+            &json!({"cel_program": {"expression": "pb.Auth{policies: ['root']}"}}),
         ),
     ];
     let now = unix_now();
@@ -427,7 +487,9 @@ async fn the_doctor_predicts_cel_logins_as_openbao_answers_them() {
         let role = Role::parse(detect_kind(map), map).unwrap();
         for (claims_name, claims) in claim_sets(&issuer, now) {
             let jwt = key.sign(Map::new(), &claims).unwrap();
-            let prediction = role.predict(&name, Some(&config), &claims, unix_now());
+            let prediction = role
+                .predict(&name, Some(&config), &claims, unix_now())
+                .unwrap();
             let (status, body) = bao.cel_login(&name, &jwt).await;
             logins += 1;
             match compare(&prediction, status, &body) {
@@ -757,7 +819,9 @@ async fn the_role_from_a_plugin_config_decides_as_the_plugin_does() {
             // The plugin judges claims the host has verified; the time and issuer checks are
             // the verifier's, not the rules', so those claim sets are the doctor's and OpenBao's
             // business alone.
-            let prediction = role.predict(&name, Some(&config), claims, unix_now());
+            let prediction = role
+                .predict(&name, Some(&config), claims, unix_now())
+                .unwrap();
             let jwt = key.sign(Map::new(), claims).unwrap();
             let (status, body) = if *cel {
                 bao.cel_login(&name, &jwt).await
@@ -958,4 +1022,51 @@ async fn the_doctor_only_reads_from_vault_and_never_shows_the_token() {
         !stderr.contains(secret_looking)
             && !String::from_utf8_lossy(&output.stdout).contains(secret_looking)
     );
+}
+
+/// Hostile CEL programs, within OpenBao's size limit but nested tens of thousands deep: the
+/// doctor (native code, no sandbox) refuses them as OpenBao does instead of exhausting its
+/// stack, and the cel-role plugin refuses them at load.
+#[test]
+fn deeply_nested_cel_programs_are_refused_not_crashed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let programs = [
+        format!("1{} == 2 ? pb.Auth{{}} : 'no'", "+1".repeat(40_000)),
+        format!("claims{} == 1 ? pb.Auth{{}} : 'no'", ".a".repeat(40_000)),
+        format!("{}2", "a ? 1 : ".repeat(12_000)),
+        format!("{}true ? pb.Auth{{}} : 'no'", "!".repeat(90_000)),
+    ];
+    let claims = write_json(
+        dir.path(),
+        "claims.json",
+        &attestgate::dev::production_claims(),
+    );
+    for (index, expression) in programs.iter().enumerate() {
+        let role =
+            json!({"cel_program": {"expression": expression}, "bound_audiences": [AUDIENCE]});
+        let file = write_json(dir.path(), &format!("deep{index}.json"), &role);
+        let output = attestgate(
+            &[
+                "vault", "doctor", "--role", &file, "--claims", &claims, "--format", "json",
+            ],
+            None,
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "program {index}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report = stdout_json(&output);
+        if index < 3 {
+            assert!(
+                report.to_string().contains("max recursion depth exceeded"),
+                "program {index}: {report:#}"
+            );
+            assert!(
+                engine().load(&plugin_spec("cel-role", role)).is_err(),
+                "program {index}"
+            );
+        }
+    }
 }

@@ -50,6 +50,10 @@ pub struct DoctorArgs {
     /// Where the JWT auth method is mounted.
     #[arg(long, default_value = "jwt")]
     mount: String,
+    /// Allow VAULT_ADDR to be plain http:// to a host other than loopback (the token then
+    /// crosses the network in clear text).
+    #[arg(long)]
+    allow_plain_http: bool,
     /// Predict the login with these claims (a token payload as JSON, or a token whose signature
     /// is then not checked).
     #[arg(long, value_name = "FILE")]
@@ -101,7 +105,7 @@ fn env(names: &[&str]) -> Option<String> {
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
-fn vault_access(mount: &str) -> anyhow::Result<VaultAccess> {
+fn vault_access(mount: &str, allow_plain_http: bool) -> anyhow::Result<VaultAccess> {
     let address = env(&["VAULT_ADDR", "BAO_ADDR"])
         .context("set VAULT_ADDR (or BAO_ADDR) to read from a running Vault")?;
     let token = env(&["VAULT_TOKEN", "BAO_TOKEN"])
@@ -112,13 +116,26 @@ fn vault_access(mount: &str) -> anyhow::Result<VaultAccess> {
         ca_cert: env(&["VAULT_CACERT", "BAO_CACERT"]).map(PathBuf::from),
         namespace: env(&["VAULT_NAMESPACE", "BAO_NAMESPACE"]),
         mount: mount.to_owned(),
+        allow_plain_http,
     })
 }
 
 fn object(value: Value, what: &str) -> anyhow::Result<Map<String, Value>> {
     match value {
         Value::Object(map) => Ok(map),
-        other => anyhow::bail!("{what} must be a JSON object, not {other}"),
+        other => anyhow::bail!("{what} must be a JSON object, not {}", json_type(&other)),
+    }
+}
+
+/// A JSON value's type, for messages that must not repeat the value (it may be a token).
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -143,7 +160,7 @@ async fn doctor(args: DoctorArgs) -> anyhow::Result<Exit> {
             } else {
                 RoleKind::Jwt
             };
-            let access = vault_access(&args.mount)?;
+            let access = vault_access(&args.mount, args.allow_plain_http)?;
             let json = read_from_vault(&access, VaultDocument::Role(kind, name)).await?;
             (json, kind, name.clone())
         }
@@ -171,18 +188,18 @@ async fn doctor(args: DoctorArgs) -> anyhow::Result<Exit> {
     let config = match (&args.auth_config, args.vault) {
         (Some(path), _) => Some(object(read_json(path, "auth config")?, "the auth config")?),
         (None, true) => {
-            let access = vault_access(&args.mount)?;
+            let access = vault_access(&args.mount, args.allow_plain_http)?;
             Some(read_from_vault(&access, VaultDocument::Config).await?)
         }
         (None, false) => None,
     }
     .map(|raw| AuthConfig::from_json(&raw));
 
-    let findings = role.lint(config.as_ref());
+    let findings = role.lint(config.as_ref())?;
     let at = args.at.unwrap_or_else(unix_now);
     let prediction = if let Some(path) = &args.claims {
         let claims = read_json(path, "claims")?;
-        Some(role.predict(&name, config.as_ref(), &claims, at))
+        Some(role.predict(&name, config.as_ref(), &claims, at)?)
     } else if let Some(path) = &args.token {
         let config = config
             .as_ref()
@@ -194,7 +211,7 @@ async fn doctor(args: DoctorArgs) -> anyhow::Result<Exit> {
             .check(token.expose())
             .await
             .map_err(|source| attestgate::doctor::DoctorError::Keys { source })?;
-        let prediction = role.predict(&name, Some(config), &claims, at);
+        let prediction = role.predict(&name, Some(config), &claims, at)?;
         Some(match failure {
             Some(message) => with_signature_failure(message, prediction),
             None => prediction,

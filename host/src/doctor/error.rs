@@ -33,4 +33,21 @@ pub enum DoctorError {
         #[source]
         source: KeysError,
     },
+    /// The thread that runs a CEL program could not be started.
+    #[error("cannot start a thread to run the CEL program: {0}")]
+    Thread(#[source] std::io::Error),
+    /// A role name or mount that Vault would not accept, and that could walk the API path.
+    #[error("{name:?} is not a valid {what} (letters, digits, _ - . @)")]
+    InvalidName {
+        /// "role name" or "mount".
+        what: &'static str,
+        /// What was given.
+        name: String,
+    },
+    /// VAULT_ADDR is plain HTTP to another host: the token would cross the network in clear.
+    #[error("VAULT_ADDR {address} is plain HTTP to another host, which would send VAULT_TOKEN in clear text; use https://, or --allow-plain-http if the network is yours")]
+    PlainHttp {
+        /// The address.
+        address: String,
+    },
 }

@@ -57,36 +57,69 @@ impl Role {
 
     /// Every finding about the role (and the mount's configuration, when given), most severe
     /// first.
-    pub fn lint(&self, config: Option<&AuthConfig>) -> Vec<Finding> {
+    pub fn lint(&self, config: Option<&AuthConfig>) -> Result<Vec<Finding>, DoctorError> {
         let mut findings = match self {
             Role::Jwt(role) => lint::lint_jwt_role(role),
-            Role::Cel(role) => cel::lint_cel_role(role),
+            Role::Cel(role) => on_deep_stack(|| cel::lint_cel_role(role))?,
         };
         if let Some(config) = config {
             findings.extend(config.lint());
         }
         findings.sort_by_key(|f| f.severity);
-        findings
+        Ok(findings)
     }
 
     /// The login OpenBao would answer, for claims whose signature is already settled, at `at`
-    /// (Unix seconds). `name` is the role's name as the server stores it.
+    /// (Unix seconds). `name` is the role's name as the server stores it. Without `config`,
+    /// the mount's issuer check is not predicted (a reason says so).
     pub fn predict(
         &self,
         name: &str,
         config: Option<&AuthConfig>,
         claims: &Value,
         at: i64,
-    ) -> Prediction {
+    ) -> Result<Prediction, DoctorError> {
         let checks = TokenChecks {
             bound_issuer: config.map(|c| c.bound_issuer.as_str()),
             at: Some(at),
         };
-        match self {
-            Role::Jwt(role) => role.login(&name.to_lowercase(), &checks, claims),
-            Role::Cel(role) => cel::login(role, name, &checks, claims, at),
+        // OpenBao lowercases the role name a login asks for.
+        let name = name.to_lowercase();
+        let mut prediction = match self {
+            Role::Jwt(role) => role.login(&name, &checks, claims),
+            Role::Cel(role) => on_deep_stack(|| cel::login(role, &name, &checks, claims, at))?,
+        };
+        if config.is_none() {
+            prediction.reasons.insert(
+                0,
+                Reason {
+                    passed: true,
+                    claim: Some("/iss".into()),
+                    message: "the mount's bound_issuer and keys are not known (give --auth-config or --vault): the issuer and the signature are not checked".into(),
+                },
+            );
         }
+        Ok(prediction)
     }
+}
+
+/// The stack a CEL role is parsed, checked and run on. That code recurses over the program's
+/// tree, and a program nested deep enough (within cel-go's size limit) would overflow an
+/// ordinary thread's stack, which aborts the process rather than failing. A thread with a large
+/// stack (reserved, not committed, memory) takes any program OpenBao would store.
+const CEL_STACK_BYTES: usize = 1 << 30;
+
+fn on_deep_stack<T: Send>(work: impl FnOnce() -> T + Send) -> Result<T, DoctorError> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("cel".into())
+            .stack_size(CEL_STACK_BYTES)
+            .spawn_scoped(scope, work)
+            .map_err(DoctorError::Thread)?;
+        Ok(handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
 }
 
 /// Puts a signature check's failure in front of a prediction: the validator checks the

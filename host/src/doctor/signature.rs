@@ -31,6 +31,9 @@ pub enum KeysError {
     /// The token is not a compact JWS.
     #[error("the token is malformed: {0}")]
     Malformed(#[source] MalformedToken),
+    /// The token is signed with an algorithm other than RS256 (Confidential Space's only one).
+    #[error("the token is signed with {0}; the doctor checks RS256 signatures (what Confidential Space uses): predict with --claims instead")]
+    Algorithm(String),
     /// The configuration names no keys at all.
     #[error("the auth config sets none of jwt_validation_pubkeys, jwks_url or oidc_discovery_url")]
     NoKeys,
@@ -84,24 +87,30 @@ impl SignatureKeys {
         let parsed = parse_unverified(token).map_err(KeysError::Malformed)?;
         let claims = Value::Object(parsed.payload.clone());
         if parsed.header.alg != "RS256" {
-            let failure = format!(
-                "{PREFIX}unexpected signature algorithm {:?}; expected [RS256]",
-                parsed.header.alg
-            );
-            return Ok((claims, Some(failure)));
+            return Err(KeysError::Algorithm(parsed.header.alg.clone()));
         }
+        let verifies =
+            |key: &DecodingKey| verify_signature(parsed.signing_input, parsed.signature_b64, key);
         let verified = match self {
-            SignatureKeys::Static(keys) => keys
-                .iter()
-                .any(|key| verify_signature(parsed.signing_input, parsed.signature_b64, key)),
-            SignatureKeys::Fetched(cache) => {
-                let kid = parsed.header.kid.clone().unwrap_or_default();
-                match cache.key(&kid).await {
-                    Ok(key) => verify_signature(parsed.signing_input, parsed.signature_b64, &key),
+            SignatureKeys::Static(keys) => keys.iter().any(verifies),
+            SignatureKeys::Fetched(cache) => match &parsed.header.kid {
+                Some(kid) => match cache.key(kid).await {
+                    Ok(key) => verifies(&key),
                     Err(KeyError::UnknownKid { .. }) => false,
                     Err(other) => return Err(KeysError::Fetch(other)),
+                },
+                // Without a kid, every published key is tried, as go-oidc does.
+                None => {
+                    cache.refresh().await.map_err(KeysError::Fetch)?;
+                    let mut any = false;
+                    for kid in cache.known_kids() {
+                        if let Ok(key) = cache.key(&kid).await {
+                            any |= verifies(&key);
+                        }
+                    }
+                    any
                 }
-            }
+            },
         };
         let failure = (!verified).then(|| match self {
             SignatureKeys::Static(_) => {

@@ -8,7 +8,7 @@
 //! failure is the answer. `claim_mappings` and `bound_claims` are Go maps, walked in a random
 //! order, so when several of their entries fail, any of them can be the one reported.
 
-use crate::lookup::{claim, glob_match, pointer, GoValue};
+use crate::lookup::{claim, glob_match, go_quote, pointer, GoValue};
 use crate::prediction::{Decision, Prediction, Trace};
 use crate::timing::Leeways;
 use serde_json::{Map, Value};
@@ -53,6 +53,8 @@ pub const ROLE_FIELDS: &[&str] = &[
     "token_no_default_policy",
     "token_policies_template_claims",
     "oidc_disable_confirmation",
+    "oauth2_metadata",
+    "token_strictly_bind_ip",
 ];
 
 /// A classic role, read leniently as Vault reads it: list fields take a JSON list or one
@@ -83,6 +85,8 @@ pub struct JwtRole {
     pub token_policies: Vec<String>,
     /// `token_no_default_policy`.
     pub token_no_default_policy: bool,
+    /// `token_policies_template_claims`: the policies are templated from the claims (OpenBao).
+    pub token_policies_template_claims: bool,
     /// The three leeways.
     pub leeways: Leeways,
     /// `token_ttl` (or legacy `ttl`), seconds.
@@ -253,6 +257,8 @@ impl JwtRole {
             token_policies,
             token_no_default_policy: flag(raw.get("token_no_default_policy"))
                 .ok_or_else(|| err("token_no_default_policy", "true or false"))?,
+            token_policies_template_claims: flag(raw.get("token_policies_template_claims"))
+                .ok_or_else(|| err("token_policies_template_claims", "true or false"))?,
             leeways: Leeways {
                 clock_skew: duration("clock_skew_leeway")?,
                 expiration: duration("expiration_leeway")?,
@@ -291,7 +297,10 @@ impl JwtRole {
         ]
         .contains(&self.token_type.as_str())
         {
-            return Some(format!("invalid 'token_type' value {:?}", self.token_type));
+            return Some(format!(
+                "invalid 'token_type' value {}",
+                go_quote(&self.token_type)
+            ));
         }
         if let Some(Value::String(kind)) = self.raw.get("bound_claims_type") {
             if kind != "string" && kind != "glob" {
@@ -317,12 +326,14 @@ impl JwtRole {
             let target = target.as_str().unwrap_or_default();
             if target == "role" {
                 return Some(format!(
-                    "metadata key {target:?} is reserved and may not be a mapping destination"
+                    "metadata key {} is reserved and may not be a mapping destination",
+                    go_quote(target)
                 ));
             }
             if targets.contains(&target) {
                 return Some(format!(
-                    "multiple keys are mapped to metadata key {target:?}"
+                    "multiple keys are mapped to metadata key {}",
+                    go_quote(target)
                 ));
             }
             targets.push(target);
@@ -400,7 +411,7 @@ impl JwtRole {
         match user {
             None => trace.fail(
                 Some(&user_pointer),
-                format!("claim {:?} not found in token", self.user_claim),
+                format!("claim {} not found in token", go_quote(&self.user_claim)),
             ),
             Some(Value::String(_)) => trace.pass(
                 Some(&user_pointer),
@@ -409,8 +420,8 @@ impl JwtRole {
             Some(_) => trace.fail(
                 Some(&user_pointer),
                 format!(
-                    "claim {:?} could not be converted to string",
-                    self.user_claim
+                    "claim {} could not be converted to string",
+                    go_quote(&self.user_claim)
                 ),
             ),
         }
@@ -450,34 +461,55 @@ impl JwtRole {
         }
         trace.end_stage();
 
-        let policies = sanitize_policies(&self.token_policies, !self.token_no_default_policy);
-        trace.finish(Decision::Allow { policies, metadata })
+        if self.token_policies_template_claims {
+            trace.pass(
+                None,
+                "token_policies_template_claims: the policies are templated from the claims (not predicted)",
+            );
+        }
+        finish_with_policies(
+            trace,
+            &self.token_policies,
+            !self.token_no_default_policy,
+            metadata,
+        )
     }
 
+    /// `groups_claim`, as `createIdentity` reads it: `normalizeList`, then every value a string.
     fn check_groups(&self, claims: &Value, trace: &mut Trace) {
         let key = &self.groups_claim;
         let at = pointer(key);
-        match claim(claims, key) {
-            None => trace.fail(
+        let Some(groups) = claim(claims, key).and_then(GoValue::from_claim) else {
+            trace.fail(
                 Some(&at),
-                format!("failed to fetch groups: {key:?} claim not found in token"),
-            ),
-            Some(Value::Array(items)) => match items.iter().find(|v| !v.is_string()) {
-                Some(bad) => trace.fail(
-                    Some(&at),
-                    format!(
-                        "failed to fetch groups: value {} in groups claim could not be parsed as string",
-                        GoValue::from_role(bad).go_format()
-                    ),
+                format!(
+                    "failed to fetch groups: {} claim not found in token",
+                    go_quote(key)
                 ),
-                None => trace.pass(Some(&at), format!("groups claim {key:?} is a list of strings")),
-            },
-            Some(Value::String(_)) => {
-                trace.pass(Some(&at), format!("groups claim {key:?} is a string"))
-            }
-            Some(_) => trace.fail(
+            );
+            return;
+        };
+        let Some(items) = groups.normalize() else {
+            trace.fail(
                 Some(&at),
-                format!("failed to fetch groups: {key:?} claim could not be converted to string list"),
+                format!(
+                    "{} claim could not be converted to string list",
+                    go_quote(key)
+                ),
+            );
+            return;
+        };
+        match items.iter().find(|v| !matches!(v, GoValue::String(_))) {
+            Some(bad) => trace.fail(
+                Some(&at),
+                format!(
+                    "value {} in groups claim could not be parsed as string",
+                    bad.go_format()
+                ),
+            ),
+            None => trace.pass(
+                Some(&at),
+                format!("groups claim {} holds strings", go_quote(key)),
             ),
         }
     }
@@ -488,7 +520,10 @@ impl JwtRole {
         let Some(actual) = claim(claims, key).and_then(GoValue::from_claim) else {
             trace.fail(
                 Some(&at),
-                format!("error validating claims: claim {key:?} is missing"),
+                format!(
+                    "error validating claims: claim {} is missing",
+                    go_quote(key)
+                ),
             );
             return;
         };
@@ -530,10 +565,26 @@ impl JwtRole {
         } else {
             trace.fail(
                 Some(&at),
-                format!("error validating claims: claim {key:?} does not match any associated bound claim values"),
+                format!("error validating claims: claim {} does not match any associated bound claim values", go_quote(key)),
             );
         }
     }
+}
+
+/// The end of a login that passed the role's checks: Vault core refuses to let an auth method
+/// create a root token, and otherwise issues the sanitised policies.
+pub(crate) fn finish_with_policies(
+    mut trace: Trace,
+    policies: &[String],
+    add_default: bool,
+    metadata: BTreeMap<String, String>,
+) -> Prediction {
+    if policies.iter().any(|p| p.to_lowercase() == "root") {
+        trace.fail(None, "auth methods cannot create root tokens");
+        return trace.deny();
+    }
+    let policies = sanitize_policies(policies, add_default);
+    trace.finish(Decision::Allow { policies, metadata })
 }
 
 /// Vault core's `SanitizePolicies`: lowercased, without empties, `default` added (unless the

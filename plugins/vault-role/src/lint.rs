@@ -5,7 +5,6 @@
 //! what is wrong and why it matters, and how to fix it, in words a Vault admin can act on.
 
 use crate::jwt::{string_list, JwtRole};
-use crate::lookup::GoValue;
 use crate::CONFIDENTIAL_SPACE_ISSUER;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -263,14 +262,18 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The closest known key, if it is close enough to be a typo.
+/// The closest known key, if it is close enough to be a typo (at most one edit per five
+/// characters, at least one) and no other key is as close.
 pub fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (distance(key, k), *k))
-        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k)
+    let limit = (key.chars().count() / 5).max(1);
+    let mut ranked: Vec<(usize, &str)> = known.iter().map(|k| (distance(key, k), *k)).collect();
+    ranked.sort();
+    match ranked.as_slice() {
+        [(best, k), rest @ ..] if *best <= limit && rest.first().is_none_or(|(d, _)| d > best) => {
+            Some(k)
+        }
+        _ => None,
+    }
 }
 
 /// Unknown keys: Vault ignores them silently.
@@ -565,34 +568,41 @@ fn lint_bindings(
 
 fn lint_ttls(role: &JwtRole, findings: &mut Vec<Finding>) {
     const ATTESTATION_LIFETIME: i64 = 3600;
-    let lifetime = [
-        role.token_explicit_max_ttl,
-        role.token_max_ttl,
-        role.token_ttl,
-    ]
-    .into_iter()
-    .filter(|t| *t > 0)
-    .min();
-    match lifetime {
-        Some(ttl) if ttl < 300 => findings.push(finding(
+    let positive = |t: i64| (t > 0).then_some(t);
+    // How long a token can live, renewals included: the explicit max, else the max TTL, else
+    // the mount's maximum.
+    let (cap_key, cap) = match (
+        positive(role.token_explicit_max_ttl),
+        positive(role.token_max_ttl),
+    ) {
+        (Some(explicit), _) => ("token_explicit_max_ttl", Some(explicit)),
+        (None, Some(max)) => ("token_max_ttl", Some(max)),
+        (None, None) => ("token_explicit_max_ttl", None),
+    };
+    match cap {
+        None if role.token_period == 0 => findings.push(finding(
             Severity::Warning,
-            if role.token_explicit_max_ttl == ttl { "token_explicit_max_ttl" } else { "token_ttl" },
-            format!("the token lives at most {ttl} s: a one-shot exchange is fine, but attestgate's agent must log in again every {ttl} s (and Vault answers an expired token with a bare \"permission denied\")"),
-            "for an agent, allow at least a few minutes (e.g. \"token_ttl\": \"15m\", \"token_explicit_max_ttl\": \"1h\")",
-        )),
-        Some(ttl) if ttl > 24 * ATTESTATION_LIFETIME => findings.push(finding(
-            Severity::Warning,
-            if role.token_explicit_max_ttl == ttl { "token_explicit_max_ttl" } else { "token_max_ttl" },
-            format!("the token can live {ttl} s, far longer than the attestation that earned it (3600 s): a stolen token outlives any change to the workload's attestation"),
-            "cap it near the attestation's lifetime, e.g. \"token_explicit_max_ttl\": \"1h\"",
-        )),
-        None => findings.push(finding(
-            Severity::Warning,
-            "token_explicit_max_ttl",
-            "no TTL is set, so the token takes the mount's default (768 h unless tuned) and can be renewed for as long as the mount allows, long after the attestation that earned it has expired".into(),
+            cap_key,
+            "no maximum TTL is set, so the token can be renewed for as long as the mount allows (768 h unless tuned), long after the attestation that earned it has expired".into(),
             "set \"token_explicit_max_ttl\": \"1h\" (and a shorter \"token_ttl\")",
         )),
-        Some(_) => {}
+        Some(cap) if cap > 24 * ATTESTATION_LIFETIME => findings.push(finding(
+            Severity::Warning,
+            cap_key,
+            format!("the token can live {cap} s, far longer than the attestation that earned it (3600 s): a stolen token outlives any change to the workload's attestation"),
+            "cap it near the attestation's lifetime, e.g. \"token_explicit_max_ttl\": \"1h\"",
+        )),
+        _ => {}
+    }
+    // How long before the agent must renew or log in again.
+    let first = [positive(role.token_ttl), cap].into_iter().flatten().min();
+    if let Some(ttl) = first.filter(|t| *t < 300) {
+        findings.push(finding(
+            Severity::Warning,
+            if cap == Some(ttl) { cap_key } else { "token_ttl" },
+            format!("the token lives {ttl} s: a one-shot exchange is fine, but attestgate's agent must renew or log in again every {ttl} s (and Vault answers an expired token with a bare \"permission denied\")"),
+            "for an agent, allow at least a few minutes (e.g. \"token_ttl\": \"15m\", \"token_explicit_max_ttl\": \"1h\")",
+        ));
     }
     if role.token_type.contains("batch") {
         findings.push(finding(
@@ -602,7 +612,7 @@ fn lint_ttls(role: &JwtRole, findings: &mut Vec<Finding>) {
             "use \"token_type\": \"service\" unless login volume makes batch tokens necessary",
         ));
     }
-    if role.token_period > 0 && role.token_explicit_max_ttl == 0 {
+    if role.token_period > 0 && cap.is_none() {
         findings.push(finding(
             Severity::Warning,
             "token_period",
@@ -613,11 +623,6 @@ fn lint_ttls(role: &JwtRole, findings: &mut Vec<Finding>) {
             "set \"token_explicit_max_ttl\"",
         ));
     }
-}
-
-/// For `bound_claims` values read from a role, Go's rendering (for messages).
-pub fn go_format(value: &Value) -> String {
-    GoValue::from_role(value).go_format()
 }
 
 #[cfg(test)]

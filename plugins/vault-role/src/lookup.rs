@@ -139,6 +139,48 @@ fn go_exponent(mantissa: &str, exponent: i32) -> String {
     format!("{mantissa}e{sign}{:02}", exponent.abs())
 }
 
+/// Whether Go's `unicode.IsPrint` holds for `c`, closely enough for the texts Vault quotes:
+/// control characters, format characters (zero-width spaces, direction marks, the BOM) and
+/// every space but U+0020 are not printable.
+fn go_printable(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(c,
+            '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+            | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}' | '\u{E000}'..='\u{F8FF}'))
+}
+
+/// Go's `%q` of a string (`strconv.Quote`): double quotes, `\"` and `\\` escaped, and every
+/// character that is not printable as `\n`, `\t`, … or `\u200b`.
+pub fn go_quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\u{7}' => quoted.push_str("\\a"),
+            '\u{8}' => quoted.push_str("\\b"),
+            '\u{c}' => quoted.push_str("\\f"),
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            '\t' => quoted.push_str("\\t"),
+            '\u{b}' => quoted.push_str("\\v"),
+            c if go_printable(c) => quoted.push(c),
+            c if (c as u32) < 0x80 => quoted.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x10000 => quoted.push_str(&format!("\\u{:04x}", c as u32)),
+            c => quoted.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
 /// `getClaim`: a key starting with `/` is a JSON pointer, any other key a top-level claim.
 pub fn claim<'a>(claims: &'a Value, key: &str) -> Option<&'a Value> {
     if key.starts_with('/') {
@@ -208,6 +250,14 @@ mod tests {
         assert!(!exp.go_equal(&GoValue::from_role(&json!(1_900_000_000.0))));
         let listed = GoValue::from_claim(&json!([5])).unwrap();
         assert!(!listed.normalize().unwrap()[0].go_equal(&GoValue::from_role(&json!(5))));
+    }
+
+    #[test]
+    fn strings_quote_as_go_quotes_them() {
+        assert_eq!(go_quote("hwmodel"), "\"hwmodel\"");
+        assert_eq!(go_quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(go_quote("sha256:ab\u{200B} \n"), "\"sha256:ab\\u200b \\n\"");
+        assert_eq!(go_quote("\u{1}é\u{a0}"), "\"\\x01é\\u00a0\"");
     }
 
     #[test]

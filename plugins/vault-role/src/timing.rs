@@ -31,9 +31,14 @@ fn effective(value: i64, default: i64) -> i64 {
     }
 }
 
-/// A time claim as go-jose's `NumericDate` reads it: whole seconds.
-fn numeric_date(claims: &Value, name: &str) -> Option<i64> {
-    claims.get(name).and_then(Value::as_f64).map(|v| v as i64)
+/// A time claim as go-jose's `NumericDate` reads it: whole seconds (`Ok(None)` when absent,
+/// `Err` when it is not a number, which go-jose refuses while decoding the claims).
+fn numeric_date(claims: &Value, name: &str) -> Result<Option<i64>, ()> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64().map(|v| v as i64)),
+        Some(_) => Err(()),
+    }
 }
 
 impl Leeways {
@@ -44,24 +49,36 @@ impl Leeways {
 
     /// Records the time checks, each a stage of its own, in the validator's order.
     pub(crate) fn check(&self, claims: &Value, now: i64, trace: &mut Trace) {
-        let (iat, nbf, exp) = (
-            numeric_date(claims, "iat"),
-            numeric_date(claims, "nbf"),
-            numeric_date(claims, "exp"),
-        );
+        let mut dates = [None; 3];
+        for (slot, name) in dates.iter_mut().zip(["iat", "nbf", "exp"]) {
+            match numeric_date(claims, name) {
+                Ok(value) => *slot = value,
+                Err(()) => {
+                    trace.fail(
+                        Some(&format!("/{name}")),
+                        format!("error validating token: the {name} claim is not a number, and OpenBao refuses to decode the token's claims"),
+                    );
+                    trace.end_stage();
+                    return;
+                }
+            }
+        }
+        let [iat, nbf, exp] = dates;
         if iat.is_none() && nbf.is_none() && exp.is_none() {
             trace.fail(None, "error validating token: no issued at (iat), not before (nbf), or expiration time (exp) claims in token");
             trace.end_stage();
             return;
         }
         let exp = exp.unwrap_or_else(|| {
-            iat.max(nbf).unwrap_or(0) + effective(self.expiration, DEFAULT_LEEWAY)
+            iat.max(nbf)
+                .unwrap_or(0)
+                .saturating_add(effective(self.expiration, DEFAULT_LEEWAY))
         });
         let nbf = nbf
             .or(iat)
-            .unwrap_or(exp - effective(self.not_before, DEFAULT_LEEWAY));
+            .unwrap_or(exp.saturating_sub(effective(self.not_before, DEFAULT_LEEWAY)));
         let skew = self.clock_skew();
-        if now + skew < nbf {
+        if now.saturating_add(skew) < nbf {
             trace.fail(
                 Some("/nbf"),
                 "error validating token: invalid not before (nbf) claim: token not yet valid",
@@ -73,7 +90,7 @@ impl Leeways {
             );
         }
         trace.end_stage();
-        if now - skew > exp {
+        if now.saturating_sub(skew) > exp {
             trace.fail(
                 Some("/exp"),
                 "error validating token: invalid expiration time (exp) claim: token is expired",
@@ -86,7 +103,7 @@ impl Leeways {
         }
         trace.end_stage();
         if let Some(iat) = iat {
-            if now + skew < iat {
+            if now.saturating_add(skew) < iat {
                 trace.fail(
                     Some("/iat"),
                     "error validating token: invalid issued at (iat) claim: token issued in the future",

@@ -21,10 +21,13 @@ pub use program::{environment, Outcome};
 pub use role::{CelProgram, CelRole, Variable, READ_BACK_FIELDS};
 
 use crate::jwt::TokenChecks;
-use crate::prediction::{Decision, Prediction, Trace};
+use crate::prediction::{Prediction, Trace};
 use program::{Checkable, Compiled};
 use serde_json::Value;
 use std::sync::Arc;
+
+/// cel-go's default limit on the size of one expression, in code points.
+pub const MAX_EXPRESSION_CODE_POINTS: usize = 100_000;
 
 /// Why OpenBao would refuse to store a CEL role: its message, with the position of the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +60,57 @@ fn refused(variable: Option<(usize, &str)>, what: &str, message: &str) -> Refusa
     }
 }
 
+fn syntax_refusal(e: &program::SyntaxError) -> Refusal {
+    match &e.variable {
+        Some((index, name)) => refused(
+            Some((*index, name)),
+            &format!("invalid CEL syntax for variable '{name}'"),
+            &e.message,
+        ),
+        None => Refusal {
+            variable: None,
+            message: format!(
+                "OpenBao would refuse this CEL role: invalid CEL syntax for main expression: {}",
+                e.message
+            ),
+        },
+    }
+}
+
 /// Checks a role as OpenBao does when it is written: the program parses and type-checks.
 /// (Whether `bound_audiences` is present is attestgate's rule, not OpenBao's; the plugin and
 /// the doctor say so themselves.)
 pub fn validate(role: &CelRole) -> Result<(), Refusal> {
+    // cel-go's limit on an expression's size, which also bounds how deep the (recursive)
+    // parser, checker and interpreter here can be driven.
+    let parts = role
+        .cel_program
+        .variables
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (Some((i, v.name.as_str())), v.expression.as_str()))
+        .chain(std::iter::once((
+            None,
+            role.cel_program.expression.as_str(),
+        )));
+    for (variable, text) in parts {
+        let size = text.chars().count();
+        if size > MAX_EXPRESSION_CODE_POINTS {
+            return Err(refused(
+                variable,
+                "error parsing",
+                &format!("expression code point size exceeds limit: size: {size}, limit {MAX_EXPRESSION_CODE_POINTS}"),
+            ));
+        }
+    }
     let env = environment();
+    // The fast parser first, only for its depth check: a program too deep for cel-go is refused
+    // before the other parser and the checker, which recurse over it.
+    if let Err(e) = Compiled::new(&env, &role.cel_program) {
+        if e.message.contains("max recursion depth exceeded") {
+            return Err(syntax_refusal(&e));
+        }
+    }
     let parsed = Checkable::parse(&env, &role.cel_program).map_err(|e| match &e.variable {
         Some((index, name)) => refused(
             Some((*index, name)),
@@ -126,15 +175,12 @@ pub fn login(
     };
     match outcome {
         Outcome::Allowed {
-            mut policies,
+            policies,
             metadata,
             no_default_policy,
         } => {
             trace.pass(None, format!("CEL role '{name}' returned pb.Auth"));
-            if !no_default_policy && !policies.iter().any(|p| p == "default") {
-                policies.push("default".into());
-            }
-            trace.finish(Decision::Allow { policies, metadata })
+            crate::jwt::finish_with_policies(trace, &policies, !no_default_policy, metadata)
         }
         denied => {
             if let Some(message) = denied.openbao_error(name) {
