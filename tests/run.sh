@@ -22,50 +22,25 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     echo "==> rustup target add wasm32-wasip2"
     rustup target add wasm32-wasip2
 fi
-if ! rustup component list --installed | grep -q '^clippy'; then
-    rustup component add clippy
-fi
+echo "==> building the plugins (wasm32-wasip2)"
+(cd plugins && env -u CARGO_TARGET_DIR cargo build --release --quiet)
 
-# The plugin side (the plugins' workspace, the JavaScript and Python plugins, and their native
-# tests) does not depend on the host's build, so it runs beside it: while one core compiles a
-# long single crate of the host's dependencies (cranelift-codegen, wasmtime), the other builds
-# plugins. Its output is kept in target/plugin-side.log and shown when it is done.
-plugin_side() {
-    echo "==> building the plugins (wasm32-wasip2)"
-    (cd plugins && env -u CARGO_TARGET_DIR cargo build --release --quiet)
+# The JavaScript plugins and their SDK's native tests: componentize-js, pinned by
+# package-lock.json, installs into plugins/js/node_modules on first use.
+echo "==> building the JavaScript plugins (componentize-js)"
+plugins/js/build.sh
+(cd plugins/js && npm test --silent 2>&1 | tail -3)
 
-    # The JavaScript plugins and their SDK's native tests: componentize-js, pinned by
-    # package-lock.json, installs into plugins/js/node_modules on first use.
-    echo "==> building the JavaScript plugins (componentize-js)"
-    plugins/js/build.sh
-    (cd plugins/js && npm test --silent 2>&1 | tail -3)
+# The Python plugin and its SDK's native tests: componentize-py, pinned and hash-checked, installs
+# into target/venv on first use.
+echo "==> building the Python plugin (componentize-py)"
+plugins/python/build.sh --bindings
+target/venv/bin/python plugins/python/test_sdk.py 2>&1 | tail -1
 
-    # The Python plugin and its SDK's native tests: componentize-py, pinned and hash-checked,
-    # installs into target/venv on first use.
-    echo "==> building the Python plugin (componentize-py)"
-    plugins/python/build.sh --bindings
-    target/venv/bin/python plugins/python/test_sdk.py 2>&1 | tail -1
-
-    echo "==> the plugins' fmt and clippy"
-    (cd plugins && cargo fmt --all -- --check)
-    (cd plugins && env -u CARGO_TARGET_DIR cargo clippy --release --quiet -- -D warnings)
-
-    # The SDKs' and the plugins' own unit tests run natively (attestgate_plugin_sdk::testing),
-    # no wasm.
-    echo "==> the plugins' native unit tests"
-    (cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" \
-        -p attestgate-plugin-sdk -p attestgate-vault-role -p plugin-template -p bound-claims -p cel-role \
-        -p confidential-space -p signed-image-window -p rego-policy -p hostile)
-}
-mkdir -p target
-echo "==> the plugin side, in the background (target/plugin-side.log)"
-( set -euo pipefail; plugin_side ) > target/plugin-side.log 2>&1 &
-plugin_side_pid=$!
-# Whatever happens next, the background job does not outlive the suite.
-trap 'kill "$plugin_side_pid" 2>/dev/null || true' EXIT
-
-echo "==> cargo fmt --check"
+echo "==> cargo fmt --check, and the plugins' clippy"
 cargo fmt --all -- --check
+(cd plugins && cargo fmt --all -- --check)
+(cd plugins && env -u CARGO_TARGET_DIR cargo clippy --release --quiet -- -D warnings)
 echo "==> structure: no module cycles, no Result<_, String>"
 python3 tests/check-structure.py
 
@@ -74,6 +49,9 @@ python3 tests/check-structure.py
 # included, under -D warnings, while the dependencies are compiled once, with code, for the tests.
 # A separate `cargo clippy` would compile every dependency a second time in check mode: 8 of the
 # 27 minutes a fresh clone took. (`./tests/check-structure.sh` adds `cargo doc`'s link checks.)
+if ! rustup component list --installed | grep -q '^clippy'; then
+    rustup component add clippy
+fi
 with_lints() {
     RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)" \
         CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" "$@"
@@ -84,13 +62,6 @@ echo "==> cargo build --no-default-features (the production binary), with clippy
 with_lints cargo build --quiet -p attestgate --no-default-features --bin attestgate
 cp "${CARGO_TARGET_DIR:-target}/debug/attestgate" target/attestgate-nodev
 export ATTESTGATE_NODEV_BIN="$PWD/target/attestgate-nodev"
-# The integration tests need the plugins.
-if ! wait "$plugin_side_pid"; then
-    cat target/plugin-side.log
-    echo "error: the plugin side failed (above)" >&2
-    exit 1
-fi
-cat target/plugin-side.log
 # Every target: the library's unit tests, the one integration-test binary, and the benchmarks run
 # once each as tests; with the `internals` surface for fuzz targets compiled in.
 echo "==> cargo test --all-targets, with clippy's lints"
@@ -109,3 +80,7 @@ if [ "${ATTESTGATE_SLOW:-1}" = 1 ]; then
     with_lints cargo test --workspace --features attestgate/internals --test integration -- --ignored
     cat "${CARGO_TARGET_DIR:-target}/agent-soak.txt" && echo
 fi
+# The SDK's and the plugins' own unit tests run natively (attestgate_plugin_sdk::testing), no wasm.
+(cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" \
+    -p attestgate-plugin-sdk -p attestgate-vault-role -p plugin-template -p bound-claims -p cel-role -p confidential-space \
+    -p signed-image-window -p rego-policy -p hostile)

@@ -6,7 +6,8 @@
 #     audience and claims, a KV v2 secret and a least-privilege policy;
 #   - `attestgate exchange`: a token per collaborator, verified, judged by that collaborator's
 #     plugin, exchanged at that collaborator's Vault for its secret.
-#   - `attestgate agent -- CMD`: the same, kept fresh, with the workload as a supervised child.
+#   - `attestgate agent -- CMD`: the same, kept fresh, with the workload as a supervised child;
+#   - before that, `attestgate vault doctor`: a collaborator's checks of its role.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -88,6 +89,16 @@ configure_vault() { # configure_vault NAME ADDR ROLE_JSON SECRET_NAME KEY=VALUE.
 echo "==> configuring bank-a's OpenBao (TLS, the seed's role corrected) and bank-b's (HTTP)"
 configure_vault bank-a "$bank_a" examples/roles/seed-role-corrected.json message foo=world
 configure_vault bank-b "$bank_b" examples/multi-party/bank-b-role.json model weights-key=k-5f2a0c salt=s-91d6
+
+echo
+echo "==> bank-a's Vault admin checks roles with the doctor, first the seed's role as written"
+"$bin" vault doctor --role examples/roles/seed-role-as-written.json | sed 's/^/    /' || true
+echo "==> then the role in bank-a's Vault, with a token for bank-a's audience (the one error left"
+echo "    is this demo's own: the mount trusts the dev launcher's keys)"
+"$bin" token get --socket "$work/launcher/teeserver.sock" --audience https://vault.bank-a.example \
+    > "$work/bank-a.jwt"
+VAULT_ADDR="$bank_a" VAULT_TOKEN=root VAULT_CACERT="$work/bank-a/vault-ca.pem" \
+    "$bin" vault doctor --vault-role bank-a --vault --token "$work/bank-a.jwt" | sed 's/^/    /' || true
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 sed -e "s|@WORK@|$work|g" -e "s|@JWKS_URL@|$jwks_url|g" -e "s|@PLUGINS@|$plugins|g" \
