@@ -18,3 +18,4 @@ mod kms;
 mod launcher;
 mod openbao;
 mod plugins;
+mod raft;

@@ -9,6 +9,7 @@ pub mod google;
 pub mod launcher;
 pub mod openbao;
 pub mod plugins;
+pub mod raft;
 pub mod tls;
 
 use serde_json::{json, Value};
