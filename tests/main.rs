@@ -9,6 +9,7 @@ mod harness;
 mod agent;
 mod attestation;
 mod cel_role;
+mod chaos;
 mod cli;
 mod deploy;
 mod doctor;

@@ -73,12 +73,13 @@ with_lints cargo test --workspace --all-targets --features attestgate/internals
 # measured them.
 cat "${CARGO_TARGET_DIR:-target}/cel-differential.txt" && echo
 cat "${CARGO_TARGET_DIR:-target}/doctor-differential.txt" && echo
-# The slow suites (the agent's 60 s soak), marked #[ignore] so that `cargo test` alone skips
+# The slow suites (the agent's 60 s soak, a Raft cluster losing its leader), marked #[ignore] so that `cargo test` alone skips
 # them, and run here unless ATTESTGATE_SLOW=0 (a quicker local run; CI runs them all).
 if [ "${ATTESTGATE_SLOW:-1}" = 1 ]; then
     echo "==> slow suites (ATTESTGATE_SLOW=0 skips them)"
     with_lints cargo test --workspace --features attestgate/internals --test integration -- --ignored
     cat "${CARGO_TARGET_DIR:-target}/agent-soak.txt" && echo
+    cat "${CARGO_TARGET_DIR:-target}/raft-failover.txt" && echo
 fi
 # The SDK's and the plugins' own unit tests run natively (attestgate_plugin_sdk::testing), no wasm.
 (cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" \

@@ -46,6 +46,14 @@ impl ConfigBuilder {
         self.set("attestation", "jwks_url", url)
     }
 
+    /// The issuer's keys through this OIDC discovery document, instead of a JWKS URL.
+    pub fn discovery_url(mut self, url: &str) -> Self {
+        if let Some(Toml::Table(attestation)) = self.operator.get_mut("attestation") {
+            attestation.remove("jwks_url");
+        }
+        self.set("attestation", "discovery_url", url)
+    }
+
     /// Every collaborator gets the launcher's default token, read from `token_file`.
     pub fn token_file_source(self, token_file: &Path) -> Self {
         self.set("attestation", "source", "file")

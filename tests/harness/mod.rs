@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod config;
 pub mod exchange;
+pub mod faulty;
 pub mod gate;
 pub mod google;
 pub mod launcher;

@@ -150,6 +150,59 @@ pub enum InvalidKeySet {
     /// A discovery document that does not say where the keys are.
     #[error("it has no \"jwks_uri\"")]
     NoJwksUri,
+    /// A discovery document fetched over HTTPS that sends the key fetch over plain HTTP.
+    #[error("its jwks_uri {uri} is plain HTTP while the document itself came over HTTPS: keys fetched in clear text can be substituted on the way")]
+    JwksUriInsecure {
+        /// The `jwks_uri`.
+        uri: String,
+    },
+    /// A discovery document whose keys live outside its own host's domain.
+    #[error("its jwks_uri {uri} is outside the domain of the document's host {host}: a tampered discovery document could point at anyone's keys")]
+    JwksUriElsewhere {
+        /// The `jwks_uri`.
+        uri: String,
+        /// The discovery document's host.
+        host: String,
+    },
+}
+
+/// Where a discovery document may send the key fetch: over HTTPS if it came over HTTPS, and to
+/// its own host or a host of the same parent domain (Google's
+/// `confidentialcomputing.googleapis.com` names keys on `www.googleapis.com`); an IP address
+/// only to itself.
+pub(crate) fn check_jwks_uri(discovery: &str, jwks_uri: &str) -> Result<(), InvalidKeySet> {
+    let elsewhere = |host: &str| InvalidKeySet::JwksUriElsewhere {
+        uri: jwks_uri.to_owned(),
+        host: host.to_owned(),
+    };
+    let (Ok(from), Ok(to)) = (url::Url::parse(discovery), url::Url::parse(jwks_uri)) else {
+        return Err(elsewhere(discovery));
+    };
+    if from.scheme() == "https" && to.scheme() != "https" {
+        return Err(InvalidKeySet::JwksUriInsecure {
+            uri: jwks_uri.to_owned(),
+        });
+    }
+    let from_host = from.host_str().unwrap_or_default().to_ascii_lowercase();
+    let to_host = to.host_str().unwrap_or_default().to_ascii_lowercase();
+    if from_host == to_host {
+        return Ok(());
+    }
+    let is_name = matches!(from.host(), Some(url::Host::Domain(_)))
+        && matches!(to.host(), Some(url::Host::Domain(_)));
+    // The parent domain: the host without its first label, if that leaves at least two labels.
+    let parent = from_host
+        .split_once('.')
+        .map(|(_, rest)| rest)
+        .filter(|rest| rest.contains('.'));
+    match parent {
+        Some(parent)
+            if is_name && (to_host == parent || to_host.ends_with(&format!(".{parent}"))) =>
+        {
+            Ok(())
+        }
+        _ => Err(elsewhere(&from_host)),
+    }
 }
 
 /// What happened when an unknown `kid` asked for fresh keys.
@@ -338,10 +391,12 @@ impl JwksCache {
                 }));
             }
         }
-        doc.get("jwks_uri")
+        let jwks_uri = doc
+            .get("jwks_uri")
             .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| invalid(InvalidKeySet::NoJwksUri))
+            .ok_or_else(|| invalid(InvalidKeySet::NoJwksUri))?;
+        check_jwks_uri(url, jwks_uri).map_err(invalid)?;
+        Ok(jwks_uri.to_owned())
     }
 
     async fn get(&self, url: &str) -> Result<String, KeyError> {
@@ -401,4 +456,60 @@ pub(crate) fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<DecodingKey>>
         return Err(InvalidKeySet::NoUsableKey);
     }
     Ok(usable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOGLE_DISCOVERY: &str =
+        "https://confidentialcomputing.googleapis.com/.well-known/openid-configuration";
+
+    #[test]
+    fn googles_discovery_may_name_keys_on_its_own_domain_only() {
+        let google_keys = "https://www.googleapis.com/service_accounts/v1/metadata/jwk/signer@confidentialspace-sign.iam.gserviceaccount.com";
+        assert!(check_jwks_uri(GOOGLE_DISCOVERY, google_keys).is_ok());
+        assert!(check_jwks_uri(
+            "http://127.0.0.1:8080/.well-known/openid-configuration",
+            "http://127.0.0.1:8080/jwks"
+        )
+        .is_ok());
+        assert!(matches!(
+            check_jwks_uri(GOOGLE_DISCOVERY, "https://keys.attacker.example/jwks"),
+            Err(InvalidKeySet::JwksUriElsewhere { .. })
+        ));
+        assert!(matches!(
+            check_jwks_uri(
+                GOOGLE_DISCOVERY,
+                "https://googleapis.com.attacker.example/jwks"
+            ),
+            Err(InvalidKeySet::JwksUriElsewhere { .. })
+        ));
+        assert!(matches!(
+            check_jwks_uri(
+                "http://127.0.0.1:8080/.well-known/openid-configuration",
+                "http://127.0.0.2:8080/jwks"
+            ),
+            Err(InvalidKeySet::JwksUriElsewhere { .. })
+        ));
+        // A document on a two-label host has no parent domain to share.
+        assert!(matches!(
+            check_jwks_uri(
+                "https://example.com/.well-known/openid-configuration",
+                "https://other.com/jwks"
+            ),
+            Err(InvalidKeySet::JwksUriElsewhere { .. })
+        ));
+    }
+
+    #[test]
+    fn https_discovery_may_not_send_the_key_fetch_over_plain_http() {
+        let err = check_jwks_uri(
+            GOOGLE_DISCOVERY,
+            "http://www.googleapis.com/service_accounts/v1/metadata/jwk/x",
+        )
+        .unwrap_err();
+        assert!(matches!(err, InvalidKeySet::JwksUriInsecure { .. }));
+        assert!(err.to_string().contains("plain HTTP"));
+    }
 }
