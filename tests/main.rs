@@ -20,3 +20,4 @@ mod launcher;
 mod openbao;
 mod plugins;
 mod raft;
+mod scale;
