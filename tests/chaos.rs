@@ -7,26 +7,17 @@ use crate::harness::config::{Collaborator, ConfigBuilder, Secret, Vault};
 use crate::harness::exchange::{cause, prepare};
 use crate::harness::faulty::{Fault, FaultyJwks};
 use crate::harness::launcher::TestLauncher;
-use crate::harness::openbao::OpenBao;
-use crate::harness::{attestgate_bin, corrected_role, wait_for};
+use crate::harness::openbao::{OpenBao, OpenBaoOptions};
+use crate::harness::{agent_process, corrected_role, file_holds, wait_for};
 use attestgate::dev::SigningKey;
 use serde_json::json;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const DEADLINE_SECONDS: u64 = 8;
 
 async fn bank_a_vault(launcher: &TestLauncher) -> OpenBao {
-    let bao = OpenBao::start().await;
-    bao.setup_collaborator(
-        &launcher.info().jwks_url,
-        "bank-a",
-        corrected_role(),
-        &[("message", json!({"foo": "world"}))],
-    )
-    .await;
-    bao
+    OpenBao::bank_a(&launcher.info().jwks_url, OpenBaoOptions::default()).await
 }
 
 /// bank-a's exchange, verifying tokens with the keys at `jwks_url`.
@@ -206,26 +197,11 @@ async fn the_agent_keeps_working_on_cached_keys_while_the_jwks_is_down() {
         .agent("backoff_min", "200ms")
         .agent("backoff_max", "1s")
         .write();
-    let mut agent = tokio::process::Command::new(attestgate_bin())
-        .args(["agent", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let serves = |value: &'static str| {
-        let foo = foo.clone();
-        move || {
-            let foo = foo.clone();
-            async move { (std::fs::read_to_string(&foo).ok().as_deref() == Some(value)).then_some(()) }
-        }
-    };
+    let mut agent = agent_process(&config);
     wait_for(
         "the agent's first delivery",
         Duration::from_secs(60),
-        serves("world"),
+        file_holds(&foo, "world"),
     )
     .await;
     let fetched = jwks.fetches();
@@ -239,7 +215,7 @@ async fn the_agent_keeps_working_on_cached_keys_while_the_jwks_is_down() {
     wait_for(
         "the rotated secret, during the outage",
         Duration::from_secs(60),
-        serves("rotated"),
+        file_holds(&foo, "rotated"),
     )
     .await;
     assert_eq!(jwks.fetches(), fetched, "no fetch while the key was cached");

@@ -528,6 +528,33 @@ fn stdout_json(output: &std::process::Output) -> Value {
     })
 }
 
+/// `vault doctor --role ROLE --auth-config CONFIG --token TOKEN --format json`: its output and
+/// the report.
+async fn doctor_with_token(
+    role: &str,
+    config: &str,
+    token: &std::path::Path,
+) -> (std::process::Output, Value) {
+    let output = crate::harness::attestgate_async(
+        &[
+            "vault",
+            "doctor",
+            "--role",
+            role,
+            "--auth-config",
+            config,
+            "--token",
+            token.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    let report = stdout_json(&output);
+    (output, report)
+}
+
 /// `--fix` on the seed's role as written: OpenBao stores the result, and a production-shaped
 /// token from the dev launcher logs in with it, as the doctor predicted from the token itself
 /// (signature checked against the launcher's keys).
@@ -562,23 +589,7 @@ async fn the_fixed_seed_role_is_stored_by_openbao_and_logs_a_production_token_in
         json!({"jwks_url": launcher.info().jwks_url, "bound_issuer": launcher.info().issuer});
     let config_file = write_json(dir.path(), "config.json", &config);
     let role_file = write_json(dir.path(), "bank-a.json", &role);
-    let diagnosis = crate::harness::attestgate_async(
-        &[
-            "vault",
-            "doctor",
-            "--role",
-            &role_file,
-            "--auth-config",
-            &config_file,
-            "--token",
-            token_file.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-        &[],
-    )
-    .await;
-    let report = stdout_json(&diagnosis);
+    let (diagnosis, report) = doctor_with_token(&role_file, &config_file, &token_file).await;
     assert_eq!(report["prediction"]["allow"], json!(true), "{report:#}");
 
     let (status, body) = bao.jwt_login("bank-a", &token).await;
@@ -602,23 +613,7 @@ async fn the_fixed_seed_role_is_stored_by_openbao_and_logs_a_production_token_in
         .sign(Map::new(), &crate::harness::payload(&token))
         .unwrap();
     std::fs::write(&token_file, &forged).unwrap();
-    let diagnosis = crate::harness::attestgate_async(
-        &[
-            "vault",
-            "doctor",
-            "--role",
-            &role_file,
-            "--auth-config",
-            &config_file,
-            "--token",
-            token_file.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-        &[],
-    )
-    .await;
-    let report = stdout_json(&diagnosis);
+    let (_, report) = doctor_with_token(&role_file, &config_file, &token_file).await;
     let (status, body) = bao.jwt_login("bank-a", &forged).await;
     assert_eq!(status, 400);
     assert_eq!(report["prediction"]["allow"], json!(false));
@@ -1149,23 +1144,7 @@ async fn the_signature_is_checked_against_static_keys_jwks_and_discovery_as_open
         ] {
             let token_file = dir.path().join("token.jwt");
             std::fs::write(&token_file, token).unwrap();
-            let output = crate::harness::attestgate_async(
-                &[
-                    "vault",
-                    "doctor",
-                    "--role",
-                    &role_file,
-                    "--auth-config",
-                    &config_file,
-                    "--token",
-                    token_file.to_str().unwrap(),
-                    "--format",
-                    "json",
-                ],
-                &[],
-            )
-            .await;
-            let report = stdout_json(&output);
+            let (_, report) = doctor_with_token(&role_file, &config_file, &token_file).await;
             let (status, body) = bao
                 .login_at(&format!("auth/{mount}/login"), "bank-a", token)
                 .await;

@@ -35,15 +35,7 @@ fn bank_b_role() -> Value {
 
 /// An OpenBao for bank-a: the corrected seed role, and `kv/data/message` = {foo: world}.
 async fn bank_a_vault(launcher: &TestLauncher, options: OpenBaoOptions) -> OpenBao {
-    let bao = OpenBao::start_with(options).await;
-    bao.setup_collaborator(
-        &launcher.info().jwks_url,
-        "bank-a",
-        corrected_role(),
-        &[("message", json!({"foo": "world"}))],
-    )
-    .await;
-    bao
+    OpenBao::bank_a(&launcher.info().jwks_url, options).await
 }
 
 /// The operator's sections: the launcher, plain HTTP, and files delivered under `dir/out`.

@@ -11,9 +11,8 @@ use crate::harness::config::{Collaborator, ConfigBuilder, Secret, Vault};
 use crate::harness::exchange::prepare;
 use crate::harness::launcher::TestLauncher;
 use crate::harness::raft::RaftCluster;
-use crate::harness::{attestgate_bin, corrected_role, target_dir, wait_for};
+use crate::harness::{agent_process, corrected_role, file_holds, target_dir, wait_for};
 use serde_json::json;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const DEADLINE_SECONDS: u64 = 20;
@@ -69,26 +68,11 @@ async fn exchanges_ride_through_the_raft_leader_being_killed() {
                 .secret(Secret::at("kv/data/message").field("foo").file(&agent_foo)),
         )
         .write();
-    let mut agent = tokio::process::Command::new(attestgate_bin())
-        .args(["agent", "--config"])
-        .arg(&agent_config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let agent_serves = |value: &'static str| {
-        let path = agent_foo.clone();
-        move || {
-            let path = path.clone();
-            async move { (std::fs::read_to_string(&path).ok().as_deref() == Some(value)).then_some(()) }
-        }
-    };
+    let mut agent = agent_process(&agent_config);
     wait_for(
         "the agent's first delivery",
         Duration::from_secs(60),
-        agent_serves("world"),
+        file_holds(&agent_foo, "world"),
     )
     .await;
     let delivered_whole = || {
@@ -182,7 +166,7 @@ async fn exchanges_ride_through_the_raft_leader_being_killed() {
     wait_for(
         "the agent to deliver the rotated secret",
         Duration::from_secs(60),
-        agent_serves("world-2"),
+        file_holds(&agent_foo, "world-2"),
     )
     .await;
     assert!(

@@ -196,3 +196,28 @@ pub fn python_with_prometheus_client() -> PathBuf {
     );
     venv.join("bin/python")
 }
+
+/// The attestgate binary running `agent --config CONFIG`, quiet, killed on drop.
+pub fn agent_process(config: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(attestgate_bin())
+        .args(["agent", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// A check for [`wait_for`]: whether the file at `path` holds exactly `value`.
+pub fn file_holds(
+    path: &Path,
+    value: &'static str,
+) -> impl FnMut() -> std::future::Ready<Option<()>> {
+    let path = path.to_owned();
+    move || {
+        let holds = std::fs::read_to_string(&path).ok().as_deref() == Some(value);
+        std::future::ready(holds.then_some(()))
+    }
+}

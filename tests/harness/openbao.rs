@@ -341,6 +341,20 @@ impl OpenBao {
             .await;
     }
 
+    /// bank-a's Vault: JWT auth trusting `jwks_url`, the corrected seed role `bank-a`, and
+    /// `kv/data/message` holding `{foo: "world"}`.
+    pub async fn bank_a(jwks_url: &str, options: OpenBaoOptions) -> OpenBao {
+        let bao = OpenBao::start_with(options).await;
+        bao.setup_collaborator(
+            jwks_url,
+            "bank-a",
+            super::corrected_role(),
+            &[("message", json!({"foo": "world"}))],
+        )
+        .await;
+        bao
+    }
+
     /// Logs in at `auth/jwt/login`; returns the status and body without a token header.
     pub async fn jwt_login(&self, role: &str, jwt: &str) -> (u16, Value) {
         self.login_at("auth/jwt/login", role, jwt).await
