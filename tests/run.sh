@@ -77,7 +77,9 @@ cat "${CARGO_TARGET_DIR:-target}/doctor-differential.txt" && echo
 # them, and run here unless ATTESTGATE_SLOW=0 (a quicker local run; CI runs them all).
 if [ "${ATTESTGATE_SLOW:-1}" = 1 ]; then
     echo "==> slow suites (ATTESTGATE_SLOW=0 skips them)"
-    with_lints cargo test --workspace --features attestgate/internals --test integration -- --ignored
+    # One at a time: the soak counts logins and memory, and must not share the two cores with
+    # a Raft cluster's failover.
+    RUST_TEST_THREADS=1 with_lints cargo test --workspace --features attestgate/internals --test integration -- --ignored
     cat "${CARGO_TARGET_DIR:-target}/agent-soak.txt" && echo
     cat "${CARGO_TARGET_DIR:-target}/raft-failover.txt" && echo
 fi
