@@ -136,6 +136,20 @@ impl Drop for RunningAgent {
     }
 }
 
+/// The agent binary on `config`, supervising `sh -c script`, with a guard that stops it.
+fn agent_with_workload(config: &Path, script: &str) -> (tokio::process::Child, TermOnDrop) {
+    let agent = tokio::process::Command::new(crate::harness::attestgate_bin())
+        .arg("agent")
+        .arg("--config")
+        .arg(config)
+        .args(["--", "sh", "-c", script])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stop = TermOnDrop(agent.id().unwrap());
+    (agent, stop)
+}
+
 /// Sends SIGTERM to the agent binary when dropped (a test that fails half-way included), so it
 /// stops its workload and exits instead of outliving the test.
 struct TermOnDrop(u32);
@@ -455,21 +469,7 @@ async fn the_workload_restarts_once_per_rotation_and_its_exit_code_is_the_agents
         "trap 'exit 3' TERM; echo \"$BANK_A_FOO $BANK_B_FOO $BANK_C_FOO\" >> {}; while :; do sleep 0.05; done",
         starts.display()
     );
-    let mut agent = tokio::process::Command::new(crate::harness::attestgate_bin())
-        .args([
-            "agent",
-            "--config",
-            path.to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // A failing assertion must not leave the agent (and its workload) running.
-    let _stop = TermOnDrop(agent.id().unwrap());
+    let (mut agent, _stop) = agent_with_workload(&path, &script);
     wait_for(
         "the workload started with every secret",
         GENEROUS,
@@ -686,22 +686,8 @@ async fn soak_three_collaborators_lose_nothing_serve_nothing_stale_and_stay_flat
         builder = builder.collaborator(c);
     }
     let path = builder.write();
-    let mut agent = tokio::process::Command::new(crate::harness::attestgate_bin())
-        .args([
-            "agent",
-            "--config",
-            path.to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            "while :; do sleep 1; done",
-        ])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut agent, _stop) = agent_with_workload(&path, "while :; do sleep 1; done");
     let pid = agent.id().unwrap();
-    // A failing assertion must not leave the agent (and its workload) running: TERM on drop.
-    let _stop = TermOnDrop(pid);
     let files: Vec<PathBuf> = names.iter().map(|n| out.join(n).join("foo")).collect();
     wait_for("the first delivery", GENEROUS, || async {
         files.iter().all(|f| f.exists()).then_some(())
@@ -1067,21 +1053,7 @@ async fn signals_reach_the_workload_and_sighup_reloads_the_agent() {
         "trap 'echo hup >> {log}' HUP; echo start >> {log}; while :; do sleep 0.05; done",
         log = log.display()
     );
-    let mut agent = tokio::process::Command::new(crate::harness::attestgate_bin())
-        .args([
-            "agent",
-            "--config",
-            path.to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // A failing assertion must not leave the agent (and its workload) running.
-    let _stop = TermOnDrop(agent.id().unwrap());
+    let (mut agent, _stop) = agent_with_workload(&path, &script);
     wait_for("the workload started", GENEROUS, || async {
         read(&log).filter(|l| l == "start\n").map(|_| ())
     })

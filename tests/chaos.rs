@@ -45,7 +45,7 @@ fn faults() -> Vec<(&'static str, Fault)> {
         ("an HTML page", Fault::Html),
         ("a 4 MiB body", Fault::Huge),
         ("503", Fault::Unavailable),
-        ("a minute's silence", Fault::Slow(Duration::from_secs(60))),
+        ("no answer at all", Fault::Silent),
         (
             "the signing key dropped",
             Fault::OtherKeys(attestgate::dev::jwks([&other])),

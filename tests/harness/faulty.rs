@@ -4,15 +4,14 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// How the endpoint answers.
 #[derive(Debug, Clone)]
 pub enum Fault {
     /// Passes the real JWKS through.
     None,
-    /// Waits this long, then passes the real JWKS through.
-    Slow(Duration),
+    /// Accepts the request and never answers.
+    Silent,
     /// 200 with a truncated JSON document.
     Garbage,
     /// 200 with an HTML error page, as a misconfigured proxy answers.
@@ -54,11 +53,7 @@ impl FaultyJwks {
                 };
                 match fault {
                     Fault::None => pass().await,
-                    Fault::Slow(delay) => {
-                        // The misbehaving server itself is slow; the test does not wait on it.
-                        tokio::time::sleep(delay).await;
-                        pass().await
-                    }
+                    Fault::Silent => std::future::pending().await,
                     Fault::Garbage => {
                         (json, "{\"keys\": [{\"kty\": \"RSA\", \"n\": ").into_response()
                     }
