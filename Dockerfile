@@ -13,7 +13,7 @@ FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN rustup target add wasm32-wasip2
-RUN cargo build --release --locked -p attestgate --no-default-features
+RUN cargo build --release --locked -p attestgate --no-default-features --features engine
 RUN cd plugins && cargo build --release --locked
 RUN mkdir -p /out/plugins \
  && cp target/release/attestgate /out/attestgate \

@@ -15,7 +15,7 @@ fn dockerfile() -> String {
 fn the_image_is_built_with_the_readmes_commands_and_runs_the_agent() {
     let dockerfile = dockerfile();
     let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
-    let production = "cargo build --release -p attestgate --no-default-features";
+    let production = "cargo build --release -p attestgate --no-default-features --features engine";
     assert!(readme.contains(production));
     let run_lines: Vec<String> = dockerfile
         .lines()

@@ -1308,7 +1308,7 @@ async fn plain_http_needs_the_operators_opt_in() {
 
 #[tokio::test]
 async fn a_production_build_without_the_dev_launcher_runs_the_exchange() {
-    // ./tests/run.sh builds it (`cargo build --no-default-features`) and says where.
+    // ./tests/run.sh builds it (`cargo build --no-default-features --features engine`) and says where.
     let Ok(bin) = std::env::var("ATTESTGATE_NODEV_BIN") else {
         eprintln!("SKIPPED: ATTESTGATE_NODEV_BIN is not set; ./tests/run.sh sets it");
         return;

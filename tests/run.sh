@@ -40,6 +40,7 @@ target/venv/bin/python plugins/python/test_sdk.py 2>&1 | tail -1
 echo "==> cargo fmt --check, and the plugins' clippy"
 cargo fmt --all -- --check
 (cd plugins && cargo fmt --all -- --check)
+(cd fuzz && cargo fmt --all -- --check)
 (cd plugins && env -u CARGO_TARGET_DIR cargo clippy --release --quiet -- -D warnings)
 echo "==> structure: no module cycles, no Result<_, String>"
 python3 tests/check-structure.py
@@ -58,8 +59,8 @@ with_lints() {
 }
 # The production binary, without the dev launcher: built once here (only attestgate itself and the
 # few crates whose features differ are compiled again), then run by a test.
-echo "==> cargo build --no-default-features (the production binary), with clippy's lints"
-with_lints cargo build --quiet -p attestgate --no-default-features --bin attestgate
+echo "==> cargo build --no-default-features --features engine (the production binary), with clippy's lints"
+with_lints cargo build --quiet -p attestgate --no-default-features --features engine --bin attestgate
 cp "${CARGO_TARGET_DIR:-target}/debug/attestgate" target/attestgate-nodev
 export ATTESTGATE_NODEV_BIN="$PWD/target/attestgate-nodev"
 # Every target: the library's unit tests, the one integration-test binary, and the benchmarks run
@@ -73,8 +74,9 @@ with_lints cargo test --workspace --all-targets --features attestgate/internals
 # measured them.
 cat "${CARGO_TARGET_DIR:-target}/cel-differential.txt" && echo
 cat "${CARGO_TARGET_DIR:-target}/doctor-differential.txt" && echo
-# The slow suites (the agent's 60 s soak, a Raft cluster losing its leader), marked #[ignore] so that `cargo test` alone skips
-# them, and run here unless ATTESTGATE_SLOW=0 (a quicker local run; CI runs them all).
+# The slow suites (the agent's 60 s soak, a Raft cluster losing its leader: marked #[ignore] so
+# that `cargo test` alone skips them; a smoke run of the fuzz targets), run here unless
+# ATTESTGATE_SLOW=0 (a quicker local run, without nightly Rust; CI runs them all).
 if [ "${ATTESTGATE_SLOW:-1}" = 1 ]; then
     echo "==> slow suites (ATTESTGATE_SLOW=0 skips them)"
     # One at a time: the soak counts logins and memory, and must not share the two cores with
@@ -82,6 +84,9 @@ if [ "${ATTESTGATE_SLOW:-1}" = 1 ]; then
     RUST_TEST_THREADS=1 with_lints cargo test --workspace --features attestgate/internals --test integration -- --ignored
     cat "${CARGO_TARGET_DIR:-target}/agent-soak.txt" && echo
     cat "${CARGO_TARGET_DIR:-target}/raft-failover.txt" && echo
+    # Every fuzz target for 10 s (nightly and cargo-fuzz, installed on first use; the replay of
+    # their seeds and past crashes already ran above, on stable).
+    ./fuzz/run.sh --seconds 10
 fi
 # The SDK's and the plugins' own unit tests run natively (attestgate_plugin_sdk::testing), no wasm.
 (cd plugins && env -u CARGO_TARGET_DIR cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" \

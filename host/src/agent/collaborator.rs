@@ -10,8 +10,9 @@ use super::schedule::{self, Action, Holding, Lifetime, Timing};
 use crate::config::{OnChange, OnRevoke};
 use crate::exchange::{
     deliver_changed, environment_of, file_digests, remove_files, FileDigests, HeldToken, Released,
-    SecretLease, StepCause, StepError, TokenUse,
+    StepCause, StepError, TokenUse,
 };
+use crate::vault::SecretLease;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};

@@ -380,23 +380,7 @@ impl JwksCache {
             source,
         };
         let text = self.get(url).await?;
-        let doc: Value =
-            serde_json::from_str(&text).map_err(|e| invalid(InvalidKeySet::NotJson(e)))?;
-        if let Some(expected) = &self.options.expected_issuer {
-            let found = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
-            if found != expected {
-                return Err(invalid(InvalidKeySet::IssuerMismatch {
-                    found: found.to_owned(),
-                    expected: expected.clone(),
-                }));
-            }
-        }
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(InvalidKeySet::NoJwksUri))?;
-        check_jwks_uri(url, jwks_uri).map_err(invalid)?;
-        Ok(jwks_uri.to_owned())
+        jwks_uri_of(url, &text, self.options.expected_issuer.as_deref()).map_err(invalid)
     }
 
     async fn get(&self, url: &str) -> Result<String, KeyError> {
@@ -425,9 +409,34 @@ impl JwksCache {
     }
 }
 
+/// The `jwks_uri` of the discovery document `text`, fetched from `url`: its `issuer` must be the
+/// expected one, and the URI must pass [`check_jwks_uri`].
+pub fn jwks_uri_of(
+    url: &str,
+    text: &str,
+    expected_issuer: Option<&str>,
+) -> Result<String, InvalidKeySet> {
+    let doc: Value = serde_json::from_str(text).map_err(InvalidKeySet::NotJson)?;
+    if let Some(expected) = expected_issuer {
+        let found = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
+        if found != expected {
+            return Err(InvalidKeySet::IssuerMismatch {
+                found: found.to_owned(),
+                expected: expected.to_owned(),
+            });
+        }
+    }
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or(InvalidKeySet::NoJwksUri)?;
+    check_jwks_uri(url, jwks_uri)?;
+    Ok(jwks_uri.to_owned())
+}
+
 /// Extracts the RSA signing keys of a JWKS. Keys of other types or uses are skipped; a set with no
 /// usable key at all is an error, because it can never verify anything.
-pub(crate) fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<DecodingKey>>, InvalidKeySet> {
+pub fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<DecodingKey>>, InvalidKeySet> {
     let doc: Value = serde_json::from_str(text).map_err(InvalidKeySet::NotJson)?;
     let keys = doc
         .get("keys")

@@ -37,3 +37,10 @@ pub use verify::{
     unix_now, VerifiedToken, Verifier, VerifyError, VerifyPolicy, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_BYTES, GOOGLE_ISSUER,
 };
+
+/// The decoders of what the issuer sends, for fuzz targets (feature `internals`).
+#[cfg(feature = "internals")]
+pub(crate) mod internals {
+    pub use super::jwks::{jwks_uri_of, parse_jwks};
+    pub use super::pki::verify_chain;
+}

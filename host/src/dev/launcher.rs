@@ -633,7 +633,7 @@ fn go_kind(value: &Value) -> &'static str {
 /// Why the launcher refuses a `POST /v1/token`, worded exactly as the real launcher words it
 /// (the text is the response body).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum TokenRequestRefusal {
+pub enum TokenRequestRefusal {
     /// The body is not a `TokenOptions` JSON object.
     #[error("failed to parse POST body as TokenOptions: {0}")]
     Parse(#[source] GoDecodeError),
@@ -651,7 +651,7 @@ enum TokenRequestRefusal {
 /// What Go's `encoding/json` says of a body it cannot decode into `TokenOptions`. serde_json's
 /// own error is dropped on purpose: the launcher answers with Go's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum GoDecodeError {
+pub enum GoDecodeError {
     /// Nothing but whitespace.
     #[error("EOF")]
     Eof,
@@ -678,7 +678,7 @@ enum GoDecodeError {
 
 /// Why the attestation verifier would refuse a well-formed request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum VerifierRefusal {
+pub enum VerifierRefusal {
     /// AWS principal-tags tokens are not minted here.
     #[error("token type AWS_PRINCIPALTAGS is not supported by the attestgate dev launcher")]
     AwsPrincipalTags,
@@ -780,6 +780,13 @@ fn validate(options: TokenOptions) -> Result<MintRequest, TokenRequestRefusal> {
         nonces: options.nonces,
         token_type,
     })
+}
+
+/// Decodes a `POST /v1/token` body as the launcher does: the token to mint, or the launcher's
+/// refusal. For fuzz targets (feature `internals`).
+#[cfg(feature = "internals")]
+pub fn decode_token_request(body: &[u8]) -> Result<MintRequest, TokenRequestRefusal> {
+    parse_token_options(body).and_then(validate)
 }
 
 #[cfg(test)]

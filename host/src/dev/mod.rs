@@ -14,3 +14,9 @@ pub use launcher::{
 };
 pub use pki::DevPki;
 pub use signing::{jwks, DevPkiError, InvalidKey, KeyFileError, SigningError, SigningKey};
+
+/// The launcher's request decoder, for fuzz targets (feature `internals`).
+#[cfg(feature = "internals")]
+pub(crate) mod internals {
+    pub use super::launcher::{decode_token_request, TokenRequestRefusal};
+}

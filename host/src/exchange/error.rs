@@ -5,7 +5,7 @@ use crate::attestation::SourceError;
 use crate::attestation::VerifyError;
 use crate::kms::KmsError;
 use crate::plugin::{PluginError, Verdict};
-use crate::vault::VaultError;
+use crate::vault::{SecretShapeError, VaultError};
 use std::fmt;
 use std::time::Duration;
 
@@ -116,26 +116,6 @@ pub enum StepCause {
     /// A blocking plugin task was lost (a bug; the collaborator is denied).
     #[error("the plugin task stopped unexpectedly")]
     Task(#[source] tokio::task::JoinError),
-}
-
-/// A secret Vault returned without the data asked for. Names fields, never values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretShapeError {
-    /// No `data` at all.
-    #[error("{path}: Vault returned no data (is the path right? KV v2 reads go through <mount>/data/<name>)")]
-    NoData {
-        /// The secret's path.
-        path: String,
-    },
-    /// The configured `field` is missing. Only the missing field is named: the others' names
-    /// are the secret's business.
-    #[error("{path}: the secret has no field \"{field}\"")]
-    NoField {
-        /// The secret's path.
-        path: String,
-        /// The missing field.
-        field: String,
-    },
 }
 
 /// One collaborator's failure: who, at which step, and why.

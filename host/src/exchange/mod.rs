@@ -23,10 +23,10 @@ pub use deliver::{
     json_output, remove_files, Delivered, Delivery, DeliveryCause, DeliveryError, EnvironmentError,
     FileDigests,
 };
-pub use error::{PrepareError, SecretShapeError, SetupError, Step, StepCause, StepError};
+pub use error::{PrepareError, SetupError, Step, StepCause, StepError};
 pub use judge::{select_audience, verify_and_judge, Judged};
 pub use report::{ExchangeReport, HeldToken, Outcome, Released, Route, TokenLease, TokenUse};
-pub use secrets::{KeptToken, ReleasedSecret, SecretLease, SecretValue};
+pub use secrets::{KeptToken, ReleasedSecret};
 pub use secure_dir::UnsafeDir;
 
 use crate::attestation::unix_now;
@@ -35,7 +35,7 @@ use crate::attestation::{Jwt, LauncherClient, Verifier};
 use crate::config::{CollaboratorConfig, Config, LoginRoute, TokenSourceKind, VaultConfig};
 use crate::kms::KmsClient;
 use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Verdict};
-use crate::vault::{RetryPolicy, VaultClient, VaultError, VaultToken};
+use crate::vault::{RetryPolicy, SecretLease, VaultClient, VaultError, VaultToken};
 use route::{login_with_jwt, unwrap_with_kms, Connection, VaultAccess};
 use secrets::read_secrets;
 use std::sync::Arc;

@@ -203,9 +203,7 @@ impl KmsClient {
             None => federated,
         };
         let plaintext = self.decrypt(&access, &ciphertext).await?;
-        let token = std::str::from_utf8(&plaintext)
-            .map_err(|e| fail(KmsStep::Decrypt, KmsCause::TokenNotText(e)))?;
-        Ok(VaultToken::new(token.trim()))
+        vault_token_of(&plaintext)
     }
 
     /// Sends `request`; Google's answer, or its error with everything in `sent` scrubbed out.
@@ -235,19 +233,7 @@ impl KmsClient {
                     )
                 })?,
         );
-        if !(200..300).contains(&status) {
-            return Err(fail(
-                step,
-                // Scrubbed whole, then shortened: a cut could otherwise split a credential.
-                KmsCause::Google(
-                    crate::http::scrub(&google_error(status, &body), sent)
-                        .chars()
-                        .take(600)
-                        .collect(),
-                ),
-            ));
-        }
-        serde_json::from_slice(&body).map_err(|e| fail(step, KmsCause::NotJson(e)))
+        decode_reply(step, status, &body, sent)
     }
 
     async fn sts_exchange(&self, attestation: &Jwt) -> Result<AccessToken, KmsError> {
@@ -329,36 +315,72 @@ impl KmsClient {
             .post(url)
             .bearer_auth(access.0.as_str())
             .json(&body);
-        let mut response = self
+        let response = self
             .post(KmsStep::Decrypt, request, &[access.0.as_str()])
             .await?;
-        let plaintext = response
-            .get_mut("plaintext")
-            .map(Value::take)
-            .and_then(|v| v.as_str().map(|s| Zeroizing::new(s.to_owned())))
-            .ok_or_else(|| fail(KmsStep::Decrypt, KmsCause::MissingField("plaintext")))?;
-        let plaintext = Zeroizing::new(
-            STANDARD
-                .decode(plaintext.as_bytes())
-                .map_err(|e| fail(KmsStep::Decrypt, KmsCause::PlaintextBase64(e)))?,
-        );
-        let claimed = response
-            .get("plaintextCrc32c")
-            .and_then(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .or_else(|| v.as_u64().map(|n| n.to_string()))
-            })
-            .ok_or_else(|| fail(KmsStep::Checksum, KmsCause::NoChecksum))?;
-        let actual = crc32c::crc32c(&plaintext);
-        if claimed.parse::<u64>().ok() != Some(u64::from(actual)) {
-            return Err(fail(
-                KmsStep::Checksum,
-                KmsCause::ChecksumMismatch { claimed, actual },
-            ));
-        }
-        Ok(plaintext)
+        plaintext_of(response)
     }
+}
+
+/// A 2xx answer's JSON, or Google's error with everything in `sent` scrubbed out.
+fn decode_reply(step: KmsStep, status: u16, body: &[u8], sent: &[&str]) -> Result<Value, KmsError> {
+    if !(200..300).contains(&status) {
+        return Err(fail(
+            step,
+            // Scrubbed whole, then shortened: a cut could otherwise split a credential.
+            KmsCause::Google(
+                crate::http::scrub(&google_error(status, body), sent)
+                    .chars()
+                    .take(600)
+                    .collect(),
+            ),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| fail(step, KmsCause::NotJson(e)))
+}
+
+/// The plaintext of a decrypt response, checked against the CRC32C Google sent with it. The
+/// response is wiped.
+fn plaintext_of(mut response: Value) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+    let plaintext = plaintext_checked(&mut response);
+    crate::vault::wipe(&mut response);
+    plaintext
+}
+
+/// The VAULT_TOKEN a plaintext holds: text, surrounding whitespace trimmed.
+fn vault_token_of(plaintext: &[u8]) -> Result<VaultToken, KmsError> {
+    let token = std::str::from_utf8(plaintext)
+        .map_err(|e| fail(KmsStep::Decrypt, KmsCause::TokenNotText(e)))?;
+    Ok(VaultToken::new(token.trim()))
+}
+
+fn plaintext_checked(response: &mut Value) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+    let plaintext = response
+        .get_mut("plaintext")
+        .map(Value::take)
+        .and_then(|v| v.as_str().map(|s| Zeroizing::new(s.to_owned())))
+        .ok_or_else(|| fail(KmsStep::Decrypt, KmsCause::MissingField("plaintext")))?;
+    let plaintext = Zeroizing::new(
+        STANDARD
+            .decode(plaintext.as_bytes())
+            .map_err(|e| fail(KmsStep::Decrypt, KmsCause::PlaintextBase64(e)))?,
+    );
+    let claimed = response
+        .get("plaintextCrc32c")
+        .and_then(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .or_else(|| v.as_u64().map(|n| n.to_string()))
+        })
+        .ok_or_else(|| fail(KmsStep::Checksum, KmsCause::NoChecksum))?;
+    let actual = crc32c::crc32c(&plaintext);
+    if claimed.parse::<u64>().ok() != Some(u64::from(actual)) {
+        return Err(fail(
+            KmsStep::Checksum,
+            KmsCause::ChecksumMismatch { claimed, actual },
+        ));
+    }
+    Ok(plaintext)
 }
 
 /// The bearer token in `field` of a Google response.
@@ -386,6 +408,29 @@ fn urlencode(value: &str) -> String {
         }
     }
     out
+}
+
+/// The decoders of Google's answers, for fuzz targets (feature `internals`).
+#[cfg(feature = "internals")]
+pub(crate) mod internals {
+    use super::{KmsError, KmsStep};
+    use crate::vault::VaultToken;
+    use serde_json::Value;
+
+    /// An STS, IAM Credentials or KMS answer: its JSON, or Google's error, scrubbed of `sent`.
+    pub fn decode_reply(status: u16, body: &[u8], sent: &[&str]) -> Result<Value, KmsError> {
+        super::decode_reply(KmsStep::StsExchange, status, body, sent)
+    }
+
+    /// The bearer token in an STS (`access_token`) or IAM Credentials (`accessToken`) answer.
+    pub fn access_token(response: &Value, field: &'static str) -> Result<(), KmsError> {
+        super::access_token(response, field, KmsStep::StsExchange).map(drop)
+    }
+
+    /// A decrypt answer's VAULT_TOKEN, checksum checked.
+    pub fn vault_token(response: Value) -> Result<VaultToken, KmsError> {
+        super::vault_token_of(&super::plaintext_of(response)?)
+    }
 }
 
 #[cfg(test)]

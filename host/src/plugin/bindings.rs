@@ -9,3 +9,42 @@ wasmtime::component::bindgen!({
     world: "plugin",
     imports: { "attestgate:policy/host.log": trappable },
 });
+
+use crate::attestation::{TokenRequest, TokenType};
+use attestgate::policy::types as wit;
+
+// What a plugin returns, moved into the host's plain types as sent: `verdict.rs` then holds
+// them to the contract without depending on wasmtime's generated code.
+
+impl From<wit::Verdict> for super::Verdict {
+    fn from(raw: wit::Verdict) -> Self {
+        super::Verdict {
+            allow: raw.allow,
+            reasons: raw
+                .reasons
+                .into_iter()
+                .map(|r| super::Reason {
+                    claim: r.claim,
+                    passed: r.passed,
+                    message: r.message,
+                })
+                .collect(),
+            login: super::Login {
+                role: raw.login.role,
+            },
+        }
+    }
+}
+
+impl From<wit::AudienceRequest> for TokenRequest {
+    fn from(raw: wit::AudienceRequest) -> Self {
+        TokenRequest {
+            audience: raw.audience,
+            token_type: match raw.token_type {
+                wit::TokenType::Oidc => TokenType::Oidc,
+                wit::TokenType::Pki => TokenType::Pki,
+            },
+            nonces: raw.nonces,
+        }
+    }
+}

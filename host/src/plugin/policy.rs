@@ -147,7 +147,7 @@ impl CollaboratorPolicy {
                 |policy, store, ctx| policy.call_select_audience(store, ctx),
             )?
             .map_err(|message| self.rejected(CALL, message))?;
-        check_audience_request(request, self.declared_audience.as_deref())
+        check_audience_request(request.into(), self.declared_audience.as_deref())
             .map_err(|violation| self.fail(CALL, FailureKind::BadReturn(violation)))
     }
 
@@ -160,7 +160,7 @@ impl CollaboratorPolicy {
         });
         let duration = started.elapsed();
         let result = outcome.and_then(|raw| {
-            check_verdict(raw)
+            check_verdict(raw.into())
                 .map_err(|violation| self.fail(CALL, FailureKind::BadReturn(violation)))
         });
         let (collaborator, plugin_sha256) =

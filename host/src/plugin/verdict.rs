@@ -2,12 +2,11 @@
 //! [`Reason`]s and [`Login`] parameters, and the [`TokenRequest`] it selects. Whatever breaks the
 //! contract is a typed [`ContractViolation`], which the caller turns into a deny.
 //!
-//! Everything here is plain data in, plain data out: no wasmtime, so every rule is unit-tested
-//! directly.
+//! Everything here is plain data in, plain data out: no wasmtime (`bindings.rs` converts the
+//! contract's generated types into these), so every rule is unit-tested and fuzzed directly.
 
-use super::bindings::attestgate::policy::types as wit;
+use crate::attestation::TokenRequest;
 use crate::attestation::{request_limits_violation, RequestLimitViolation};
-use crate::attestation::{TokenRequest, TokenType};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -137,8 +136,8 @@ pub(super) fn for_display(text: String, max: usize) -> String {
     text
 }
 
-/// Holds a verdict to the contract.
-pub fn check_verdict(raw: wit::Verdict) -> Result<Verdict, ContractViolation> {
+/// Holds a verdict, as the plugin returned it, to the contract.
+pub fn check_verdict(raw: Verdict) -> Result<Verdict, ContractViolation> {
     if raw.reasons.len() > MAX_REASONS {
         return Err(ContractViolation::TooManyReasons(raw.reasons.len()));
     }
@@ -192,9 +191,10 @@ fn is_role_name(role: &str) -> bool {
         && !role.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
-/// Holds a `select-audience` answer to the contract and to the declared audience.
+/// Holds a `select-audience` answer, as the plugin returned it, to the contract and to the
+/// declared audience.
 pub fn check_audience_request(
-    request: wit::AudienceRequest,
+    request: TokenRequest,
     declared: Option<&str>,
 ) -> Result<TokenRequest, ContractViolation> {
     if request.audience.trim().is_empty() {
@@ -209,20 +209,15 @@ pub fn check_audience_request(
     if let Some(violation) = request_limits_violation(&request.audience, &request.nonces) {
         return Err(ContractViolation::LauncherLimits(violation));
     }
-    Ok(TokenRequest {
-        audience: request.audience,
-        token_type: match request.token_type {
-            wit::TokenType::Oidc => TokenType::Oidc,
-            wit::TokenType::Pki => TokenType::Pki,
-        },
-        nonces: request.nonces,
-    })
+    Ok(request)
 }
 
 /// Which rules passed and failed, by claim pointer only: messages may quote claim values, and
 /// claim values are not logged. Formatted only when the log line is actually emitted.
+#[cfg(feature = "engine")]
 pub(super) struct ReasonSummary<'a>(pub(super) &'a [Reason]);
 
+#[cfg(feature = "engine")]
 impl std::fmt::Display for ReasonSummary<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (index, reason) in self.0.iter().enumerate() {
@@ -237,27 +232,28 @@ impl std::fmt::Display for ReasonSummary<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attestation::TokenType;
 
-    fn reason(claim: Option<&str>, passed: bool) -> wit::Reason {
-        wit::Reason {
+    fn reason(claim: Option<&str>, passed: bool) -> Reason {
+        Reason {
             claim: claim.map(str::to_owned),
             passed,
             message: format!("rule on {claim:?}"),
         }
     }
 
-    fn verdict(allow: bool, reasons: Vec<wit::Reason>) -> wit::Verdict {
-        wit::Verdict {
+    fn verdict(allow: bool, reasons: Vec<Reason>) -> Verdict {
+        Verdict {
             allow,
             reasons,
-            login: wit::Login { role: None },
+            login: Login { role: None },
         }
     }
 
-    fn request(audience: &str, nonces: &[&str]) -> wit::AudienceRequest {
-        wit::AudienceRequest {
+    fn request(audience: &str, nonces: &[&str]) -> TokenRequest {
+        TokenRequest {
             audience: audience.into(),
-            token_type: wit::TokenType::Oidc,
+            token_type: TokenType::Oidc,
             nonces: nonces.iter().map(|n| n.to_string()).collect(),
         }
     }

@@ -1,5 +1,6 @@
 use super::error::{AttemptError, UnexpectedResponse, VaultError, VaultSettingsError};
 use super::hints::hint_for;
+use super::response::{decode_reply, Reply};
 use crate::attestation::Jwt;
 use crate::config::{RoleKind, VaultConfig};
 use reqwest::Method;
@@ -225,7 +226,7 @@ impl VaultClient {
             })
             .unwrap_or_default(),
         );
-        let mut response = self
+        let response = self
             .call(
                 Method::POST,
                 &path,
@@ -234,63 +235,11 @@ impl VaultClient {
                 &crate::http::jwt_parts(jwt.expose()),
             )
             .await?;
-        let auth = response
-            .get("auth")
-            .filter(|a| a.is_object())
-            .ok_or_else(|| VaultError::Protocol {
-                address: self.addresses[0].clone(),
-                path: path.clone(),
-                source: UnexpectedResponse::NoAuth,
-            })?;
-        let token = auth
-            .get("client_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| VaultError::Protocol {
-                address: self.addresses[0].clone(),
-                path: path.clone(),
-                source: UnexpectedResponse::NoClientToken,
-            })?;
-        let strings = |value: Option<&Value>| -> Vec<String> {
-            value
-                .and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let login = VaultLogin {
-            token: VaultToken::new(token),
-            accessor: auth
-                .get("accessor")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            policies: strings(auth.get("policies")),
-            lease_duration: auth
-                .get("lease_duration")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            renewable: auth
-                .get("renewable")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            is_batch: auth.get("token_type").and_then(Value::as_str) == Some("batch")
-                || token.starts_with("b."),
-            metadata: auth
-                .get("metadata")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            warnings: strings(response.get("warnings")),
-        };
-        super::wipe::wipe(&mut response);
-        Ok(login)
+        super::response::login(response).map_err(|source| VaultError::Protocol {
+            address: self.addresses[0].clone(),
+            path,
+            source,
+        })
     }
 
     /// A logical read; returns Vault's whole response (the secret is under `data`).
@@ -346,20 +295,14 @@ impl VaultClient {
     /// shorter than asked, or capped by the role's maximum).
     pub async fn renew_self(&self, token: &VaultToken) -> Result<Duration, VaultError> {
         const PATH: &str = "auth/token/renew-self";
-        let mut response = self
+        let response = self
             .call(Method::POST, PATH, Some(token), Some("{}"), &[])
             .await?;
-        let ttl = response
-            .get("auth")
-            .and_then(|auth| auth.get("lease_duration"))
-            .and_then(Value::as_u64);
-        super::wipe::wipe(&mut response);
-        ttl.map(Duration::from_secs)
-            .ok_or_else(|| VaultError::Protocol {
-                address: self.addresses[0].clone(),
-                path: PATH.into(),
-                source: UnexpectedResponse::NoAuth,
-            })
+        super::response::renewed_token_ttl(response).map_err(|source| VaultError::Protocol {
+            address: self.addresses[0].clone(),
+            path: PATH.into(),
+            source,
+        })
     }
 
     /// `PUT sys/leases/renew` for `lease_id`: the lease's duration from now on.
@@ -373,15 +316,11 @@ impl VaultClient {
         let response = self
             .call(Method::PUT, PATH, Some(token), Some(&body), &[])
             .await?;
-        response
-            .get("lease_duration")
-            .and_then(Value::as_u64)
-            .map(Duration::from_secs)
-            .ok_or_else(|| VaultError::Protocol {
-                address: self.addresses[0].clone(),
-                path: PATH.into(),
-                source: UnexpectedResponse::NoLease,
-            })
+        super::response::renewed_lease(&response).map_err(|source| VaultError::Protocol {
+            address: self.addresses[0].clone(),
+            path: PATH.into(),
+            source,
+        })
     }
 
     /// One request, retried as the policy says. `body_secrets` are the credentials in `body`:
@@ -483,46 +422,20 @@ impl VaultClient {
                 return Attempt::Retry(AttemptError::ReadBody(e))
             }
         };
-        if status.is_success() {
-            if bytes.is_empty() {
-                return Attempt::Done(Ok(Value::Null));
-            }
-            return Attempt::Done(serde_json::from_slice(&bytes).map_err(|e| {
-                VaultError::Protocol {
+        let (status, errors) = match decode_reply(status.as_u16(), &bytes, sent) {
+            Reply::Data(value) => return Attempt::Done(Ok(value)),
+            Reply::NotJson(e) => {
+                return Attempt::Done(Err(VaultError::Protocol {
                     address: address.to_owned(),
                     path: path.to_owned(),
                     source: UnexpectedResponse::NotJson(e),
-                }
-            }));
-        }
-        // Vault's words reach the operator, minus anything of what was sent (a hostile server
-        // may echo the token) and minus control characters.
-        let errors: Vec<String> = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(body) => body
-                .get("errors")
-                .and_then(Value::as_array)
-                .map(|errors| {
-                    errors
-                        .iter()
-                        .filter_map(|e| e.as_str().map(|e| crate::http::scrub(e, sent)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            // Scrubbed whole, then shortened: a cut could otherwise split a credential.
-            Err(_) => vec![
-                crate::http::scrub(String::from_utf8_lossy(&bytes).trim(), sent)
-                    .chars()
-                    .take(500)
-                    .collect(),
-            ],
+                }))
+            }
+            Reply::Retry { status, errors } => {
+                return Attempt::Retry(AttemptError::Status { status, errors })
+            }
+            Reply::Refused { status, errors } => (status, errors),
         };
-        let code = status.as_u16();
-        if code == 307 || code == 429 || status.is_server_error() {
-            return Attempt::Retry(AttemptError::Status {
-                status: code,
-                errors,
-            });
-        }
         let hint = errors.iter().find_map(|e| hint_for(e));
         Attempt::Done(Err(VaultError::Denied {
             address: address.to_owned(),
@@ -534,7 +447,7 @@ impl VaultClient {
                 "POST"
             },
             path: path.to_owned(),
-            status: code,
+            status,
             errors,
             hint,
         }))

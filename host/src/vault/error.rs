@@ -186,3 +186,23 @@ mod tests {
         );
     }
 }
+
+/// A secret Vault returned without the data asked for. Names fields, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretShapeError {
+    /// No `data` at all.
+    #[error("{path}: Vault returned no data (is the path right? KV v2 reads go through <mount>/data/<name>)")]
+    NoData {
+        /// The secret's path.
+        path: String,
+    },
+    /// The configured `field` is missing. Only the missing field is named: the others' names
+    /// are the secret's business.
+    #[error("{path}: the secret has no field \"{field}\"")]
+    NoField {
+        /// The secret's path.
+        path: String,
+        /// The missing field.
+        field: String,
+    },
+}

@@ -7,9 +7,23 @@
 mod client;
 mod error;
 mod hints;
+mod response;
 mod wipe;
 
 pub use client::{RetryPolicy, VaultClient, VaultLogin, VaultToken};
-pub use error::{AttemptError, UnexpectedResponse, VaultError, VaultSettingsError};
+pub use error::{
+    AttemptError, SecretShapeError, UnexpectedResponse, VaultError, VaultSettingsError,
+};
+#[cfg_attr(not(feature = "engine"), allow(unused_imports))]
+pub(crate) use response::extract_secret;
+pub use response::{SecretLease, SecretValue};
+
+/// The response decoders, for fuzz targets (feature `internals`).
+#[cfg(feature = "internals")]
+pub(crate) mod internals {
+    pub use super::response::{
+        decode_reply, extract_secret, login, renewed_lease, renewed_token_ttl, Reply,
+    };
+}
 pub use hints::hint_for;
 pub use wipe::wipe;
