@@ -12,6 +12,7 @@
 # (fuzz/corpus/<target>, not committed) that grows from run to run. A crash stops the target, is
 # saved under fuzz/artifacts/<target>/, and makes this script fail; once fixed, the input goes to
 # fuzz/regressions/<target>/, which the normal suite replays (fuzz/harness/tests/replay.rs).
+# libFuzzer's own output for each target is in fuzz/logs/<target>.log.
 # The last lines are a Markdown table: target, executions, seconds, executions per second, corpus
 # size, crashes.
 set -euo pipefail
@@ -63,9 +64,9 @@ cargo +nightly fuzz build -O --debug-assertions
 rows=()
 failed=0
 for target in "${targets[@]}"; do
-    mkdir -p "corpus/$target" "artifacts/$target"
+    mkdir -p "corpus/$target" "artifacts/$target" logs
     dict="$(dictionary "$target")"
-    log="artifacts/$target/last-run.log"
+    log="logs/$target.log"
     echo "==> $target: up to $runs executions or $seconds s"
     start=$(date +%s)
     status=0
