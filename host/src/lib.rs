@@ -22,6 +22,8 @@ pub mod exchange;
 mod fsutil;
 mod http;
 pub mod kms;
+// The HTTP server under the dev launcher and the agent's health endpoint.
+#[cfg(any(feature = "dev", feature = "engine"))]
 mod local_server;
 pub mod plugin;
 pub mod scaffold;

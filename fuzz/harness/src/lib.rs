@@ -87,7 +87,9 @@ pub fn verifier(data: &[u8]) {
             let claims = &verified.claims;
             assert_eq!(claims.issuer.as_deref(), Some(ISSUER));
             assert!(claims.audiences.iter().any(|aud| aud == AUDIENCE));
-            assert!(claims.expires_at.is_some_and(|exp| exp.saturating_add(60) >= AT));
+            assert!(claims
+                .expires_at
+                .is_some_and(|exp| exp.saturating_add(60) >= AT));
             assert!(claims.not_before.is_none_or(|nbf| nbf <= AT + 60));
             match verified.kind {
                 TokenType::Oidc => assert!(verified.header.x5c.is_empty()),

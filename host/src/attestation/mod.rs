@@ -41,6 +41,6 @@ pub use verify::{
 /// The decoders of what the issuer sends, for fuzz targets (feature `internals`).
 #[cfg(feature = "internals")]
 pub(crate) mod internals {
-    pub use super::jwks::{jwks_uri_of, parse_jwks};
-    pub use super::pki::verify_chain;
+    pub use crate::attestation::jwks::{jwks_uri_of, parse_jwks};
+    pub use crate::attestation::pki::verify_chain;
 }

@@ -18,5 +18,5 @@ pub use signing::{jwks, DevPkiError, InvalidKey, KeyFileError, SigningError, Sig
 /// The launcher's request decoder, for fuzz targets (feature `internals`).
 #[cfg(feature = "internals")]
 pub(crate) mod internals {
-    pub use super::launcher::{decode_token_request, TokenRequestRefusal};
+    pub use crate::dev::launcher::{decode_token_request, TokenRequestRefusal};
 }

@@ -413,23 +413,23 @@ fn urlencode(value: &str) -> String {
 /// The decoders of Google's answers, for fuzz targets (feature `internals`).
 #[cfg(feature = "internals")]
 pub(crate) mod internals {
-    use super::{KmsError, KmsStep};
+    use crate::kms::{KmsError, KmsStep};
     use crate::vault::VaultToken;
     use serde_json::Value;
 
     /// An STS, IAM Credentials or KMS answer: its JSON, or Google's error, scrubbed of `sent`.
     pub fn decode_reply(status: u16, body: &[u8], sent: &[&str]) -> Result<Value, KmsError> {
-        super::decode_reply(KmsStep::StsExchange, status, body, sent)
+        crate::kms::decode_reply(KmsStep::StsExchange, status, body, sent)
     }
 
     /// The bearer token in an STS (`access_token`) or IAM Credentials (`accessToken`) answer.
     pub fn access_token(response: &Value, field: &'static str) -> Result<(), KmsError> {
-        super::access_token(response, field, KmsStep::StsExchange).map(drop)
+        crate::kms::access_token(response, field, KmsStep::StsExchange).map(drop)
     }
 
     /// A decrypt answer's VAULT_TOKEN, checksum checked.
     pub fn vault_token(response: Value) -> Result<VaultToken, KmsError> {
-        super::vault_token_of(&super::plaintext_of(response)?)
+        crate::kms::vault_token_of(&crate::kms::plaintext_of(response)?)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The host side of the plugin contract, generated from `wit/policy.wit`. Only this crate's
-//! plugin modules see these types; everything outside speaks [`super::Verdict`] and friends.
+//! plugin modules see these types; everything outside speaks [`Verdict`] and friends.
 
 // Generated from the WIT, whose own comments document every item.
 #![allow(missing_docs)]
@@ -10,26 +10,27 @@ wasmtime::component::bindgen!({
     imports: { "attestgate:policy/host.log": trappable },
 });
 
+use super::verdict::{Login, Reason, Verdict};
 use crate::attestation::{TokenRequest, TokenType};
 use attestgate::policy::types as wit;
 
 // What a plugin returns, moved into the host's plain types as sent: `verdict.rs` then holds
 // them to the contract without depending on wasmtime's generated code.
 
-impl From<wit::Verdict> for super::Verdict {
+impl From<wit::Verdict> for Verdict {
     fn from(raw: wit::Verdict) -> Self {
-        super::Verdict {
+        Verdict {
             allow: raw.allow,
             reasons: raw
                 .reasons
                 .into_iter()
-                .map(|r| super::Reason {
+                .map(|r| Reason {
                     claim: r.claim,
                     passed: r.passed,
                     message: r.message,
                 })
                 .collect(),
-            login: super::Login {
+            login: Login {
                 role: raw.login.role,
             },
         }

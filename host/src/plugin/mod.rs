@@ -40,6 +40,8 @@ mod producers;
 mod spec;
 #[cfg(feature = "engine")]
 mod store;
+// Run on every plugin answer, and by fuzz targets.
+#[cfg_attr(not(any(feature = "engine", feature = "internals")), allow(dead_code))]
 mod verdict;
 
 #[cfg(feature = "engine")]

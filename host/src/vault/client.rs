@@ -1,59 +1,14 @@
 use super::error::{AttemptError, UnexpectedResponse, VaultError, VaultSettingsError};
 use super::hints::hint_for;
-use super::response::{decode_reply, Reply};
+use super::response::{decode_reply, Reply, VaultLogin, VaultToken};
 use crate::attestation::Jwt;
 use crate::config::{RoleKind, VaultConfig};
 use reqwest::Method;
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::fmt;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 const MAX_RESPONSE_BYTES: usize = 4 << 20;
-
-/// A Vault token: wiped on drop, never printed.
-#[derive(Clone)]
-pub struct VaultToken(Zeroizing<String>);
-
-impl VaultToken {
-    /// Wraps `token` (an `hvs.…` service or `hvb.…` batch token, say).
-    pub fn new(token: impl Into<String>) -> Self {
-        VaultToken(Zeroizing::new(token.into()))
-    }
-
-    /// The token itself. Only send it to the Vault that issued it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for VaultToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VaultToken(<redacted>)")
-    }
-}
-
-/// The result of a successful login.
-#[derive(Debug, Clone)]
-pub struct VaultLogin {
-    /// `auth.client_token`: the Vault token the login issued.
-    pub token: VaultToken,
-    /// `auth.accessor`: names the token in audit logs without being it.
-    pub accessor: Option<String>,
-    /// `auth.policies`: what the token may do.
-    pub policies: Vec<String>,
-    /// `auth.lease_duration`: the token's time to live, in seconds.
-    pub lease_duration: u64,
-    /// `auth.renewable`.
-    pub renewable: bool,
-    /// `batch` tokens cannot be revoked; they simply expire.
-    pub is_batch: bool,
-    /// `auth.metadata`: what the auth method recorded (claim mappings, the role).
-    pub metadata: BTreeMap<String, String>,
-    /// Vault's `warnings` for the login.
-    pub warnings: Vec<String>,
-}
 
 /// Retries for transient failures: connection errors, 5xx, 429 and standby redirects.
 #[derive(Debug, Clone)]

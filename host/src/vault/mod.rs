@@ -10,18 +10,18 @@ mod hints;
 mod response;
 mod wipe;
 
-pub use client::{RetryPolicy, VaultClient, VaultLogin, VaultToken};
+pub use client::{RetryPolicy, VaultClient};
 pub use error::{
     AttemptError, SecretShapeError, UnexpectedResponse, VaultError, VaultSettingsError,
 };
 #[cfg_attr(not(feature = "engine"), allow(unused_imports))]
 pub(crate) use response::extract_secret;
-pub use response::{SecretLease, SecretValue};
+pub use response::{SecretLease, SecretValue, VaultLogin, VaultToken};
 
 /// The response decoders, for fuzz targets (feature `internals`).
 #[cfg(feature = "internals")]
 pub(crate) mod internals {
-    pub use super::response::{
+    pub use crate::vault::response::{
         decode_reply, extract_secret, login, renewed_lease, renewed_token_ttl, Reply,
     };
 }

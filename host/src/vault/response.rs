@@ -3,12 +3,56 @@
 //! hostile: nothing here trusts a shape, and error text is scrubbed of what was sent before it
 //! can reach the operator.
 
-use super::client::{VaultLogin, VaultToken};
 use super::error::{SecretShapeError, UnexpectedResponse};
 use super::wipe::wipe;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// A Vault token: wiped on drop, never printed.
+#[derive(Clone)]
+pub struct VaultToken(Zeroizing<String>);
+
+impl VaultToken {
+    /// Wraps `token` (an `hvs.…` service or `hvb.…` batch token, say).
+    pub fn new(token: impl Into<String>) -> Self {
+        VaultToken(Zeroizing::new(token.into()))
+    }
+
+    /// The token itself. Only send it to the Vault that issued it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for VaultToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VaultToken(<redacted>)")
+    }
+}
+
+/// The result of a successful login.
+#[derive(Debug, Clone)]
+pub struct VaultLogin {
+    /// `auth.client_token`: the Vault token the login issued.
+    pub token: VaultToken,
+    /// `auth.accessor`: names the token in audit logs without being it.
+    pub accessor: Option<String>,
+    /// `auth.policies`: what the token may do.
+    pub policies: Vec<String>,
+    /// `auth.lease_duration`: the token's time to live, in seconds.
+    pub lease_duration: u64,
+    /// `auth.renewable`.
+    pub renewable: bool,
+    /// `batch` tokens cannot be revoked; they simply expire.
+    pub is_batch: bool,
+    /// `auth.metadata`: what the auth method recorded (claim mappings, the role).
+    pub metadata: BTreeMap<String, String>,
+    /// Vault's `warnings` for the login.
+    pub warnings: Vec<String>,
+}
 
 /// One HTTP answer, classified.
 #[derive(Debug)]
@@ -215,6 +259,7 @@ impl SecretLease {
 /// Takes the secret at `path` out of a read response: KV v2's `data.data` is unwrapped, and
 /// `field` picks one value. Error messages name fields, never values. The rest of the response
 /// is wiped.
+#[cfg_attr(not(any(feature = "engine", feature = "internals")), allow(dead_code))]
 pub fn extract_secret(
     mut response: Value,
     path: &str,
