@@ -193,6 +193,21 @@ pub fn claims(data: &[u8]) -> Option<(Claims, String)> {
         claims.is_production(),
         claims.dbgstat.as_deref() == Some("disabled-since-boot")
     );
+    // A string claim is read only from a JSON string, as the plugin SDK and Vault read it.
+    for (key, read) in [
+        ("iss", &claims.issuer),
+        ("sub", &claims.subject),
+        ("hwmodel", &claims.hwmodel),
+        ("swname", &claims.swname),
+        ("dbgstat", &claims.dbgstat),
+    ] {
+        if let Some(read) = read {
+            assert_eq!(
+                claims.raw.get(key).and_then(Value::as_str),
+                Some(read.as_str())
+            );
+        }
+    }
     Some((claims, parsed.payload_json))
 }
 

@@ -126,12 +126,16 @@ pub struct GceClaims {
 }
 
 fn string(value: Option<&Value>) -> Option<String> {
+    value?.as_str().map(str::to_owned)
+}
+
+/// A numeric identifier (`project_number`, `instance_id`): a string in the docs, but it could
+/// plausibly arrive as a number; readable either way. Only these: a number is not an issuer or
+/// a debug status (the plugin SDK, Vault and the fuzzed differential agree).
+fn identifier(value: Option<&Value>) -> Option<String> {
     match value? {
-        Value::String(s) => Some(s.clone()),
-        // Some numeric identifiers (project_number, instance_id) are strings in the docs but could
-        // plausibly arrive as numbers; keep them readable either way.
         Value::Number(n) => Some(n.to_string()),
-        _ => None,
+        other => other.as_str().map(str::to_owned),
     }
 }
 
@@ -231,9 +235,9 @@ impl Claims {
             gce: GceClaims {
                 zone: string(sub("gce", "zone")),
                 project_id: string(sub("gce", "project_id")),
-                project_number: string(sub("gce", "project_number")),
+                project_number: identifier(sub("gce", "project_number")),
                 instance_name: string(sub("gce", "instance_name")),
-                instance_id: string(sub("gce", "instance_id")),
+                instance_id: identifier(sub("gce", "instance_id")),
             },
             nvidia_gpu_cc_mode: string(sub("nvidia_gpu", "cc_mode")),
             raw,
@@ -294,5 +298,18 @@ mod tests {
         assert_eq!(c.confidential_space.support_attributes, None);
         assert_eq!(c.pointer("/future_claim/x"), Some(&json!(1)));
         assert!(!c.is_production());
+    }
+
+    #[test]
+    fn a_number_is_not_a_string_claim_except_a_numeric_identifier() {
+        // Found by the `claims` fuzz target: the host read `"iss": 1800003540` as the issuer
+        // "1800003540", where the plugin SDK (and Vault) see no issuer at all.
+        let c = claims(json!({
+            "iss": 1800003540, "hwmodel": 1, "dbgstat": 0,
+            "submods": {"gce": {"project_number": 501234, "instance_id": "77"}}
+        }));
+        assert_eq!((c.issuer, c.hwmodel, c.dbgstat), (None, None, None));
+        assert_eq!(c.gce.project_number.as_deref(), Some("501234"));
+        assert_eq!(c.gce.instance_id.as_deref(), Some("77"));
     }
 }
