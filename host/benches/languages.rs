@@ -12,6 +12,8 @@
 
 #![allow(missing_docs)]
 
+// Only the checks: this bench takes its claims and configuration from the golden fixtures.
+#[allow(dead_code)]
 #[path = "native.rs"]
 mod native;
 

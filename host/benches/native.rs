@@ -2,7 +2,9 @@
 //! floor the benchmarks compare plugins with.
 
 use attestgate::attestation::Claims;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+const AUDIENCE: &str = "https://vault.bank-a.example";
 
 /// The values the rules allow that differ between benchmarks.
 pub struct Allowed<'a> {
@@ -40,4 +42,41 @@ pub fn strict_checks(json: &str, allowed: &Allowed<'_>) -> bool {
                 .iter()
                 .any(|t| t.tcb_status.as_deref() == Some("UpToDate")))
         && c.confidential_space.memory_monitoring_enabled == Some(false)
+}
+
+/// The allowed values of [`config`].
+pub const ALLOWED: Allowed<'static> = Allowed {
+    image_digest: "sha256:1447781b9a6fd0a09a6352c10efaffaf6a67d2d12940b56d00cb38c5b56ad646",
+    service_account: "operator-svc-account@operator-project.iam.gserviceaccount.com",
+};
+
+/// The `confidential-space` plugin's configuration for the same nine rules.
+pub fn config() -> Value {
+    json!({
+        "audience": AUDIENCE,
+        "hwmodels": ["GCP_AMD_SEV", "GCP_INTEL_TDX"],
+        "swnames": ["CONFIDENTIAL_SPACE"],
+        "image_digests": ["sha256:1447781b9a6fd0a09a6352c10efaffaf6a67d2d12940b56d00cb38c5b56ad646"],
+        "projects": ["operator-project"],
+        "service_accounts": ["operator-svc-account@operator-project.iam.gserviceaccount.com"],
+        "min_swversion": "260600",
+        "require_tdx_uptodate": true,
+        "require_memory_monitoring_disabled": true
+    })
+}
+
+/// A production claims document of about 2 KB that passes them.
+pub fn claims_json() -> String {
+    let mut claims = attestgate::dev::production_claims();
+    attestgate::dev::merge_patch(
+        &mut claims,
+        &json!({"iss": attestgate::attestation::GOOGLE_ISSUER, "aud": AUDIENCE, "iat": 1_800_000_000, "nbf": 1_800_000_000,
+                "exp": 1_800_003_600, "eat_nonce": ["0123456789abcdef0123", "fedcba9876543210fedc"],
+                "submods": {"container": {
+                    "image_signatures": [{"key_id": "projects/operator-project/locations/global/keyRings/signing/cryptoKeys/release/cryptoKeyVersions/1",
+                        "signature": "MEUCIQDZ7e6x2b3JkYXRhIGZvciBhIHNpZ25hdHVyZSBvdmVyIHRoZSBpbWFnZSBkaWdlc3QuAiBhbm90aGVyIGhhbGYgb2YgdGhlIHNpZ25hdHVyZSBoZXJl",
+                        "signature_algorithm": "ECDSA_P256_SHA256"}],
+                    "env": {"LANG": "C.UTF-8", "RUST_LOG": "info", "ANALYTICS_MODE": "batch", "OUTPUT_BUCKET": "gs://operator-project-results/joint-analytics"}}}}),
+    );
+    claims.to_string()
 }

@@ -4,7 +4,7 @@
 //! once per `refetch_interval`, so a flood of forged tokens cannot turn attestgate into a load
 //! generator against the issuer. When a refetch fails, the keys already cached keep working.
 
-use jsonwebtoken::DecodingKey;
+use super::rsa::{RsaKeyError, RsaPublicKey};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -134,7 +134,7 @@ pub enum InvalidKeySet {
         kid: String,
         /// What the decoder said.
         #[source]
-        source: jsonwebtoken::errors::Error,
+        source: RsaKeyError,
     },
     /// No key of the set could ever verify a token.
     #[error("it contains no RSA signing key with a kid")]
@@ -258,7 +258,7 @@ pub struct JwksCache {
     source: KeySource,
     options: KeyCacheOptions,
     http: reqwest::Client,
-    keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
+    keys: RwLock<HashMap<String, Arc<RsaPublicKey>>>,
     fetch: tokio::sync::Mutex<FetchState>,
 }
 
@@ -297,7 +297,7 @@ impl JwksCache {
         kids
     }
 
-    fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<DecodingKey>>> {
+    fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<RsaPublicKey>>> {
         self.keys
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -318,7 +318,7 @@ impl JwksCache {
     }
 
     /// The key for `kid`, refetching (rate-limited) when it is not cached.
-    pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, KeyError> {
+    pub async fn key(&self, kid: &str) -> Result<Arc<RsaPublicKey>, KeyError> {
         if let Some(key) = self.read_keys().get(kid) {
             return Ok(key.clone());
         }
@@ -350,7 +350,7 @@ impl JwksCache {
         })
     }
 
-    async fn load(&self) -> Result<HashMap<String, Arc<DecodingKey>>, KeyError> {
+    async fn load(&self) -> Result<HashMap<String, Arc<RsaPublicKey>>, KeyError> {
         let (name, document) = match &self.source {
             KeySource::Inline(text) => (self.source.to_string(), text.clone()),
             KeySource::JwksFile(path) => {
@@ -436,7 +436,7 @@ pub fn jwks_uri_of(
 
 /// Extracts the RSA signing keys of a JWKS. Keys of other types or uses are skipped; a set with no
 /// usable key at all is an error, because it can never verify anything.
-pub fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<DecodingKey>>, InvalidKeySet> {
+pub fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<RsaPublicKey>>, InvalidKeySet> {
     let doc: Value = serde_json::from_str(text).map_err(InvalidKeySet::NotJson)?;
     let keys = doc
         .get("keys")
@@ -455,7 +455,7 @@ pub fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<DecodingKey>>, Inval
             continue;
         }
         let decoding =
-            DecodingKey::from_rsa_components(n, e).map_err(|source| InvalidKeySet::BadRsaKey {
+            RsaPublicKey::from_jwk_components(n, e).map_err(|source| InvalidKeySet::BadRsaKey {
                 kid: kid.to_owned(),
                 source,
             })?;

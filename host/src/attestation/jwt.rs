@@ -320,8 +320,10 @@ pub struct UnverifiedToken<'a> {
     pub payload_json: String,
     /// `base64url(header) "." base64url(payload)`: the bytes the signature covers.
     pub signing_input: &'a str,
-    /// The signature as it appears in the token (base64url); it decoded cleanly.
+    /// The signature as it appears in the token (base64url).
     pub signature_b64: &'a str,
+    /// The signature, decoded (empty for an empty signature part).
+    pub signature: Vec<u8>,
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -428,9 +430,11 @@ pub fn parse_unverified(token: &str) -> Result<UnverifiedToken<'_>, MalformedTok
     let header = parse_header(decode_object(TokenPart::Header, parts[0])?.0)?;
     let (payload, payload_json) = decode_object(TokenPart::Payload, parts[1])?;
     // An empty signature is left for the verifier, which rejects its algorithm ("none") by name.
-    if !parts[2].is_empty() {
-        decode_part(TokenPart::Signature, parts[2])?;
-    }
+    let signature = if parts[2].is_empty() {
+        Vec::new()
+    } else {
+        decode_part(TokenPart::Signature, parts[2])?
+    };
     let signing_input = &token[..parts[0].len() + 1 + parts[1].len()];
     Ok(UnverifiedToken {
         header,
@@ -438,6 +442,7 @@ pub fn parse_unverified(token: &str) -> Result<UnverifiedToken<'_>, MalformedTok
         payload_json,
         signing_input,
         signature_b64: parts[2],
+        signature,
     })
 }
 

@@ -12,6 +12,7 @@ mod claims;
 mod jwks;
 mod jwt;
 mod pki;
+mod rsa;
 mod source;
 mod verify;
 
@@ -26,13 +27,13 @@ pub use jwt::{
     parse_unverified, Header, Jwt, MalformedToken, TokenPart, UnverifiedToken, SHOWN_KEY_CHARS,
 };
 pub use pki::{DerError, PkiError, PkiRoot, UnusableRoot};
+pub use rsa::{RsaKeyError, RsaPublicKey};
 pub(crate) use source::request_limits_violation;
 pub use source::{
     read_token_file, LauncherClient, LauncherProtocolError, RequestLimitViolation, SourceError,
     TokenRequest, TokenType, UnknownTokenType, DEFAULT_LAUNCHER_SOCKET, DEFAULT_TOKEN_AUDIENCE,
     DEFAULT_TOKEN_FILE, MAX_AUDIENCE_BYTES, MAX_NONCES, NONCE_BYTES,
 };
-pub(crate) use verify::verify_signature;
 pub use verify::{
     unix_now, VerifiedToken, Verifier, VerifyError, VerifyPolicy, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_BYTES, GOOGLE_ISSUER,

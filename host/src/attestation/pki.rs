@@ -41,6 +41,9 @@ pub enum PkiError {
     /// `x5c` is present but holds no certificate besides the root.
     #[error("the x5c chain is empty")]
     EmptyChain,
+    /// The chain verified, but its leaf's key is not one RS256 can use.
+    #[error("the leaf certificate's key cannot check an RS256 signature: {0}")]
+    LeafKey(#[source] super::rsa::RsaKeyError),
     /// A certificate of the chain does not parse.
     #[error("x5c certificate #{index} is not valid DER X.509: {source}")]
     BadCertificate {

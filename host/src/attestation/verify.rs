@@ -4,8 +4,8 @@ use super::claims::Claims;
 use super::jwks::{JwksCache, KeyError};
 use super::jwt::{self, shorten, Header, MalformedToken};
 use super::pki::{self, PkiError, PkiRoot};
+use super::rsa::RsaPublicKey;
 use super::source::TokenType;
-use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -271,12 +271,12 @@ impl Verifier {
                 .ok_or(PkiError::NoPinnedRoot)?;
             let leaf = pki::verify_chain(&parsed.header.x5c, root, at)?;
             (
-                std::sync::Arc::new(DecodingKey::from_rsa_der(&leaf)),
+                std::sync::Arc::new(RsaPublicKey::from_der(&leaf).map_err(PkiError::LeafKey)?),
                 "the x5c leaf certificate's key".to_owned(),
                 TokenType::Pki,
             )
         };
-        if !verify_signature(parsed.signing_input, parsed.signature_b64, &key) {
+        if !key.verifies(parsed.signing_input.as_bytes(), &parsed.signature) {
             return Err(VerifyError::Signature { key: key_name });
         }
         let claims = Claims::from_payload(parsed.payload);
@@ -389,18 +389,4 @@ fn describe_crit(crit: &Value) -> String {
         }
         _ => "is not a list of extension names".to_owned(),
     }
-}
-
-pub(crate) fn verify_signature(
-    signing_input: &str,
-    signature_b64: &str,
-    key: &DecodingKey,
-) -> bool {
-    jsonwebtoken::crypto::verify(
-        signature_b64,
-        signing_input.as_bytes(),
-        key,
-        Algorithm::RS256,
-    )
-    .unwrap_or(false)
 }

@@ -3,11 +3,10 @@
 //! when it fails.
 
 use crate::attestation::{
-    parse_unverified, verify_signature, JwksCache, KeyCacheOptions, KeyError, KeySource,
-    MalformedToken,
+    parse_unverified, JwksCache, KeyCacheOptions, KeyError, KeySource, MalformedToken, RsaKeyError,
+    RsaPublicKey,
 };
 use attestgate_vault_role::lint::AuthConfig;
-use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 /// The prefix of every signature failure OpenBao reports.
@@ -23,7 +22,7 @@ pub enum KeysError {
         index: usize,
         /// The parser's complaint.
         #[source]
-        source: jsonwebtoken::errors::Error,
+        source: PemKeyError,
     },
     /// The JWKS or discovery document could not be fetched or used.
     #[error(transparent)]
@@ -39,10 +38,21 @@ pub enum KeysError {
     NoKeys,
 }
 
+/// Why a `jwt_validation_pubkeys` entry is not a key.
+#[derive(Debug, thiserror::Error)]
+pub enum PemKeyError {
+    /// Not PEM at all.
+    #[error("{0}")]
+    Pem(#[source] pem::PemError),
+    /// PEM, but not an RSA public key aws-lc accepts.
+    #[error("{0}")]
+    Key(#[source] RsaKeyError),
+}
+
 /// The keys a mount's configuration trusts.
 pub enum SignatureKeys {
     /// `jwt_validation_pubkeys`.
-    Static(Vec<DecodingKey>),
+    Static(Vec<RsaPublicKey>),
     /// `jwks_url` or `oidc_discovery_url`, fetched.
     Fetched(JwksCache),
 }
@@ -55,8 +65,12 @@ impl SignatureKeys {
                 .jwt_validation_pubkeys
                 .iter()
                 .enumerate()
-                .map(|(index, pem)| {
-                    DecodingKey::from_rsa_pem(pem.as_bytes())
+                .map(|(index, text)| {
+                    pem::parse(text.as_bytes())
+                        .map_err(PemKeyError::Pem)
+                        .and_then(|block| {
+                            RsaPublicKey::from_der(block.contents()).map_err(PemKeyError::Key)
+                        })
                         .map_err(|source| KeysError::Pem { index, source })
                 })
                 .collect::<Result<_, _>>()?;
@@ -90,7 +104,7 @@ impl SignatureKeys {
             return Err(KeysError::Algorithm(parsed.header.alg.clone()));
         }
         let verifies =
-            |key: &DecodingKey| verify_signature(parsed.signing_input, parsed.signature_b64, key);
+            |key: &RsaPublicKey| key.verifies(parsed.signing_input.as_bytes(), &parsed.signature);
         let verified = match self {
             SignatureKeys::Static(keys) => keys.iter().any(verifies),
             SignatureKeys::Fetched(cache) => match &parsed.header.kid {
