@@ -220,4 +220,55 @@ fn main() {
         "| native Rust, the same checks | | | | | {} | | 1.0× |",
         show(native)
     );
+    if std::env::args().any(|a| a == "--rows") {
+        println!();
+        print_rows(&rows);
+    }
+}
+
+/// The interpreter and runtime plugins as rows of `bench/run.sh`'s table: against the Rust
+/// plugin, and the CEL and Rego ones against their engines run natively on the same rules (from
+/// `ATTESTGATE_NATIVE_US`, e.g. `cel=120.5,rego=900.1`, measured by the plugins' native tests).
+/// The issue sets no goal for these rows: they are reported.
+fn print_rows(rows: &[Row]) {
+    let native_us = |engine: &str| -> Option<f64> {
+        std::env::var("ATTESTGATE_NATIVE_US")
+            .ok()?
+            .split(',')
+            .find_map(|pair| pair.strip_prefix(&format!("{engine}="))?.parse().ok())
+    };
+    let rust = &rows[0];
+    let cold = |row: &Row| row.load_artifact + row.instance;
+    for row in &rows[1..] {
+        let name = row.language.split(' ').next().unwrap_or(row.language);
+        let engine = match name {
+            "CEL" => Some(("cel", "the `cel` crate")),
+            "Rego" => Some(("rego", "regorus")),
+            _ => None,
+        };
+        if let Some(us) = engine.and_then(|(key, _)| native_us(key)) {
+            let floor = Duration::from_secs_f64(us / 1e6);
+            println!(
+                "| {name} plugin `evaluate`, golden rules | {} | {} natively, same rules, {} | {} | reported | — |",
+                show(row.evaluate),
+                engine.map_or("", |(_, e)| e),
+                show(floor),
+                ratio(row.evaluate, floor)
+            );
+        }
+        println!(
+            "| {name} plugin `evaluate`, golden rules | {} | the Rust plugin, {} | {} | reported | — |",
+            show(row.evaluate),
+            show(rust.evaluate),
+            ratio(row.evaluate, rust.evaluate)
+        );
+        if matches!(name, "JavaScript" | "Python") {
+            println!(
+                "| {name} plugin cold start (load precompiled, first call) | {} | the Rust plugin, {} | {} | reported | — |",
+                show(cold(row)),
+                show(cold(rust)),
+                ratio(cold(row), cold(rust))
+            );
+        }
+    }
 }

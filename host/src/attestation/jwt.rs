@@ -7,7 +7,6 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use std::collections::HashSet;
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -147,109 +146,121 @@ impl RepeatedKey {
     }
 }
 
-/// Walks a JSON document and stops at the first object that repeats a key, at any depth.
+/// Builds a JSON value, refusing any object that repeats a key, at any depth, in one pass.
 ///
 /// `serde_json::Value` keeps the last of repeated keys without a word, and other readers (a
 /// plugin's JSON library, Vault's) may keep the first: an attacker who can shape a payload would
 /// get the host and a plugin to read different claims. Keys are compared after unescaping, so
 /// `"dbgstat"` and `"dbg\u0073tat"` are the same key. Depth is bounded by serde_json's
-/// recursion limit.
-struct NoRepeatedKeys<'a> {
-    path: &'a mut Vec<String>,
+/// recursion limit. Where the repeated key is goes into `found`, built only on that path: a
+/// well-formed token pays for no path bookkeeping.
+struct StrictValue<'a> {
     found: &'a mut Option<RepeatedKey>,
 }
 
-impl NoRepeatedKeys<'_> {
-    fn child(&mut self) -> NoRepeatedKeys<'_> {
-        NoRepeatedKeys {
-            path: &mut *self.path,
-            found: &mut *self.found,
-        }
-    }
-}
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+    type Value = Value;
 
-impl<'de> DeserializeSeed<'de> for NoRepeatedKeys<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for NoRepeatedKeys<'_> {
-    type Value = ();
+impl<'de> Visitor<'de> for StrictValue<'_> {
+    type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number))
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
     }
 
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        for index in 0.. {
-            self.path.push(index.to_string());
-            let more = seq.next_element_seed(self.child())?;
-            self.path.pop();
-            if more.is_none() {
-                break;
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            let item = seq.next_element_seed(StrictValue {
+                found: &mut *self.found,
+            });
+            match item {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => return Ok(Value::Array(items)),
+                Err(error) => {
+                    if let Some(found) = self.found.as_mut() {
+                        found.path.insert(0, items.len().to_string());
+                    }
+                    return Err(error);
+                }
             }
         }
-        Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if seen.contains(&key) {
+            if object.contains_key(&key) {
                 *self.found = Some(RepeatedKey {
-                    path: self.path.clone(),
+                    path: Vec::new(),
                     key,
                 });
                 return Err(de::Error::custom("repeated key"));
             }
-            seen.insert(key.clone());
-            self.path.push(key);
-            map.next_value_seed(self.child())?;
-            self.path.pop();
+            match map.next_value_seed(StrictValue {
+                found: &mut *self.found,
+            }) {
+                Ok(value) => {
+                    object.insert(key, value);
+                }
+                Err(error) => {
+                    if let Some(found) = self.found.as_mut() {
+                        found.path.insert(0, key);
+                    }
+                    return Err(error);
+                }
+            }
         }
-        Ok(())
+        Ok(Value::Object(object))
     }
 }
 
-/// The first repeated key in `json`, which must already be known to be valid JSON.
-fn find_repeated_key(json: &str) -> Option<RepeatedKey> {
-    let mut path = Vec::new();
+/// `json` parsed as serde_json would, except that a repeated key anywhere is an error of its
+/// own.
+fn parse_strict(json: &str) -> Result<Value, Result<RepeatedKey, serde_json::Error>> {
     let mut found = None;
     let mut deserializer = serde_json::Deserializer::from_str(json);
-    let walk = NoRepeatedKeys {
-        path: &mut path,
-        found: &mut found,
-    };
-    // Any error other than a repeated key is impossible for JSON that already parsed.
-    let _ = walk.deserialize(&mut deserializer);
-    found
+    let parsed = StrictValue { found: &mut found }
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value));
+    match (parsed, found) {
+        (_, Some(repeated)) => Err(Ok(repeated)),
+        (Ok(value), None) => Ok(value),
+        (Err(error), None) => Err(Err(error)),
+    }
 }
 
 /// A bearer token held in memory that is wiped on drop and never printed.
@@ -355,15 +366,14 @@ fn decode_object(
         part,
         source: e.utf8_error(),
     })?;
-    let value: Value =
-        serde_json::from_str(&json).map_err(|source| MalformedToken::Json { part, source })?;
-    if let Some(repeated) = find_repeated_key(&json) {
-        return Err(MalformedToken::DuplicateKey {
+    let value = parse_strict(&json).map_err(|error| match error {
+        Ok(repeated) => MalformedToken::DuplicateKey {
             part,
             location: repeated.pointer(),
             key: shorten(&repeated.key),
-        });
-    }
+        },
+        Err(source) => MalformedToken::Json { part, source },
+    })?;
     match value {
         Value::Object(map) => Ok((map, json)),
         other => Err(MalformedToken::NotAnObject {
@@ -498,17 +508,31 @@ mod tests {
 
     #[test]
     fn finds_a_repeated_key_at_any_depth() {
-        let found = |json: &str| find_repeated_key(json).map(|r| (r.pointer(), r.key));
-        assert_eq!(found(r#"{"a":1,"b":{"a":2},"c":[{"a":3}]}"#), None);
-        assert_eq!(found(r#"{"a":1,"a":1}"#), Some((String::new(), "a".into())));
+        let found = |json: &str| {
+            parse_strict(json)
+                .err()
+                .map(|r| r.map(|r| (r.pointer(), r.key)))
+        };
+        assert!(found(r#"{"a":1,"b":{"a":2},"c":[{"a":3}]}"#).is_none());
         assert_eq!(
-            found(r#"{"a":{"b":[0,{"c":1,"c\u0000":2,"c":3}]}}"#),
-            Some(("/a/b/1".into(), "c".into()))
+            found(r#"{"a":1,"a":1}"#).unwrap().unwrap(),
+            (String::new(), "a".into())
         );
         assert_eq!(
-            found(r#"{"x/y":{"t~":{"k":1,"\u006b":2}}}"#),
-            Some(("/x~1y/t~0".into(), "k".into()))
+            found(r#"{"a":{"b":[0,{"c":1,"c\u0000":2,"c":3}]}}"#)
+                .unwrap()
+                .unwrap(),
+            ("/a/b/1".into(), "c".into())
         );
+        assert_eq!(
+            found(r#"{"x/y":{"t~":{"k":1,"\u006b":2}}}"#)
+                .unwrap()
+                .unwrap(),
+            ("/x~1y/t~0".into(), "k".into())
+        );
+        // What serde_json refuses stays its error, trailing text included.
+        assert!(matches!(found(r#"{"a":1} x"#), Some(Err(_))));
+        assert!(matches!(found(r#"{"a":1,"a""#), Some(Ok(_))));
     }
 
     #[test]

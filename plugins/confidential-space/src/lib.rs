@@ -285,4 +285,29 @@ mod tests {
         assert_eq!(request.audience, AUDIENCE);
         assert_eq!(request.nonces, vec![nonce]);
     }
+
+    /// How long one evaluation of the golden rules takes natively, for `bench/run.sh`, which compares
+    /// the plugin with it (it asserts nothing: `--ignored` runs it, in release).
+    #[test]
+    #[ignore = "a measurement for bench/run.sh"]
+    fn native_evaluate_time() {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap();
+        let claims: serde_json::Value = serde_json::from_str(&read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/golden/claims/production.json"
+        )))
+        .unwrap();
+        let config: serde_json::Value = serde_json::from_str(&read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/golden/confidential-space.json"
+        )))
+        .unwrap();
+        let time = testing::median_evaluate_time::<ConfidentialSpace>(
+            &config,
+            &claims.to_string(),
+            1_900_000_000,
+            500,
+        );
+        println!("NATIVE rust {:.1} µs", time.as_secs_f64() * 1e6);
+    }
 }

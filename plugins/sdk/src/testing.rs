@@ -136,6 +136,27 @@ pub fn evaluate<P: Policy>(
     Ok(verdict)
 }
 
+/// The median time of one `evaluate` run natively, out of `runs`: the same Rust code the plugin
+/// runs in a fresh instance per call (the configuration parsed, the rules applied to the claims
+/// JSON), without WebAssembly. `bench/run.sh` compares plugins with it; it asserts nothing.
+pub fn median_evaluate_time<P: Policy>(
+    config: &Value,
+    claims_json: &str,
+    verification_time: UnixSeconds,
+    runs: usize,
+) -> std::time::Duration {
+    let mut samples: Vec<std::time::Duration> = (0..runs.max(1))
+        .map(|_| {
+            let context = context(config, verification_time);
+            let started = std::time::Instant::now();
+            std::hint::black_box(dispatch::evaluate::<P>(context, claims_json));
+            started.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
 /// The claims of the verdict's failed reasons, in order: what a test of one rule compares.
 pub fn failed_claims(verdict: &Verdict) -> Vec<Option<&str>> {
     verdict
