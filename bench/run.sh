@@ -38,7 +38,7 @@ export ATTESTGATE_NATIVE_US="$native"
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
 echo "==> in-process hot paths (cargo bench --bench ratios)" >&2
-cargo bench --quiet -p attestgate --bench ratios 2>/dev/null | grep '^| ' | tail -n +3 >>"$rows"
+cargo bench --quiet -p attestgate --bench ratios 2>/dev/null | grep '^| ' | tail -n +2 >>"$rows"
 echo "==> plugin languages (cargo bench --bench languages)" >&2
 cargo bench --quiet -p attestgate --bench languages -- --rows 2>/dev/null |
     sed -n '/^$/,$p' | grep '^| ' >>"$rows"

@@ -23,7 +23,9 @@ mod native;
 
 use attestgate::attestation::parse_unverified;
 use attestgate::plugin::{LimitOverrides, PluginSpec, Precompiled};
-use aws_lc_rs::signature::{ParsedPublicKey, RsaKeyPair, RSA_PKCS1_2048_8192_SHA256};
+use aws_lc_rs::signature::{
+    ParsedPublicKey, RsaKeyPair, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::json;
@@ -61,11 +63,15 @@ fn micros(d: Duration) -> String {
 
 /// One row of the table; `ratio` is the result over the floor, or the floor over the result
 /// for rates, as the goal reads.
-fn row(path: &str, result: String, floor: &str, ratio: Option<f64>, goal: &str, met: bool) {
+fn row(path: &str, result: String, floor: &str, ratio: Option<f64>, goal: &str, met: Option<bool>) {
     let ratio = ratio
         .map(|r| format!("{r:.2}×"))
         .unwrap_or_else(|| "—".into());
-    let met = if met { "yes" } else { "**no**" };
+    let met = match met {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "—",
+    };
     println!("| {path} | {result} | {floor} | {ratio} | {goal} | {met} |");
 }
 
@@ -244,7 +250,34 @@ fn main() {
         &format!("one RSA-2048 verify in aws-lc, {}", micros(rsa_time)),
         Some(ratio),
         "≤ 1.3×",
-        ratio <= 1.3,
+        Some(ratio <= 1.3),
+    );
+
+    // What parsing the key at every verification cost (jsonwebtoken's way, until session 7).
+    let jwk = key.jwk();
+    let component = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
+    let (n, e) = (component("n"), component("e"));
+    let (unparsed_time, parsed_time) = side_by_side(
+        &effort,
+        || {
+            RsaPublicKeyComponents { n: &n, e: &e }
+                .verify(
+                    &RSA_PKCS1_2048_8192_SHA256,
+                    black_box(signing_input.as_bytes()),
+                    black_box(&signature),
+                )
+                .expect("verifies");
+        },
+        rsa,
+    );
+    let ratio = unparsed_time.as_secs_f64() / parsed_time.as_secs_f64();
+    row(
+        "one RSA verify, the key parsed from `n` and `e` each time (before session 7)",
+        micros(unparsed_time),
+        &format!("the key parsed once, {}", micros(parsed_time)),
+        Some(ratio),
+        "reported",
+        None,
     );
 
     let (parse_time, _) = side_by_side(
@@ -263,7 +296,7 @@ fn main() {
         ),
         None,
         "≤ 3 µs",
-        parse_time <= Duration::from_micros(3),
+        Some(parse_time <= Duration::from_micros(3)),
     );
 
     let engine = common::new_engine();
@@ -300,7 +333,7 @@ fn main() {
         &format!("the same checks in native Rust, {}", micros(native_time)),
         Some(ratio),
         "≤ 1.5×",
-        ratio <= 1.5,
+        Some(ratio <= 1.5),
     );
 
     // Distinct tokens, signed beforehand: the loop verifies and judges only.
@@ -337,7 +370,7 @@ fn main() {
         &format!("RSA verify alone, {rsa_rate:.0}/s"),
         Some(ratio),
         "≥ 0.5",
-        ratio >= 0.5,
+        Some(ratio >= 0.5),
     );
 
     let rss_mb = ten_plugins_rss();
@@ -347,6 +380,6 @@ fn main() {
         "—",
         None,
         "≤ 40 MB",
-        rss_mb <= 40.0,
+        Some(rss_mb <= 40.0),
     );
 }
