@@ -155,22 +155,13 @@ fn a_program_nested_deeper_than_cel_go_allows_is_refused_without_exhausting_the_
 #[test]
 #[ignore = "a measurement for bench/run.sh"]
 fn native_evaluate_time() {
-    let read = |path: &str| std::fs::read_to_string(path).unwrap();
-    let claims: serde_json::Value = serde_json::from_str(&read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/golden/claims/production.json"
-    )))
+    let config: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../examples/cel/confidential-space-role.json"
+    ))
     .unwrap();
-    let config: serde_json::Value = serde_json::from_str(&read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/cel/confidential-space-role.json"
-    )))
-    .unwrap();
-    let time = testing::median_evaluate_time::<CelRolePolicy>(
+    testing::report_evaluate_time::<CelRolePolicy>(
+        "cel",
         &config,
-        &claims.to_string(),
-        1_900_000_000,
-        500,
+        include_str!("../../../tests/fixtures/golden/claims/production.json"),
     );
-    println!("NATIVE cel {:.1} µs", time.as_secs_f64() * 1e6);
 }

@@ -291,23 +291,14 @@ mod tests {
     #[test]
     #[ignore = "a measurement for bench/run.sh"]
     fn native_evaluate_time() {
-        let read = |path: &str| std::fs::read_to_string(path).unwrap();
-        let claims: serde_json::Value = serde_json::from_str(&read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/golden/claims/production.json"
-        )))
+        let config: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/golden/confidential-space.json"
+        ))
         .unwrap();
-        let config: serde_json::Value = serde_json::from_str(&read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/golden/confidential-space.json"
-        )))
-        .unwrap();
-        let time = testing::median_evaluate_time::<ConfidentialSpace>(
+        testing::report_evaluate_time::<ConfidentialSpace>(
+            "rust",
             &config,
-            &claims.to_string(),
-            1_900_000_000,
-            500,
+            include_str!("../../../tests/fixtures/golden/claims/production.json"),
         );
-        println!("NATIVE rust {:.1} µs", time.as_secs_f64() * 1e6);
     }
 }

@@ -601,22 +601,17 @@ fn the_docs_show_the_example_policies_as_they_are() {
 #[test]
 #[ignore = "a measurement for bench/run.sh"]
 fn native_evaluate_time() {
-    let read = |path: &str| std::fs::read_to_string(path).unwrap();
-    let claims: serde_json::Value = serde_json::from_str(&read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/golden/claims/production.json"
-    )))
-    .unwrap();
     let config: serde_json::Value = serde_json::json!({
         "audience": AUDIENCE,
-        "policy": read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rego/confidential-space.rego")),
-        "data": serde_json::from_str::<serde_json::Value>(&read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rego/confidential-space-data.json"))).unwrap(),
+        "policy": include_str!("../../../examples/rego/confidential-space.rego"),
+        "data": serde_json::from_str::<serde_json::Value>(include_str!(
+            "../../../examples/rego/confidential-space-data.json"
+        ))
+        .unwrap(),
     });
-    let time = testing::median_evaluate_time::<RegoPolicy>(
+    testing::report_evaluate_time::<RegoPolicy>(
+        "rego",
         &config,
-        &claims.to_string(),
-        1_900_000_000,
-        500,
+        include_str!("../../../tests/fixtures/golden/claims/production.json"),
     );
-    println!("NATIVE rego {:.1} µs", time.as_secs_f64() * 1e6);
 }
