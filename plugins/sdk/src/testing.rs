@@ -136,25 +136,34 @@ pub fn evaluate<P: Policy>(
     Ok(verdict)
 }
 
-/// Prints `NATIVE <engine> <µs> µs`: the median time of one `evaluate` run natively, over 500
-/// runs, of `claims_json` checked at Unix time 1,900,000,000. The same Rust code the plugin runs
-/// in a fresh instance per call (the configuration parsed, the rules applied to the claims JSON),
-/// without WebAssembly: `bench/run.sh` compares the plugin with it. It asserts nothing.
-pub fn report_evaluate_time<P: Policy>(engine: &str, config: &Value, claims_json: &str) {
-    let claims = serde_json::from_str::<Value>(claims_json)
-        .expect("claims JSON")
-        .to_string();
-    let mut samples: Vec<std::time::Duration> = (0..500)
+/// Evaluates `claims_json` at Unix time 1,900,000,000 natively and returns the verdict, held to
+/// the contract. Also prints `NATIVE <engine> <µs> µs`: the median time of one evaluation over
+/// `ATTESTGATE_NATIVE_RUNS` runs (default 1): the same Rust code the plugin runs in a fresh
+/// instance per call (the configuration parsed, the rules applied to the claims JSON), without
+/// WebAssembly, which `bench/run.sh` compares the plugin with (it sets 500, in release).
+pub fn evaluate_timed<P: Policy>(
+    engine: &str,
+    config: &Value,
+    claims_json: &str,
+) -> Result<Verdict, String> {
+    let claims: Value = serde_json::from_str(claims_json).map_err(|e| e.to_string())?;
+    let compact = claims.to_string();
+    let runs: usize = std::env::var("ATTESTGATE_NATIVE_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(1);
+    let mut samples: Vec<std::time::Duration> = (0..runs.max(1))
         .map(|_| {
             let context = context(config, 1_900_000_000);
             let started = std::time::Instant::now();
-            std::hint::black_box(dispatch::evaluate::<P>(context, &claims));
+            std::hint::black_box(dispatch::evaluate::<P>(context, &compact));
             started.elapsed()
         })
         .collect();
     samples.sort();
     let median = samples[samples.len() / 2];
     println!("NATIVE {engine} {:.1} µs", median.as_secs_f64() * 1e6);
+    evaluate::<P>(config, &claims, 1_900_000_000)
 }
 
 /// The claims of the verdict's failed reasons, in order: what a test of one rule compares.
