@@ -1,22 +1,23 @@
-//! Writes the fuzz fixtures (`fuzz/fixtures/`: an issuer key, a PKI chain and its leaf key) and
-//! the seed corpora (`fuzz/seeds/<target>/`) from real shapes: dev-launcher tokens, the README's
+//! Writes the fuzz fixture (`fuzz/fixtures/x5c.json`: a certificate chain, whose keys are not
+//! kept) and the seed corpora (`fuzz/seeds/<target>/`) from real shapes: dev-launcher tokens, the README's
 //! and the examples' configurations, OpenBao's and Google's answers as they are documented and
 //! measured. Run once; the outputs are committed, so that fuzzing is reproducible:
 //!
 //! ```sh
-//! cargo run -p attestgate-fuzz --example fixtures            # seeds only, fixtures kept
-//! cargo run -p attestgate-fuzz --example fixtures -- --keys  # new keys and chain too
+//! cargo run -p attestgate-fuzz --example fixtures             # seeds only, the chain kept
+//! cargo run -p attestgate-fuzz --example fixtures -- --chain  # a new chain too
 //! ```
 
-use attestgate::dev::{production_claims, DevPki, SigningKey};
+use attestgate::dev::{production_claims, SigningKey};
 use attestgate_fuzz::fixtures::{self, Fixtures, AT, AUDIENCE, ISSUER};
 use serde_json::{json, Value};
-use std::path::Path;
 
 fn main() {
     let dir = fixtures::dir();
-    if std::env::args().any(|a| a == "--keys") {
-        write_keys(&dir);
+    if std::env::args().any(|a| a == "--chain") {
+        let pki = fixtures::chain(SigningKey::generate().unwrap());
+        let text = serde_json::to_string_pretty(&pki.x5c()).unwrap();
+        std::fs::write(dir.join("x5c.json"), text).unwrap();
     }
     let seeds = dir.join("../seeds");
     let fixtures = Fixtures::get();
@@ -27,16 +28,8 @@ fn main() {
     claims["nbf"] = json!(AT - 60);
     claims["exp"] = json!(AT + 3540);
     let payload = claims.to_string();
-    let oidc_header = json!({"alg": "RS256", "kid": fixtures.kid, "typ": "JWT"}).to_string();
-    let x5c: Vec<String> = fixtures
-        .x5c
-        .iter()
-        .map(|der| {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(der)
-        })
-        .collect();
-    let pki_header = json!({"alg": "RS256", "x5c": x5c, "typ": "JWT"}).to_string();
+    let oidc_header = json!({"alg": "RS256", "kid": fixtures::KID, "typ": "JWT"}).to_string();
+    let pki_header = json!({"alg": "RS256", "x5c": "fixture", "typ": "JWT"}).to_string();
     let oidc_token = fixtures::sign(
         &fixtures.issuer_key,
         oidc_header.as_bytes(),
@@ -207,14 +200,9 @@ fn main() {
     seed(
         "jwks",
         "dev-jwks",
-        attestgate::dev::jwks([&SigningKey::from_pkcs8(
-            &pem::parse(std::fs::read(dir.join("issuer-key.pem")).unwrap())
-                .unwrap()
-                .into_contents(),
-        )
-        .unwrap()])
-        .to_string()
-        .as_bytes(),
+        attestgate::dev::jwks([&SigningKey::generate().unwrap()])
+            .to_string()
+            .as_bytes(),
     );
     seed("jwks", "google-discovery", json!({
         "issuer": ISSUER,
@@ -295,28 +283,4 @@ fn crc32c(bytes: &[u8]) -> u32 {
         }
     }
     !crc
-}
-
-fn write_keys(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    SigningKey::generate()
-        .unwrap()
-        .save(&dir.join("issuer-key.pem"))
-        .unwrap();
-    let leaf = SigningKey::generate().unwrap();
-    leaf.save(&dir.join("leaf-key.pem")).unwrap();
-    let epoch = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-    let pki = DevPki::issue(
-        &SigningKey::generate().unwrap(),
-        &SigningKey::generate().unwrap(),
-        leaf,
-        epoch,
-        epoch + time::Duration::days(365 * 20),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("x5c.json"),
-        serde_json::to_string_pretty(&pki.x5c()).unwrap(),
-    )
-    .unwrap();
 }

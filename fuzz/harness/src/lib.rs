@@ -109,9 +109,10 @@ pub fn verifier(data: &[u8]) {
 /// The token [`verifier`] makes of `data`, and what the verifier said of it.
 ///
 /// The first byte picks how the rest becomes a token: `0` as the token's text; `1` as a header
-/// and a payload (split at the first newline) signed with the issuer's key; `2` the same signed
-/// with the PKI leaf's key (the header should carry the fixtures' `x5c`). So signatures are valid
-/// as often as the fuzzer wants, and the claim checks behind them are reached.
+/// and a payload (split at the first newline) signed with the issuer's key (published under the
+/// `kid` [`fixtures::KID`]); `2` the same signed with the PKI leaf's key (a header whose `x5c` is
+/// `"fixture"` gets the chain). So signatures are valid as often as the fuzzer wants, and the
+/// claim checks behind them are reached.
 pub fn verify(data: &[u8]) -> Option<(String, Result<VerifiedToken, VerifyError>)> {
     let (&mode, rest) = data.split_first()?;
     let fixtures = Fixtures::get();
@@ -120,12 +121,11 @@ pub fn verify(data: &[u8]) -> Option<(String, Result<VerifiedToken, VerifyError>
         signed => {
             let split = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
             let (header, payload) = (&rest[..split], rest.get(split + 1..).unwrap_or_default());
-            let key = if signed == 1 {
-                &fixtures.issuer_key
+            if signed == 1 {
+                fixtures::sign(&fixtures.issuer_key, header, payload)
             } else {
-                &fixtures.leaf_key
-            };
-            fixtures::sign(key, header, payload)
+                fixtures::sign(&fixtures.leaf_key, &fixtures.with_chain(header), payload)
+            }
         }
     };
     let outcome = runtime().block_on(fixtures.verifier.verify_at(&token, AUDIENCE, AT));
@@ -136,7 +136,7 @@ pub fn verify(data: &[u8]) -> Option<(String, Result<VerifiedToken, VerifyError>
 /// certificates, each preceded by its length as two big-endian bytes.
 pub fn x5c(data: &[u8]) {
     let chain = length_prefixed(data);
-    if let Ok(leaf_key) = internals::verify_chain(&chain, &Fixtures::get().pki_root, AT) {
+    if let Ok(leaf_key) = internals::verify_chain(&chain, &Fixtures::get().x5c_root, AT) {
         let leaf = &chain[0];
         assert!(
             leaf.windows(leaf_key.len()).any(|w| w == leaf_key),
