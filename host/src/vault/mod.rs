@@ -18,9 +18,9 @@ pub use client::{RetryPolicy, VaultClient};
 pub use error::{
     AttemptError, SecretShapeError, UnexpectedResponse, VaultError, VaultSettingsError,
 };
+pub use hints::hint_for;
 #[cfg_attr(not(feature = "engine"), allow(unused_imports))]
 pub(crate) use response::extract_secret;
-pub use hints::hint_for;
 pub use response::{SecretLease, SecretValue, VaultLogin, VaultToken};
 pub use wipe::wipe;
 
