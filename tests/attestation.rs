@@ -75,8 +75,8 @@ async fn a_genuine_token_verifies() {
         .verify(&f.sign(&claims(f.now)))
         .await
         .expect("valid token");
-    assert_eq!(verified.claims.audiences, vec![AUDIENCE]);
-    assert!(verified.claims.is_production());
+    assert_eq!(verified.claims().audiences, vec![AUDIENCE]);
+    assert!(verified.claims().is_production());
 }
 
 #[tokio::test]
@@ -455,8 +455,11 @@ async fn debug_and_tdx_tokens_parse_and_verify() {
         .verify(&debug.token(AUDIENCE).await, AUDIENCE)
         .await
         .expect("debug token verifies");
-    assert!(!verified.claims.is_production());
-    assert_eq!(verified.claims.confidential_space.support_attributes, None);
+    assert!(!verified.claims().is_production());
+    assert_eq!(
+        verified.claims().confidential_space.support_attributes,
+        None
+    );
 
     let tdx = TestLauncher::start_with(|c| {
         c.claims = attestgate::dev::DevClaims::Patch(json!({
@@ -471,11 +474,11 @@ async fn debug_and_tdx_tokens_parse_and_verify() {
         .await
         .expect("TDX token verifies");
     assert_eq!(
-        verified.claims.tdx[0].tcb_status.as_deref(),
+        verified.claims().tdx[0].tcb_status.as_deref(),
         Some("UpToDate")
     );
-    assert_eq!(verified.claims.nvidia_gpu_cc_mode.as_deref(), Some("ON"));
-    assert_eq!(verified.claims.attester_tcb, vec!["INTEL"]);
+    assert_eq!(verified.claims().nvidia_gpu_cc_mode.as_deref(), Some("ON"));
+    assert_eq!(verified.claims().attester_tcb, vec!["INTEL"]);
 }
 
 #[tokio::test]
@@ -494,11 +497,11 @@ async fn a_production_tdx_payload_verifies_at_its_own_time() {
         .await
         .expect("verifies at its iat");
     assert_eq!(
-        verified.claims.gce.project_number.as_deref(),
+        verified.claims().gce.project_number.as_deref(),
         Some("123456789012")
     );
     assert_eq!(
-        verified.claims.container.restart_policy.as_deref(),
+        verified.claims().container.restart_policy.as_deref(),
         Some("Never")
     );
     let err = f

@@ -727,7 +727,7 @@ async fn exact_claims_are_minted_as_given_and_a_patch_keeps_production_defaults(
     let debug = serde_json::json!({"dbgstat": "enabled", "swname": "CONFIDENTIAL_SPACE", "hwmodel": "GCP_AMD_SEV"});
     let exact = TestLauncher::start_with(|c| c.claims = DevClaims::Exactly(debug.clone())).await;
     let token = exact.token(AUDIENCE).await;
-    let claims = parse_unverified(&token).unwrap().payload;
+    let claims = parse_unverified(&token).unwrap().payload().unwrap();
     assert_eq!(claims["dbgstat"], "enabled");
     assert_eq!(claims["aud"], AUDIENCE);
     assert!(claims.contains_key("exp") && claims.contains_key("iss"));
@@ -740,7 +740,7 @@ async fn exact_claims_are_minted_as_given_and_a_patch_keeps_production_defaults(
     })
     .await;
     let token = patched.token(AUDIENCE).await;
-    let claims = parse_unverified(&token).unwrap().payload;
+    let claims = parse_unverified(&token).unwrap().payload().unwrap();
     assert_eq!(claims["dbgstat"], "enabled");
     assert!(claims["submods"]["confidential_space"]["support_attributes"].is_array());
 }

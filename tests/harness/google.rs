@@ -138,7 +138,8 @@ async fn sts_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let token_audience = attestgate::attestation::parse_unverified(field("subject_token"))
         .ok()
         .and_then(|jwt| {
-            jwt.payload
+            jwt.payload()
+                .ok()?
                 .get("aud")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
@@ -165,7 +166,7 @@ async fn sts_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             )
         }
     };
-    if !(shared.condition)(&Value::Object(verified.claims.raw.clone())) {
+    if !(shared.condition)(&Value::Object(verified.claims().raw)) {
         return oauth_error(
             "invalid_grant",
             "The given credential is rejected by the attribute condition.",

@@ -146,7 +146,8 @@ pub fn payload(jwt: &str) -> Value {
     Value::Object(
         attestgate::attestation::parse_unverified(jwt)
             .unwrap()
-            .payload,
+            .payload()
+            .unwrap(),
     )
 }
 

@@ -7,6 +7,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -146,19 +149,157 @@ impl RepeatedKey {
     }
 }
 
-/// Builds a JSON value, refusing any object that repeats a key, at any depth, in one pass.
+/// Checks a JSON value without building it: valid JSON, and no object, at any depth, that repeats
+/// a key.
 ///
 /// `serde_json::Value` keeps the last of repeated keys without a word, and other readers (a
 /// plugin's JSON library, Vault's) may keep the first: an attacker who can shape a payload would
 /// get the host and a plugin to read different claims. Keys are compared after unescaping, so
 /// `"dbgstat"` and `"dbg\u0073tat"` are the same key. Depth is bounded by serde_json's
-/// recursion limit. Where the repeated key is goes into `found`, built only on that path: a
-/// well-formed token pays for no path bookkeeping.
-struct StrictValue<'a> {
+/// recursion limit. Nothing is allocated but each object's list of keys (borrowed from the input
+/// unless escaped): the verifier needs five claims, and plugins get the JSON text, so building
+/// the tree here was most of a verification's cost beyond the RSA check. Where a repeated key is
+/// goes into `found`, built only on that path. At the top level, `registered` (when given)
+/// receives the registered claims in the same pass.
+struct StrictScan<'a> {
     found: &'a mut Option<RepeatedKey>,
+    registered: Option<&'a mut RegisteredClaims>,
 }
 
-impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+impl<'a> StrictScan<'a> {
+    /// A scan of a nested value.
+    fn nested(found: &'a mut Option<RepeatedKey>) -> Self {
+        StrictScan {
+            found,
+            registered: None,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for StrictScan<'_> {
+    /// What kind of JSON value it was, for "must be an object" errors.
+    type Value = &'static str;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<&'static str, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictScan<'_> {
+    type Value = &'static str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<&'static str, E> {
+        Ok("a boolean")
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<&'static str, E> {
+        Ok("a number")
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<&'static str, E> {
+        Ok("a number")
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<&'static str, E> {
+        Ok("a number")
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<&'static str, E> {
+        Ok("a string")
+    }
+
+    fn visit_unit<E>(self) -> Result<&'static str, E> {
+        Ok("null")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<&'static str, A::Error> {
+        let mut index = 0usize;
+        loop {
+            let item = seq.next_element_seed(StrictScan::nested(&mut *self.found));
+            match item {
+                Ok(Some(_)) => index += 1,
+                Ok(None) => return Ok("an array"),
+                Err(error) => {
+                    if let Some(found) = self.found.as_mut() {
+                        found.path.insert(0, index.to_string());
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<&'static str, A::Error> {
+        let mut keys = KeySet::default();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            // Cloning a borrowed key copies a pointer; only a key with escapes is copied.
+            if !keys.insert_new(key.clone()) {
+                *self.found = Some(RepeatedKey {
+                    path: Vec::new(),
+                    key: key.into_owned(),
+                });
+                return Err(de::Error::custom("repeated key"));
+            }
+            let slot = self
+                .registered
+                .as_deref_mut()
+                .and_then(|registered| registered.slot(&key));
+            let value = match slot {
+                Some(slot) => map
+                    .next_value_seed(Capture(&mut *self.found))
+                    .map(|value| *slot = Some(value)),
+                None => map
+                    .next_value_seed(StrictScan::nested(&mut *self.found))
+                    .map(drop),
+            };
+            if let Err(error) = value {
+                if let Some(found) = self.found.as_mut() {
+                    found.path.insert(0, key.into_owned());
+                }
+                return Err(error);
+            }
+        }
+        Ok("an object")
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes to undo.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_owned()))
+    }
+}
+
+/// A registered claim's value, checked as strictly as the rest and kept as far as the verifier
+/// reads it: scalars and arrays whole, an object as an empty one (a registered claim that is an
+/// object is refused by its kind alone).
+struct Capture<'a>(&'a mut Option<RepeatedKey>);
+
+impl<'de> DeserializeSeed<'de> for Capture<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -166,7 +307,7 @@ impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for StrictValue<'_> {
+impl<'de> Visitor<'de> for Capture<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -190,11 +331,7 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     }
 
     fn visit_str<E>(self, value: &str) -> Result<Value, E> {
-        Ok(Value::String(value.to_owned()))
-    }
-
-    fn visit_string<E>(self, value: String) -> Result<Value, E> {
-        Ok(Value::String(value))
+        Ok(Value::from(value))
     }
 
     fn visit_unit<E>(self) -> Result<Value, E> {
@@ -202,16 +339,13 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let mut items = Vec::new();
         loop {
-            let item = seq.next_element_seed(StrictValue {
-                found: &mut *self.found,
-            });
-            match item {
+            match seq.next_element_seed(Capture(&mut *self.0)) {
                 Ok(Some(item)) => items.push(item),
                 Ok(None) => return Ok(Value::Array(items)),
                 Err(error) => {
-                    if let Some(found) = self.found.as_mut() {
+                    if let Some(found) = self.0.as_mut() {
                         found.path.insert(0, items.len().to_string());
                     }
                     return Err(error);
@@ -220,45 +354,60 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                *self.found = Some(RepeatedKey {
-                    path: Vec::new(),
-                    key,
-                });
-                return Err(de::Error::custom("repeated key"));
-            }
-            match map.next_value_seed(StrictValue {
-                found: &mut *self.found,
-            }) {
-                Ok(value) => {
-                    object.insert(key, value);
-                }
-                Err(error) => {
-                    if let Some(found) = self.found.as_mut() {
-                        found.path.insert(0, key);
-                    }
-                    return Err(error);
-                }
-            }
-        }
-        Ok(Value::Object(object))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        StrictScan::nested(self.0)
+            .visit_map(map)
+            .map(|_| Value::Object(Map::new()))
     }
 }
 
-/// `json` parsed as serde_json would, except that a repeated key anywhere is an error of its
-/// own.
-fn parse_strict(json: &str) -> Result<Value, Result<RepeatedKey, serde_json::Error>> {
+/// The keys of one object seen so far: a list on the stack while it is short (claims objects
+/// have a handful of keys), a hash set once it is long, so that an object of many keys costs
+/// linear time.
+#[derive(Default)]
+struct KeySet<'de> {
+    few: SmallVec<[Cow<'de, str>; FEW_KEYS]>,
+    many: Option<HashSet<Cow<'de, str>>>,
+}
+
+/// Up to this many keys, an object's keys are compared one by one.
+const FEW_KEYS: usize = 32;
+
+impl<'de> KeySet<'de> {
+    /// Adds `key`; false if it was already there.
+    fn insert_new(&mut self, key: Cow<'de, str>) -> bool {
+        if let Some(many) = &mut self.many {
+            return many.insert(key);
+        }
+        if self.few.contains(&key) {
+            return false;
+        }
+        self.few.push(key);
+        if self.few.len() == FEW_KEYS {
+            self.many = Some(self.few.drain(..).collect());
+        }
+        true
+    }
+}
+
+/// Checks `json` as serde_json would parse it, except that a repeated key anywhere is an error of
+/// its own. Returns the kind of the top-level value; the registered claims at its top level go
+/// into `registered`, when given.
+fn scan_strict(
+    json: &str,
+    registered: Option<&mut RegisteredClaims>,
+) -> Result<&'static str, Result<RepeatedKey, serde_json::Error>> {
     let mut found = None;
     let mut deserializer = serde_json::Deserializer::from_str(json);
-    let parsed = StrictValue { found: &mut found }
-        .deserialize(&mut deserializer)
-        .and_then(|value| deserializer.end().map(|()| value));
-    match (parsed, found) {
+    let scanned = StrictScan {
+        found: &mut found,
+        registered,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|kind| deserializer.end().map(|()| kind));
+    match (scanned, found) {
         (_, Some(repeated)) => Err(Ok(repeated)),
-        (Ok(value), None) => Ok(value),
+        (Ok(kind), None) => Ok(kind),
         (Err(error), None) => Err(Err(error)),
     }
 }
@@ -321,12 +470,18 @@ impl Header {
 }
 
 /// A structurally valid compact JWS whose signature has not been checked.
+///
+/// The payload is checked (JSON, an object, no repeated key) but not built into a tree: the
+/// verifier reads only the [`RegisteredClaims`], and plugins get [`payload_json`] as it is.
+/// [`UnverifiedToken::payload`] builds the whole object for whoever needs it.
+///
+/// [`payload_json`]: UnverifiedToken::payload_json
 #[derive(Debug, Clone)]
 pub struct UnverifiedToken<'a> {
     /// The decoded header.
     pub header: Header,
-    /// The decoded claims, not yet trusted.
-    pub payload: Map<String, Value>,
+    /// The claims the verifier checks, not yet trusted.
+    pub(crate) registered: RegisteredClaims,
     /// The payload exactly as decoded, for handing to plugins without re-serialising it.
     pub payload_json: String,
     /// `base64url(header) "." base64url(payload)`: the bytes the signature covers.
@@ -337,14 +492,54 @@ pub struct UnverifiedToken<'a> {
     pub signature: Vec<u8>,
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+impl UnverifiedToken<'_> {
+    /// The whole payload as a JSON object, not yet trusted.
+    pub fn payload(&self) -> Result<Map<String, Value>, MalformedToken> {
+        serde_json::from_str(&self.payload_json).map_err(|source| MalformedToken::Json {
+            part: TokenPart::Payload,
+            source,
+        })
+    }
+}
+
+/// The registered claims (RFC 7519 section 4.1) the verifier checks, read in the same pass that
+/// checks the payload: `None` when absent, `Some(Value::Null)` when present as `null` (a time
+/// claim present as `null` is refused, never taken as absent). A claim that is an object is kept
+/// as an empty object: what the verifier refuses it for is its kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RegisteredClaims {
+    iss: Option<Value>,
+    aud: Option<Value>,
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+}
+
+impl RegisteredClaims {
+    /// Where the claim named `key` goes, if it is one of them.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<Value>> {
+        match key {
+            "iss" => Some(&mut self.iss),
+            "aud" => Some(&mut self.aud),
+            "exp" => Some(&mut self.exp),
+            "nbf" => Some(&mut self.nbf),
+            "iat" => Some(&mut self.iat),
+            _ => None,
+        }
+    }
+
+    /// The claims that are present, as a JSON object.
+    pub(crate) fn to_map(&self) -> Map<String, Value> {
+        [
+            ("iss", &self.iss),
+            ("aud", &self.aud),
+            ("exp", &self.exp),
+            ("nbf", &self.nbf),
+            ("iat", &self.iat),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)))
+        .collect()
     }
 }
 
@@ -352,34 +547,35 @@ fn decode_part(part: TokenPart, text: &str) -> Result<Vec<u8>, MalformedToken> {
     if text.is_empty() {
         return Err(MalformedToken::EmptyPart { part });
     }
+    if let Ok(bytes) = base64_simd::URL_SAFE_NO_PAD.decode_to_vec(text) {
+        return Ok(bytes);
+    }
     URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|source| MalformedToken::Base64 { part, source })
 }
 
+/// Decodes a header or payload part to its JSON text, checked to be one object without a
+/// repeated key; its registered claims go into `registered`, when given.
 fn decode_object(
     part: TokenPart,
     text: &str,
-) -> Result<(Map<String, Value>, String), MalformedToken> {
+    registered: Option<&mut RegisteredClaims>,
+) -> Result<String, MalformedToken> {
     let bytes = decode_part(part, text)?;
     let json = String::from_utf8(bytes).map_err(|e| MalformedToken::NotUtf8 {
         part,
         source: e.utf8_error(),
     })?;
-    let value = parse_strict(&json).map_err(|error| match error {
-        Ok(repeated) => MalformedToken::DuplicateKey {
+    match scan_strict(&json, registered) {
+        Ok("an object") => Ok(json),
+        Ok(found) => Err(MalformedToken::NotAnObject { part, found }),
+        Err(Ok(repeated)) => Err(MalformedToken::DuplicateKey {
             part,
             location: repeated.pointer(),
             key: shorten(&repeated.key),
-        },
-        Err(source) => MalformedToken::Json { part, source },
-    })?;
-    match value {
-        Value::Object(map) => Ok((map, json)),
-        other => Err(MalformedToken::NotAnObject {
-            part,
-            found: json_kind(&other),
         }),
+        Err(Err(source)) => Err(MalformedToken::Json { part, source }),
     }
 }
 
@@ -437,8 +633,15 @@ pub fn parse_unverified(token: &str) -> Result<UnverifiedToken<'_>, MalformedTok
     if parts.len() != 3 {
         return Err(MalformedToken::PartCount(parts.len()));
     }
-    let header = parse_header(decode_object(TokenPart::Header, parts[0])?.0)?;
-    let (payload, payload_json) = decode_object(TokenPart::Payload, parts[1])?;
+    let header_json = decode_object(TokenPart::Header, parts[0], None)?;
+    let header = parse_header(serde_json::from_str(&header_json).map_err(|source| {
+        MalformedToken::Json {
+            part: TokenPart::Header,
+            source,
+        }
+    })?)?;
+    let mut registered = RegisteredClaims::default();
+    let payload_json = decode_object(TokenPart::Payload, parts[1], Some(&mut registered))?;
     // An empty signature is left for the verifier, which rejects its algorithm ("none") by name.
     let signature = if parts[2].is_empty() {
         Vec::new()
@@ -448,7 +651,7 @@ pub fn parse_unverified(token: &str) -> Result<UnverifiedToken<'_>, MalformedTok
     let signing_input = &token[..parts[0].len() + 1 + parts[1].len()];
     Ok(UnverifiedToken {
         header,
-        payload,
+        registered,
         payload_json,
         signing_input,
         signature_b64: parts[2],
@@ -509,7 +712,7 @@ mod tests {
     #[test]
     fn finds_a_repeated_key_at_any_depth() {
         let found = |json: &str| {
-            parse_strict(json)
+            scan_strict(json, None)
                 .err()
                 .map(|r| r.map(|r| (r.pointer(), r.key)))
         };
@@ -563,6 +766,74 @@ mod tests {
             .to_string();
         assert!(text.contains("the header has the key"), "{text}");
         assert!(text.len() < 400, "a long key is cut in the message: {text}");
+    }
+
+    #[test]
+    fn registered_claims_tell_null_from_absent_and_the_payload_is_kept_whole() {
+        let header = b64(r#"{"alg":"RS256","kid":"k"}"#);
+        let payload =
+            r#"{"iss":"i","aud":["a","b"],"exp":null,"iat":1.5,"submods":{"x":[1,{"y":2}]}}"#;
+        let token = format!("{header}.{}.c2ln", b64(payload));
+        let parsed = parse_unverified(&token).unwrap();
+        let registered = &parsed.registered;
+        assert_eq!(registered.iss, Some(Value::from("i")));
+        assert_eq!(registered.aud, Some(serde_json::json!(["a", "b"])));
+        // Present as null is not absent: the verifier refuses the first, and says "missing" for
+        // the second.
+        assert_eq!(registered.exp, Some(Value::Null));
+        assert_eq!(registered.nbf, None);
+        assert_eq!(registered.iat, Some(serde_json::json!(1.5)));
+        assert_eq!(registered.to_map().len(), 4);
+        assert_eq!(parsed.payload_json, payload);
+        assert_eq!(
+            Value::Object(parsed.payload().unwrap()),
+            serde_json::from_str::<Value>(payload).unwrap()
+        );
+    }
+
+    #[test]
+    fn long_objects_are_checked_for_repeated_keys_too() {
+        let keys: Vec<String> = (0..100).map(|i| format!("\"k{i}\":{i}")).collect();
+        let object = format!("{{{}}}", keys.join(","));
+        assert!(scan_strict(&object, None).is_ok());
+        let repeated = format!("{{{},\"k3\":0}}", keys.join(","));
+        assert_eq!(
+            scan_strict(&repeated, None).unwrap_err().unwrap(),
+            RepeatedKey {
+                path: Vec::new(),
+                key: "k3".into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_fast_decoder_accepts_exactly_what_the_checked_one_does() {
+        // `decode_part` tries base64-simd first and falls back to the base64 crate for its error:
+        // the two must agree on every input, padding and non-zero trailing bits included.
+        for text in [
+            "",
+            "A",
+            "AB",
+            "AA",
+            "QQ",
+            "QQ==",
+            "QUI",
+            "QUJ",
+            "QUJD",
+            "QUJDRA",
+            "QUJDRB",
+            "Q-_Q",
+            "Q+/Q",
+            "QU JD",
+            "QUJD\n",
+            "=QUJD",
+            "QUJD=",
+            "\u{e9}QUJD",
+        ] {
+            let simd = base64_simd::URL_SAFE_NO_PAD.decode_to_vec(text).ok();
+            let checked = URL_SAFE_NO_PAD.decode(text).ok();
+            assert_eq!(simd, checked, "{text:?}");
+        }
     }
 
     #[test]

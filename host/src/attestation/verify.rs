@@ -190,13 +190,19 @@ impl VerifyError {
 pub struct VerifiedToken {
     /// The token's header.
     pub header: Header,
-    /// The typed view of its claims, with the raw payload.
-    pub claims: Claims,
     /// The payload JSON as the issuer signed it; this is what plugins receive.
     pub payload_json: String,
     /// How it was signed: `Oidc` by one of the issuer's published keys (named by `kid`), `Pki`
     /// by the leaf of an `x5c` chain leading to the pinned root.
     pub kind: TokenType,
+}
+
+impl VerifiedToken {
+    /// The typed view of its claims, with the raw payload. Built on each call: the exchange hands
+    /// plugins [`payload_json`](Self::payload_json) and needs no tree.
+    pub fn claims(&self) -> Claims {
+        Claims::from_json(&self.payload_json)
+    }
 }
 
 /// Checks attestation tokens: the issuer's keys (cached) and a [`VerifyPolicy`]. One per
@@ -279,11 +285,14 @@ impl Verifier {
         if !key.verifies(parsed.signing_input.as_bytes(), &parsed.signature) {
             return Err(VerifyError::Signature { key: key_name });
         }
-        let claims = Claims::from_payload(parsed.payload);
-        self.check_claims(&claims, audience, at)?;
+        // Only the registered claims: the rest of the payload is the plugins' to read.
+        self.check_claims(
+            &Claims::from_payload(parsed.registered.to_map()),
+            audience,
+            at,
+        )?;
         Ok(VerifiedToken {
             header: parsed.header,
-            claims,
             payload_json: parsed.payload_json,
             kind,
         })

@@ -198,7 +198,11 @@ pub fn read_json(path: &Path, what: &str) -> anyhow::Result<serde_json::Value> {
                 path.display()
             )
         })?;
-        return Ok(serde_json::Value::Object(parsed.payload));
+        return Ok(serde_json::Value::Object(
+            parsed
+                .payload()
+                .map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))?,
+        ));
     }
     serde_json::from_str(trimmed)
         .map_err(|e| anyhow::anyhow!("{what} {} is not valid JSON: {e}", path.display()))

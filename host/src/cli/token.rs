@@ -80,17 +80,20 @@ async fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
     let token = read_token(&stdin_or_path(args.token)).await?;
     let parsed = attestgate::attestation::parse_unverified(token.expose())
         .map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
+    let payload = parsed
+        .payload()
+        .map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
     match args.format {
         Format::Json => {
             let out = serde_json::json!({
                 "verified": false,
                 "header": parsed.header.raw,
-                "claims": parsed.payload,
+                "claims": payload,
             });
             out!("{}", serde_json::to_string_pretty(&out)?);
         }
         Format::Text => {
-            let claims = Claims::from_payload(parsed.payload.clone());
+            let claims = Claims::from_payload(payload);
             out!("UNVERIFIED: decoded only. The signature, issuer, audience and expiry have NOT been checked;");
             out!("            use `attestgate verify` before trusting anything below.");
             print!("{}", render::summary(&parsed.header, &claims, unix_now()));

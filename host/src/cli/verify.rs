@@ -103,6 +103,7 @@ async fn verify_one(
 ) -> anyhow::Result<Exit> {
     match verifier.verify_at(token, audience, at).await {
         Ok(verified) => {
+            let claims = verified.claims();
             match format {
                 Format::Json => {
                     let out = json!({
@@ -110,7 +111,7 @@ async fn verify_one(
                         "kind": verified.kind,
                         "checked_at": at,
                         "header": verified.header.raw,
-                        "claims": verified.claims.raw,
+                        "claims": claims.raw,
                     });
                     out!("{}", serde_json::to_string_pretty(&out)?);
                 }
@@ -119,10 +120,7 @@ async fn verify_one(
                         "VALID: signature, issuer, audience and validity window check out at {}",
                         render::timestamp(at)
                     );
-                    print!(
-                        "{}",
-                        render::summary(&verified.header, &verified.claims, at)
-                    );
+                    print!("{}", render::summary(&verified.header, &claims, at));
                 }
             }
             Ok(Exit::Ok)

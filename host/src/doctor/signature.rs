@@ -99,7 +99,7 @@ impl SignatureKeys {
     /// The token's claims, and OpenBao's error if its signature does not verify.
     pub async fn check(&self, token: &str) -> Result<(Value, Option<String>), KeysError> {
         let parsed = parse_unverified(token).map_err(KeysError::Malformed)?;
-        let claims = Value::Object(parsed.payload.clone());
+        let claims = Value::Object(parsed.payload().map_err(KeysError::Malformed)?);
         if parsed.header.alg != "RS256" {
             return Err(KeysError::Algorithm(parsed.header.alg.clone()));
         }
