@@ -9,7 +9,7 @@ use crate::harness::plugins::{plugin_wasm, precompiled, scripted_plugin, Scripte
 use crate::harness::{
     attestgate_async, closed_address, corrected_role, example_role, payload, run_binary_async,
 };
-use attestgate::config::Config;
+use attestgate::config::{Config, RunKind};
 use attestgate::exchange::{deliver_files, Exchange, Step, StepCause};
 use attestgate::plugin::{ContractViolation, FailureKind, PluginError};
 use attestgate::vault::VaultError;
@@ -846,10 +846,11 @@ async fn every_collaborator_that_cannot_start_is_reported_at_once() {
         )
         .write();
     let config = Config::load(&config).unwrap();
-    let err = tokio::task::spawn_blocking(move || Exchange::prepare(&config).err())
-        .await
-        .unwrap()
-        .expect("both fail");
+    let err =
+        tokio::task::spawn_blocking(move || Exchange::prepare(&config, RunKind::OneShot).err())
+            .await
+            .unwrap()
+            .expect("both fail");
     let text = err.to_string();
     assert!(
         text.contains("collaborator \"bank-a\"") && text.contains("sha256"),

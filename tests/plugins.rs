@@ -4,7 +4,7 @@
 use crate::harness::plugins::{engine, plugin_spec, plugin_spec_at, plugin_wasm, sha256_file};
 use crate::harness::{claims_with, corrected_role, production_claims, AUDIENCE};
 use attestgate::plugin::{
-    ArtifactProblem, ContractViolation, EngineOptions, FailureKind, Limits, PluginEngine,
+    ArtifactProblem, Compiler, ContractViolation, EngineOptions, FailureKind, Limits, PluginEngine,
     PluginError, PluginSpec, Precompiled,
 };
 use serde_json::{json, Value};
@@ -843,4 +843,66 @@ fn a_component_importing_wasi_http_is_refused_naming_the_import() {
     let message = attestgate::error_chain(&error);
     assert!(message.contains("wasi:http/"), "{message}");
     assert_host_healthy();
+}
+
+/// One-shot runs compile plugins with Winch, the baseline compiler: every limit of the sandbox
+/// holds there as it does under Cranelift (the epoch deadline, the memory cap, the log limit, a
+/// trap, fresh state per call), and a good plugin decides the same.
+#[test]
+fn under_winch_the_sandbox_holds_every_limit_and_plugins_decide_the_same() {
+    let winch = PluginEngine::new(EngineOptions {
+        compiler: Compiler::Winch,
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    assert_eq!(winch.compiler(), Compiler::Winch);
+    let claims = production_claims(AUDIENCE).to_string();
+    let failure_under_winch = |spec: &PluginSpec| {
+        winch
+            .load(spec)
+            .unwrap()
+            .evaluate(&claims, now())
+            .expect_err("the attack must not produce a verdict")
+            .failure()
+            .cloned()
+            .expect("a call failure")
+    };
+    let started = std::time::Instant::now();
+    assert_eq!(
+        failure_under_winch(&hostile("infinite-loop")),
+        FailureKind::Deadline(Duration::from_millis(50))
+    );
+    // Generous bound: only proves the loop was cut off rather than run to some natural end.
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let mut bomb = hostile("memory-bomb");
+    bomb.limits.deadline_ms = Some(10_000);
+    assert_eq!(failure_under_winch(&bomb), FailureKind::Memory(16 << 20));
+    assert_eq!(
+        failure_under_winch(&hostile("flood-log")),
+        FailureKind::LogLimit(4096)
+    );
+    assert!(matches!(
+        failure_under_winch(&hostile("panic")),
+        FailureKind::Trap(message) if message.contains("unreachable")
+    ));
+    let counter = winch.load(&hostile("count")).unwrap();
+    for _ in 0..3 {
+        let verdict = counter.evaluate(&claims, now()).unwrap().verdict;
+        assert_eq!(verdict.reasons[0].message, "call number 1");
+    }
+    for config in [
+        json!({"audience": AUDIENCE}),
+        json!({"audience": AUDIENCE, "projects": ["another-project"]}),
+    ] {
+        let spec = plugin_spec("confidential-space", config);
+        let decide = |engine: &PluginEngine| {
+            engine
+                .load(&spec)
+                .unwrap()
+                .evaluate(&claims, now())
+                .unwrap()
+                .verdict
+        };
+        assert_eq!(decide(&winch), decide(engine()));
+    }
 }

@@ -1,6 +1,6 @@
 //! Running an exchange in this process, from a written configuration.
 
-use attestgate::config::Config;
+use attestgate::config::{Config, RunKind};
 use attestgate::exchange::{Exchange, ExchangeReport, StepError};
 use std::path::Path;
 
@@ -8,7 +8,7 @@ use std::path::Path;
 pub async fn prepare(path: &Path) -> Exchange {
     let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
     // Compiling the plugins blocks: not on the runtime that serves the test's launcher.
-    tokio::task::spawn_blocking(move || Exchange::prepare(&config))
+    tokio::task::spawn_blocking(move || Exchange::prepare(&config, RunKind::OneShot))
         .await
         .unwrap()
         .unwrap()

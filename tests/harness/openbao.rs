@@ -84,14 +84,18 @@ impl OpenBao {
         let scheme = if options.tls { "https" } else { "http" };
         let addr = format!("{scheme}://127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        // A root token of its own: when another test's server took the port first, this one
+        // exits, and until it has, the readiness check below must not mistake the other server
+        // for it (they would then share one OpenBao, and one mount path).
+        // (Letters and digits only: OpenBao reads a dot in a token as a namespace suffix.)
+        let root_token: String = format!("root-{}", dir.path().file_name().unwrap().display())
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
         let mut command = Command::new(bao);
         command
-            .args([
-                "server",
-                "-dev",
-                "-dev-root-token-id=root",
-                "-dev-no-store-token",
-            ])
+            .args(["server", "-dev", "-dev-no-store-token"])
+            .arg(format!("-dev-root-token-id={root_token}"))
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"));
         if options.tls {
             command
@@ -137,7 +141,7 @@ impl OpenBao {
             .expect("bao starts");
         let mut server = OpenBao {
             addr,
-            root_token: "root".into(),
+            root_token,
             mtls,
             child,
             dir,
@@ -170,10 +174,11 @@ impl OpenBao {
                     .build()
                     .unwrap();
             }
-            let health = format!("{}/v1/sys/health", server.addr);
+            let ours = format!("{}/v1/auth/token/lookup-self", server.addr);
             if server
                 .http
-                .get(&health)
+                .get(&ours)
+                .header("X-Vault-Token", &server.root_token)
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())

@@ -2,7 +2,7 @@
 //! what a reload replaces, both at once.
 
 use super::error::AgentError;
-use crate::config::{CollaboratorConfig, Config};
+use crate::config::{CollaboratorConfig, Config, RunKind};
 use crate::exchange::Exchange;
 use std::sync::Arc;
 
@@ -19,7 +19,9 @@ impl Generation {
         let config = Config::load(path)?;
         let prepare = config.clone();
         // Compiling plugins is CPU work; keep it off the async workers.
-        let exchange = tokio::task::spawn_blocking(move || Exchange::prepare(&prepare)).await??;
+        let exchange =
+            tokio::task::spawn_blocking(move || Exchange::prepare(&prepare, RunKind::LongRunning))
+                .await??;
         Ok(Generation {
             config: Arc::new(config),
             exchange: Arc::new(exchange),

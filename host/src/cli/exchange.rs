@@ -1,5 +1,5 @@
 use super::{Exit, Format};
-use attestgate::config::Config;
+use attestgate::config::{Config, RunKind};
 use attestgate::exchange::{
     deliver_files, environment, json_output, Exchange, ExchangeReport, Route,
 };
@@ -40,7 +40,8 @@ async fn run_exchange(
     let prepare_config = config.clone();
     // Compiling plugins is CPU work; keep it off the async workers.
     let exchange =
-        tokio::task::spawn_blocking(move || Exchange::prepare(&prepare_config)).await??;
+        tokio::task::spawn_blocking(move || Exchange::prepare(&prepare_config, RunKind::OneShot))
+            .await??;
     let report = exchange.run().await;
     print_report(&report);
     Ok((config, exchange, report))

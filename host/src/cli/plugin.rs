@@ -1,8 +1,8 @@
 use super::{read_json, Exit, Format};
 use attestgate::attestation::unix_now;
 use attestgate::plugin::{
-    file_sha256, EngineOptions, LimitOverrides, Limits, PluginEngine, PluginKind, PluginSpec,
-    Precompiled,
+    file_sha256, Compiler, EngineOptions, LimitOverrides, Limits, PluginEngine, PluginKind,
+    PluginSpec, Precompiled,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -164,6 +164,7 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
     };
     let engine = PluginEngine::new(EngineOptions {
         max_concurrent_instances: 2,
+        compiler: Compiler::for_one_shot(spec.precompiled.is_some()),
         ..EngineOptions::default()
     })?;
     let at = args.at.unwrap_or_else(unix_now);
@@ -234,6 +235,7 @@ fn test(args: TestArgs) -> anyhow::Result<Exit> {
 fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
     let engine = PluginEngine::new(EngineOptions {
         max_concurrent_instances: 1,
+        compiler: Compiler::for_one_shot(false),
         ..EngineOptions::default()
     })?;
     let info = engine.describe_file(&args.plugin)?;
@@ -352,8 +354,10 @@ fn plugin_kind(kind: PluginKind) -> String {
 }
 
 fn compile(args: CompileArgs) -> anyhow::Result<Exit> {
+    // Artifacts are for speed: the optimising compiler, whatever `[plugins] compiler` says.
     let engine = PluginEngine::new(EngineOptions {
         max_concurrent_instances: 1,
+        compiler: Compiler::Cranelift,
         ..EngineOptions::default()
     })?;
     let (artifact, sha256) = engine.precompile_file(&args.plugin)?;

@@ -1,7 +1,7 @@
 use super::{read_token, render, stdin_or_path, Exit, Format};
 use attestgate::attestation::unix_now;
 use attestgate::attestation::Verifier;
-use attestgate::config::Config;
+use attestgate::config::{Config, RunKind};
 use attestgate::exchange::{select_audience, verify_and_judge};
 use attestgate::plugin::{EngineOptions, PluginEngine};
 use clap::{ArgGroup, Args};
@@ -153,8 +153,12 @@ async fn verify_collaborators(
     format: Format,
 ) -> anyhow::Result<Exit> {
     let specs = config.plugin_specs();
+    let compiler = config.plugin_compiler(RunKind::OneShot);
     let (loaded, _engine) = tokio::task::spawn_blocking(move || {
-        let engine = PluginEngine::new(EngineOptions::default())?;
+        let engine = PluginEngine::new(EngineOptions {
+            compiler,
+            ..EngineOptions::default()
+        })?;
         anyhow::Ok((engine.load_all(&specs), engine))
     })
     .await??;

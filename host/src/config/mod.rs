@@ -17,13 +17,13 @@ pub use agent::{
 };
 pub use delivery::{env_prefix_of, normalise_lexically, refused_variable, DeliveryConfig};
 pub use schema::{
-    AttestationConfig, CollaboratorConfig, ExchangeConfig, GoogleConfig, KmsConfig, LoginRoute,
-    NetworkConfig, PluginsConfig, RoleKind, SecretConfig, TokenSourceKind, VaultConfig,
+    AttestationConfig, CollaboratorConfig, CompilerChoice, ExchangeConfig, GoogleConfig, KmsConfig,
+    LoginRoute, NetworkConfig, PluginsConfig, RoleKind, SecretConfig, TokenSourceKind, VaultConfig,
     VerifierSetupError, GOOGLE_DISCOVERY_URL,
 };
 
 use crate::attestation::DEFAULT_TOKEN_AUDIENCE;
-use crate::plugin::{PluginSpec, Precompiled};
+use crate::plugin::{Compiler, PluginSpec, Precompiled};
 use schema::RawConfig;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +50,15 @@ pub struct Config {
     pub collaborators: Vec<CollaboratorConfig>,
     /// Each collaborator's plugin configuration as JSON, in collaborator order.
     plugin_configs: Vec<serde_json::Value>,
+}
+
+/// How long the process that loads the plugins lives, which decides what compiling them costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// `exchange`: start, exchange once, exit. Compiling is most of a plugin's cost.
+    OneShot,
+    /// `agent`: plugins are compiled once and called for days.
+    LongRunning,
 }
 
 /// One thing wrong with a configuration file.
@@ -213,6 +222,20 @@ impl Config {
         match self.attestation.source {
             TokenSourceKind::File => DEFAULT_TOKEN_AUDIENCE,
             TokenSourceKind::Launcher => &self.collaborators[index].audience,
+        }
+    }
+
+    /// The compiler for this configuration's plugins in a run of `kind`: see [`CompilerChoice`].
+    pub fn plugin_compiler(&self, kind: RunKind) -> Compiler {
+        let precompiled = self
+            .collaborators
+            .iter()
+            .any(|collaborator| collaborator.plugin_compiled.is_some());
+        match (self.plugins.compiler, kind) {
+            (CompilerChoice::Cranelift, _) => Compiler::Cranelift,
+            (CompilerChoice::Winch, _) => Compiler::Winch,
+            (CompilerChoice::Auto, RunKind::OneShot) => Compiler::for_one_shot(precompiled),
+            (CompilerChoice::Auto, RunKind::LongRunning) => Compiler::Cranelift,
         }
     }
 

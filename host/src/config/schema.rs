@@ -235,6 +235,24 @@ pub struct PluginsConfig {
     /// vouches that it built every one from its pinned wasm (`attestgate plugin compile`).
     #[serde(default)]
     pub trust_precompiled: bool,
+    /// Which compiler turns plugins into native code at start-up.
+    #[serde(default)]
+    pub compiler: CompilerChoice,
+}
+
+/// `[plugins] compiler`: which compiler turns plugins into native code at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompilerChoice {
+    /// Winch for a one-shot run (`exchange`), whose start-up is mostly compiling; Cranelift for
+    /// the long-running agent, and wherever a collaborator has a precompiled artifact (which is
+    /// Cranelift code) or the host is not x86-64 (Winch's other backends are not finished).
+    #[default]
+    Auto,
+    /// Always the optimising compiler.
+    Cranelift,
+    /// Always the baseline compiler; incompatible with precompiled artifacts.
+    Winch,
 }
 
 /// Transport rules for every server attestgate talks to.

@@ -32,7 +32,9 @@ pub use secure_dir::UnsafeDir;
 use crate::attestation::unix_now;
 use crate::attestation::{read_token_file, DEFAULT_TOKEN_AUDIENCE};
 use crate::attestation::{Jwt, LauncherClient, Verifier};
-use crate::config::{CollaboratorConfig, Config, LoginRoute, TokenSourceKind, VaultConfig};
+use crate::config::{
+    CollaboratorConfig, Config, LoginRoute, RunKind, TokenSourceKind, VaultConfig,
+};
 use crate::kms::KmsClient;
 use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Verdict};
 use crate::vault::{RetryPolicy, SecretLease, VaultClient, VaultError, VaultToken};
@@ -59,13 +61,17 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Loads every plugin (in parallel) and builds the verifier and Vault clients. Any problem
-    /// refuses to start, naming the collaborator.
-    pub fn prepare(config: &Config) -> Result<Exchange, PrepareError> {
+    /// Loads every plugin (in parallel) and builds the verifier and Vault clients, for a run of
+    /// `kind` (which picks the compiler, [`Config::plugin_compiler`]). Any problem refuses to
+    /// start, naming the collaborator.
+    pub fn prepare(config: &Config, kind: RunKind) -> Result<Exchange, PrepareError> {
         let attestation = &config.attestation;
         let verifier = attestation.verifier()?;
+        let compiler = config.plugin_compiler(kind);
+        tracing::debug!(compiler = compiler.name(), "compiling plugins");
         let engine = PluginEngine::new(EngineOptions {
             max_concurrent_instances: (config.collaborators.len() as u32 * 2).max(4),
+            compiler,
             ..EngineOptions::default()
         })
         .map_err(PrepareError::Engine)?;

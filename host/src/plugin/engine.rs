@@ -7,7 +7,7 @@ use super::compiled::CompiledPlugin;
 use super::error::PluginError;
 use super::inspect::{self, PluginInfo};
 use super::policy::CollaboratorPolicy;
-use super::spec::{PluginSpec, Precompiled};
+use super::spec::{Compiler, PluginSpec, Precompiled};
 use super::store::{link_sandbox, StoreState, TICK};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 
 /// How the shared engine is sized.
 #[derive(Debug, Clone)]
@@ -29,6 +29,9 @@ pub struct EngineOptions {
     /// on the next call; 256 KiB covers a Rust plugin's stack, data and heap with the SDK's
     /// 64 KiB stack.
     pub resident_memory_bytes: usize,
+    /// Which compiler makes native code of the plugins this engine compiles. Precompiled
+    /// artifacts load only into an engine of the compiler that made them (Cranelift).
+    pub compiler: Compiler,
 }
 
 impl Default for EngineOptions {
@@ -37,6 +40,7 @@ impl Default for EngineOptions {
             max_concurrent_instances: 32,
             max_memory_bytes: 256 << 20,
             resident_memory_bytes: 256 << 10,
+            compiler: Compiler::Cranelift,
         }
     }
 }
@@ -55,6 +59,7 @@ impl Drop for Ticker {
 /// Compiles plugins once and binds them to collaborators. One per process.
 pub struct PluginEngine {
     engine: Engine,
+    compiler: Compiler,
     linker: Linker<StoreState>,
     /// Compiled plugins by wasm digest (and artifact digest). Each slot is locked while its
     /// plugin compiles, so collaborators loading the same plugin at once compile it once.
@@ -93,8 +98,12 @@ fn set_baseline_target(config: &mut Config) -> Result<(), PluginError> {
     Ok(())
 }
 
-fn config(pooling: Option<&EngineOptions>) -> Result<Config, PluginError> {
+fn config(compiler: Compiler, pooling: Option<&EngineOptions>) -> Result<Config, PluginError> {
     let mut config = Config::new();
+    config.strategy(match compiler {
+        Compiler::Cranelift => Strategy::Cranelift,
+        Compiler::Winch => Strategy::Winch,
+    });
     set_baseline_target(&mut config)?;
     config.wasm_component_model(true);
     config.epoch_interruption(true);
@@ -124,11 +133,11 @@ impl PluginEngine {
     /// Starts the engine and its deadline ticker.
     pub fn new(options: EngineOptions) -> Result<Self, PluginError> {
         // The pool reserves virtual memory up front; where that is refused, allocate on demand.
-        let engine = match Engine::new(&config(Some(&options))?) {
+        let engine = match Engine::new(&config(options.compiler, Some(&options))?) {
             Ok(engine) => engine,
             Err(pool_error) => {
                 tracing::warn!(error = %pool_error, "pooling allocator unavailable, allocating plugin instances on demand");
-                Engine::new(&config(None)?).map_err(|e| PluginError::Engine {
+                Engine::new(&config(options.compiler, None)?).map_err(|e| PluginError::Engine {
                     what: "cannot create the wasmtime engine",
                     source: e.into(),
                 })?
@@ -161,6 +170,7 @@ impl PluginEngine {
 
         Ok(PluginEngine {
             engine,
+            compiler: options.compiler,
             linker,
             compiled: Mutex::new(HashMap::new()),
             _ticker: Ticker { stop },
@@ -170,6 +180,11 @@ impl PluginEngine {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The compiler it compiles plugins with.
+    pub fn compiler(&self) -> Compiler {
+        self.compiler
     }
 
     /// Compiles (or reuses) the plugin, binds it to its collaborator and has it validate its

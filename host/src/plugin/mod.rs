@@ -55,7 +55,7 @@ pub use inspect::{PluginInfo, CONTRACT_VERSION};
 #[cfg(feature = "engine")]
 pub use policy::CollaboratorPolicy;
 pub use producers::{PluginKind, Producer};
-pub use spec::{LimitOverrides, Limits, PluginSpec, Precompiled};
+pub use spec::{Compiler, LimitOverrides, Limits, PluginSpec, Precompiled};
 pub use verdict::{
     ContractViolation, Decision, Login, Reason, Verdict, MAX_MESSAGE_BYTES, MAX_REASONS,
     MAX_ROLE_BYTES,

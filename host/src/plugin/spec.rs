@@ -6,6 +6,42 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The code generator that turns plugins into native code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compiler {
+    /// Wasmtime's optimising compiler: the fastest calls, and a compile of hundreds of
+    /// milliseconds (a Rust plugin) to seconds (a JavaScript or Python runtime). For long-running
+    /// processes and precompiled artifacts.
+    #[default]
+    Cranelift,
+    /// Wasmtime's baseline compiler (single pass, tier 1 on x86-64): compiles 4 to 9 times faster,
+    /// and its code runs slower. For one-shot runs, where the compile is most of the plugin's
+    /// cost (BENCHMARKS.md, "Hot paths against their floors").
+    Winch,
+}
+
+impl Compiler {
+    /// The compiler for a process that compiles its plugins, calls them a few times and exits:
+    /// Winch, unless an artifact is to be loaded (`precompiled`: Cranelift code) or the host is
+    /// not x86-64 (Winch's other backends are unfinished).
+    pub fn for_one_shot(precompiled: bool) -> Compiler {
+        if precompiled || !cfg!(target_arch = "x86_64") {
+            Compiler::Cranelift
+        } else {
+            Compiler::Winch
+        }
+    }
+
+    /// Its name in configuration and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compiler::Cranelift => "cranelift",
+            Compiler::Winch => "winch",
+        }
+    }
+}
+
 /// Limits for one collaborator's plugin, resolved for its kind. Crossing any of them is a deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {

@@ -5,7 +5,7 @@
 mod delivery;
 
 use super::files::read_small_file;
-use super::schema::{TokenSourceKind, VaultConfig};
+use super::schema::{CompilerChoice, TokenSourceKind, VaultConfig};
 use super::{Config, Problem};
 use crate::attestation::audience;
 use crate::plugin::Limits;
@@ -598,6 +598,14 @@ impl Config {
                     message: "a precompiled plugin is native code that runs outside the sandbox: build it yourself at image build time with `attestgate plugin compile` (it is reproducible, so the pin can be checked), then set [plugins] trust_precompiled = true".into(),
                 });
             }
+            if collaborator.plugin_compiled.is_some()
+                && self.plugins.compiler == CompilerChoice::Winch
+            {
+                problems.push(Problem {
+                    key: at("plugin_compiled"),
+                    message: "precompiled artifacts are Cranelift code, which an engine set to [plugins] compiler = \"winch\" cannot load: remove plugin_compiled, or set compiler to \"auto\" (Cranelift where artifacts are used)".into(),
+                });
+            }
         }
     }
 }
@@ -806,6 +814,58 @@ mod tests {
             .replace("3600000", "100")
             .replace("1099511627776", "16384");
         Config::parse(&trusted, &dir.path().join("attestgate.toml")).unwrap();
+    }
+
+    #[test]
+    fn the_compiler_is_winch_only_for_one_shot_runs_without_artifacts() {
+        use crate::config::RunKind::{LongRunning, OneShot};
+        use crate::plugin::Compiler::{Cranelift, Winch};
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("plugin.wasm");
+        std::fs::write(&wasm, b"\0asm").unwrap();
+        let cwasm = dir.path().join("plugin.cwasm");
+        std::fs::write(&cwasm, b"native").unwrap();
+        let parse = |plugins: &str, artifact: bool| {
+            let compiled = if artifact {
+                format!(
+                    "plugin_compiled = \"{}\"\nplugin_compiled_sha256 = \"{}\"\n",
+                    cwasm.display(),
+                    "b".repeat(64)
+                )
+            } else {
+                String::new()
+            };
+            let text = format!(
+                "[plugins]\ntrust_precompiled = true\n{plugins}\n[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n{compiled}",
+                wasm.display(),
+                "a".repeat(64),
+            );
+            Config::parse(&text, &dir.path().join("attestgate.toml"))
+        };
+        let baseline = if cfg!(target_arch = "x86_64") {
+            Winch
+        } else {
+            Cranelift
+        };
+        let auto = parse("", false).unwrap();
+        assert_eq!(auto.plugin_compiler(OneShot), baseline);
+        assert_eq!(auto.plugin_compiler(LongRunning), Cranelift);
+        let with_artifact = parse("compiler = \"auto\"", true).unwrap();
+        assert_eq!(with_artifact.plugin_compiler(OneShot), Cranelift);
+        let pinned = parse("compiler = \"cranelift\"", false).unwrap();
+        assert_eq!(pinned.plugin_compiler(OneShot), Cranelift);
+        let winch = parse("compiler = \"winch\"", false).unwrap();
+        assert_eq!(winch.plugin_compiler(LongRunning), Winch);
+        // Artifacts are Cranelift code: an engine told to use Winch could not load them.
+        let err = parse("compiler = \"winch\"", true).unwrap_err();
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.key == "collaborator[0] (bank-a).plugin_compiled"
+                    && p.message.contains("winch")),
+            "{err}"
+        );
+        assert!(parse("compiler = \"fast\"", false).is_err());
     }
 
     #[test]
