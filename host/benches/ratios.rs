@@ -22,7 +22,9 @@ mod common;
 mod native;
 
 use attestgate::attestation::parse_unverified;
-use attestgate::plugin::{LimitOverrides, PluginSpec, Precompiled};
+use attestgate::plugin::{
+    Compiler, EngineOptions, LimitOverrides, PluginEngine, PluginSpec, Precompiled,
+};
 use aws_lc_rs::signature::{
     ParsedPublicKey, RsaKeyPair, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256,
 };
@@ -132,6 +134,12 @@ fn plugin_path(file: &str) -> std::path::PathBuf {
 /// `dir` (as a production image does), each called once; prints the resident set in KiB with
 /// the engine alone, with the plugins loaded, and after each has run once.
 fn ten_plugins_child(dir: &std::path::Path) {
+    // As the attestgate binary does first thing (`release_large_buffers` in main.rs).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc parameter; no other thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
     let engine = common::new_engine();
     let claims = native::claims_json();
     let engine_only = common::rss_kib();
@@ -340,6 +348,36 @@ fn main() {
         Some(ratio),
         "≤ 1.5×",
         Some(ratio <= 1.5),
+    );
+
+    // What Winch's code costs per call, the price of its fast compile in a one-shot run.
+    let winch_engine = PluginEngine::new(EngineOptions {
+        compiler: Compiler::Winch,
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    let winch = common::plugin(
+        &winch_engine,
+        "bank-a",
+        "confidential_space.wasm",
+        native::config(),
+    );
+    let (winch_time, cranelift_time) = side_by_side(
+        &effort,
+        || {
+            winch.evaluate(black_box(&claims), 1_800_000_100).unwrap();
+        },
+        || {
+            strict.evaluate(black_box(&claims), 1_800_000_100).unwrap();
+        },
+    );
+    row(
+        "the same plugin call, compiled by Winch (one-shot runs)",
+        micros(winch_time),
+        &format!("compiled by Cranelift, {}", micros(cranelift_time)),
+        Some(winch_time.as_secs_f64() / cranelift_time.as_secs_f64()),
+        "reported",
+        None,
     );
 
     // Distinct tokens, signed beforehand: the loop verifies and judges only.
