@@ -472,8 +472,9 @@ impl Header {
 /// A structurally valid compact JWS whose signature has not been checked.
 ///
 /// The payload is checked (JSON, an object, no repeated key) but not built into a tree: the
-/// verifier reads only the five registered claims (`iss`, `aud`, `exp`, `nbf`, `iat`), and plugins get [`payload_json`] as it is.
-/// [`UnverifiedToken::payload`] builds the whole object for whoever needs it.
+/// verifier reads only the five registered claims (`iss`, `aud`, `exp`, `nbf`, `iat`), and
+/// plugins get [`payload_json`] as it is. [`UnverifiedToken::payload`] builds the whole object
+/// for whoever needs it.
 ///
 /// [`payload_json`]: UnverifiedToken::payload_json
 #[derive(Debug, Clone)]
