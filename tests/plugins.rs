@@ -905,4 +905,14 @@ fn under_winch_the_sandbox_holds_every_limit_and_plugins_decide_the_same() {
         };
         assert_eq!(decide(&winch), decide(engine()));
     }
+    // Artifacts are Cranelift code: an engine set to Winch refuses them rather than running them.
+    let mut artifact = plugin_spec("confidential-space", json!({"audience": AUDIENCE}));
+    artifact.precompiled = Some(crate::harness::plugins::precompiled(&artifact.path));
+    assert!(matches!(
+        winch.load(&artifact),
+        Err(PluginError::Artifact {
+            problem: ArtifactProblem::OtherEngine,
+            ..
+        })
+    ));
 }

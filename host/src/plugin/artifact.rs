@@ -12,6 +12,7 @@
 //! serialised component.
 
 use super::error::{ArtifactProblem, PluginError};
+use super::spec::Compiler;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -42,9 +43,11 @@ pub(super) fn engine_tag(engine: &Engine) -> [u8; 32] {
     hasher.0.finalize().into()
 }
 
-/// Compiles `wasm` (whose sha256 is `wasm_sha256`, lowercase hex) into an artifact.
+/// Compiles `wasm` (whose sha256 is `wasm_sha256`, lowercase hex) into an artifact with
+/// `engine`, whose compiler is `compiler`.
 pub(super) fn compile(
     engine: &Engine,
+    compiler: Compiler,
     path: &Path,
     wasm: &[u8],
     wasm_sha256: &str,
@@ -53,6 +56,7 @@ pub(super) fn compile(
         .precompile_component(wasm)
         .map_err(|e| PluginError::NotAComponent {
             path: path.to_owned(),
+            compiler,
             source: e.into(),
         })?;
     let mut artifact = Vec::with_capacity(HEADER_BYTES + native.len());

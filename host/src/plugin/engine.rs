@@ -302,7 +302,8 @@ impl PluginEngine {
     pub fn precompile_file(&self, path: &Path) -> Result<(Vec<u8>, String), PluginError> {
         let (bytes, sha256) = read_plugin(path)?;
         check_magic(path, &bytes)?;
-        let artifact = super::artifact::compile(&self.engine, path, &bytes, &sha256)?;
+        let artifact =
+            super::artifact::compile(&self.engine, self.compiler, path, &bytes, &sha256)?;
         let artifact_sha256 = hex::encode(Sha256::digest(&artifact));
         Ok((artifact, artifact_sha256))
     }
@@ -311,6 +312,7 @@ impl PluginEngine {
         check_magic(path, bytes)?;
         Component::new(&self.engine, bytes).map_err(|e| PluginError::NotAComponent {
             path: path.to_owned(),
+            compiler: self.compiler,
             source: e.into(),
         })
     }

@@ -1,12 +1,22 @@
 //! Everything that can go wrong with a plugin, as types: loading it ([`PluginError`]) and calling
 //! it ([`FailureKind`], always a deny).
 
+use super::spec::Compiler;
 use super::verdict::ContractViolation;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// A cause from wasmtime (whose errors are `anyhow` errors), kept with its whole chain.
 pub type WasmtimeCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What to try when `compiler` refused a component: Winch, chosen for one-shot runs, lacks a few
+/// WebAssembly proposals (tail calls, exceptions, GC) that Cranelift compiles.
+fn compiler_hint(compiler: Compiler) -> &'static str {
+    match compiler {
+        Compiler::Cranelift => "",
+        Compiler::Winch => " (Winch, the baseline compiler for one-shot runs, lacks some WebAssembly proposals such as tail calls, exceptions and GC: if `[plugins] compiler = \"cranelift\"` compiles it, set that)",
+    }
+}
 
 /// How a plugin call failed. Every kind is a deny.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,11 +143,13 @@ pub enum PluginError {
         /// The file.
         path: PathBuf,
     },
-    /// WebAssembly, but not a component wasmtime can compile.
-    #[error("plugin {path} is not a WebAssembly component")]
+    /// WebAssembly, but not a component wasmtime can compile with `compiler`.
+    #[error("plugin {path} is not a WebAssembly component {} can compile{}", compiler.name(), compiler_hint(*compiler))]
     NotAComponent {
         /// The file.
         path: PathBuf,
+        /// The compiler that refused it.
+        compiler: Compiler,
         /// wasmtime's reason.
         #[source]
         source: WasmtimeCause,
@@ -195,5 +207,28 @@ impl PluginError {
             PluginError::Call { kind, .. } => Some(kind),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_winch_refuses_names_the_compiler_and_the_setting_that_fixes_it() {
+        let refused = |compiler| PluginError::NotAComponent {
+            path: PathBuf::from("plugins/rules.wasm"),
+            compiler,
+            source: "tail calls support is not enabled".into(),
+        };
+        let winch = refused(Compiler::Winch).to_string();
+        assert!(winch.contains("winch can compile"), "{winch}");
+        assert!(winch.contains("compiler = \"cranelift\""), "{winch}");
+        let cranelift = refused(Compiler::Cranelift).to_string();
+        assert!(cranelift.contains("cranelift can compile"), "{cranelift}");
+        assert!(!cranelift.contains("compiler ="), "{cranelift}");
+        // wasmtime's reason stays the cause.
+        let source = std::error::Error::source(&refused(Compiler::Winch)).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("tail calls support is not enabled"));
     }
 }
