@@ -17,7 +17,9 @@
 #[path = "native.rs"]
 mod native;
 
-use attestgate::plugin::{EngineOptions, LimitOverrides, PluginEngine, PluginSpec, Precompiled};
+use attestgate::plugin::{
+    Compiler, EngineOptions, LimitOverrides, PluginEngine, PluginSpec, Precompiled,
+};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -113,6 +115,9 @@ struct Row {
     load_artifact: Duration,
     instance: Duration,
     evaluate: Duration,
+    /// The same with Winch, the compiler of one-shot runs: its compile and its calls.
+    winch_compile: Duration,
+    winch_evaluate: Duration,
 }
 
 fn measure(language: &'static str, path: &Path, config: &Value, claims: &str, runs: usize) -> Row {
@@ -145,6 +150,21 @@ fn measure(language: &'static str, path: &Path, config: &Value, claims: &str, ru
     let evaluate = time(runs, || {
         policy.evaluate(std::hint::black_box(claims), AT).unwrap();
     });
+    let winch_options = EngineOptions {
+        compiler: Compiler::Winch,
+        ..options
+    };
+    let winch_compile = time(runs.min(3), || {
+        let engine = PluginEngine::new(winch_options.clone()).unwrap();
+        engine.precompile_file(path).unwrap();
+    });
+    let winch = PluginEngine::new(winch_options).unwrap();
+    let winch_policy = winch.load(&spec(path, config, None)).unwrap();
+    let winch_evaluate = time(runs, || {
+        winch_policy
+            .evaluate(std::hint::black_box(claims), AT)
+            .unwrap();
+    });
     Row {
         language,
         size: std::fs::metadata(path).unwrap().len(),
@@ -152,6 +172,8 @@ fn measure(language: &'static str, path: &Path, config: &Value, claims: &str, ru
         load_artifact,
         instance,
         evaluate,
+        winch_compile,
+        winch_evaluate,
     }
 }
 
@@ -199,11 +221,11 @@ fn main() {
         .map(|(language, path, config)| measure(language, path, config, &claims, runs))
         .collect();
     let rust = &rows[0];
-    println!("| plugin | size | cold compile | load precompiled | fresh instance + select-audience | evaluate | evaluate / Rust plugin | evaluate / native Rust |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| plugin | size | cold compile | load precompiled | fresh instance + select-audience | evaluate | evaluate / Rust plugin | evaluate / native Rust | Winch: compile, evaluate |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         println!(
-            "| {} | {:.1} MB | {} ({}) | {} ({}) | {} | {} | {} | {} |",
+            "| {} | {:.1} MB | {} ({}) | {} ({}) | {} | {} | {} | {} | {}, {} ({} Cranelift's) |",
             row.language,
             row.size as f64 / 1e6,
             show(row.compile),
@@ -214,10 +236,13 @@ fn main() {
             show(row.evaluate),
             ratio(row.evaluate, rust.evaluate),
             ratio(row.evaluate, native),
+            show(row.winch_compile),
+            show(row.winch_evaluate),
+            ratio(row.winch_evaluate, row.evaluate),
         );
     }
     println!(
-        "| native Rust, the same checks | | | | | {} | | 1.0× |",
+        "| native Rust, the same checks | | | | | {} | | 1.0× | |",
         show(native)
     );
     if std::env::args().any(|a| a == "--rows") {
@@ -261,6 +286,12 @@ fn print_rows(rows: &[Row]) {
             show(row.evaluate),
             show(rust.evaluate),
             ratio(row.evaluate, rust.evaluate)
+        );
+        println!(
+            "| {name} plugin `evaluate` compiled by Winch (one-shot runs) | {} | compiled by Cranelift, {} | {} | reported | — |",
+            show(row.winch_evaluate),
+            show(row.evaluate),
+            ratio(row.winch_evaluate, row.evaluate)
         );
         if matches!(name, "JavaScript" | "Python") {
             println!(
