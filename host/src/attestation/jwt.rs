@@ -156,9 +156,10 @@ impl RepeatedKey {
 /// plugin's JSON library, Vault's) may keep the first: an attacker who can shape a payload would
 /// get the host and a plugin to read different claims. Keys are compared after unescaping, so
 /// `"dbgstat"` and `"dbg\u0073tat"` are the same key. Depth is bounded by serde_json's
-/// recursion limit. Nothing is allocated but each object's list of keys (borrowed from the input
-/// unless escaped): the verifier needs five claims, and plugins get the JSON text, so building
-/// the tree here was most of a verification's cost beyond the RSA check. Where a repeated key is
+/// recursion limit. Nothing is built: each object's keys are compared on the stack (a hash set
+/// only past [`FEW_KEYS`]), borrowed from the input unless escaped. The verifier needs five
+/// claims and plugins get the JSON text, so building the tree here was most of a verification's
+/// cost beyond the RSA check. Where a repeated key is
 /// goes into `found`, built only on that path. At the top level, `registered` (when given)
 /// receives the registered claims in the same pass.
 struct StrictScan<'a> {
