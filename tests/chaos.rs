@@ -60,6 +60,14 @@ async fn cached_keys_carry_the_exchange_through_every_jwks_failure() {
     let jwks = FaultyJwks::in_front_of(&launcher.info().jwks_url).await;
     let dir = tempfile::tempdir().unwrap();
     let exchange = prepare(&config(dir.path(), &launcher, &jwks.url, &bao).write()).await;
+    // The keys are fetched while the plugins load, before any token exists...
+    wait_for(
+        "the keys fetched ahead of the first token",
+        Duration::from_secs(10),
+        || async { (jwks.fetches() == 1).then_some(()) },
+    )
+    .await;
+    // ...and that fetch is the one the first verification would have made.
     assert!(exchange.run().await.all_succeeded());
     assert_eq!(jwks.fetches(), 1);
     for (name, fault) in faults() {

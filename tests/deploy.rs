@@ -65,12 +65,9 @@ async fn the_configuration_baked_into_the_image_loads_with_its_plugins() {
     let config = attestgate::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.collaborators.len(), 2);
     assert!(config.agent.listen.is_some_and(|a| a.ip().is_loopback()));
-    tokio::task::spawn_blocking(move || {
-        attestgate::exchange::Exchange::prepare(&config, attestgate::config::RunKind::OneShot)
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("{}", attestgate::error_chain(&e)));
+    attestgate::exchange::Exchange::start(&config, attestgate::config::RunKind::OneShot)
+        .await
+        .unwrap_or_else(|e| panic!("{}", attestgate::error_chain(&e)));
 }
 
 fn copy_dir(from: &Path, to: &Path) {

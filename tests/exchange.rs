@@ -846,11 +846,10 @@ async fn every_collaborator_that_cannot_start_is_reported_at_once() {
         )
         .write();
     let config = Config::load(&config).unwrap();
-    let err =
-        tokio::task::spawn_blocking(move || Exchange::prepare(&config, RunKind::OneShot).err())
-            .await
-            .unwrap()
-            .expect("both fail");
+    let err = Exchange::start(&config, RunKind::OneShot)
+        .await
+        .err()
+        .expect("both fail");
     let text = err.to_string();
     assert!(
         text.contains("collaborator \"bank-a\"") && text.contains("sha256"),

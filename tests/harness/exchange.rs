@@ -7,11 +7,9 @@ use std::path::Path;
 /// Loads the configuration at `path` and prepares its exchange.
 pub async fn prepare(path: &Path) -> Exchange {
     let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
-    // Compiling the plugins blocks: not on the runtime that serves the test's launcher.
-    tokio::task::spawn_blocking(move || Exchange::prepare(&config, RunKind::OneShot))
+    Exchange::start(&config, RunKind::OneShot)
         .await
-        .unwrap()
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Prepares and runs the exchange configured at `path`.

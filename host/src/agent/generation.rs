@@ -17,11 +17,7 @@ pub struct Generation {
 impl Generation {
     pub(super) async fn load(path: &std::path::Path) -> Result<Generation, AgentError> {
         let config = Config::load(path)?;
-        let prepare = config.clone();
-        // Compiling plugins is CPU work; keep it off the async workers.
-        let exchange =
-            tokio::task::spawn_blocking(move || Exchange::prepare(&prepare, RunKind::LongRunning))
-                .await??;
+        let exchange = Exchange::start(&config, RunKind::LongRunning).await?;
         Ok(Generation {
             config: Arc::new(config),
             exchange: Arc::new(exchange),

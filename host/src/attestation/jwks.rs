@@ -250,6 +250,9 @@ impl Default for KeyCacheOptions {
 #[derive(Default)]
 struct FetchState {
     last_attempt: Option<Instant>,
+    /// A [`JwksCache::prefetch`] that failed, not yet reported: the next lookup reports it as the
+    /// outcome of its own fetch, which is what the prefetch stood in for.
+    prefetch_failure: Option<Box<KeyError>>,
 }
 
 /// The issuer's signing keys, fetched from a [`KeySource`] and kept by `kid`. Shared by every
@@ -309,6 +312,22 @@ impl JwksCache {
         self.fetch_into_cache(&mut state).await
     }
 
+    /// Fetches the key set ahead of the first lookup, e.g. while plugins compile, so that the
+    /// first verification finds its key cached. It stands in for the fetch that lookup would
+    /// have made: the lookup waits for it rather than asking the issuer a second time, and if it
+    /// failed, the lookup reports its error exactly as if it had fetched itself (within the
+    /// refetch interval; after that, the lookup fetches afresh). Does nothing once anything was
+    /// fetched.
+    pub async fn prefetch(&self) {
+        let mut state = self.fetch.lock().await;
+        if state.last_attempt.is_some() {
+            return;
+        }
+        if let Err(error) = self.fetch_into_cache(&mut state).await {
+            state.prefetch_failure = Some(Box::new(error));
+        }
+    }
+
     async fn fetch_into_cache(&self, state: &mut FetchState) -> Result<usize, KeyError> {
         state.last_attempt = Some(Instant::now());
         let keys = self.load().await?;
@@ -326,6 +345,13 @@ impl JwksCache {
         // Another task may have refetched while this one waited for the lock.
         if let Some(key) = self.read_keys().get(kid) {
             return Ok(key.clone());
+        }
+        // Older than the refetch interval, a prefetch's failure is stale: fetch afresh below.
+        if let Some(failure) = state.prefetch_failure.take() {
+            let recent = |t: &Instant| t.elapsed() < self.options.refetch_interval;
+            if state.last_attempt.as_ref().is_some_and(recent) {
+                return Err(*failure);
+            }
         }
         let refetch = match state.last_attempt.map(|t| t.elapsed()) {
             Some(ago) if ago < self.options.refetch_interval => RefetchOutcome::Suppressed {
@@ -470,6 +496,59 @@ pub fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<RsaPublicKey>>, Inva
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A prefetch stands in for the first lookup's fetch: its failure is that lookup's
+    /// failure (not a rate-limited "unknown kid", which would hide why), but only while recent;
+    /// and it never opens a way around the rate limit.
+    #[cfg(feature = "dev")]
+    #[tokio::test]
+    async fn a_failed_prefetch_is_the_first_lookups_failure_while_recent_and_no_way_round_the_rate_limit(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        let key = crate::dev::SigningKey::generate().unwrap();
+        let cache = |refetch_interval| {
+            let options = KeyCacheOptions {
+                refetch_interval,
+                ..KeyCacheOptions::default()
+            };
+            JwksCache::new(KeySource::JwksFile(path.clone()), options).unwrap()
+        };
+        // The key file is not there yet: both prefetches fail.
+        let recent = cache(Duration::from_secs(30));
+        recent.prefetch().await;
+        let stale = cache(Duration::ZERO);
+        stale.prefetch().await;
+        std::fs::write(&path, crate::dev::jwks([&key]).to_string()).unwrap();
+
+        let first = recent.key(key.kid()).await;
+        assert!(
+            matches!(
+                first,
+                Err(KeyError::Fetch {
+                    source: KeyFetchError::ReadFile(_),
+                    ..
+                })
+            ),
+            "{first:?}"
+        );
+        // The prefetch counted as the attempt: neither another prefetch nor the next lookup
+        // asks again within the interval.
+        recent.prefetch().await;
+        let second = recent.key(key.kid()).await;
+        assert!(
+            matches!(
+                second,
+                Err(KeyError::UnknownKid {
+                    refetch: RefetchOutcome::Suppressed { .. },
+                    ..
+                })
+            ),
+            "{second:?}"
+        );
+        // Past the interval, a prefetch's failure is stale and the lookup fetches afresh.
+        assert!(stale.key(key.kid()).await.is_ok());
+    }
 
     const GOOGLE_DISCOVERY: &str =
         "https://confidentialcomputing.googleapis.com/.well-known/openid-configuration";

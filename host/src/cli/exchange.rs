@@ -37,11 +37,7 @@ async fn run_exchange(
     config_path: &std::path::Path,
 ) -> anyhow::Result<(Config, Exchange, ExchangeReport)> {
     let config = Config::load(config_path)?;
-    let prepare_config = config.clone();
-    // Compiling plugins is CPU work; keep it off the async workers.
-    let exchange =
-        tokio::task::spawn_blocking(move || Exchange::prepare(&prepare_config, RunKind::OneShot))
-            .await??;
+    let exchange = Exchange::start(&config, RunKind::OneShot).await?;
     let report = exchange.run().await;
     print_report(&report);
     Ok((config, exchange, report))

@@ -175,6 +175,9 @@ pub enum PrepareError {
     /// The plugin engine could not start.
     #[error(transparent)]
     Engine(PluginError),
+    /// The blocking task loading the plugins was lost (a bug; nothing starts).
+    #[error("the task loading the plugins stopped unexpectedly")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 #[cfg(test)]

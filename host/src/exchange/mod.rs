@@ -52,7 +52,7 @@ struct Collaborator {
 /// A prepared exchange: plugins loaded and configurations validated, Vault clients built.
 pub struct Exchange {
     collaborators: Vec<Collaborator>,
-    verifier: Verifier,
+    verifier: Arc<Verifier>,
     source: TokenSourceKind,
     launcher: LauncherClient,
     token_file: std::path::PathBuf,
@@ -64,9 +64,31 @@ impl Exchange {
     /// Loads every plugin (in parallel) and builds the verifier and Vault clients, for a run of
     /// `kind` (which picks the compiler, [`Config::plugin_compiler`]). Any problem refuses to
     /// start, naming the collaborator.
-    pub fn prepare(config: &Config, kind: RunKind) -> Result<Exchange, PrepareError> {
+    ///
+    /// The plugins compile on a blocking thread (CPU work) while the issuer's keys are fetched
+    /// on the runtime ([`JwksCache::prefetch`](crate::attestation::JwksCache::prefetch)): the
+    /// first verification finds them cached, and a one-shot run's compile hides the fetch's
+    /// round trips (two HTTPS requests to Google in production). Not with a `pki_root`, whose
+    /// tokens carry their own chain.
+    pub async fn start(config: &Config, kind: RunKind) -> Result<Exchange, PrepareError> {
+        let verifier = Arc::new(config.attestation.verifier()?);
+        if config.attestation.pki_root.is_none() {
+            let keys = Arc::clone(&verifier);
+            tokio::spawn(async move { keys.keys().prefetch().await });
+        }
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Exchange::prepare(&config, kind, verifier))
+            .await
+            .map_err(PrepareError::Task)?
+    }
+
+    fn prepare(
+        config: &Config,
+        kind: RunKind,
+        verifier: Arc<Verifier>,
+    ) -> Result<Exchange, PrepareError> {
+        let started = Instant::now();
         let attestation = &config.attestation;
-        let verifier = attestation.verifier()?;
         let compiler = config.plugin_compiler(kind);
         tracing::debug!(compiler = compiler.name(), "compiling plugins");
         let engine = PluginEngine::new(EngineOptions {
@@ -116,6 +138,10 @@ impl Exchange {
         if !problems.is_empty() {
             return Err(PrepareError::Collaborators(problems));
         }
+        tracing::debug!(
+            took_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "plugins loaded, clients built"
+        );
         Ok(Exchange {
             collaborators,
             verifier,
@@ -155,6 +181,7 @@ impl Exchange {
                 collaborator = %name,
                 secrets = released.secrets.len(),
                 duration_ms = released.duration.as_millis() as u64,
+                steps = %StepTimes(&released.steps),
                 "collaborator released its secrets"
             ),
             Err(error) => {
@@ -420,6 +447,19 @@ impl Exchange {
                 })
             });
         futures::future::join_all(revocations).await;
+    }
+}
+
+/// Where a collaborator's time went, for the log: `get token 3.1 ms, verify token 0.1 ms, …`.
+struct StepTimes<'a>(&'a [(Step, Duration)]);
+
+impl std::fmt::Display for StepTimes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, (step, took)) in self.0.iter().enumerate() {
+            let separator = if index == 0 { "" } else { ", " };
+            write!(f, "{separator}{step} {:.1} ms", took.as_secs_f64() * 1000.0)?;
+        }
+        Ok(())
     }
 }
 
