@@ -5,14 +5,19 @@ then `bao kv get` for each collaborator, with tokens from the same launcher.
 
 Run it after building: `cargo build --release -p attestgate && (cd plugins && cargo build --release)`,
 then `python3 examples/bench/exchange.py [ROUNDS]`. It starts and stops everything itself.
+
+`--profile` instead splits the whole process of one and of three collaborators into where the
+time went (the exchange's own debug log: preparing, then each collaborator's steps), medians over
+ROUNDS runs of each, alternating.
 """
-import json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, "target/release/attestgate")
 BAO = os.path.join(ROOT, "target/venv/bin/bao")
 PLUGIN = os.path.join(ROOT, "target/plugins/wasm32-wasip2/release/confidential_space.wasm")
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+PROFILE = "--profile" in sys.argv[1:]
+ROUNDS = next((int(a) for a in sys.argv[1:] if a.isdigit()), 20)
 NAMES = ["bank-a", "bank-b", "bank-c"]
 
 
@@ -107,6 +112,9 @@ def main():
 
         all_three = config(NAMES, os.path.join(work, "all.toml"))
         subprocess.run([BIN, "exchange", "--config", all_three], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm OpenBao
+        if PROFILE:
+            profile({"bank-a alone": config(NAMES[:1], os.path.join(work, "one.toml")), "three collaborators": all_three})
+            return
         results = {"three collaborators": timed([BIN, "exchange", "--config", all_three])}
         for name in NAMES:
             results[f"{name} alone"] = timed([BIN, "exchange", "--config", config([name], os.path.join(work, f"{name}.toml"))])
@@ -155,6 +163,40 @@ def main():
         for proc in procs:
             proc.wait()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def profile(configs):
+    """Median of each part of the whole process, per configuration, from the debug log."""
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    parts = {name: {} for name in configs}
+    for _ in range(ROUNDS):
+        for name, path in configs.items():
+            start = time.perf_counter()
+            log = subprocess.run([BIN, "exchange", "--config", path], check=True, capture_output=True, text=True,
+                                 env={**os.environ, "RUST_LOG": "attestgate=debug"}).stderr
+            wall = (time.perf_counter() - start) * 1000
+            log = ansi.sub("", log)
+            prepare = float(re.search(r"took_ms=([0-9.]+)", log).group(1))
+            slowest, steps = 0.0, {}
+            for line in log.splitlines():
+                found = re.search(r"duration_ms=([0-9]+) steps=(.*?) collaborator released", line) or \
+                    re.search(r"duration_ms=([0-9]+) steps=(.*)$", line)
+                if not found:
+                    continue
+                slowest = max(slowest, float(found.group(1)))
+                for step, ms in re.findall(r"([a-z ]+?) ([0-9.]+) ms", found.group(2)):
+                    key = step.strip(", ")
+                    steps[key] = max(steps.get(key, 0.0), float(ms))
+            sample = {"whole process": wall, "prepare (plugins, clients)": prepare, **{f"slowest {k}": v for k, v in steps.items()},
+                      "slowest collaborator": slowest, "rest (start, config, output, exit)": wall - prepare - slowest}
+            for key, value in sample.items():
+                parts[name].setdefault(key, []).append(value)
+    names = list(configs)
+    print(f"| median of {ROUNDS} runs, ms | " + " | ".join(names) + " | difference |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for key in parts[names[-1]]:
+        values = [statistics.median(parts[n].get(key, [0.0])) for n in names]
+        print(f"| {key} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {values[-1] - values[0]:+.1f} |")
 
 
 if __name__ == "__main__":

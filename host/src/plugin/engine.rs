@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 
@@ -124,6 +124,11 @@ fn config(compiler: Compiler, pooling: Option<&EngineOptions>) -> Result<Config,
         pool.max_memory_size(options.max_memory_bytes as usize);
         pool.linear_memory_keep_resident(options.resident_memory_bytes);
         pool.table_keep_resident(64 << 10);
+        // Plugins run synchronously, on the calling thread's stack: no fiber stack is ever
+        // taken from the pool. The default reserves 1000 of them, each with a guard page set by
+        // its own mprotect, then unmapped at exit: 14% of a one-shot exchange's CPU time, and
+        // 2000 memory mappings (BENCHMARKS.md, "The exchange's fixed costs").
+        pool.total_stacks(0);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Ok(config)
@@ -190,7 +195,24 @@ impl PluginEngine {
     /// Compiles (or reuses) the plugin, binds it to its collaborator and has it validate its
     /// configuration.
     pub fn load(&self, spec: &PluginSpec) -> Result<CollaboratorPolicy, PluginError> {
-        let compiled = self.compile_file(&spec.path, &spec.sha256, spec.precompiled.as_ref())?;
+        let (bytes, sha256) = read_plugin(&spec.path)?;
+        self.load_read(spec, &bytes, &sha256)
+    }
+
+    /// [`PluginEngine::load`] from the plugin file's bytes, already read, and their sha256.
+    fn load_read(
+        &self,
+        spec: &PluginSpec,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<CollaboratorPolicy, PluginError> {
+        let compiled = self.compile_read(
+            &spec.path,
+            bytes,
+            sha256,
+            &spec.sha256,
+            spec.precompiled.as_ref(),
+        )?;
         let limits = spec.limits.resolve(compiled.info().kind);
         let policy = CollaboratorPolicy::new(
             compiled,
@@ -204,12 +226,31 @@ impl PluginEngine {
         Ok(policy)
     }
 
-    /// Loads every plugin in parallel; one result per spec, in order.
+    /// Loads every plugin in parallel; one result per spec, in order. A file several
+    /// collaborators use is read and hashed once, and every one of them checks its pin against,
+    /// and runs, that one snapshot of it.
     pub fn load_all(&self, specs: &[PluginSpec]) -> Vec<Result<CollaboratorPolicy, PluginError>> {
+        // A file that cannot be read is left to each collaborator's own `load`, whose error
+        // then names it for that collaborator.
+        let files: HashMap<&Path, OnceLock<Option<PluginFile>>> = specs
+            .iter()
+            .map(|spec| (spec.path.as_path(), OnceLock::new()))
+            .collect();
+        let files = &files;
         std::thread::scope(|scope| {
             let handles: Vec<_> = specs
                 .iter()
-                .map(|spec| (spec, scope.spawn(move || self.load(spec))))
+                .map(|spec| {
+                    let load = move || {
+                        let file =
+                            files[spec.path.as_path()].get_or_init(|| read_plugin(&spec.path).ok());
+                        match file {
+                            Some((bytes, sha256)) => self.load_read(spec, bytes, sha256),
+                            None => self.load(spec),
+                        }
+                    };
+                    (spec, scope.spawn(load))
+                })
                 .collect();
             handles
                 .into_iter()
@@ -233,16 +274,28 @@ impl PluginEngine {
         precompiled: Option<&Precompiled>,
     ) -> Result<Arc<CompiledPlugin>, PluginError> {
         let (bytes, sha256) = read_plugin(path)?;
+        self.compile_read(path, &bytes, &sha256, expected_sha256, precompiled)
+    }
+
+    /// [`PluginEngine::compile_file`] from the file's bytes, already read, and their sha256.
+    fn compile_read(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        sha256: &str,
+        expected_sha256: &str,
+        precompiled: Option<&Precompiled>,
+    ) -> Result<Arc<CompiledPlugin>, PluginError> {
         if !sha256.eq_ignore_ascii_case(expected_sha256.trim()) {
             return Err(PluginError::DigestMismatch {
                 path: path.to_owned(),
                 expected: expected_sha256.trim().to_ascii_lowercase(),
-                found: sha256,
+                found: sha256.to_owned(),
             });
         }
         let key = match precompiled {
             Some(artifact) => format!("{sha256}+{}", artifact.sha256.to_ascii_lowercase()),
-            None => sha256.clone(),
+            None => sha256.to_owned(),
         };
         let slot = self
             .compiled
@@ -267,12 +320,12 @@ impl PluginEngine {
                     &artifact.path,
                     &artifact_bytes,
                     &artifact.sha256,
-                    &sha256,
+                    sha256,
                 )?
             }
-            None => self.load_component(path, &bytes)?,
+            None => self.load_component(path, bytes)?,
         };
-        let info = inspect::describe(&self.engine, &component, &sha256, &bytes);
+        let info = inspect::describe(&self.engine, &component, sha256, bytes);
         inspect::check_contract(path, &info)?;
         let pre = self
             .linker
@@ -328,7 +381,10 @@ fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
 }
 
 /// A plugin file's bytes and their lowercase hex sha256.
-fn read_plugin(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
+type PluginFile = (Vec<u8>, String);
+
+/// Reads a plugin file and hashes it.
+fn read_plugin(path: &Path) -> Result<PluginFile, PluginError> {
     let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
         path: path.to_owned(),
         source,
