@@ -179,8 +179,8 @@ def profile(configs):
             prepare = float(re.search(r"took_ms=([0-9.]+)", log).group(1))
             slowest, steps = 0.0, {}
             for line in log.splitlines():
-                found = re.search(r"duration_ms=([0-9]+) steps=(.*?) collaborator released", line) or \
-                    re.search(r"duration_ms=([0-9]+) steps=(.*)$", line)
+                found = re.search(r"duration_ms=([0-9.]+) steps=(.*?) collaborator released", line) or \
+                    re.search(r"duration_ms=([0-9.]+) steps=(.*)$", line)
                 if not found:
                     continue
                 slowest = max(slowest, float(found.group(1)))

@@ -46,7 +46,4 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
-    /// A task of the agent's own failed.
-    #[error("an agent task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
 }

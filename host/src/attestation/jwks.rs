@@ -250,9 +250,15 @@ impl Default for KeyCacheOptions {
 #[derive(Default)]
 struct FetchState {
     last_attempt: Option<Instant>,
-    /// A [`JwksCache::prefetch`] that failed, not yet reported: the next lookup reports it as the
-    /// outcome of its own fetch, which is what the prefetch stood in for.
-    prefetch_failure: Option<Box<KeyError>>,
+    /// What a [`JwksCache::prefetch`] found, until the first lookup that misses the cache
+    /// accounts for it (a later fetch forgets it).
+    prefetch: Option<Box<Prefetched>>,
+}
+
+/// A prefetch's outcome: when it ended, and its failure if it failed.
+struct Prefetched {
+    ended: Instant,
+    failure: Option<KeyError>,
 }
 
 /// The issuer's signing keys, fetched from a [`KeySource`] and kept by `kid`. Shared by every
@@ -267,7 +273,8 @@ pub struct JwksCache {
 
 impl JwksCache {
     /// An empty cache for `source`; nothing is fetched until the first key is asked for (or
-    /// [`JwksCache::refresh`]). Fails only if the HTTP client cannot be built.
+    /// [`JwksCache::refresh`], [`JwksCache::prefetch`]). Fails only if the HTTP client cannot be
+    /// built.
     pub fn new(source: KeySource, options: KeyCacheOptions) -> Result<Self, KeyError> {
         let trust = match &source {
             KeySource::JwksUrl(url) if url.starts_with("http://") => crate::http::Trust::PlainHttp,
@@ -313,23 +320,26 @@ impl JwksCache {
     }
 
     /// Fetches the key set ahead of the first lookup, e.g. while plugins compile, so that the
-    /// first verification finds its key cached. It stands in for the fetch that lookup would
-    /// have made: the lookup waits for it rather than asking the issuer a second time, and if it
-    /// failed, the lookup reports its error exactly as if it had fetched itself (within the
-    /// refetch interval; after that, the lookup fetches afresh). Does nothing once anything was
-    /// fetched.
+    /// first verification finds its key cached. A lookup that comes while the prefetch is under
+    /// way waits for it and takes its outcome as its own fetch's: the same error, or the same
+    /// "refetched, and the kid is not there", as if it had fetched itself. A prefetch that failed
+    /// before any lookup came does not count: the first lookup fetches afresh (once; after that
+    /// the rate limit applies as always). Does nothing once anything was fetched.
     pub async fn prefetch(&self) {
         let mut state = self.fetch.lock().await;
         if state.last_attempt.is_some() {
             return;
         }
-        if let Err(error) = self.fetch_into_cache(&mut state).await {
-            state.prefetch_failure = Some(Box::new(error));
-        }
+        let failure = self.fetch_into_cache(&mut state).await.err();
+        state.prefetch = Some(Box::new(Prefetched {
+            ended: Instant::now(),
+            failure,
+        }));
     }
 
     async fn fetch_into_cache(&self, state: &mut FetchState) -> Result<usize, KeyError> {
         state.last_attempt = Some(Instant::now());
+        state.prefetch = None;
         let keys = self.load().await?;
         let count = keys.len();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
@@ -341,16 +351,26 @@ impl JwksCache {
         if let Some(key) = self.read_keys().get(kid) {
             return Ok(key.clone());
         }
+        let arrived = Instant::now();
         let mut state = self.fetch.lock().await;
         // Another task may have refetched while this one waited for the lock.
         if let Some(key) = self.read_keys().get(kid) {
             return Ok(key.clone());
         }
-        // Older than the refetch interval, a prefetch's failure is stale: fetch afresh below.
-        if let Some(failure) = state.prefetch_failure.take() {
-            let recent = |t: &Instant| t.elapsed() < self.options.refetch_interval;
-            if state.last_attempt.as_ref().is_some_and(recent) {
-                return Err(*failure);
+        if let Some(prefetched) = state.prefetch.take() {
+            let waited_for_it = prefetched.ended >= arrived;
+            match prefetched.failure {
+                Some(failure) if waited_for_it => return Err(failure),
+                None if waited_for_it => {
+                    return Err(KeyError::UnknownKid {
+                        kid: kid.to_owned(),
+                        known: self.known_kids(),
+                        refetch: RefetchOutcome::Refetched,
+                    })
+                }
+                // It failed before this lookup came: not this lookup's fetch, so fetch afresh.
+                Some(_) => state.last_attempt = None,
+                None => {}
             }
         }
         let refetch = match state.last_attempt.map(|t| t.elapsed()) {
@@ -497,57 +517,182 @@ pub fn parse_jwks(text: &str) -> Result<HashMap<String, Arc<RsaPublicKey>>, Inva
 mod tests {
     use super::*;
 
-    /// A prefetch stands in for the first lookup's fetch: its failure is that lookup's
-    /// failure (not a rate-limited "unknown kid", which would hide why), but only while recent;
-    /// and it never opens a way around the rate limit.
+    /// An issuer on loopback that counts requests and answers each with `jwks` only when told.
+    #[cfg(feature = "dev")]
+    struct HeldIssuer {
+        url: String,
+        requests: Arc<std::sync::atomic::AtomicUsize>,
+        answer: tokio::sync::mpsc::UnboundedSender<()>,
+    }
+
+    #[cfg(feature = "dev")]
+    impl HeldIssuer {
+        async fn start(jwks: String) -> HeldIssuer {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+            let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (answer, mut told) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let counted = Arc::clone(&requests);
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    let mut request = vec![0; 4096];
+                    let _ = socket.read(&mut request).await;
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if told.recv().await.is_none() {
+                        return;
+                    }
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                        jwks.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                }
+            });
+            HeldIssuer {
+                url,
+                requests,
+                answer,
+            }
+        }
+
+        fn requests(&self) -> usize {
+            self.requests.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// Polls `future` once: a lookup has then recorded its arrival and waits for the lock.
+    #[cfg(feature = "dev")]
+    async fn poll_once<F: std::future::Future>(
+        future: &mut std::pin::Pin<&mut F>,
+    ) -> std::task::Poll<F::Output> {
+        std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
+    }
+
+    #[cfg(feature = "dev")]
+    fn cache_of(url: &str, http_timeout: Duration) -> JwksCache {
+        let options = KeyCacheOptions {
+            http_timeout,
+            ..KeyCacheOptions::default()
+        };
+        JwksCache::new(KeySource::JwksUrl(url.to_owned()), options).unwrap()
+    }
+
+    /// A lookup that waits for a prefetch under way takes the prefetch's outcome as its own
+    /// fetch's: "refetched, and the kid is not there" (not a rate-limited refusal, which would
+    /// say the keys were never asked for this kid), without asking the issuer a second time.
     #[cfg(feature = "dev")]
     #[tokio::test]
-    async fn a_failed_prefetch_is_the_first_lookups_failure_while_recent_and_no_way_round_the_rate_limit(
-    ) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("jwks.json");
-        let key = crate::dev::SigningKey::generate().unwrap();
-        let cache = |refetch_interval| {
-            let options = KeyCacheOptions {
-                refetch_interval,
-                ..KeyCacheOptions::default()
-            };
-            JwksCache::new(KeySource::JwksFile(path.clone()), options).unwrap()
-        };
-        // The key file is not there yet: both prefetches fail.
-        let recent = cache(Duration::from_secs(30));
-        recent.prefetch().await;
-        let stale = cache(Duration::ZERO);
-        stale.prefetch().await;
-        std::fs::write(&path, crate::dev::jwks([&key]).to_string()).unwrap();
-
-        let first = recent.key(key.kid()).await;
+    async fn a_lookup_waiting_for_the_prefetch_takes_its_outcome_without_asking_again() {
+        let published = crate::dev::SigningKey::generate().unwrap();
+        let issuer = HeldIssuer::start(crate::dev::jwks([&published]).to_string()).await;
+        let cache = Arc::new(cache_of(&issuer.url, Duration::from_secs(10)));
+        let prefetch = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move { cache.prefetch().await }
+        });
+        while issuer.requests() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let lookup = cache.key("a-kid-nobody-published");
+        tokio::pin!(lookup);
+        assert!(poll_once(&mut lookup).await.is_pending(), "it waits");
+        issuer.answer.send(()).unwrap();
+        let missing = lookup.await;
         assert!(
             matches!(
-                first,
-                Err(KeyError::Fetch {
-                    source: KeyFetchError::ReadFile(_),
+                missing,
+                Err(KeyError::UnknownKid {
+                    refetch: RefetchOutcome::Refetched,
                     ..
                 })
             ),
-            "{first:?}"
+            "{missing:?}"
         );
-        // The prefetch counted as the attempt: neither another prefetch nor the next lookup
-        // asks again within the interval.
-        recent.prefetch().await;
-        let second = recent.key(key.kid()).await;
+        prefetch.await.unwrap();
+        assert!(cache.key(published.kid()).await.is_ok());
+        assert_eq!(
+            issuer.requests(),
+            1,
+            "one fetch for the prefetch and both lookups"
+        );
+    }
+
+    /// A prefetch's failure is the failure of the lookup that waited for it (the operator sees
+    /// why the keys are missing, not a rate limit), and it opens no way round the rate limit.
+    #[cfg(feature = "dev")]
+    #[tokio::test]
+    async fn a_failed_prefetch_is_the_waiting_lookups_failure_and_no_way_round_the_rate_limit() {
+        let published = crate::dev::SigningKey::generate().unwrap();
+        let issuer = HeldIssuer::start(crate::dev::jwks([&published]).to_string()).await;
+        // The issuer never answers in time: the prefetch times out.
+        let cache = Arc::new(cache_of(&issuer.url, Duration::from_millis(300)));
+        let prefetch = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move { cache.prefetch().await }
+        });
+        while issuer.requests() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let lookup = cache.key(published.kid());
+        tokio::pin!(lookup);
+        assert!(poll_once(&mut lookup).await.is_pending(), "it waits");
+        let failed = lookup.await;
         assert!(
             matches!(
-                second,
+                failed,
+                Err(KeyError::Fetch {
+                    source: KeyFetchError::Request(_),
+                    ..
+                })
+            ),
+            "{failed:?}"
+        );
+        prefetch.await.unwrap();
+        // The prefetch was the attempt: the next lookup is rate limited, not a second fetch.
+        let next = cache.key(published.kid()).await;
+        assert!(
+            matches!(
+                next,
                 Err(KeyError::UnknownKid {
                     refetch: RefetchOutcome::Suppressed { .. },
                     ..
                 })
             ),
-            "{second:?}"
+            "{next:?}"
         );
-        // Past the interval, a prefetch's failure is stale and the lookup fetches afresh.
-        assert!(stale.key(key.kid()).await.is_ok());
+        assert_eq!(issuer.requests(), 1);
+    }
+
+    /// A prefetch that failed before any lookup came was nobody's fetch: the first lookup fetches
+    /// afresh, once (a failure at boot does not fail the first exchange for 30 s).
+    #[cfg(feature = "dev")]
+    #[tokio::test]
+    async fn a_prefetch_that_failed_before_any_lookup_leaves_the_first_lookup_its_own_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        let key = crate::dev::SigningKey::generate().unwrap();
+        let cache = JwksCache::new(
+            KeySource::JwksFile(path.clone()),
+            KeyCacheOptions::default(),
+        )
+        .unwrap();
+        // The key file is not there yet: the prefetch fails, and no lookup is waiting.
+        cache.prefetch().await;
+        std::fs::write(&path, crate::dev::jwks([&key]).to_string()).unwrap();
+        assert!(cache.key(key.kid()).await.is_ok());
+        // Only once: an unknown kid now meets the rate limit.
+        let unknown = cache.key("another-kid").await;
+        assert!(
+            matches!(
+                unknown,
+                Err(KeyError::UnknownKid {
+                    refetch: RefetchOutcome::Suppressed { .. },
+                    ..
+                })
+            ),
+            "{unknown:?}"
+        );
     }
 
     const GOOGLE_DISCOVERY: &str =

@@ -68,18 +68,20 @@ impl Exchange {
     /// The plugins compile on a blocking thread (CPU work) while the issuer's keys are fetched
     /// on the runtime ([`JwksCache::prefetch`](crate::attestation::JwksCache::prefetch)): the
     /// first verification finds them cached, and a one-shot run's compile hides the fetch's
-    /// round trips (two HTTPS requests to Google in production). Not with a `pki_root`, whose
-    /// tokens carry their own chain.
+    /// round trips (two HTTPS requests to Google in production).
     pub async fn start(config: &Config, kind: RunKind) -> Result<Exchange, PrepareError> {
-        let verifier = Arc::new(config.attestation.verifier()?);
-        if config.attestation.pki_root.is_none() {
-            let keys = Arc::clone(&verifier);
-            tokio::spawn(async move { keys.keys().prefetch().await });
-        }
+        let runtime = tokio::runtime::Handle::current();
         let config = config.clone();
-        tokio::task::spawn_blocking(move || Exchange::prepare(&config, kind, verifier))
-            .await
-            .map_err(PrepareError::Task)?
+        tokio::task::spawn_blocking(move || {
+            // Off the async workers too: the verifier may read `pki_root` and load the system's
+            // root certificates.
+            let verifier = Arc::new(config.attestation.verifier()?);
+            let keys = Arc::clone(&verifier);
+            runtime.spawn(async move { keys.keys().prefetch().await });
+            Exchange::prepare(&config, kind, verifier)
+        })
+        .await
+        .map_err(PrepareError::Task)?
     }
 
     fn prepare(
@@ -180,7 +182,7 @@ impl Exchange {
             Ok(released) => tracing::info!(
                 collaborator = %name,
                 secrets = released.secrets.len(),
-                duration_ms = released.duration.as_millis() as u64,
+                duration_ms = released.duration.as_secs_f64() * 1000.0,
                 steps = %StepTimes(&released.steps),
                 "collaborator released its secrets"
             ),

@@ -126,8 +126,8 @@ fn config(compiler: Compiler, pooling: Option<&EngineOptions>) -> Result<Config,
         pool.table_keep_resident(64 << 10);
         // Plugins run synchronously, on the calling thread's stack: no fiber stack is ever
         // taken from the pool. The default reserves 1000 of them, each with a guard page set by
-        // its own mprotect, then unmapped at exit: 14% of a one-shot exchange's CPU time, and
-        // 2000 memory mappings (BENCHMARKS.md, "The exchange's fixed costs").
+        // its own mprotect (14% of a one-shot exchange's CPU time), then unmapped at exit
+        // (another 11%): 2000 memory mappings (BENCHMARKS.md, "The exchange's fixed costs").
         pool.total_stacks(0);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
