@@ -10,13 +10,16 @@ then `python3 examples/bench/exchange.py [ROUNDS]`. It starts and stops everythi
 time went (the exchange's own debug log: preparing, then each collaborator's steps), medians over
 ROUNDS runs of each, alternating.
 """
-import json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, shutil, socket, ssl, statistics, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, "target/release/attestgate")
 BAO = os.path.join(ROOT, "target/venv/bin/bao")
 PLUGIN = os.path.join(ROOT, "target/plugins/wasm32-wasip2/release/confidential_space.wasm")
 PROFILE = "--profile" in sys.argv[1:]
+# With --tls each OpenBao serves HTTPS with its own dev CA, trusted the way a public CA is: through
+# the system's roots (SSL_CERT_FILE), not a `ca_cert`, so every Vault client loads them.
+TLS = "--tls" in sys.argv[1:]
 ROUNDS = next((int(a) for a in sys.argv[1:] if a.isdigit()), 20)
 NAMES = ["bank-a", "bank-b", "bank-c"]
 
@@ -46,10 +49,14 @@ def wait_for(check, what, timeout=30):
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def ssl_context():
+    return ssl.create_default_context(cafile=CA_BUNDLE) if TLS else None
+
+
 def api(addr, path, body=None, method=None):
     request = urllib.request.Request(f"{addr}/v1/{path}", data=None if body is None else json.dumps(body).encode(),
                                      headers={"X-Vault-Token": "root"}, method=method or ("POST" if body is not None else "GET"))
-    with urllib.request.urlopen(request) as response:
+    with urllib.request.urlopen(request, context=ssl_context()) as response:
         return response.read()
 
 
@@ -63,7 +70,12 @@ def timed(command, env=None, rounds=ROUNDS):
 
 
 def main():
+    global CA_BUNDLE
     work = tempfile.mkdtemp()
+    CA_BUNDLE = os.path.join(work, "system-roots.pem")
+    if TLS:
+        os.environ["SSL_CERT_FILE"] = CA_BUNDLE
+    cas = []
     procs = []
     try:
         launcher_dir = os.path.join(work, "launcher")
@@ -73,11 +85,16 @@ def main():
         vaults = {}
         for name in NAMES:
             port = free_port_pair()
-            addr = f"http://127.0.0.1:{port}"
+            addr = f"{'https' if TLS else 'http'}://127.0.0.1:{port}"
             home = os.path.join(work, name); os.makedirs(home)
-            procs.append(subprocess.Popen([BAO, "server", "-dev", "-dev-root-token-id=root", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{port}"],
+            tls = ["-dev-tls", f"-dev-tls-cert-dir={home}"] if TLS else []
+            procs.append(subprocess.Popen([BAO, "server", "-dev", "-dev-root-token-id=root", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{port}", *tls],
                                           env={**os.environ, "HOME": home}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait_for(lambda: urllib.request.urlopen(f"{addr}/v1/sys/health").status == 200, f"{name}'s OpenBao")
+            if TLS:
+                wait_for(lambda: os.path.exists(os.path.join(home, "vault-ca.pem")), f"{name}'s CA")
+                cas.append(open(os.path.join(home, "vault-ca.pem")).read())
+                open(CA_BUNDLE, "w").write("".join(cas))
+            wait_for(lambda: urllib.request.urlopen(f"{addr}/v1/sys/health", context=ssl_context()).status == 200, f"{name}'s OpenBao")
             audience = f"https://vault.{name}.example"
             api(addr, "sys/auth/jwt", {"type": "jwt"})
             api(addr, "auth/jwt/config", {"jwks_url": info["jwks_url"], "bound_issuer": "https://confidentialcomputing.googleapis.com"})

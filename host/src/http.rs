@@ -109,6 +109,15 @@ pub fn jwt_parts(token: &str) -> Vec<&str> {
 mod tests {
     use super::*;
 
+    /// aws-lc is built without its CPU-jitter entropy source (`.cargo/config.toml`): seeding it
+    /// cost 30-40 ms at each process's first TLS handshake, and its start-up health test can
+    /// abort a process on a freshly booted VM. Cargo gives every crate it builds the same
+    /// `[env]`, so this crate seeing the switch means aws-lc-sys saw it too.
+    #[test]
+    fn aws_lc_is_built_without_its_cpu_jitter_entropy_source() {
+        assert_eq!(option_env!("AWS_LC_SYS_NO_JITTER_ENTROPY"), Some("1"));
+    }
+
     #[test]
     fn echoed_credentials_and_control_characters_never_reach_the_operator() {
         let token = "hvs.CAESIJ2xyzverysecret";
