@@ -561,6 +561,23 @@ mod tests {
         }
     }
 
+    /// Starts `cache`'s prefetch and returns once `issuer` holds its request (and the prefetch
+    /// the fetch lock).
+    #[cfg(feature = "dev")]
+    async fn prefetch_under_way(
+        cache: &Arc<JwksCache>,
+        issuer: &HeldIssuer,
+    ) -> tokio::task::JoinHandle<()> {
+        let prefetch = tokio::spawn({
+            let cache = Arc::clone(cache);
+            async move { cache.prefetch().await }
+        });
+        while issuer.requests() == 0 {
+            tokio::task::yield_now().await;
+        }
+        prefetch
+    }
+
     /// Polls `future` once: a lookup has then recorded its arrival and waits for the lock.
     #[cfg(feature = "dev")]
     async fn poll_once<F: std::future::Future>(
@@ -587,13 +604,7 @@ mod tests {
         let published = crate::dev::SigningKey::generate().unwrap();
         let issuer = HeldIssuer::start(crate::dev::jwks([&published]).to_string()).await;
         let cache = Arc::new(cache_of(&issuer.url, Duration::from_secs(10)));
-        let prefetch = tokio::spawn({
-            let cache = Arc::clone(&cache);
-            async move { cache.prefetch().await }
-        });
-        while issuer.requests() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let prefetch = prefetch_under_way(&cache, &issuer).await;
         let lookup = cache.key("a-kid-nobody-published");
         tokio::pin!(lookup);
         assert!(poll_once(&mut lookup).await.is_pending(), "it waits");
@@ -627,13 +638,7 @@ mod tests {
         let issuer = HeldIssuer::start(crate::dev::jwks([&published]).to_string()).await;
         // The issuer never answers in time: the prefetch times out.
         let cache = Arc::new(cache_of(&issuer.url, Duration::from_millis(300)));
-        let prefetch = tokio::spawn({
-            let cache = Arc::clone(&cache);
-            async move { cache.prefetch().await }
-        });
-        while issuer.requests() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let prefetch = prefetch_under_way(&cache, &issuer).await;
         let lookup = cache.key(published.kid());
         tokio::pin!(lookup);
         assert!(poll_once(&mut lookup).await.is_pending(), "it waits");

@@ -105,33 +105,38 @@ impl Exchange {
             deadline: config.exchange.deadline().mul_f64(0.8),
             ..RetryPolicy::default()
         };
+        // Each collaborator's clients are built on a thread of its own while the plugins load:
+        // a client that trusts the system's roots loads them as it is built (3-4 ms each).
+        let (loaded, connections) = std::thread::scope(|scope| {
+            let connecting: Vec<_> = config
+                .collaborators
+                .iter()
+                .map(|collaborator| scope.spawn(|| connect(collaborator, config, &retry)))
+                .collect();
+            let loaded = engine.load_all(&specs);
+            let connections: Vec<_> = connecting
+                .into_iter()
+                .map(|thread| {
+                    thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect();
+            (loaded, connections)
+        });
         let mut collaborators = Vec::new();
         let mut problems = Vec::new();
-        for (collaborator, loaded) in config.collaborators.iter().zip(engine.load_all(&specs)) {
-            let prepared = (|| -> Result<Collaborator, SetupError> {
-                let policy = loaded.map_err(SetupError::Plugin)?;
-                let vault_client =
-                    |vault| VaultClient::new(vault, retry.clone()).map_err(SetupError::Vault);
-                let connection = match &collaborator.route {
-                    LoginRoute::PolicyOnly => Connection::PolicyOnly,
-                    LoginRoute::Jwt { vault } => Connection::JwtLogin {
-                        vault: vault_client(vault)?,
-                        config: vault.clone(),
-                    },
-                    LoginRoute::Kms { vault, kms } => Connection::Kms {
-                        vault: vault_client(vault)?,
-                        config: vault.clone(),
-                        kms: Box::new(
-                            KmsClient::new(kms, &config.google).map_err(SetupError::Kms)?,
-                        ),
-                    },
-                };
+        for ((collaborator, loaded), connection) in
+            config.collaborators.iter().zip(loaded).zip(connections)
+        {
+            // The plugin's problem first: it is the one the collaborator must fix first.
+            let prepared = loaded.map_err(SetupError::Plugin).and_then(|policy| {
                 Ok(Collaborator {
                     config: collaborator.clone(),
                     policy: Arc::new(policy),
-                    connection,
+                    connection: connection?,
                 })
-            })();
+            });
             match prepared {
                 Ok(prepared) => collaborators.push(prepared),
                 Err(error) => problems.push((collaborator.name.clone(), error)),
@@ -463,6 +468,27 @@ impl std::fmt::Display for StepTimes<'_> {
         }
         Ok(())
     }
+}
+
+/// The clients a collaborator's route needs: its Vault's, and on the KMS route Google's.
+fn connect(
+    collaborator: &CollaboratorConfig,
+    config: &Config,
+    retry: &RetryPolicy,
+) -> Result<Connection, SetupError> {
+    let vault_client = |vault| VaultClient::new(vault, retry.clone()).map_err(SetupError::Vault);
+    Ok(match &collaborator.route {
+        LoginRoute::PolicyOnly => Connection::PolicyOnly,
+        LoginRoute::Jwt { vault } => Connection::JwtLogin {
+            vault: vault_client(vault)?,
+            config: vault.clone(),
+        },
+        LoginRoute::Kms { vault, kms } => Connection::Kms {
+            vault: vault_client(vault)?,
+            config: vault.clone(),
+            kms: Box::new(KmsClient::new(kms, &config.google).map_err(SetupError::Kms)?),
+        },
+    })
 }
 
 /// How long a revocation may take once the rest is over (the deadline may already have passed).
