@@ -578,6 +578,21 @@ mod tests {
         prefetch
     }
 
+    /// `lookup` failed because the rate limit kept it from asking the issuer.
+    #[cfg(feature = "dev")]
+    fn assert_rate_limited(lookup: &Result<Arc<RsaPublicKey>, KeyError>) {
+        assert!(
+            matches!(
+                lookup,
+                Err(KeyError::UnknownKid {
+                    refetch: RefetchOutcome::Suppressed { .. },
+                    ..
+                })
+            ),
+            "{lookup:?}"
+        );
+    }
+
     /// Polls `future` once: a lookup has then recorded its arrival and waits for the lock.
     #[cfg(feature = "dev")]
     async fn poll_once<F: std::future::Future>(
@@ -656,16 +671,7 @@ mod tests {
         prefetch.await.unwrap();
         // The prefetch was the attempt: the next lookup is rate limited, not a second fetch.
         let next = cache.key(published.kid()).await;
-        assert!(
-            matches!(
-                next,
-                Err(KeyError::UnknownKid {
-                    refetch: RefetchOutcome::Suppressed { .. },
-                    ..
-                })
-            ),
-            "{next:?}"
-        );
+        assert_rate_limited(&next);
         assert_eq!(issuer.requests(), 1);
     }
 
@@ -688,16 +694,7 @@ mod tests {
         assert!(cache.key(key.kid()).await.is_ok());
         // Only once: an unknown kid now meets the rate limit.
         let unknown = cache.key("another-kid").await;
-        assert!(
-            matches!(
-                unknown,
-                Err(KeyError::UnknownKid {
-                    refetch: RefetchOutcome::Suppressed { .. },
-                    ..
-                })
-            ),
-            "{unknown:?}"
-        );
+        assert_rate_limited(&unknown);
     }
 
     const GOOGLE_DISCOVERY: &str =

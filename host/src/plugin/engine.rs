@@ -206,7 +206,7 @@ impl PluginEngine {
         bytes: &[u8],
         sha256: &str,
     ) -> Result<CollaboratorPolicy, PluginError> {
-        let compiled = self.compile_read(
+        let compiled = self.compile(
             &spec.path,
             bytes,
             sha256,
@@ -265,20 +265,10 @@ impl PluginEngine {
         })
     }
 
-    /// Reads, checks and compiles a plugin file (or loads its pinned precompiled artifact), or
-    /// returns the copy already compiled: collaborators using the same plugin share one.
-    pub fn compile_file(
-        &self,
-        path: &Path,
-        expected_sha256: &str,
-        precompiled: Option<&Precompiled>,
-    ) -> Result<Arc<CompiledPlugin>, PluginError> {
-        let (bytes, sha256) = read_plugin(path)?;
-        self.compile_read(path, &bytes, &sha256, expected_sha256, precompiled)
-    }
-
-    /// [`PluginEngine::compile_file`] from the file's bytes, already read, and their sha256.
-    fn compile_read(
+    /// Checks a plugin file's bytes against its pin and compiles them (or loads its pinned
+    /// precompiled artifact), or returns the copy already compiled: collaborators using the same
+    /// plugin share one.
+    fn compile(
         &self,
         path: &Path,
         bytes: &[u8],
