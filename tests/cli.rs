@@ -516,10 +516,6 @@ fn completions_and_the_man_page_cover_every_command() {
     assert!(page.contains("exchange"), "{page}");
 }
 
-/// `plugin new` in each language gives a directory whose own `test.sh` passes from where it was
-/// created, outside this repository: the Rust one builds with its vendored SDK and runs its unit
-/// tests; the Rego and CEL ones run the reference plugins on their policy. Each checks a
-/// production workload allowed and a debug image denied through `plugin test --expect`.
 /// `attestgate plugin new NAME --lang LANG --dir DIR`, which must succeed.
 fn new_plugin(dir: &Path, lang: &str, name: &str) {
     let dir = dir.to_str().unwrap();
@@ -527,53 +523,86 @@ fn new_plugin(dir: &Path, lang: &str, name: &str) {
     assert!(out.status.success(), "{lang}: {}", text(&out.stderr));
 }
 
-#[test]
-fn plugin_new_scaffolds_plugins_that_pass_their_own_golden_checks() {
+/// `plugin new` in `lang` gives a directory whose own `test.sh` passes from where it was created,
+/// outside this repository, and checks a production workload allowed and a debug image denied
+/// through `plugin test --expect`. (One test per language: each builds with its own toolchain,
+/// and in one test they were the suite's longest serial run.)
+fn scaffold_passes_its_own_golden_checks(lang: &str, name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    for (lang, name) in [
-        ("rust", "bank-a-rules"),
-        ("rego", "bank-a-rego"),
-        ("cel", "bank-a-cel"),
-    ] {
-        new_plugin(dir.path(), lang, name);
-        let status = Command::new(dir.path().join(name).join("test.sh"))
-            .env("ATTESTGATE", attestgate_bin())
-            .env("REGO_POLICY_WASM", plugin_wasm("rego-policy"))
-            .env("CEL_ROLE_WASM", plugin_wasm("cel-role"))
-            // The dependencies the plugins workspace already compiled, at the same versions.
-            .env("CARGO_TARGET_DIR", target_dir().join("plugins"))
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .unwrap();
-        assert!(
-            status.status.success(),
-            "{lang}: {}\n{}",
-            text(&status.stdout),
-            text(&status.stderr)
-        );
-        assert!(
-            text(&status.stdout).contains("ok: claims/debug-image.json -> deny"),
-            "{lang}: {}",
-            text(&status.stdout)
-        );
-    }
-    // The Python and JavaScript scaffolds build their components with the pinned toolchains
-    // they install themselves (their golden checks cost a minute of compiling, which the golden
-    // tests already spend on the reference plugins).
-    for (lang, name, wasm) in [
-        ("python", "bank-a-py", "bank_a_py.wasm"),
-        ("js", "bank-a-js", "target/plugins/js/rules_js.wasm"),
-    ] {
-        new_plugin(dir.path(), lang, name);
-        let built = Command::new(dir.path().join(name).join("build.sh"))
-            .output()
-            .unwrap();
-        assert!(built.status.success(), "{lang}: {}", text(&built.stderr));
-        let component = std::fs::read(dir.path().join(name).join(wasm)).unwrap();
-        assert_eq!(&component[..8], b"\0asm\x0d\0\x01\0", "{lang}: a component");
-    }
-    // A scaffold never writes over what exists.
+    new_plugin(dir.path(), lang, name);
+    let status = Command::new(dir.path().join(name).join("test.sh"))
+        .env("ATTESTGATE", attestgate_bin())
+        .env("REGO_POLICY_WASM", plugin_wasm("rego-policy"))
+        .env("CEL_ROLE_WASM", plugin_wasm("cel-role"))
+        // The dependencies the plugins workspace already compiled, at the same versions.
+        .env("CARGO_TARGET_DIR", target_dir().join("plugins"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{lang}: {}\n{}",
+        text(&status.stdout),
+        text(&status.stderr)
+    );
+    assert!(
+        text(&status.stdout).contains("ok: claims/debug-image.json -> deny"),
+        "{lang}: {}",
+        text(&status.stdout)
+    );
+}
+
+/// The Rust scaffold builds with its vendored SDK and runs its native unit tests before the
+/// golden checks.
+#[test]
+fn plugin_new_rust_scaffolds_a_plugin_that_passes_its_own_golden_checks() {
+    scaffold_passes_its_own_golden_checks("rust", "bank-a-rules");
+}
+
+/// The Rego scaffold runs the reference `rego-policy` plugin on its policy.
+#[test]
+fn plugin_new_rego_scaffolds_a_policy_that_passes_its_own_golden_checks() {
+    scaffold_passes_its_own_golden_checks("rego", "bank-a-rego");
+}
+
+/// The CEL scaffold runs the reference `cel-role` plugin on its role.
+#[test]
+fn plugin_new_cel_scaffolds_a_role_that_passes_its_own_golden_checks() {
+    scaffold_passes_its_own_golden_checks("cel", "bank-a-cel");
+}
+
+/// The Python and JavaScript scaffolds build their components with the pinned toolchains they
+/// install themselves (their golden checks cost a minute of compiling, which the golden tests
+/// already spend on the reference plugins).
+fn scaffold_builds_a_component(lang: &str, name: &str, wasm: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    new_plugin(dir.path(), lang, name);
+    let built = Command::new(dir.path().join(name).join("build.sh"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{lang}: {}", text(&built.stderr));
+    let component = std::fs::read(dir.path().join(name).join(wasm)).unwrap();
+    assert_eq!(&component[..8], b"\0asm\x0d\0\x01\0", "{lang}: a component");
+}
+
+#[test]
+fn plugin_new_python_scaffolds_a_plugin_that_builds_a_component() {
+    scaffold_builds_a_component("python", "bank-a-py", "bank_a_py.wasm");
+}
+
+#[test]
+fn plugin_new_js_scaffolds_a_plugin_that_builds_a_component() {
+    scaffold_builds_a_component("js", "bank-a-js", "target/plugins/js/rules_js.wasm");
+}
+
+/// A scaffold never writes over what exists.
+#[test]
+fn plugin_new_never_writes_over_what_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    new_plugin(dir.path(), "cel", "bank-a-cel");
+    let edited = dir.path().join("bank-a-cel/claims/production.json");
+    std::fs::write(&edited, "{}").unwrap();
     let again = attestgate(
         &[
             "plugin",
@@ -588,4 +617,5 @@ fn plugin_new_scaffolds_plugins_that_pass_their_own_golden_checks() {
     );
     assert_eq!(again.status.code(), Some(3), "{}", text(&again.stderr));
     assert!(text(&again.stderr).contains("File exists"));
+    assert_eq!(std::fs::read_to_string(&edited).unwrap(), "{}");
 }

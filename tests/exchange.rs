@@ -337,6 +337,82 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
     );
 }
 
+/// Vaults without a `ca_cert` are trusted through the system's root store (`SSL_CERT_FILE`
+/// here, as a public CA would be): the store is read once per exchange for all its clients, and
+/// it trusts what it lists and nothing else.
+#[tokio::test]
+async fn vaults_trusted_through_the_system_roots_share_one_read_of_them() {
+    let launcher = TestLauncher::start().await;
+    let tls = OpenBaoOptions {
+        tls: true,
+        ..Default::default()
+    };
+    let bank_a = bank_a_vault(&launcher, tls).await;
+    let bank_b = OpenBao::start_with(tls).await;
+    bank_b
+        .setup_collaborator(
+            &launcher.info().jwks_url,
+            "bank-b",
+            bank_b_role(),
+            &[("model", json!({"key": "k-123"}))],
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    // Each OpenBao made its own CA: the "system" bundle lists both.
+    let bundle = dir.path().join("system-roots.pem");
+    let mut pem = std::fs::read(bank_a.ca_cert().unwrap()).unwrap();
+    pem.extend(std::fs::read(bank_b.ca_cert().unwrap()).unwrap());
+    std::fs::write(&bundle, pem).unwrap();
+    let config = config(dir.path(), &launcher)
+        .collaborator(bank_a_foo(Vault::at(&bank_a.addr)))
+        .collaborator(
+            confidential_space("bank-b", BANK_B, json!({}))
+                .vault(Vault::at(&bank_b.addr))
+                .secret(Secret::at("kv/data/model").field("key").env("BANK_B_KEY")),
+        )
+        .write();
+    let exchange = |env: Vec<(&'static str, String)>| {
+        let config = config.clone();
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            attestgate_async(&["exchange", "--config", config.to_str().unwrap()], &env).await
+        }
+    };
+
+    let trusted = exchange(vec![
+        ("SSL_CERT_FILE", bundle.display().to_string()),
+        ("RUST_LOG", "attestgate=debug".into()),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&trusted.stderr);
+    assert_eq!(trusted.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("loaded the system's root certificates")
+            .count(),
+        1,
+        "two Vault clients, one read of the store: {stderr}"
+    );
+
+    // The machine's own store does not list these private CAs: both Vaults are refused.
+    let untrusted = exchange(vec![(
+        "SSL_CERT_FILE",
+        "/etc/ssl/certs/ca-certificates.crt".into(),
+    )])
+    .await;
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
+    for collaborator in ["bank-a", "bank-b"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|line| line.contains(collaborator) && line.contains("FAILED at vault login")),
+            "{collaborator}: {stderr}"
+        );
+    }
+    assert!(stderr.contains("TLS with Vault"), "{stderr}");
+}
+
 #[tokio::test]
 async fn a_vault_that_never_comes_up_fails_clearly_within_the_deadline() {
     let launcher = TestLauncher::start().await;

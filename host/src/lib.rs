@@ -31,6 +31,7 @@ pub mod vault;
 
 pub use errors::error_chain;
 pub use fsutil::write_atomically;
+pub use http::SystemRoots;
 
 /// Internals that fuzz targets and benchmarks drive directly: the decoders of what servers,
 /// the launcher's clients and plugins send, the checks on it, and the text scrubbing applied to

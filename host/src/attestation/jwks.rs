@@ -235,6 +235,9 @@ pub struct KeyCacheOptions {
     pub http_timeout: Duration,
     /// When set, a discovery document must name exactly this issuer.
     pub expected_issuer: Option<String>,
+    /// The system's root certificates, for an `https` key source; share one handle between the
+    /// clients of one exchange.
+    pub system_roots: crate::http::SystemRoots,
 }
 
 impl Default for KeyCacheOptions {
@@ -243,6 +246,7 @@ impl Default for KeyCacheOptions {
             refetch_interval: Duration::from_secs(30),
             http_timeout: Duration::from_secs(10),
             expected_issuer: None,
+            system_roots: crate::http::SystemRoots::default(),
         }
     }
 }
@@ -278,7 +282,9 @@ impl JwksCache {
     pub fn new(source: KeySource, options: KeyCacheOptions) -> Result<Self, KeyError> {
         let trust = match &source {
             KeySource::JwksUrl(url) if url.starts_with("http://") => crate::http::Trust::PlainHttp,
-            KeySource::JwksUrl(_) | KeySource::Discovery(_) => crate::http::Trust::SystemRoots,
+            KeySource::JwksUrl(_) | KeySource::Discovery(_) => {
+                crate::http::Trust::SystemRoots(&options.system_roots)
+            }
             KeySource::JwksFile(_) | KeySource::Inline(_) => crate::http::Trust::PlainHttp,
         };
         let builder = crate::http::client_builder(trust).timeout(options.http_timeout);

@@ -72,7 +72,7 @@ fn build_verifier(args: &VerifyArgs, config: Option<&Config>) -> anyhow::Result<
     attestation.leeway = args.leeway.or(attestation.leeway);
     attestation.pki_root = args.pki_root.clone().or(attestation.pki_root);
     attestation.max_token_bytes = args.max_token_bytes.or(attestation.max_token_bytes);
-    Ok(attestation.verifier()?)
+    Ok(attestation.verifier(&attestgate::SystemRoots::default())?)
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {

@@ -7,6 +7,7 @@ use crate::attestation::{
     JwksCache, KeyCacheOptions, KeySource, PkiRoot, Verifier, VerifyPolicy,
     DEFAULT_LAUNCHER_SOCKET, DEFAULT_LEEWAY, DEFAULT_TOKEN_FILE, GOOGLE_ISSUER,
 };
+use crate::http::SystemRoots;
 use crate::plugin::LimitOverrides;
 #[cfg(doc)]
 use crate::plugin::Limits;
@@ -104,8 +105,9 @@ impl AttestationConfig {
     }
 
     /// The verifier these settings describe: the key source, the exact issuer (also required of
-    /// a discovery document), the leeway, the size limit and the pinned PKI root.
-    pub fn verifier(&self) -> Result<Verifier, VerifierSetupError> {
+    /// a discovery document), the leeway, the size limit and the pinned PKI root; an `https` key
+    /// source trusts `system_roots`.
+    pub fn verifier(&self, system_roots: &SystemRoots) -> Result<Verifier, VerifierSetupError> {
         let mut policy = VerifyPolicy::new(self.issuer.clone());
         policy.leeway = self.leeway();
         if let Some(limit) = self.max_token_bytes {
@@ -120,6 +122,7 @@ impl AttestationConfig {
         }
         let options = KeyCacheOptions {
             expected_issuer: Some(self.issuer.clone()),
+            system_roots: system_roots.clone(),
             ..KeyCacheOptions::default()
         };
         let keys = JwksCache::new(self.key_source(), options)?;

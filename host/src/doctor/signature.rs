@@ -54,7 +54,7 @@ pub enum SignatureKeys {
     /// `jwt_validation_pubkeys`.
     Static(Vec<RsaPublicKey>),
     /// `jwks_url` or `oidc_discovery_url`, fetched.
-    Fetched(JwksCache),
+    Fetched(Box<JwksCache>),
 }
 
 impl SignatureKeys {
@@ -92,7 +92,7 @@ impl SignatureKeys {
             ..KeyCacheOptions::default()
         };
         JwksCache::new(source, options)
-            .map(SignatureKeys::Fetched)
+            .map(|cache| SignatureKeys::Fetched(Box::new(cache)))
             .map_err(KeysError::Fetch)
     }
 

@@ -3,6 +3,7 @@
 
 use super::error::DoctorError;
 use crate::config::{RoleKind, VaultConfig};
+use crate::http::SystemRoots;
 use crate::vault::{RetryPolicy, VaultClient, VaultToken};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -121,7 +122,8 @@ pub async fn read_from_vault(
         path: path.clone(),
         source: Box::new(source),
     };
-    let client = VaultClient::new(&config, RetryPolicy::default()).map_err(vault_error)?;
+    let client = VaultClient::new(&config, RetryPolicy::default(), &SystemRoots::default())
+        .map_err(vault_error)?;
     let response = client
         .read(&access.token, &path)
         .await

@@ -35,6 +35,7 @@ use crate::attestation::{Jwt, LauncherClient, Verifier};
 use crate::config::{
     CollaboratorConfig, Config, LoginRoute, RunKind, TokenSourceKind, VaultConfig,
 };
+use crate::http::SystemRoots;
 use crate::kms::KmsClient;
 use crate::plugin::{CollaboratorPolicy, EngineOptions, PluginEngine, Verdict};
 use crate::vault::{RetryPolicy, SecretLease, VaultClient, VaultError, VaultToken};
@@ -73,12 +74,14 @@ impl Exchange {
         let runtime = tokio::runtime::Handle::current();
         let config = config.clone();
         tokio::task::spawn_blocking(move || {
+            // One read of the system's root certificates for every client of this exchange.
+            let system_roots = SystemRoots::default();
             // Off the async workers too: the verifier may read `pki_root` and load the system's
             // root certificates.
-            let verifier = Arc::new(config.attestation.verifier()?);
+            let verifier = Arc::new(config.attestation.verifier(&system_roots)?);
             let keys = Arc::clone(&verifier);
             runtime.spawn(async move { keys.keys().prefetch().await });
-            Exchange::prepare(&config, kind, verifier)
+            Exchange::prepare(&config, kind, verifier, &system_roots)
         })
         .await
         .map_err(PrepareError::Task)?
@@ -88,6 +91,7 @@ impl Exchange {
         config: &Config,
         kind: RunKind,
         verifier: Arc<Verifier>,
+        system_roots: &SystemRoots,
     ) -> Result<Exchange, PrepareError> {
         let started = Instant::now();
         let attestation = &config.attestation;
@@ -106,12 +110,14 @@ impl Exchange {
             ..RetryPolicy::default()
         };
         // Each collaborator's clients are built on a thread of its own while the plugins load:
-        // a client that trusts the system's roots loads them as it is built (3-4 ms each).
+        // the first client that trusts the system's roots reads them (3-4 ms).
         let (loaded, connections) = std::thread::scope(|scope| {
             let connecting: Vec<_> = config
                 .collaborators
                 .iter()
-                .map(|collaborator| scope.spawn(|| connect(collaborator, config, &retry)))
+                .map(|collaborator| {
+                    scope.spawn(|| connect(collaborator, config, &retry, system_roots))
+                })
                 .collect();
             let loaded = engine.load_all(&specs);
             let connections: Vec<_> = connecting
@@ -475,8 +481,10 @@ fn connect(
     collaborator: &CollaboratorConfig,
     config: &Config,
     retry: &RetryPolicy,
+    system_roots: &SystemRoots,
 ) -> Result<Connection, SetupError> {
-    let vault_client = |vault| VaultClient::new(vault, retry.clone()).map_err(SetupError::Vault);
+    let vault_client =
+        |vault| VaultClient::new(vault, retry.clone(), system_roots).map_err(SetupError::Vault);
     Ok(match &collaborator.route {
         LoginRoute::PolicyOnly => Connection::PolicyOnly,
         LoginRoute::Jwt { vault } => Connection::JwtLogin {
@@ -486,7 +494,9 @@ fn connect(
         LoginRoute::Kms { vault, kms } => Connection::Kms {
             vault: vault_client(vault)?,
             config: vault.clone(),
-            kms: Box::new(KmsClient::new(kms, &config.google).map_err(SetupError::Kms)?),
+            kms: Box::new(
+                KmsClient::new(kms, &config.google, system_roots).map_err(SetupError::Kms)?,
+            ),
         },
     })
 }

@@ -160,10 +160,14 @@ pub struct KmsClient {
 }
 
 impl KmsClient {
-    /// A client for `config`, calling `google`'s endpoints with the system's roots and a 20 s
+    /// A client for `config`, calling `google`'s endpoints with `system_roots` and a 20 s
     /// timeout per call. Nothing is read or sent yet.
-    pub fn new(config: &KmsConfig, google: &GoogleConfig) -> Result<Self, KmsError> {
-        let http = crate::http::client_builder(crate::http::Trust::SystemRoots)
+    pub fn new(
+        config: &KmsConfig,
+        google: &GoogleConfig,
+        system_roots: &crate::http::SystemRoots,
+    ) -> Result<Self, KmsError> {
+        let http = crate::http::client_builder(crate::http::Trust::SystemRoots(system_roots))
             .timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| fail(KmsStep::StsExchange, KmsCause::Client(e)))?;

@@ -103,10 +103,14 @@ impl VaultClient {
             .then_some(CLIENT_CERT_HINT)
     }
 
-    /// A client for `config`'s addresses: its `ca_cert` (or the system roots, or plain HTTP
+    /// A client for `config`'s addresses: its `ca_cert` (or `system_roots`, or plain HTTP
     /// when every address is `http://`), its client certificate, its namespace. Nothing is sent
     /// yet; files are read now.
-    pub fn new(config: &VaultConfig, retry: RetryPolicy) -> Result<Self, VaultError> {
+    pub fn new(
+        config: &VaultConfig,
+        retry: RetryPolicy,
+        system_roots: &crate::http::SystemRoots,
+    ) -> Result<Self, VaultError> {
         let addresses: Vec<String> = config
             .all_addresses()
             .into_iter()
@@ -129,7 +133,7 @@ impl VaultClient {
             None if addresses.iter().all(|a| a.starts_with("http://")) => {
                 crate::http::Trust::PlainHttp
             }
-            None => crate::http::Trust::SystemRoots,
+            None => crate::http::Trust::SystemRoots(system_roots),
         };
         let mut builder = crate::http::client_builder(trust)
             // A standby's 307 is retried against the next address rather than followed blindly.
