@@ -9,6 +9,10 @@ then `python3 examples/bench/exchange.py [ROUNDS]`. It starts and stops everythi
 `--profile` instead splits the whole process of one and of three collaborators into where the
 time went (the exchange's own debug log: preparing, then each collaborator's steps), medians over
 ROUNDS runs of each, alternating.
+
+`--compare OTHER_BINARY` instead times another build of attestgate (an older commit's, say) against
+this one on the same servers, one and three collaborators, runs alternating between the two, and
+prints the medians and their ratio.
 """
 import json, os, re, shutil, socket, ssl, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -21,6 +25,7 @@ PROFILE = "--profile" in sys.argv[1:]
 # the system's roots (SSL_CERT_FILE), not a `ca_cert`, so every Vault client loads them.
 TLS = "--tls" in sys.argv[1:]
 ROUNDS = next((int(a) for a in sys.argv[1:] if a.isdigit()), 20)
+COMPARE = next((b for a, b in zip(sys.argv[1:], sys.argv[2:]) if a == "--compare"), None)
 NAMES = ["bank-a", "bank-b", "bank-c"]
 
 
@@ -129,6 +134,9 @@ def main():
 
         all_three = config(NAMES, os.path.join(work, "all.toml"))
         subprocess.run([BIN, "exchange", "--config", all_three], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm OpenBao
+        if COMPARE:
+            compare({"bank-a alone": config(NAMES[:1], os.path.join(work, "one.toml")), "three collaborators": all_three})
+            return
         if PROFILE:
             profile({"bank-a alone": config(NAMES[:1], os.path.join(work, "one.toml")), "three collaborators": all_three})
             return
@@ -180,6 +188,25 @@ def main():
         for proc in procs:
             proc.wait()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(configs):
+    """Medians of this build and COMPARE on each configuration, alternating run by run."""
+    binaries = {"this build": BIN, "other": COMPARE}
+    samples = {(name, b): [] for name in configs for b in binaries}
+    for round_ in range(ROUNDS):
+        for name, path in configs.items():
+            order = list(binaries) if round_ % 2 == 0 else list(binaries)[::-1]
+            for b in order:
+                start = time.perf_counter()
+                subprocess.run([binaries[b], "exchange", "--config", path], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                samples[(name, b)].append((time.perf_counter() - start) * 1000)
+    print(f"| median of {ROUNDS} runs, alternating | {COMPARE} | this build | other / this |")
+    print("|---|---|---|---|")
+    for name in configs:
+        other, this = (statistics.median(samples[(name, b)]) for b in ("other", "this build"))
+        print(f"| {name} | {other:.1f} ms | {this:.1f} ms | {other / this:.2f}× |")
 
 
 def profile(configs):
