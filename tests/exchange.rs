@@ -38,6 +38,20 @@ async fn bank_a_vault(launcher: &TestLauncher, options: OpenBaoOptions) -> OpenB
     OpenBao::bank_a(&launcher.info().jwks_url, options).await
 }
 
+/// An OpenBao for bank-b ([`bank_b_role`]) holding `kv/data/model` = `{"key": "k-123"}`.
+async fn bank_b_vault(launcher: &TestLauncher, options: OpenBaoOptions) -> OpenBao {
+    let bank_b = OpenBao::start_with(options).await;
+    bank_b
+        .setup_collaborator(
+            &launcher.info().jwks_url,
+            "bank-b",
+            bank_b_role(),
+            &[("model", json!({"key": "k-123"}))],
+        )
+        .await;
+    bank_b
+}
+
 /// The operator's sections: the launcher, plain HTTP, and files delivered under `dir/out`.
 fn config(dir: &Path, launcher: &TestLauncher) -> ConfigBuilder {
     ConfigBuilder::local(dir, launcher.info()).delivery_root(&dir.join("out"))
@@ -348,15 +362,7 @@ async fn vaults_trusted_through_the_system_roots_share_one_read_of_them() {
         ..Default::default()
     };
     let bank_a = bank_a_vault(&launcher, tls).await;
-    let bank_b = OpenBao::start_with(tls).await;
-    bank_b
-        .setup_collaborator(
-            &launcher.info().jwks_url,
-            "bank-b",
-            bank_b_role(),
-            &[("model", json!({"key": "k-123"}))],
-        )
-        .await;
+    let bank_b = bank_b_vault(&launcher, tls).await;
     let dir = tempfile::tempdir().unwrap();
     // Each OpenBao made its own CA: the "system" bundle lists both.
     let bundle = dir.path().join("system-roots.pem");
@@ -486,15 +492,7 @@ async fn a_vault_down_at_first_is_retried_until_it_answers() {
 async fn all_or_nothing_leaves_no_secret_file_and_exec_passes_the_exit_code() {
     let launcher = TestLauncher::start().await;
     let bank_a = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
-    let bank_b = OpenBao::start().await;
-    bank_b
-        .setup_collaborator(
-            &launcher.info().jwks_url,
-            "bank-b",
-            bank_b_role(),
-            &[("model", json!({"key": "k-123"}))],
-        )
-        .await;
+    let bank_b = bank_b_vault(&launcher, OpenBaoOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let a_file = dir.path().join("out/bank-a/foo");
     let good_b = confidential_space("bank-b", BANK_B, json!({}))
