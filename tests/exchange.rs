@@ -364,11 +364,16 @@ async fn vaults_trusted_through_the_system_roots_share_one_read_of_them() {
     let bank_a = bank_a_vault(&launcher, tls).await;
     let bank_b = bank_b_vault(&launcher, tls).await;
     let dir = tempfile::tempdir().unwrap();
-    // Each OpenBao made its own CA: the "system" bundle lists both.
-    let bundle = dir.path().join("system-roots.pem");
-    let mut pem = std::fs::read(bank_a.ca_cert().unwrap()).unwrap();
-    pem.extend(std::fs::read(bank_b.ca_cert().unwrap()).unwrap());
-    std::fs::write(&bundle, pem).unwrap();
+    // Each OpenBao made its own CA.
+    let bank_a_ca = std::fs::read(bank_a.ca_cert().unwrap()).unwrap();
+    let bank_b_ca = std::fs::read(bank_b.ca_cert().unwrap()).unwrap();
+    let bundle = |name: &str, cas: &[&[u8]]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, cas.concat()).unwrap();
+        path.display().to_string()
+    };
+    let both = bundle("both.pem", &[&bank_a_ca, &bank_b_ca]);
+    let bank_a_only = bundle("bank-a-only.pem", &[&bank_a_ca]);
     let config = config(dir.path(), &launcher)
         .collaborator(bank_a_foo(Vault::at(&bank_a.addr)))
         .collaborator(
@@ -377,46 +382,48 @@ async fn vaults_trusted_through_the_system_roots_share_one_read_of_them() {
                 .secret(Secret::at("kv/data/model").field("key").env("BANK_B_KEY")),
         )
         .write();
-    let exchange = |env: Vec<(&'static str, String)>| {
+    let exchange = |roots: String| {
         let config = config.clone();
         async move {
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            attestgate_async(&["exchange", "--config", config.to_str().unwrap()], &env).await
+            // The store is exactly this file: no directory (this machine's environment may
+            // name one).
+            let env = [
+                ("SSL_CERT_FILE", roots.as_str()),
+                ("SSL_CERT_DIR", ""),
+                ("RUST_LOG", "attestgate=debug"),
+            ];
+            let out =
+                attestgate_async(&["exchange", "--config", config.to_str().unwrap()], &env).await;
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.code(), stderr)
         }
     };
 
-    let trusted = exchange(vec![
-        ("SSL_CERT_FILE", bundle.display().to_string()),
-        ("RUST_LOG", "attestgate=debug".into()),
-    ])
-    .await;
-    let stderr = String::from_utf8_lossy(&trusted.stderr);
-    assert_eq!(trusted.status.code(), Some(0), "{stderr}");
-    assert_eq!(
-        stderr
-            .matches("loaded the system's root certificates")
-            .count(),
-        1,
-        "two Vault clients, one read of the store: {stderr}"
-    );
+    let (code, stderr) = exchange(both).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let reads: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("loaded the system's root certificates"))
+        .collect();
+    assert_eq!(reads.len(), 1, "two Vault clients, one read: {stderr}");
+    assert!(reads[0].contains("certificates=2"), "{}", reads[0]);
 
-    // The machine's own store does not list these private CAs: both Vaults are refused.
-    let untrusted = exchange(vec![(
-        "SSL_CERT_FILE",
-        "/etc/ssl/certs/ca-certificates.crt".into(),
-    )])
-    .await;
-    let stderr = String::from_utf8_lossy(&untrusted.stderr);
-    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
-    for collaborator in ["bank-a", "bank-b"] {
-        assert!(
-            stderr
-                .lines()
-                .any(|line| line.contains(collaborator) && line.contains("FAILED at vault login")),
-            "{collaborator}: {stderr}"
-        );
-    }
+    // A store without bank-b's CA: bank-b's Vault is refused, bank-a's still trusted.
+    let (code, stderr) = exchange(bank_a_only).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains("bank-b") && line.contains("FAILED at vault login")),
+        "{stderr}"
+    );
     assert!(stderr.contains("TLS with Vault"), "{stderr}");
+    assert!(
+        !stderr
+            .lines()
+            .any(|line| line.contains("bank-a") && line.contains("FAILED")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

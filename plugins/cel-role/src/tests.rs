@@ -165,4 +165,12 @@ fn native_evaluate_time() {
     )
     .unwrap();
     assert!(verdict.allow, "{:?}", verdict.reasons);
+    // The role parsed, the environment built and the program parsed: what `cel::login` does
+    // before it runs the program on the claims.
+    let text = config.to_string();
+    testing::configuration_timed("cel", || {
+        let role: CelRole = serde_json::from_str(&text).unwrap();
+        let env = cel::environment();
+        std::hint::black_box(cel::Compiled::new(&env, &role.cel_program).is_ok());
+    });
 }

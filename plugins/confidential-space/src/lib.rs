@@ -301,5 +301,9 @@ mod tests {
         )
         .unwrap();
         assert!(verdict.allow, "{:?}", verdict.reasons);
+        let text = config.to_string();
+        testing::configuration_timed("rust", || {
+            std::hint::black_box(serde_json::from_str::<Config>(&text).unwrap());
+        });
     }
 }

@@ -166,6 +166,31 @@ pub fn evaluate_timed<P: Policy>(
     evaluate::<P>(config, &claims, 1_900_000_000)
 }
 
+/// Prints `NATIVE-CONFIG <engine> <µs> µs`: the median time of `configure` over
+/// `ATTESTGATE_NATIVE_RUNS` runs, where `configure` is the part of one `evaluate` that depends on
+/// the configuration alone (parsing it, compiling a program from it). A plugin with its
+/// configuration snapshotted into its instance image would skip that part; `bench/run.sh` prints
+/// it next to [`evaluate_timed`]'s whole.
+pub fn configuration_timed(engine: &str, configure: impl Fn()) {
+    let runs: usize = std::env::var("ATTESTGATE_NATIVE_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(1);
+    let mut samples: Vec<std::time::Duration> = (0..runs.max(1))
+        .map(|_| {
+            let started = std::time::Instant::now();
+            configure();
+            started.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    println!(
+        "NATIVE-CONFIG {engine} {:.1} µs",
+        median.as_secs_f64() * 1e6
+    );
+}
+
 /// The claims of the verdict's failed reasons, in order: what a test of one rule compares.
 pub fn failed_claims(verdict: &Verdict) -> Vec<Option<&str>> {
     verdict

@@ -17,12 +17,12 @@ mod role;
 mod sets;
 
 pub use lint::{lint_cel_role, may_return_true};
-pub use program::{environment, Outcome};
+pub use program::{environment, Compiled, Outcome};
 pub use role::{CelProgram, CelRole, Variable, READ_BACK_FIELDS};
 
 use crate::jwt::TokenChecks;
 use crate::prediction::{Prediction, Trace};
-use program::{Checkable, Compiled};
+use program::Checkable;
 use serde_json::Value;
 use std::sync::Arc;
 
