@@ -150,34 +150,20 @@ pub fn evaluate_timed<P: Policy>(
 ) -> Result<Verdict, String> {
     let claims: Value = serde_json::from_str(claims_json).map_err(|e| e.to_string())?;
     let compact = claims.to_string();
-    let runs: usize = std::env::var("ATTESTGATE_NATIVE_RUNS")
-        .ok()
-        .and_then(|runs| runs.parse().ok())
-        .unwrap_or(1);
-    let mut samples: Vec<std::time::Duration> = (0..runs.max(1))
-        .map(|_| {
-            let context = context(config, 1_900_000_000);
-            let started = std::time::Instant::now();
+    let whole = median_micros(
+        || context(config, 1_900_000_000),
+        |context| {
             std::hint::black_box(dispatch::evaluate::<P>(context, &compact));
-            started.elapsed()
-        })
-        .collect();
-    samples.sort();
-    let median = samples[samples.len() / 2];
-    println!("NATIVE {engine} {:.1} µs", median.as_secs_f64() * 1e6);
-    let mut reading: Vec<std::time::Duration> = (0..runs.max(1))
-        .map(|_| {
-            let started = std::time::Instant::now();
-            let _ = std::hint::black_box(crate::Claims::parse(&compact));
-            started.elapsed()
-        })
-        .collect();
-    reading.sort();
-    let median = reading[reading.len() / 2];
-    println!(
-        "NATIVE-CLAIMS {engine} {:.1} µs",
-        median.as_secs_f64() * 1e6
+        },
     );
+    println!("NATIVE {engine} {whole:.1} µs");
+    let reading = median_micros(
+        || (),
+        |()| {
+            let _ = std::hint::black_box(crate::Claims::parse(&compact));
+        },
+    );
+    println!("NATIVE-CLAIMS {engine} {reading:.1} µs");
     evaluate::<P>(config, &claims, 1_900_000_000)
 }
 
@@ -187,23 +173,27 @@ pub fn evaluate_timed<P: Policy>(
 /// configuration snapshotted into its instance image would skip that part; `bench/run.sh` prints
 /// it next to [`evaluate_timed`]'s whole.
 pub fn configuration_timed(engine: &str, configure: impl Fn()) {
+    let micros = median_micros(|| (), |()| configure());
+    println!("NATIVE-CONFIG {engine} {micros:.1} µs");
+}
+
+/// The median time of `run` over `ATTESTGATE_NATIVE_RUNS` runs (default 1), in µs; each run's
+/// input comes from `prepare`, untimed.
+fn median_micros<T>(mut prepare: impl FnMut() -> T, mut run: impl FnMut(T)) -> f64 {
     let runs: usize = std::env::var("ATTESTGATE_NATIVE_RUNS")
         .ok()
         .and_then(|runs| runs.parse().ok())
         .unwrap_or(1);
     let mut samples: Vec<std::time::Duration> = (0..runs.max(1))
         .map(|_| {
+            let input = prepare();
             let started = std::time::Instant::now();
-            configure();
+            run(input);
             started.elapsed()
         })
         .collect();
     samples.sort();
-    let median = samples[samples.len() / 2];
-    println!(
-        "NATIVE-CONFIG {engine} {:.1} µs",
-        median.as_secs_f64() * 1e6
-    );
+    samples[samples.len() / 2].as_secs_f64() * 1e6
 }
 
 /// The claims of the verdict's failed reasons, in order: what a test of one rule compares.
