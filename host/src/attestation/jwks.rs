@@ -599,12 +599,21 @@ mod tests {
         );
     }
 
-    /// Polls `future` once: a lookup has then recorded its arrival and waits for the lock.
+    /// A lookup of `kid`, polled once and still pending: it has recorded its arrival and waits
+    /// for the lock the prefetch holds.
     #[cfg(feature = "dev")]
-    async fn poll_once<F: std::future::Future>(
-        future: &mut std::pin::Pin<&mut F>,
-    ) -> std::task::Poll<F::Output> {
-        std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
+    async fn waiting_lookup<'a>(
+        cache: &'a JwksCache,
+        kid: &'a str,
+    ) -> std::pin::Pin<
+        Box<impl std::future::Future<Output = Result<Arc<RsaPublicKey>, KeyError>> + 'a>,
+    > {
+        let mut lookup = Box::pin(cache.key(kid));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(lookup.as_mut(), cx))
+        });
+        assert!(first.await.is_pending(), "it waits");
+        lookup
     }
 
     #[cfg(feature = "dev")]
@@ -626,9 +635,7 @@ mod tests {
         let issuer = HeldIssuer::start(crate::dev::jwks([&published]).to_string()).await;
         let cache = Arc::new(cache_of(&issuer.url, Duration::from_secs(10)));
         let prefetch = prefetch_under_way(&cache, &issuer).await;
-        let lookup = cache.key("a-kid-nobody-published");
-        tokio::pin!(lookup);
-        assert!(poll_once(&mut lookup).await.is_pending(), "it waits");
+        let lookup = waiting_lookup(&cache, "a-kid-nobody-published").await;
         issuer.answer.send(()).unwrap();
         let missing = lookup.await;
         assert!(
@@ -660,9 +667,7 @@ mod tests {
         // The issuer never answers in time: the prefetch times out.
         let cache = Arc::new(cache_of(&issuer.url, Duration::from_millis(300)));
         let prefetch = prefetch_under_way(&cache, &issuer).await;
-        let lookup = cache.key(published.kid());
-        tokio::pin!(lookup);
-        assert!(poll_once(&mut lookup).await.is_pending(), "it waits");
+        let lookup = waiting_lookup(&cache, published.kid()).await;
         let failed = lookup.await;
         assert!(
             matches!(

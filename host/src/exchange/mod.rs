@@ -109,25 +109,20 @@ impl Exchange {
             deadline: config.exchange.deadline().mul_f64(0.8),
             ..RetryPolicy::default()
         };
-        // Each collaborator's clients are built on a thread of its own while the plugins load:
-        // the first client that trusts the system's roots reads them (3-4 ms).
+        // The clients are built on a thread beside the plugins' loading: the first one that
+        // trusts the system's roots reads them (3-4 ms), the others take them from it.
         let (loaded, connections) = std::thread::scope(|scope| {
-            let connecting: Vec<_> = config
-                .collaborators
-                .iter()
-                .map(|collaborator| {
-                    scope.spawn(|| connect(collaborator, config, &retry, system_roots))
-                })
-                .collect();
+            let connecting = scope.spawn(|| {
+                config
+                    .collaborators
+                    .iter()
+                    .map(|collaborator| connect(collaborator, config, &retry, system_roots))
+                    .collect::<Vec<_>>()
+            });
             let loaded = engine.load_all(&specs);
-            let connections: Vec<_> = connecting
-                .into_iter()
-                .map(|thread| {
-                    thread
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect();
+            let connections = connecting
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (loaded, connections)
         });
         let mut collaborators = Vec::new();
