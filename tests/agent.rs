@@ -259,6 +259,8 @@ async fn a_vault_that_goes_down_is_retried_with_backoff_while_the_others_carry_o
     let out = dir.path().join("out");
     let config = config(dir.path(), &launcher)
         .agent("refresh", "1s")
+        .agent("backoff_min", "2s")
+        .agent("backoff_max", "8s")
         .deadline("1s")
         .collaborator(collaborator("bank-a", Vault::at(&gate.addr), &out, 2))
         .collaborator(collaborator("bank-b", Vault::from(&bank_b), &out, 2))
@@ -268,14 +270,25 @@ async fn a_vault_that_goes_down_is_retried_with_backoff_while_the_others_carry_o
 
     gate.set_open(false);
     let down_from = gate.connections();
-    let failures = wait_for("bank-a failing three times in a row", GENEROUS, || async {
-        let (status, health) = agent.health().await;
-        let a = &health["collaborators"]["bank-a"];
-        let failures = a["consecutive_failures"].as_u64().unwrap_or(0);
-        (status == 503 && failures >= 3).then_some((failures, health))
-    })
-    .await;
-    let (failures, health) = failures;
+    let failing = |at_least: u64| {
+        let agent = &agent;
+        wait_for("bank-a failing", GENEROUS, move || async move {
+            let (status, health) = agent.health().await;
+            let a = &health["collaborators"]["bank-a"];
+            let failures = a["consecutive_failures"].as_u64().unwrap_or(0);
+            (status == 503 && failures >= at_least).then_some((failures, health))
+        })
+    };
+    failing(1).await;
+    let first_failure_seen = std::time::Instant::now();
+    let (failures, health) = failing(3).await;
+    // The waits after the first and second failures: 2 s (the minimum), then 4 s less at most a
+    // quarter of jitter. Without a backoff the refresh (1 s) would bring a failure every second.
+    let waited = first_failure_seen.elapsed();
+    assert!(
+        waited >= Duration::from_millis(4500),
+        "three failures within {waited:?}: no backoff between them"
+    );
     // Each failed exchange is one login attempt, retried within its deadline: a bounded
     // number of connections per failure, never a loop.
     let attempts = gate.connections() - down_from;
@@ -393,6 +406,51 @@ async fn withdrawn_access_removes_or_keeps_the_secret_as_configured() {
     assert_eq!(agent.stop().await, AgentExit::Done);
 }
 
+/// Whether the server has closed `stream` (end of file, or a reset).
+fn closed_by_now(stream: &std::net::TcpStream) -> bool {
+    use std::io::Read;
+    stream.set_nonblocking(true).unwrap();
+    let mut buffer = [0u8; 4096];
+    let mut reader = stream;
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(e) => panic!("reading: {e}"),
+        }
+    }
+}
+
+/// A local process cannot starve `/healthz` (or the agent of descriptors) by holding connections
+/// open: the agent serves 16 at once and closes one that sends no request within 10 s, so a
+/// client queued behind 16 idle connections is answered once the first of them is closed.
+#[tokio::test]
+async fn idle_connections_cannot_hold_the_health_endpoint() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = vault_for(&launcher, "bank-a", "a1", 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1h")
+        .collaborator(collaborator("bank-a", Vault::from(&bank_a), &out, 60))
+        .write();
+    let agent = RunningAgent::start(config).await;
+    let address = agent.health.unwrap();
+    // Accepted in the order they were made: these take every slot.
+    let idle: Vec<std::net::TcpStream> = (0..16)
+        .map(|_| std::net::TcpStream::connect(address).unwrap())
+        .collect();
+    let (status, health) = agent.health().await;
+    assert_eq!(status, 200, "{health}");
+    assert!(
+        idle.iter().any(closed_by_now),
+        "answered while all 16 idle connections were still open"
+    );
+    assert_eq!(agent.stop().await, AgentExit::Done);
+}
+
 #[tokio::test]
 async fn a_reload_applies_a_valid_configuration_and_survives_an_invalid_one() {
     let launcher = TestLauncher::start().await;
@@ -407,19 +465,32 @@ async fn a_reload_applies_a_valid_configuration_and_survives_an_invalid_one() {
     let agent = RunningAgent::start(path.clone()).await;
     assert_eq!(read(&out.join("bank-a/foo")).as_deref(), Some("a1"));
 
-    // A configuration that does not load: refused, the running one stays, and it says so.
+    // Configurations that do not load, the file itself or its plugin (a digest that does not
+    // match the file, the check that runs before any plugin code): refused, the running one
+    // stays, and it says so.
     let valid = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, format!("{valid}\n[agent]\nrefresh = \"often\"\n")).unwrap();
-    agent.control.send(Control::Reload).await.unwrap();
-    wait_for("the refused reload counted", GENEROUS, || async {
-        let (_, metrics) = agent.get("/metrics").await;
-        metrics
-            .lines()
-            .any(|l| l == "attestgate_reloads_failed_total 1")
-            .then_some(())
-    })
-    .await;
-    assert_eq!(agent.health().await.0, 200);
+    let at = valid.find("plugin_sha256 = \"").unwrap() + "plugin_sha256 = \"".len();
+    let wrong_digest = format!("{}{}{}", &valid[..at], "0".repeat(64), &valid[at + 64..]);
+    for (refused, invalid) in [
+        (1, format!("{valid}\n[agent]\nrefresh = \"often\"\n")),
+        (2, wrong_digest),
+    ] {
+        std::fs::write(&path, invalid).unwrap();
+        agent.control.send(Control::Reload).await.unwrap();
+        let counted = format!("attestgate_reloads_failed_total {refused}");
+        wait_for("the refused reload counted", GENEROUS, || async {
+            let (_, metrics) = agent.get("/metrics").await;
+            metrics.lines().any(|l| l == counted).then_some(())
+        })
+        .await;
+        let (status, health) = agent.health().await;
+        assert_eq!(status, 200, "{health}");
+        assert_eq!(
+            health["collaborators"]["bank-a"]["current"], true,
+            "{health}"
+        );
+        assert_eq!(read(&out.join("bank-a/foo")).as_deref(), Some("a1"));
+    }
 
     // A valid one: bank-a now also releases the value under a second name, at once.
     let reloaded = builder
@@ -507,7 +578,8 @@ async fn the_workload_restarts_once_per_rotation_and_its_exit_code_is_the_agents
 async fn a_dynamic_secret_is_issued_again_before_its_lease_expires_and_the_old_one_revoked() {
     let launcher = TestLauncher::start().await;
     let bank_a = vault_for(&launcher, "bank-a", "a1", 60).await;
-    // OpenBao's PKI engine with leases: each certificate is a lease of 4 s (not renewable).
+    // OpenBao's PKI engine with leases: each certificate is a lease of 16 s (not renewable),
+    // issued again 6 s before it ends, so the old one would outlive its replacement by 6 s.
     for (path, body) in [
         ("sys/mounts/pki", json!({"type": "pki"})),
         (
@@ -516,7 +588,7 @@ async fn a_dynamic_secret_is_issued_again_before_its_lease_expires_and_the_old_o
         ),
         (
             "pki/roles/app",
-            json!({"allowed_domains": "example.internal", "allow_subdomains": true, "generate_lease": true, "ttl": "4s", "max_ttl": "4s"}),
+            json!({"allowed_domains": "example.internal", "allow_subdomains": true, "generate_lease": true, "ttl": "16s", "max_ttl": "16s"}),
         ),
         (
             "sys/policies/acl/bank-a-secrets",
@@ -532,6 +604,7 @@ async fn a_dynamic_secret_is_issued_again_before_its_lease_expires_and_the_old_o
     let gate = Gate::to(&bank_a.addr).await;
     let config = config(dir.path(), &launcher)
         .agent("refresh", "1h")
+        .agent("renew_before", "6s")
         .collaborator(
             collaborator("bank-a", Vault::at(&gate.addr), &out, 60).secret(
                 Secret::at("pki/issue/app")
@@ -544,22 +617,32 @@ async fn a_dynamic_secret_is_issued_again_before_its_lease_expires_and_the_old_o
     let agent = RunningAgent::start(config).await;
     let first = read(&cert).unwrap();
     assert!(first.starts_with("-----BEGIN CERTIFICATE-----"));
+    let list = reqwest::Method::from_bytes(b"LIST").unwrap();
+    let leases = || async {
+        let (_, leases) = bank_a
+            .api(list.clone(), "sys/leases/lookup/pki/issue/app/", None)
+            .await;
+        leases["data"]["keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let old_lease = leases().await;
+    assert_eq!(old_lease.len(), 1, "{old_lease:?}");
     wait_for(
         "a new certificate before the lease ran out",
         GENEROUS,
         || async { read(&cert).filter(|c| c != &first).map(|_| ()) },
     )
     .await;
-    // The token the old certificate was issued with is revoked, and its lease with it.
-    let list = reqwest::Method::from_bytes(b"LIST").unwrap();
+    // The token the old certificate was issued with is revoked, and its lease with it: gone
+    // well before its own end (6 s after its replacement), not expired by Vault.
     wait_for(
-        "only the current certificate's lease left",
-        GENEROUS,
+        "the old certificate's lease revoked before it would have expired",
+        Duration::from_secs(5),
         || async {
-            let (_, leases) = bank_a
-                .api(list.clone(), "sys/leases/lookup/pki/issue/app/", None)
-                .await;
-            (leases["data"]["keys"].as_array().map(Vec::len) == Some(1)).then_some(())
+            let now = leases().await;
+            (now.len() == 1 && !now.contains(&old_lease[0])).then_some(())
         },
     )
     .await;

@@ -6,6 +6,9 @@
    resolved to the file module that defines them. A child reaching a re-export in its parent's
    `mod.rs` counts as importing the parent, which is what makes parent/child tangles visible.
 2. No library function returns `Result<_, String>`: causes stay typed.
+3. The library prints nothing (no `print!`, `eprint!`, `dbg!`, no handle on stdout or stderr),
+   and the binary writes its standard output only through `out!` (`cli::write_stdout`), which
+   ends quietly when the reader went away (`attestgate token inspect t.jwt | head -1`).
 
 Run from anywhere: `python3 tests/check-structure.py`. Exits 1 and names every violation.
 `./tests/run.sh` runs it, together with `cargo doc` under `-D missing-docs`.
@@ -164,11 +167,43 @@ def main():
                     f"{path.relative_to(ROOT.parent.parent)}:{number}: returns Result<_, String>; keep the cause typed"
                 )
 
+    failures += output_outside_its_channel()
+
     for failure in failures:
         print(failure)
     if failures:
         sys.exit(1)
-    print(f"structure: {len(modules)} library modules, no cycles, no Result<_, String>")
+    print(
+        f"structure: {len(modules)} library modules, no cycles, no Result<_, String>, "
+        "no printing in the library, standard output only through out!"
+    )
+
+
+def output_outside_its_channel():
+    """Check 3: where the library or the binary writes to the terminal behind its channel's back."""
+    library = re.compile(r"\b(?:e?print(?:ln)?|dbg)!|\bio::(?:stdout|stderr)\(")
+    # The binary reports errors on stderr itself; its standard output goes through `out!`, whose
+    # one implementation (`write_stdout` in `cli/mod.rs`) is the only holder of the handle.
+    binary = re.compile(r"\bprint(?:ln)?!|\bio::stdout\(")
+    failures = []
+    for path in sorted(ROOT.rglob("*.rs")):
+        in_binary = any(path == skip or skip in path.parents for skip in SKIP)
+        pattern = binary if in_binary else library
+        allowed = {"write_stdout"} if path == ROOT / "cli" / "mod.rs" else set()
+        function = None
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            stripped = line.lstrip()
+            if stripped.startswith(("#[cfg(test)]", "#[cfg(all(test")):
+                break  # test modules sit at the end of a file
+            found = re.match(r"(?:pub(?:\([^)]*\))?\s+)?fn\s+(\w+)", stripped)
+            if found:
+                function = found.group(1)
+            if stripped.startswith("//") or function in allowed:
+                continue
+            if pattern.search(line):
+                where = "the library prints" if not in_binary else "standard output outside out!"
+                failures.append(f"{path.relative_to(ROOT.parent.parent)}:{number}: {where}: {stripped}")
+    return failures
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 //! the seed's role into one OpenBao accepts and logs a production-shaped token in with; and
 //! `vault role --from-plugin-config` writes a role that decides as the plugin does.
 
+use crate::harness::capture::{Answer, CaptureServer};
 use crate::harness::launcher::TestLauncher;
 use crate::harness::openbao::{OpenBao, OpenBaoOptions};
 use crate::harness::plugins::{engine, plugin_spec};
@@ -11,6 +12,7 @@ use crate::harness::{attestgate, example_role, patched, target_dir};
 use attestgate::attestation::unix_now;
 use attestgate::dev::SigningKey;
 use attestgate::doctor::{detect_kind, Role};
+use attestgate::plugin::FailureKind;
 use attestgate_vault_role::lint::AuthConfig;
 use attestgate_vault_role::{Decision, Prediction};
 use serde_json::{json, Map, Value};
@@ -1029,6 +1031,50 @@ async fn the_doctor_only_reads_from_vault_and_never_shows_the_token() {
     );
 }
 
+/// A hostile server as the Vault the doctor reads from: a role name that would walk Vault's API
+/// path elsewhere is refused before any request, and a server that quotes the request's token
+/// back in its error cannot make the doctor print it.
+#[tokio::test]
+async fn a_hostile_vault_gets_no_walked_path_and_cannot_make_the_doctor_print_its_token() {
+    let echo = CaptureServer::answering(Answer::Echo).await;
+    let token = "s.echoed-back-by-a-hostile-vault";
+    let env = [("VAULT_ADDR", echo.addr.as_str()), ("VAULT_TOKEN", token)];
+    let walked = crate::harness::attestgate_async(
+        &["vault", "doctor", "--vault-role", "../../sys/seal"],
+        &env,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&walked.stderr);
+    assert_eq!(walked.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("../../sys/seal"), "{stderr}");
+    assert!(echo.requests().is_empty(), "{:?}", echo.requests());
+
+    let echoed =
+        crate::harness::attestgate_async(&["vault", "doctor", "--vault-role", "bank-a"], &env)
+            .await;
+    let stderr = String::from_utf8_lossy(&echoed.stderr);
+    assert_eq!(echoed.status.code(), Some(3), "{stderr}");
+    let requests = echo.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].path, "/v1/auth/jwt/role/bank-a");
+    assert!(
+        requests[0]
+            .headers
+            .iter()
+            .any(|(name, value)| name == "x-vault-token" && value == token),
+        "the server got the token, so its answer quoted it"
+    );
+    // The server's own words reach the operator; the token among them does not.
+    assert!(
+        stderr.contains("auth/jwt/role/bank-a") && stderr.contains("bad request"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(token) && !String::from_utf8_lossy(&echoed.stdout).contains(token),
+        "{stderr}"
+    );
+}
+
 /// Hostile CEL programs, within OpenBao's size limit but nested tens of thousands deep: the
 /// doctor (native code, no sandbox) refuses them as OpenBao does instead of exhausting its
 /// stack, and the cel-role plugin refuses them at load.
@@ -1068,10 +1114,24 @@ fn deeply_nested_cel_programs_are_refused_not_crashed_on() {
                 report.to_string().contains("max recursion depth exceeded"),
                 "program {index}: {report:#}"
             );
+            // The plugin refuses it at load: with cel-go's words where its depth check runs
+            // first, or, where its parser needs more than the sandbox's 64 KiB stack (nested
+            // conditionals), with a trap the sandbox contains. Never an allow, and never a crash
+            // of the host.
+            let refusal = engine()
+                .load(&plugin_spec("cel-role", role))
+                .expect_err("a program nested past the limit");
             assert!(
-                engine().load(&plugin_spec("cel-role", role)).is_err(),
-                "program {index}"
+                matches!(refusal.failure(), Some(FailureKind::Rejected(message))
+                    if message.contains("max recursion depth exceeded"))
+                    || matches!(refusal.failure(), Some(FailureKind::Trap(_))),
+                "program {index}: {refusal}"
             );
+            let shallow =
+                json!({"cel_program": {"expression": "pb.Auth{}"}, "bound_audiences": [AUDIENCE]});
+            engine()
+                .load(&plugin_spec("cel-role", shallow))
+                .expect("the engine still loads a good role");
         }
     }
 }

@@ -324,6 +324,8 @@ async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
     );
 }
 
+/// `ca_cert` is the only CA trusted for that Vault: with the Vault's real CA in the system's
+/// store, a `ca_cert` naming another CA still refuses it, and says which setting to check.
 #[tokio::test]
 async fn a_wrong_ca_is_reported_as_a_tls_failure() {
     let launcher = TestLauncher::start().await;
@@ -341,13 +343,21 @@ async fn a_wrong_ca_is_reported_as_a_tls_failure() {
     let config = config(dir.path(), &launcher)
         .collaborator(bank_a_at(vault).secret(Secret::at("kv/data/message").env("BANK_A_FOO")))
         .write();
-    let report = run(&config).await;
-    let error = report.failures().next().expect("TLS fails");
-    assert_eq!(error.step, Step::VaultLogin);
+    let system_roots = bao.ca_cert().unwrap().display().to_string();
+    let env = [
+        ("SSL_CERT_FILE", system_roots.as_str()),
+        ("SSL_CERT_DIR", ""),
+    ];
+    let out = attestgate_async(&["exchange", "--config", config.to_str().unwrap()], &env).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        cause(error).contains("TLS with Vault") && cause(error).contains("is ca_cert the CA"),
-        "{}",
-        cause(error)
+        stderr
+            .lines()
+            .any(|line| line.contains("FAILED at vault login")
+                && line.contains("TLS with Vault")
+                && line.contains("is ca_cert the CA")),
+        "{stderr}"
     );
 }
 
@@ -1077,9 +1087,22 @@ async fn a_hostile_vault_cannot_echo_the_token_or_flood_memory_or_forge_output()
         stderr.contains("flood") && stderr.contains("larger than"),
         "{stderr}"
     );
-    // The forged success line arrives escaped, on mallory's own line.
+    // The forged success line arrives escaped, on the forger's own line: one line carries its
+    // text, that line names the forger, and the newline and colour codes in it are visible.
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
-    assert!(!stderr.lines().any(|l| l.starts_with("bank-b")), "{stderr}");
+    // (It appears twice: in the log, and in the summary.)
+    let forged: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("released 1 secret(s)"))
+        .collect();
+    assert!(!forged.is_empty(), "{stderr}");
+    for line in forged {
+        assert!(line.contains("forger"), "{line}");
+        assert!(
+            line.contains(r"no\n\u{1b}[32mbank-b"),
+            "the forged line is not shown escaped: {line}"
+        );
+    }
     assert!(forger.requests().is_empty(), "the forger's plugin denied");
 }
 
@@ -1218,6 +1241,24 @@ async fn delivery_never_follows_a_planted_symlink_nor_writes_into_a_foreign_dire
         "nothing went through the link"
     );
     std::fs::remove_file(&own).unwrap();
+    // Higher up: the delivery root itself swapped for a link to a directory that would pass
+    // every other check.
+    let real_root = dir.path().join("out-real");
+    std::fs::rename(&root, &real_root).unwrap();
+    std::os::unix::fs::symlink(&real_root, &root).unwrap();
+    let err = deliver_files(&report, &root)
+        .err()
+        .expect("a symlinked delivery root");
+    assert!(
+        matches!(
+            err.cause,
+            DeliveryCause::UnsafeDirectory(UnsafeDir::NotADirectory { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&real_root).unwrap().count(), 0);
+    std::fs::remove_file(&root).unwrap();
+    std::fs::rename(&real_root, &root).unwrap();
     // A directory others may write.
     std::fs::create_dir(&own).unwrap();
     std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -1361,6 +1402,34 @@ async fn exec_checks_everything_before_delivering_anything() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("no such executable"), "{stderr}");
+    assert!(!file.exists(), "nothing was delivered");
+    // A collaborator may add variables to the workload's environment, never replace one the
+    // operator set.
+    let shadowing = config(dir.path(), &launcher)
+        .collaborator(
+            bank_a_at(&bao)
+                .secret(foo())
+                .secret(Secret::at("kv/data/message").field("foo").env("BANK_A_FOO")),
+        )
+        .write();
+    let out = attestgate_async(
+        &[
+            "exec",
+            "--config",
+            shadowing.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+        &[("BANK_A_FOO", "the operator's")],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("BANK_A_FOO is already set in the workload's environment"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("world"), "{stderr}");
     assert!(!file.exists(), "nothing was delivered");
 }
 

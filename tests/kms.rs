@@ -155,6 +155,11 @@ async fn the_unwrapped_vault_token_reads_the_secret() {
             "lookup-self reported the token's policies"
         );
     }
+    // Every decrypt carried the ciphertext's CRC32C, which KMS checks (the stand-in refuses a
+    // mismatch as Google does): a ciphertext corrupted on its way is refused, not decrypted.
+    let checksums = google.ciphertext_checksums();
+    assert_eq!(checksums.len(), 2, "{checksums:?}");
+    assert!(checksums.iter().all(Option::is_some), "{checksums:?}");
 }
 
 #[tokio::test]

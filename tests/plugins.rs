@@ -123,14 +123,36 @@ fn sandbox_report(attack: &str) -> String {
 
 #[test]
 fn the_sandbox_has_no_filesystem() {
+    // The plugin tries an absolute path, its working directory and the root: none may answer.
     let message = sandbox_report("read-file");
     assert!(message.starts_with("file read failed"), "{message}");
+    for attempt in ["read /etc/passwd", "list .", "list /", "read ./Cargo.toml"] {
+        assert!(
+            message.contains(attempt),
+            "{attempt} was not refused: {message}"
+        );
+    }
 }
 
 #[test]
 fn the_sandbox_has_no_network() {
-    let message = sandbox_report("open-socket");
+    // A listener that would accept: a refused connection cannot pass for a missing network.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let spec = plugin_spec(
+        "hostile",
+        json!({"attack": "open-socket", "target": target}),
+    );
+    let verdict = evaluate(&spec, &production_claims(AUDIENCE)).expect("the plugin runs");
+    let message = &verdict.reasons[0].message;
+    assert!(verdict.allow, "the plugin reached {target}: {message}");
     assert!(message.starts_with("socket failed"), "{message}");
+    listener.set_nonblocking(true).unwrap();
+    assert_eq!(
+        listener.accept().map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "a connection reached the listener"
+    );
 }
 
 #[test]
@@ -662,13 +684,39 @@ fn a_plugin_may_select_only_its_collaborators_declared_audience() {
         .load(&spec)
         .and_then(|policy| policy.select_audience())
         .expect_err("another collaborator's audience");
-    assert_eq!(
-        err.failure().map(FailureKind::name),
-        Some("bad-return"),
+    assert!(
+        matches!(
+            err.failure(),
+            Some(FailureKind::BadReturn(ContractViolation::NotTheDeclaredAudience { asked, declared }))
+                if asked == "https://vault.bank-b.example" && declared == AUDIENCE
+        ),
         "{err}"
     );
     spec.config = json!({"attack": "allow", "audience": AUDIENCE});
     let request = engine().load(&spec).unwrap().select_audience().unwrap();
+    assert_eq!(request.audience, AUDIENCE);
+}
+
+/// The exchange looks at the request once more before a launcher mints it: a policy whose
+/// declared audience is not the collaborator's (a mix-up anywhere between the configuration and
+/// the plugin runtime) still cannot obtain a token for it.
+#[tokio::test]
+async fn the_exchange_mints_only_the_collaborators_declared_audience() {
+    let mut spec = plugin_spec("hostile", json!({"attack": "allow", "audience": AUDIENCE}));
+    spec.audience = Some(AUDIENCE.into());
+    let policy = std::sync::Arc::new(engine().load(&spec).unwrap());
+    let err = attestgate::exchange::select_audience(&policy, "https://vault.bank-b.example")
+        .await
+        .expect_err("an audience other than the declared one");
+    assert_eq!(err.step, attestgate::exchange::Step::SelectAudience);
+    assert!(
+        matches!(&*err.cause, attestgate::exchange::StepCause::ForeignAudience { asked, declared }
+            if asked == AUDIENCE && declared == "https://vault.bank-b.example"),
+        "{err}"
+    );
+    let request = attestgate::exchange::select_audience(&policy, AUDIENCE)
+        .await
+        .unwrap();
     assert_eq!(request.audience, AUDIENCE);
 }
 

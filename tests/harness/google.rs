@@ -44,6 +44,8 @@ struct Shared {
     allowed_audiences: Vec<String>,
     /// Every subject token STS received, in order.
     subject_tokens: Mutex<Vec<String>>,
+    /// The `ciphertextCrc32c` of every decrypt request, in order (Google's API makes it optional).
+    ciphertext_checksums: Mutex<Vec<Option<String>>>,
     corrupt_plaintext_crc: bool,
     federated: Mutex<HashSet<String>>,
     impersonated: Mutex<HashSet<String>>,
@@ -253,6 +255,11 @@ async fn kms(
             "Invalid value at 'ciphertext'.",
         );
     };
+    shared
+        .ciphertext_checksums
+        .lock()
+        .unwrap()
+        .push(request["ciphertextCrc32c"].as_str().map(str::to_owned));
     if let Some(crc) = request["ciphertextCrc32c"].as_str() {
         if crc.parse::<u64>().ok() != Some(u64::from(crc32c::crc32c(&ciphertext))) {
             return google_error(
@@ -312,6 +319,7 @@ impl GoogleStandIn {
                 options.allowed_audiences
             },
             subject_tokens: Mutex::new(Vec::new()),
+            ciphertext_checksums: Mutex::new(Vec::new()),
             corrupt_plaintext_crc: options.corrupt_plaintext_crc,
             federated: Mutex::new(HashSet::new()),
             impersonated: Mutex::new(HashSet::new()),
@@ -339,6 +347,12 @@ impl GoogleStandIn {
     /// Every subject token STS received, in order.
     pub fn subject_tokens(&self) -> Vec<String> {
         self.shared.subject_tokens.lock().unwrap().clone()
+    }
+
+    /// The `ciphertextCrc32c` each decrypt request carried (checked against its ciphertext when
+    /// present), in order.
+    pub fn ciphertext_checksums(&self) -> Vec<Option<String>> {
+        self.shared.ciphertext_checksums.lock().unwrap().clone()
     }
 
     /// What `gcloud kms encrypt` would produce, base64-encoded.

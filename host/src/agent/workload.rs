@@ -113,7 +113,7 @@ impl Workload {
         }
         let now = Instant::now();
         let first = *self.batch_started.get_or_insert(now);
-        self.restart_at = Some((now + self.debounce).min(first + self.debounce * 4));
+        self.restart_at = Some(restart_time(now, first, self.debounce));
     }
 
     /// Sends it `signal` (a secret changed, or the agent forwards one it received).
@@ -185,6 +185,12 @@ impl Workload {
             }
         }
     }
+}
+
+/// When a batch of changes that began at `first` restarts the workload, after a change at `now`:
+/// a debounce after the last change, but never later than four debounces after the first.
+fn restart_time(now: Instant, first: Instant, debounce: Duration) -> Instant {
+    (now + debounce).min(first + debounce * 4)
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -266,6 +272,23 @@ mod tests {
                 path.display()
             );
         }
+    }
+
+    /// A collaborator whose secret changes every half debounce would postpone a plain debounce
+    /// forever, and with it every other collaborator's rotation.
+    #[test]
+    fn changes_that_never_stop_still_restart_within_four_debounces() {
+        let debounce = Duration::from_secs(2);
+        let first = Instant::now();
+        assert_eq!(restart_time(first, first, debounce), first + debounce);
+        for change in 1..100u32 {
+            let now = first + debounce / 2 * change;
+            assert!(restart_time(now, first, debounce) <= first + debounce * 4);
+        }
+        assert_eq!(
+            restart_time(first + debounce, first, debounce),
+            first + debounce * 2
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,6 @@ use attestgate::attestation::unix_now;
 use attestgate::attestation::{read_token_file, DEFAULT_LAUNCHER_SOCKET};
 use attestgate::attestation::{Claims, LauncherClient, TokenRequest, TokenType};
 use clap::{Args, Subcommand};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,7 +26,7 @@ pub struct GetArgs {
     /// A nonce to bind into `eat_nonce` (repeatable, at most 6, 10-74 bytes each).
     #[arg(long = "nonce", value_name = "NONCE")]
     nonces: Vec<String>,
-    /// OIDC or PKI.
+    /// OIDC, PKI or AWS_PRINCIPALTAGS (in any case).
     #[arg(long, default_value = "OIDC")]
     token_type: TokenType,
     /// Read the default token from this file instead of asking the socket.
@@ -71,8 +70,7 @@ async fn get(args: GetArgs) -> anyhow::Result<Exit> {
             None => client.default_token().await?,
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", token.expose())?;
+    out!("{}", token.expose());
     Ok(Exit::Ok)
 }
 
@@ -96,7 +94,10 @@ async fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
             let claims = Claims::from_payload(payload);
             out!("UNVERIFIED: decoded only. The signature, issuer, audience and expiry have NOT been checked;");
             out!("            use `attestgate verify` before trusting anything below.");
-            print!("{}", render::summary(&parsed.header, &claims, unix_now()));
+            out!(
+                "{}",
+                render::summary(&parsed.header, &claims, unix_now()).trim_end()
+            );
         }
     }
     Ok(Exit::Ok)

@@ -120,7 +120,10 @@ async fn verify_one(
                         "VALID: signature, issuer, audience and validity window check out at {}",
                         render::timestamp(at)
                     );
-                    print!("{}", render::summary(&verified.header, &claims, at));
+                    out!(
+                        "{}",
+                        render::summary(&verified.header, &claims, at).trim_end()
+                    );
                 }
             }
             Ok(Exit::Ok)

@@ -95,9 +95,9 @@ impl Limits {
 }
 
 /// `[collaborator.limits]` as configured: each limit left out takes the default for the plugin's
-/// kind ([`Limits::defaults_for`]), known once the plugin is read.
+/// kind ([`Limits::defaults_for`]), known once the plugin is read. (An unknown key here is
+/// reported by the configuration's loader with every other problem, not as a parse failure.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
     /// Wall-clock time for one call, in milliseconds.
     pub deadline_ms: Option<u64>,

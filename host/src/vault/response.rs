@@ -310,6 +310,19 @@ mod tests {
         assert_eq!(whole.value()["user"], "app");
     }
 
+    /// A token or a secret inside anything printed with `{:?}` (an error, a log field, a
+    /// report) shows as redacted.
+    #[test]
+    fn debug_never_shows_a_vault_token_or_a_secret() {
+        let value =
+            extract_secret(kv2(json!({"password": "s3cret-value"})), "kv/data/db", None).unwrap();
+        let token = VaultToken::new("hvs.a-token-never-printed");
+        let printed = format!("{:?}", (&token, &value, Some(vec![&value])));
+        assert!(!printed.contains("s3cret-value"), "{printed}");
+        assert!(!printed.contains("a-token-never-printed"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
+
     #[test]
     fn kv1_data_is_taken_as_is() {
         let value = extract_secret(json!({"data": {"metadata": "mine"}}), "kv/db", None).unwrap();

@@ -795,14 +795,19 @@ mod tests {
         let cwasm = dir.path().join("plugin.cwasm");
         std::fs::write(&cwasm, b"native").unwrap();
         let text = format!(
-            "[[collaborator]]\nname = \"mallory\"\naudience = \"https://vault.mallory.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\nplugin_compiled = \"{}\"\nplugin_compiled_sha256 = \"{}\"\n[collaborator.limits]\ndeadline_ms = 3600000\nlog_bytes = 1099511627776\n",
+            "[[collaborator]]\nname = \"mallory\"\naudience = \"https://vault.mallory.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\nplugin_compiled = \"{}\"\nplugin_compiled_sha256 = \"{}\"\n[collaborator.limits]\ndeadline_ms = 3600000\nmemory_bytes = 1099511627776\nlog_bytes = 0\n",
             wasm.display(),
             "a".repeat(64),
             cwasm.display(),
             "b".repeat(64)
         );
         let err = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap_err();
-        for key in ["limits.deadline_ms", "limits.log_bytes", "plugin_compiled"] {
+        for key in [
+            "limits.deadline_ms",
+            "limits.memory_bytes",
+            "limits.log_bytes",
+            "plugin_compiled",
+        ] {
             assert!(
                 err.problems
                     .iter()
@@ -812,7 +817,8 @@ mod tests {
         }
         let trusted = format!("[plugins]\ntrust_precompiled = true\n{text}")
             .replace("3600000", "100")
-            .replace("1099511627776", "16384");
+            .replace("1099511627776", "67108864")
+            .replace("log_bytes = 0", "log_bytes = 16384");
         Config::parse(&trusted, &dir.path().join("attestgate.toml")).unwrap();
     }
 
@@ -915,7 +921,7 @@ mod tests {
         let provider = "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/bank-c";
         let kms = |name: &str, audience: &str| {
             format!(
-                "[[collaborator]]\nname = \"{name}\"\naudience = \"{audience}\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.kms]\nworkload_identity_provider = \"{provider}\"\nkey = \"projects/bank-c/locations/global/keyRings/r/cryptoKeys/k\"\nciphertext = \"c2VjcmV0\"\n",
+                "[[collaborator]]\nname = \"{name}\"\naudience = \"{audience}\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n[collaborator.kms]\nworkload_identity_provider = \"{provider}\"\nkey = \"projects/bank-c/locations/global/keyRings/r/cryptoKeys/k\"\nservice_account = \"unwrap@bank-c.iam.gserviceaccount.com\"\nciphertext = \"c2VjcmV0\"\n",
                 wasm.display(),
                 "a".repeat(64)
             )
@@ -926,6 +932,7 @@ mod tests {
             "kms.workload_identity_provider",
             "kms.key",
             "kms.ciphertext",
+            "kms.service_account",
             "audience",
         ] {
             assert!(
@@ -997,6 +1004,42 @@ mod tests {
                 .any(|m| m.starts_with("delivery.root") && m.contains("bank-b/creds")),
             "{problems:?}"
         );
+    }
+
+    /// Every file a collaborator's own settings make attestgate read is checked, not only the
+    /// operator's: a plugin configuration, an artifact, a CA, a client certificate or key, or a
+    /// ciphertext under the delivery root could be a file another collaborator's secret wrote.
+    #[test]
+    fn files_a_collaborator_names_may_not_lie_under_the_delivery_root() {
+        for (collaborator_line, vault_line, section) in [
+            ("plugin_config_file = \"{root}/bank-b/creds\"", "", ""),
+            ("plugin_compiled = \"{root}/bank-b/creds\"", "", ""),
+            ("", "ca_cert = \"{root}/bank-b/creds\"", ""),
+            ("", "client_cert = \"{root}/bank-b/creds\"", ""),
+            ("", "client_key = \"{root}/bank-b/creds\"", ""),
+            (
+                "",
+                "",
+                "[collaborator.kms]\nworkload_identity_provider = \"//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/x\"\nkey = \"projects/p/locations/global/keyRings/r/cryptoKeys/k\"\nciphertext_file = \"{root}/bank-b/creds\"",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("out").display().to_string();
+            let wasm = dir.path().join("plugin.wasm");
+            std::fs::write(&wasm, b"\0asm").unwrap();
+            let text = format!(
+                "[delivery]\nroot = \"{root}\"\n[[collaborator]]\nname = \"bank-a\"\naudience = \"https://vault.bank-a.example\"\nplugin = \"{}\"\nplugin_sha256 = \"{}\"\n{collaborator_line}\n[collaborator.vault]\naddress = \"https://vault.bank-a.example\"\n{vault_line}\n{section}\n",
+                wasm.display(),
+                "a".repeat(64)
+            )
+            .replace("{root}", &root);
+            let err = Config::parse(&text, &dir.path().join("attestgate.toml")).unwrap_err();
+            assert!(
+                err.problems.iter().any(|p| p.key == "delivery.root"
+                    && p.message.contains(&format!("{root}/bank-b/creds"))),
+                "{collaborator_line}{vault_line}{section}: {err}"
+            );
+        }
     }
 
     /// bank-a with a Vault at https://vault.bank-a.example and `vault_extra` lines in its
@@ -1076,6 +1119,8 @@ mod tests {
             plugin = "missing.wasm"
             plugin_sha256 = "abc"
             plugin_confg = {}
+            [collaborator.limits]
+            deadline = 100
         "#;
         let err = Config::parse(text, Path::new("/etc/attestgate.toml")).unwrap_err();
         let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
@@ -1083,6 +1128,10 @@ mod tests {
         assert!(
             keys.contains(&"collaborator[0] (bank-a).plugin_confg"),
             "unknown and invalid keys are located alike: {err}"
+        );
+        assert!(
+            keys.contains(&"collaborator[0] (bank-a).limits.deadline"),
+            "an unknown limit is one problem among the others: {err}"
         );
         assert!(keys.contains(&"attestation.source"), "{err}");
         assert!(
@@ -1094,7 +1143,7 @@ mod tests {
         assert!(keys.contains(&"attestation.jwks_url"), "{err}");
         assert!(
             err.to_string()
-                .starts_with("/etc/attestgate.toml has 7 problems:"),
+                .starts_with("/etc/attestgate.toml has 8 problems:"),
             "{err}"
         );
         assert!(

@@ -14,6 +14,9 @@ struct Config {
     /// The audience `select-audience` asks for: another collaborator's, to try to steal it.
     #[serde(default)]
     audience: Option<String>,
+    /// Where `open-socket` connects.
+    #[serde(default)]
+    target: Option<String>,
 }
 
 struct Hostile;
@@ -58,14 +61,51 @@ impl Policy for Hostile {
                     std::hint::black_box(&hoard);
                 }
             }
-            "read-file" => match std::fs::read_to_string("/etc/passwd") {
-                Ok(text) => report.fail(None, format!("read {} bytes of /etc/passwd", text.len())),
-                Err(e) => report.pass(None, format!("file read failed: {e}")),
-            },
-            "open-socket" => match std::net::TcpStream::connect("127.0.0.1:22") {
-                Ok(_) => report.fail(None, "connected to 127.0.0.1:22"),
-                Err(e) => report.pass(None, format!("socket failed: {e}")),
-            },
+            // Every way a plugin could reach the host's files: an absolute path, its working
+            // directory, the root. Any that works is a preopened directory it should not have.
+            "read-file" => {
+                let attempts = [
+                    (
+                        "read /etc/passwd",
+                        std::fs::read("/etc/passwd").map(|b| b.len()),
+                    ),
+                    ("list .", std::fs::read_dir(".").map(|d| d.count())),
+                    ("list /", std::fs::read_dir("/").map(|d| d.count())),
+                    (
+                        "read ./Cargo.toml",
+                        std::fs::read("Cargo.toml").map(|b| b.len()),
+                    ),
+                ];
+                let leaks: Vec<String> = attempts
+                    .iter()
+                    .filter_map(|(what, result)| {
+                        result.as_ref().ok().map(|n| format!("{what}: {n}"))
+                    })
+                    .collect();
+                if leaks.is_empty() {
+                    let errors: Vec<String> = attempts
+                        .iter()
+                        .filter_map(|(what, result)| {
+                            result.as_ref().err().map(|e| format!("{what}: {e}"))
+                        })
+                        .collect();
+                    report.pass(None, format!("file read failed: {}", errors.join("; ")))
+                } else {
+                    report.fail(
+                        None,
+                        format!("the filesystem answered: {}", leaks.join("; ")),
+                    )
+                }
+            }
+            // Connects to `target` (a listener the test holds open), so that a refused connection
+            // cannot pass for a sandbox without a network.
+            "open-socket" => {
+                let target = ctx.config.target.as_deref().unwrap_or("127.0.0.1:22");
+                match std::net::TcpStream::connect(target) {
+                    Ok(_) => report.fail(None, format!("connected to {target}")),
+                    Err(e) => report.pass(None, format!("socket failed: {e}")),
+                }
+            }
             "read-env" => {
                 let vars: Vec<(String, String)> = std::env::vars().collect();
                 let args: Vec<String> = std::env::args().collect();
