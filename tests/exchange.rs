@@ -302,7 +302,14 @@ async fn a_plugin_denial_keeps_the_token_inside_the_tee() {
 #[tokio::test]
 async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
     let launcher = TestLauncher::start().await;
-    let bao = bank_a_vault(&launcher, OpenBaoOptions::default()).await;
+    let bao = bank_a_vault(
+        &launcher,
+        OpenBaoOptions {
+            audit: true,
+            ..Default::default()
+        },
+    )
+    .await;
     bao.write("kv/data/board-minutes", json!({"data": {"text": "secret"}}))
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -321,6 +328,15 @@ async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
             && cause(error).contains("permission denied"),
         "{}",
         cause(error)
+    );
+    // A failed read revokes the token the login issued, as a successful one does.
+    let revoked = bao
+        .audit_log()
+        .iter()
+        .any(|e| e["type"] == "request" && e["request"]["path"] == "auth/token/revoke-self");
+    assert!(
+        revoked,
+        "the Vault token was revoked after the refused read"
     );
 }
 
@@ -1104,6 +1120,34 @@ async fn a_hostile_vault_cannot_echo_the_token_or_flood_memory_or_forge_output()
         );
     }
     assert!(forger.requests().is_empty(), "the forger's plugin denied");
+}
+
+/// A Vault that answers the login with a redirect to another server: no client follows it, so
+/// the attestation token never reaches the other server (mallory's Vault cannot steer it to
+/// bank-b's, or anywhere else).
+#[tokio::test]
+async fn a_redirect_from_a_vault_never_carries_the_token_elsewhere() {
+    let launcher = TestLauncher::start().await;
+    let elsewhere = CaptureServer::start(200, r#"{"auth":{"client_token":"x"}}"#).await;
+    let redirector = CaptureServer::answering(Answer::Redirect(format!(
+        "{}/v1/auth/jwt/login",
+        elsewhere.addr
+    )))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &launcher)
+        .deadline("2s")
+        .collaborator(mallory(&redirector, "https://vault.mallory.example"))
+        .write();
+    let report = run(&config).await;
+    let error = report.failures().next().expect("the login was redirected");
+    assert_eq!(error.step, Step::VaultLogin, "{error}");
+    assert!(!redirector.requests().is_empty());
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the redirect was followed: {:?}",
+        elsewhere.requests()
+    );
 }
 
 /// A Vault in front of `target` whose secret reads never answer; everything else is passed on
