@@ -10,9 +10,8 @@
 //! claim is dynamic and passes, as it does in cel-go.
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
-use cel::Program;
 
-use super::program::{pb_auth_field, FieldType, PB_AUTH};
+use super::program::{pb_auth_field, FieldType, Parsed, PB_AUTH};
 
 /// A statically known type, or `Dyn`.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,13 +90,13 @@ impl Finding {
 }
 
 struct Checker<'a> {
-    program: &'a Program,
+    program: &'a Parsed,
     scope: Vec<(String, T)>,
 }
 
 /// Type-checks one parsed expression with `declared` variables (besides `claims`, `now` and
 /// `operation`) in scope. Returns the first finding, as cel-go reports the first error first.
-pub fn check(program: &Program, declared: &[&str]) -> Result<(), Finding> {
+pub fn check(program: &Parsed, declared: &[&str]) -> Result<(), Finding> {
     let mut scope = vec![
         (
             "claims".to_owned(),

@@ -60,6 +60,12 @@ fn refused(variable: Option<(usize, &str)>, what: &str, message: &str) -> Refusa
     }
 }
 
+/// Whether a parse failed on one of cel-go's two nesting limits (operators, `expr` levels),
+/// which OpenBao reports as invalid syntax before anything else.
+fn too_deep(e: &program::SyntaxError) -> bool {
+    e.message.contains("max recursion depth exceeded") || e.message == program::NESTING_REFUSAL
+}
+
 fn syntax_refusal(e: &program::SyntaxError) -> Refusal {
     match &e.variable {
         Some((index, name)) => refused(
@@ -107,11 +113,12 @@ pub fn validate(role: &CelRole) -> Result<(), Refusal> {
     // The fast parser first, only for its depth check: a program too deep for cel-go is refused
     // before the other parser and the checker, which recurse over it.
     if let Err(e) = Compiled::new(&env, &role.cel_program) {
-        if e.message.contains("max recursion depth exceeded") {
+        if too_deep(&e) {
             return Err(syntax_refusal(&e));
         }
     }
     let parsed = Checkable::parse(&env, &role.cel_program).map_err(|e| match &e.variable {
+        _ if too_deep(&e) => syntax_refusal(&e),
         Some((index, name)) => refused(
             Some((*index, name)),
             &format!("invalid CEL syntax for variable '{name}'"),
@@ -188,5 +195,98 @@ pub fn login(
             }
             trace.deny()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(expression: &str) -> CelRole {
+        serde_json::from_value(serde_json::json!({
+            "cel_program": {"expression": expression},
+            "bound_audiences": ["https://vault.bank-a.example"]
+        }))
+        .unwrap()
+    }
+
+    /// Measured with OpenBao 2.7.2: 249 levels of parentheses, lists, calls or conditionals are
+    /// stored; 250, or 30,000, are refused with cel-go's words (the `cel` crate's own limit of 96
+    /// refused roles OpenBao stores).
+    #[test]
+    fn brackets_and_conditionals_nest_exactly_as_deep_as_cel_go_allows() {
+        /// A name, and the program nesting that shape `n` levels deep.
+        type Shape = (&'static str, fn(usize) -> String);
+        let shapes: [Shape; 4] = [
+            ("parentheses", |n| {
+                format!(
+                    "{}true{} ? pb.Auth{{}} : 'no'",
+                    "(".repeat(n),
+                    ")".repeat(n)
+                )
+            }),
+            ("conditionals", |n| {
+                format!("{}pb.Auth{{}}", "false ? 'no' : ".repeat(n))
+            }),
+            ("lists", |n| {
+                format!(
+                    "{}1{} == [] ? pb.Auth{{}} : 'no'",
+                    "[".repeat(n),
+                    "]".repeat(n)
+                )
+            }),
+            ("calls", |n| {
+                format!(
+                    "{}1{} == 1 ? pb.Auth{{}} : 'no'",
+                    "int(".repeat(n),
+                    ")".repeat(n)
+                )
+            }),
+        ];
+        let refusal = "OpenBao would refuse this CEL role: invalid CEL syntax for main expression: ERROR: <input>:-1:0: expression recursion limit exceeded: 250";
+        for (shape, nested) in shapes {
+            assert_eq!(validate(&role(&nested(249))), Ok(()), "{shape}");
+            for n in [250, 30_000] {
+                let text = nested(n);
+                if text.chars().count() > MAX_EXPRESSION_CODE_POINTS {
+                    continue;
+                }
+                assert_eq!(
+                    validate(&role(&text)).map_err(|r| r.message),
+                    Err(refusal.to_owned()),
+                    "{shape} {n}"
+                );
+            }
+        }
+    }
+
+    /// Measured with OpenBao 2.7.2: chains of operators and selections count (248 stored, 249
+    /// refused), chains of `&&` and `||` do not (cel-go balances them; 1,000 are stored).
+    #[test]
+    fn operator_chains_count_as_cel_go_counts_them() {
+        let refusal = "OpenBao would refuse this CEL role: invalid CEL syntax for main expression: ERROR: <input>:-1:0: max recursion depth exceeded";
+        let plus = |n: usize| format!("1{} == 2 ? pb.Auth{{}} : 'no'", "+1".repeat(n));
+        let select = |n: usize| format!("claims{} == 1 ? pb.Auth{{}} : 'no'", ".a".repeat(n));
+        for chain in [plus, select] {
+            assert_eq!(validate(&role(&chain(248))), Ok(()));
+            assert_eq!(
+                validate(&role(&chain(249))).map_err(|r| r.message),
+                Err(refusal.to_owned())
+            );
+        }
+        let and = format!("true{} ? pb.Auth{{}} : 'no'", " && true".repeat(1_000));
+        assert_eq!(validate(&role(&and)), Ok(()));
+    }
+
+    #[test]
+    fn the_textual_bound_counts_brackets_and_conditionals_but_not_strings_or_optionals() {
+        assert_eq!(program::textual_nesting("((a)) ? [b] : c ? d : e"), 2);
+        assert_eq!(program::textual_nesting("'((((' + \"[[[[\" + '''?{'''"), 0);
+        assert_eq!(
+            program::textual_nesting("a.?b.?c[?d] == {?'k': [1, ?x]}"),
+            2
+        );
+        assert_eq!(program::textual_nesting("[a ? b : c, d ? e : f, g]"), 2);
+        assert_eq!(program::textual_nesting("// ((((\n(x)"), 1);
     }
 }

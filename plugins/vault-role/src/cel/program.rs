@@ -12,11 +12,11 @@
 //! classification of results, and the texts of errors (`no such key: x`, `division by zero`,
 //! `no such overload`, ...).
 
-use cel::common::ast::{operators, EntryExpr, Expr};
+use cel::common::ast::{operators, EntryExpr, Expr, SourceInfo};
 use cel::common::types::{CelStruct, Type};
 use cel::common::value::{CowVal, Val};
 use cel::objects::{Key, Map};
-use cel::{Context, Env, ExecutionError, IdedExpr, Program, StructType, Value};
+use cel::{Context, Env, ExecutionError, IdedExpr, StructType, Value};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -235,9 +235,132 @@ pub fn environment() -> Env {
 /// grammar, with positions for the checker's and the parser's messages.
 pub struct Checkable {
     /// Each variable's name and parsed expression, in order.
-    pub variables: Vec<(String, Program)>,
+    pub variables: Vec<(String, Parsed)>,
     /// The main expression.
-    pub expression: Program,
+    pub expression: Parsed,
+}
+
+/// One expression from the ANTLR parser: its tree, and where each node was written.
+pub struct Parsed {
+    expression: IdedExpr,
+    source_info: SourceInfo,
+}
+
+impl Parsed {
+    /// The tree.
+    pub fn expression(&self) -> &IdedExpr {
+        &self.expression
+    }
+
+    /// Where every node was written, for the checker's messages.
+    pub fn source_info(&self) -> &SourceInfo {
+        &self.source_info
+    }
+}
+
+/// cel-go's words for an expression nested past [`MAX_EXPRESSION_NESTING`].
+pub(super) const NESTING_REFUSAL: &str =
+    "ERROR: <input>:-1:0: expression recursion limit exceeded: 250";
+
+/// Above this [`textual_nesting`], a program is refused before any parser runs.
+const MAX_TEXTUAL_NESTING: usize = 2 * (MAX_EXPRESSION_NESTING as usize + 1);
+
+/// How deep brackets, calls and conditionals may nest: cel-go's parser listener refuses 250
+/// levels of `expr`. Measured with OpenBao 2.7.2: 249 nested parentheses, lists or conditionals
+/// are stored, 250 are refused with "expression recursion limit exceeded: 250". Both parsers here
+/// stop at the same depth (the `cel` crate's default, 96, refused roles OpenBao stores).
+pub const MAX_EXPRESSION_NESTING: u16 = 249;
+
+/// The ANTLR parser, as cel-go's: `env`'s macros, cel-go's nesting limit.
+fn antlr_parse(env: &Env, text: &str) -> Result<Parsed, String> {
+    env.parser()
+        .max_recursion_depth(MAX_EXPRESSION_NESTING)
+        .parse_with_source_info(text)
+        .map(|(expression, source_info)| Parsed {
+            expression,
+            source_info,
+        })
+        .map_err(|e| nesting_or(e.to_string()))
+}
+
+/// The parser's message, or cel-go's where the parser stopped at the nesting limit.
+fn nesting_or(message: String) -> String {
+    if message.contains("Recursion limit of") {
+        NESTING_REFUSAL.to_owned()
+    } else {
+        message
+    }
+}
+
+/// An upper bound on how deep `text` nests brackets and conditionals, read from the text alone
+/// (no recursion, whatever the input): each `(`, `[` or `{` opens a level until it closes, each
+/// `?` one until its group closes or a `,` ends the element (not the optional syntax's `.?`,
+/// `[?`, `{?` and `, ?`). Strings and comments are skipped.
+/// It never counts less than the parsers do, and at most about twice as much, so a program
+/// above twice cel-go's limit is refused before a parser could recurse that deep (the Pratt
+/// parser does not count parentheses or conditionals itself).
+pub fn textual_nesting(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    // Per open group: the conditionals opened inside it.
+    let mut groups: Vec<usize> = vec![0];
+    // The last byte that is not white space, for telling the optional syntax's `?` apart.
+    let mut previous = b' ';
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        match byte {
+            quote @ (b'\'' | b'"') => {
+                let raw = at > 0 && matches!(bytes[at - 1], b'r' | b'R');
+                let triple = bytes[at..].starts_with(&[quote; 3]);
+                let close: &[u8] = if triple { &[quote; 3] } else { &[quote; 1] };
+                at += close.len();
+                while at < bytes.len() && !bytes[at..].starts_with(close) {
+                    at += if bytes[at] == b'\\' && !raw { 2 } else { 1 };
+                }
+                at += close.len();
+                previous = quote;
+                continue;
+            }
+            b'/' if bytes.get(at + 1) == Some(&b'/') => {
+                while at < bytes.len() && bytes[at] != b'\n' {
+                    at += 1;
+                }
+                continue;
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                groups.push(0);
+            }
+            b')' | b']' | b'}' => {
+                let conditionals = if groups.len() > 1 {
+                    groups.pop().unwrap_or(0)
+                } else {
+                    0
+                };
+                depth = depth.saturating_sub(1 + conditionals);
+            }
+            b'?' if !matches!(previous, b'.' | b'[' | b'{' | b',') => {
+                depth += 1;
+                if let Some(open) = groups.last_mut() {
+                    *open += 1;
+                }
+            }
+            b',' => {
+                if let Some(open) = groups.last_mut() {
+                    depth = depth.saturating_sub(*open);
+                    *open = 0;
+                }
+            }
+            _ => {}
+        }
+        if !byte.is_ascii_whitespace() {
+            previous = byte;
+        }
+        deepest = deepest.max(depth);
+        at += 1;
+    }
+    deepest
 }
 
 /// Where parsing failed: which part of the program, and the parser's message with its position.
@@ -253,15 +376,15 @@ impl Checkable {
     pub fn parse(env: &Env, program: &CelProgram) -> Result<Checkable, SyntaxError> {
         let mut variables = Vec::new();
         for (index, variable) in program.variables.iter().enumerate() {
-            let parsed = env.compile(&variable.expression).map_err(|e| SyntaxError {
+            let parsed = antlr_parse(env, &variable.expression).map_err(|message| SyntaxError {
                 variable: Some((index, variable.name.clone())),
-                message: e.to_string(),
+                message,
             })?;
             variables.push((variable.name.clone(), parsed));
         }
-        let expression = env.compile(&program.expression).map_err(|e| SyntaxError {
+        let expression = antlr_parse(env, &program.expression).map_err(|message| SyntaxError {
             variable: None,
-            message: e.to_string(),
+            message,
         })?;
         Ok(Checkable {
             variables,
@@ -296,14 +419,22 @@ impl Compiled {
         let mut runnable = Vec::with_capacity(program.variables.len() + 1);
         let mut declared: Vec<&str> = Vec::new();
         for (variable, text) in parts {
-            let syntax_error = |e: cel::ParseErrors| SyntaxError {
-                variable: variable.clone(),
-                message: e.to_string(),
-            };
+            // Before any parser: the Pratt parser recurses on parentheses and conditionals
+            // without counting them.
+            if textual_nesting(text) > MAX_TEXTUAL_NESTING {
+                return Err(SyntaxError {
+                    variable: variable.clone(),
+                    message: NESTING_REFUSAL.into(),
+                });
+            }
             let mut tree = cel::parser::PrattParser::new()
                 .enable_optional_syntax(true)
+                .max_recursion_depth(MAX_EXPRESSION_NESTING)
                 .parse(text)
-                .map_err(syntax_error)?;
+                .map_err(|e| SyntaxError {
+                    variable: variable.clone(),
+                    message: nesting_or(e.to_string()),
+                })?;
             // Before anything recursive walks the tree: cel-go refuses deep programs, and the
             // walks below would exhaust the stack on them.
             if nesting_depth(&tree) > MAX_NESTING_DEPTH {
@@ -317,11 +448,12 @@ impl Compiled {
             // extensions' (`math.greatest`, `math.least`, `sortBy`) takes the slower parser
             // that knows them all.
             if calls_extension_macro(&tree) {
-                tree = env
-                    .compile(text)
-                    .map_err(syntax_error)?
-                    .expression()
-                    .clone();
+                tree = antlr_parse(env, text)
+                    .map_err(|message| SyntaxError {
+                        variable: variable.clone(),
+                        message,
+                    })?
+                    .expression;
             }
             super::rewrite::selections(&mut tree, &declared);
             if let Some((index, _)) = &variable {
@@ -443,8 +575,8 @@ fn calls_extension_macro(expr: &IdedExpr) -> bool {
 }
 
 /// How deep cel-go lets a program nest (its parser's `maxRecursionDepth`). Measured with OpenBao
-/// 2.7.2: a chain of 200 `+` is stored, one of 260 is refused with "max recursion depth
-/// exceeded"; chains of `!` do not count.
+/// 2.7.2: `1+1…+1 == 2 ? pb.Auth{} : 'no'` with 248 `+` is stored, with 249 refused with "max
+/// recursion depth exceeded"; chains of `!` do not count.
 pub const MAX_NESTING_DEPTH: usize = 250;
 
 /// The expressions directly inside `expr`.
@@ -486,17 +618,38 @@ fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
     }
 }
 
+/// Whether a node adds a level to cel-go's `maxRecursionDepth`: operators and selections, which
+/// chain without brackets. Not negations (cel-go folds them), nor `&&` and `||` (cel-go balances
+/// their chains: measured, a chain of 1,000 is stored), nor what nests inside brackets, calls or
+/// conditionals: that is the parser listener's limit, [`MAX_EXPRESSION_NESTING`].
+fn counted(e: &IdedExpr) -> bool {
+    match &e.expr {
+        Expr::Select(_) => true,
+        Expr::Call(call) if call.target.is_some() => true,
+        Expr::Call(call) => {
+            let operator = call.func_name.starts_with(['_', '@']) || call.func_name.ends_with('_');
+            operator
+                && ![
+                    operators::CONDITIONAL,
+                    operators::LOGICAL_NOT,
+                    operators::NEGATE,
+                    operators::LOGICAL_AND,
+                    operators::LOGICAL_OR,
+                ]
+                .contains(&call.func_name.as_str())
+        }
+        _ => false,
+    }
+}
+
 /// How deeply `expr` nests, counted without recursion (so a hostile program cannot exhaust the
-/// stack here); negations do not count, as in cel-go.
+/// stack here), as cel-go counts it ([`counted`]).
 pub fn nesting_depth(expr: &IdedExpr) -> usize {
     let mut deepest = 0;
     let mut pending = vec![(expr, 1usize)];
     while let Some((e, depth)) = pending.pop() {
         deepest = deepest.max(depth);
-        let unary = matches!(&e.expr, Expr::Call(call)
-            if call.target.is_none() && call.args.len() == 1
-                && (call.func_name == operators::LOGICAL_NOT || call.func_name == operators::NEGATE));
-        let next = if unary { depth } else { depth + 1 };
+        let next = if counted(e) { depth + 1 } else { depth };
         pending.extend(children(e).into_iter().map(|c| (c, next)));
     }
     deepest
