@@ -1102,6 +1102,12 @@ fn deeply_nested_cel_programs_are_refused_not_crashed_on() {
             ),
             Some(nesting),
         ),
+        // A raw bytes literal ending in a backslash: the bound on nesting lexes it as the
+        // parsers do, so the conditionals after it are counted.
+        (
+            format!("rb'\\' ? 1 : {}1", "1?1:".repeat(19_000)),
+            Some(nesting),
+        ),
         // Negations do not count: OpenBao stores this one.
         (
             format!("{}true ? pb.Auth{{}} : 'no'", "!".repeat(90_000)),
@@ -1143,6 +1149,19 @@ fn deeply_nested_cel_programs_are_refused_not_crashed_on() {
                 matches!(failure.failure(), Some(FailureKind::Rejected(message))
                     if message.contains(words)),
                 "program {index}: {failure}"
+            );
+            // An escaped identifier holding a quote, before as many conditionals: refused
+            // (cel-go's grammar has no such identifier here), not a trap.
+            let backtick = format!("`'`?1:{}1", "1?1:".repeat(19_000));
+            let failure = engine()
+                .load(&plugin_spec(
+                    "cel-role",
+                    json!({"cel_program": {"expression": backtick}, "bound_audiences": [AUDIENCE]}),
+                ))
+                .expect_err("a program nested past the limit");
+            assert!(
+                matches!(failure.failure(), Some(FailureKind::Rejected(_))),
+                "{failure}"
             );
             let shallow =
                 json!({"cel_program": {"expression": "pb.Auth{}"}, "bound_audiences": [AUDIENCE]});

@@ -1,9 +1,9 @@
 //! A 1 MiB stack for this plugin, instead of the 64 KiB the plugins' cargo configuration gives
-//! every plugin. The CEL parser recurses once per nested bracket or conditional, so 64 KiB ran out
-//! at under 200 levels (measured): a role OpenBao stores (cel-go allows 250 levels of operators,
-//! and brackets do not count) would then be a trap here, a deny where the Vault would let the
-//! token in. Deeper programs than the stack holds still trap at load, a deny, never corrupted
-//! memory (the stack sits below the data). The cost is the per-call memory reset of the touched
+//! every plugin. The CEL parsers recurse once per nested bracket or conditional, so 64 KiB ran
+//! out at under 200 levels (measured), below the 249 that OpenBao stores: such a role was a trap
+//! here, a deny where the Vault would let the token in. Deeper programs are refused by the
+//! role's checks before any parser runs; whatever still outgrows the stack traps, a deny, never
+//! corrupted memory (the stack sits below the data). The cost is the per-call memory reset of the touched
 //! top of the stack, a few µs against the ~1 ms a CEL evaluation takes.
 
 fn main() {

@@ -210,83 +210,147 @@ mod tests {
         .unwrap()
     }
 
+    /// `validate`, on a thread with the doctor's stack: the parsers and the checker recurse once
+    /// per level, 249 levels deep here, more than a test thread's 2 MiB hold unoptimised.
+    fn validated(expression: String) -> Result<(), String> {
+        std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn(move || validate(&role(&expression)).map_err(|r| r.message))
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    const NESTING: &str = "OpenBao would refuse this CEL role: invalid CEL syntax for main expression: ERROR: <input>:-1:0: expression recursion limit exceeded: 250";
+    const OPERATORS: &str = "OpenBao would refuse this CEL role: invalid CEL syntax for main expression: ERROR: <input>:-1:0: max recursion depth exceeded";
+
     /// Measured with OpenBao 2.7.2: 249 levels of parentheses, lists, calls or conditionals are
-    /// stored; 250, or 30,000, are refused with cel-go's words (the `cel` crate's own limit of 96
-    /// refused roles OpenBao stores).
+    /// stored; 250, or as many as fit in 100,000 code points, are refused with cel-go's words
+    /// (the `cel` crate's own limit of 96 refused roles OpenBao stores).
     #[test]
     fn brackets_and_conditionals_nest_exactly_as_deep_as_cel_go_allows() {
-        /// A name, and the program nesting that shape `n` levels deep.
-        type Shape = (&'static str, fn(usize) -> String);
+        /// A name, the program nesting that shape `n` levels deep, and the most levels that fit
+        /// in cel-go's 100,000 code points.
+        type Shape = (&'static str, fn(usize) -> String, usize);
         let shapes: [Shape; 4] = [
-            ("parentheses", |n| {
-                format!(
-                    "{}true{} ? pb.Auth{{}} : 'no'",
-                    "(".repeat(n),
-                    ")".repeat(n)
-                )
-            }),
-            ("conditionals", |n| {
-                format!("{}pb.Auth{{}}", "false ? 'no' : ".repeat(n))
-            }),
-            ("lists", |n| {
-                format!(
-                    "{}1{} == [] ? pb.Auth{{}} : 'no'",
-                    "[".repeat(n),
-                    "]".repeat(n)
-                )
-            }),
-            ("calls", |n| {
-                format!(
-                    "{}1{} == 1 ? pb.Auth{{}} : 'no'",
-                    "int(".repeat(n),
-                    ")".repeat(n)
-                )
-            }),
+            (
+                "parentheses",
+                |n| {
+                    format!(
+                        "{}true{} ? pb.Auth{{}} : 'no'",
+                        "(".repeat(n),
+                        ")".repeat(n)
+                    )
+                },
+                49_000,
+            ),
+            (
+                "conditionals",
+                |n| format!("{}pb.Auth{{}}", "false ? 'no' : ".repeat(n)),
+                6_600,
+            ),
+            (
+                "lists",
+                |n| {
+                    format!(
+                        "{}1{} == [] ? pb.Auth{{}} : 'no'",
+                        "[".repeat(n),
+                        "]".repeat(n)
+                    )
+                },
+                49_000,
+            ),
+            (
+                "calls",
+                |n| {
+                    format!(
+                        "{}1{} == 1 ? pb.Auth{{}} : 'no'",
+                        "int(".repeat(n),
+                        ")".repeat(n)
+                    )
+                },
+                19_000,
+            ),
         ];
-        let refusal = "OpenBao would refuse this CEL role: invalid CEL syntax for main expression: ERROR: <input>:-1:0: expression recursion limit exceeded: 250";
-        for (shape, nested) in shapes {
-            assert_eq!(validate(&role(&nested(249))), Ok(()), "{shape}");
-            for n in [250, 30_000] {
-                let text = nested(n);
-                if text.chars().count() > MAX_EXPRESSION_CODE_POINTS {
-                    continue;
-                }
-                assert_eq!(
-                    validate(&role(&text)).map_err(|r| r.message),
-                    Err(refusal.to_owned()),
-                    "{shape} {n}"
-                );
+        for (shape, nested, most) in shapes {
+            assert!(
+                nested(most).chars().count() <= MAX_EXPRESSION_CODE_POINTS,
+                "{shape}"
+            );
+            assert_eq!(validated(nested(249)), Ok(()), "{shape}");
+            for n in [250, most] {
+                assert_eq!(validated(nested(n)), Err(NESTING.to_owned()), "{shape} {n}");
             }
         }
     }
 
-    /// Measured with OpenBao 2.7.2: chains of operators and selections count (248 stored, 249
-    /// refused), chains of `&&` and `||` do not (cel-go balances them; 1,000 are stored).
+    /// Measured with OpenBao 2.7.2: operators and selections count, one level each, and so does
+    /// each conditional in front of them; `&&`, brackets and calls around a chain do not.
     #[test]
     fn operator_chains_count_as_cel_go_counts_them() {
-        let refusal = "OpenBao would refuse this CEL role: invalid CEL syntax for main expression: ERROR: <input>:-1:0: max recursion depth exceeded";
-        let plus = |n: usize| format!("1{} == 2 ? pb.Auth{{}} : 'no'", "+1".repeat(n));
-        let select = |n: usize| format!("claims{} == 1 ? pb.Auth{{}} : 'no'", ".a".repeat(n));
-        for chain in [plus, select] {
-            assert_eq!(validate(&role(&chain(248))), Ok(()));
+        let plus = |n: usize| "1".to_owned() + &"+1".repeat(n);
+        /// The most of a shape OpenBao stores, and the program with `n` of it.
+        type Chain = (usize, fn(usize) -> String);
+        let shapes: [Chain; 8] = [
+            (249, |n| format!("1{} == 2", "+1".repeat(n))),
+            (248, |n| {
+                format!("1{} == 2 ? pb.Auth{{}} : 'no'", "+1".repeat(n))
+            }),
+            (250, |n| format!("claims{}", ".a".repeat(n))),
+            (188, |k| {
+                format!(
+                    "{}1{} == 2 ? pb.Auth{{}} : 'no'",
+                    "false ? 'no' : ".repeat(k),
+                    "+1".repeat(60)
+                )
+            }),
+            (248, |n| {
+                format!(
+                    "{}1{} == 2 ? pb.Auth{{}} : 'no'",
+                    "true && ".repeat(1_000),
+                    "+1".repeat(n)
+                )
+            }),
+            (248, |n| {
+                format!("[1{}] == [2] ? pb.Auth{{}} : 'no'", "+1".repeat(n))
+            }),
+            (248, |n| {
+                format!(
+                    "'a'{} == 'a' ? pb.Auth{{}} : 'no'",
+                    ".lowerAscii()".repeat(n)
+                )
+            }),
+            (248, |n| {
+                format!("claims{} == 1 ? pb.Auth{{}} : 'no'", "['a']".repeat(n))
+            }),
+        ];
+        for (stored, expression) in shapes {
+            assert_eq!(validated(expression(stored)), Ok(()), "{}", expression(2));
             assert_eq!(
-                validate(&role(&chain(249))).map_err(|r| r.message),
-                Err(refusal.to_owned())
+                validated(expression(stored + 1)),
+                Err(OPERATORS.to_owned()),
+                "{}",
+                expression(2)
             );
         }
-        let and = format!("true{} ? pb.Auth{{}} : 'no'", " && true".repeat(1_000));
-        assert_eq!(validate(&role(&and)), Ok(()));
+        assert_eq!(validated(plus(3) + " == 4"), Ok(()));
+        // cel-go's grammar refuses `!` and `-` alternating; a long run is refused before
+        // anything walks the deep tree it would make.
+        let alternating = format!("{}1 == 1 ? pb.Auth{{}} : 'no'", "!-".repeat(40_000));
+        assert_eq!(validated(alternating), Err(OPERATORS.to_owned()));
     }
 
     #[test]
     fn the_textual_bound_counts_brackets_and_conditionals_but_not_strings_or_optionals() {
-        assert_eq!(program::textual_nesting("((a)) ? [b] : c ? d : e"), 2);
-        assert_eq!(program::textual_nesting("'((((' + \"[[[[\" + '''?{'''"), 0);
-        assert_eq!(
-            program::textual_nesting("a.?b.?c[?d] == {?'k': [1, ?x]}"),
-            2
-        );
-        assert_eq!(program::textual_nesting("[a ? b : c, d ? e : f, g]"), 2);
-        assert_eq!(program::textual_nesting("// ((((\n(x)"), 1);
+        use program::textual_nesting as nesting;
+        assert_eq!(nesting("((a)) ? [b] : c ? d : e"), 2);
+        assert_eq!(nesting(r#"'((((' + "[[[[" + '''?{''' + """((""""#), 0);
+        assert_eq!(nesting(r"r'\' ? 1 : 2"), 1);
+        assert_eq!(nesting(r"rb'\' ? 1 : 2 ? 3 : 4"), 2);
+        assert_eq!(nesting(r#"br"\" + b'\'' + '\\' ? (1) : 2"#), 2);
+        assert_eq!(nesting("a.?b.?c[?d] == {?'k': [1, ?x]}"), 2);
+        assert_eq!(nesting("[a ? b : c, d ? e : f, g]"), 2);
+        assert_eq!(nesting("// ((((\n(x)"), 1);
+        assert_eq!(nesting("`a'b` ? 1 : 2 ? 3 : 4"), 2);
     }
 }

@@ -267,8 +267,10 @@ const MAX_TEXTUAL_NESTING: usize = 2 * (MAX_EXPRESSION_NESTING as usize + 1);
 
 /// How deep brackets, calls and conditionals may nest: cel-go's parser listener refuses 250
 /// levels of `expr`. Measured with OpenBao 2.7.2: 249 nested parentheses, lists or conditionals
-/// are stored, 250 are refused with "expression recursion limit exceeded: 250". Both parsers here
-/// stop at the same depth (the `cel` crate's default, 96, refused roles OpenBao stores).
+/// are stored, 250 are refused with "expression recursion limit exceeded: 250". The ANTLR parser
+/// here stops at the same depth, and the Pratt parser at the same depth for what it counts
+/// (brackets, calls; not conditionals in a conditional's last branch, which [`textual_nesting`]
+/// bounds); the `cel` crate's default, 96, refused roles OpenBao stores.
 pub const MAX_EXPRESSION_NESTING: u16 = 249;
 
 /// The ANTLR parser, as cel-go's: `env`'s macros, cel-go's nesting limit.
@@ -285,54 +287,41 @@ fn antlr_parse(env: &Env, text: &str) -> Result<Parsed, String> {
 
 /// The parser's message, or cel-go's where the parser stopped at the nesting limit.
 fn nesting_or(message: String) -> String {
-    if message.contains("Recursion limit of") {
+    // The ANTLR parser's words, then the Pratt parser's.
+    if message.contains("Recursion limit of")
+        || message.contains("expression recursion limit exceeded")
+    {
         NESTING_REFUSAL.to_owned()
     } else {
         message
     }
 }
 
-/// An upper bound on how deep `text` nests brackets and conditionals, read from the text alone
-/// (no recursion, whatever the input): each `(`, `[` or `{` opens a level until it closes, each
-/// `?` one until its group closes or a `,` ends the element (not the optional syntax's `.?`,
-/// `[?`, `{?` and `, ?`). Strings and comments are skipped.
-/// It never counts less than the parsers do, and at most about twice as much, so a program
-/// above twice cel-go's limit is refused before a parser could recurse that deep (the Pratt
-/// parser does not count parentheses or conditionals itself).
+/// An upper bound on how deep `text` nests brackets and conditionals, read from its tokens
+/// alone (the Pratt parser's own lexer, so strings, raw strings, bytes, escaped identifiers and
+/// comments end where the parsers say; no recursion, whatever the input): each `(`, `[` or `{`
+/// opens a level until it closes, each `?` one until its group closes or a `,` ends the element
+/// (not the optional syntax's `.?`, `[?`, `{?` and `, ?`). It never counts less than the parsers
+/// recurse, and at most about twice as much, so a program above twice cel-go's limit is refused
+/// before a parser could recurse that deep (the Pratt parser does not count conditionals in a
+/// conditional's last branch). Lexing stops at a token the lexer refuses, as the parsers do.
 pub fn textual_nesting(text: &str) -> usize {
-    let bytes = text.as_bytes();
+    use cel::parser::pratt_parser::{Lexer, TokenKind as T};
+    let mut lexer = Lexer::new(text);
     let (mut depth, mut deepest) = (0usize, 0usize);
     // Per open group: the conditionals opened inside it.
     let mut groups: Vec<usize> = vec![0];
-    // The last byte that is not white space, for telling the optional syntax's `?` apart.
-    let mut previous = b' ';
-    let mut at = 0;
-    while at < bytes.len() {
-        let byte = bytes[at];
-        match byte {
-            quote @ (b'\'' | b'"') => {
-                let raw = at > 0 && matches!(bytes[at - 1], b'r' | b'R');
-                let triple = bytes[at..].starts_with(&[quote; 3]);
-                let close: &[u8] = if triple { &[quote; 3] } else { &[quote; 1] };
-                at += close.len();
-                while at < bytes.len() && !bytes[at..].starts_with(close) {
-                    at += if bytes[at] == b'\\' && !raw { 2 } else { 1 };
-                }
-                at += close.len();
-                previous = quote;
-                continue;
-            }
-            b'/' if bytes.get(at + 1) == Some(&b'/') => {
-                while at < bytes.len() && bytes[at] != b'\n' {
-                    at += 1;
-                }
-                continue;
-            }
-            b'(' | b'[' | b'{' => {
+    let mut previous = T::TokWhitespace;
+    loop {
+        let token = lexer.lex().kind;
+        match token {
+            T::TokEnd | T::TokError => break,
+            T::TokWhitespace | T::TokComment => continue,
+            T::TokLeftParen | T::TokLeftBracket | T::TokLeftBrace => {
                 depth += 1;
                 groups.push(0);
             }
-            b')' | b']' | b'}' => {
+            T::TokRightParen | T::TokRightBracket | T::TokRightBrace => {
                 let conditionals = if groups.len() > 1 {
                     groups.pop().unwrap_or(0)
                 } else {
@@ -340,13 +329,18 @@ pub fn textual_nesting(text: &str) -> usize {
                 };
                 depth = depth.saturating_sub(1 + conditionals);
             }
-            b'?' if !matches!(previous, b'.' | b'[' | b'{' | b',') => {
+            T::TokQuestion
+                if !matches!(
+                    previous,
+                    T::TokDot | T::TokLeftBracket | T::TokLeftBrace | T::TokComma
+                ) =>
+            {
                 depth += 1;
                 if let Some(open) = groups.last_mut() {
                     *open += 1;
                 }
             }
-            b',' => {
+            T::TokComma => {
                 if let Some(open) = groups.last_mut() {
                     depth = depth.saturating_sub(*open);
                     *open = 0;
@@ -354,11 +348,8 @@ pub fn textual_nesting(text: &str) -> usize {
             }
             _ => {}
         }
-        if !byte.is_ascii_whitespace() {
-            previous = byte;
-        }
+        previous = token;
         deepest = deepest.max(depth);
-        at += 1;
     }
     deepest
 }
@@ -419,8 +410,8 @@ impl Compiled {
         let mut runnable = Vec::with_capacity(program.variables.len() + 1);
         let mut declared: Vec<&str> = Vec::new();
         for (variable, text) in parts {
-            // Before any parser: the Pratt parser recurses on parentheses and conditionals
-            // without counting them.
+            // Before any parser: the Pratt parser recurses on conditionals in a conditional's
+            // last branch without counting them.
             if textual_nesting(text) > MAX_TEXTUAL_NESTING {
                 return Err(SyntaxError {
                     variable: variable.clone(),
@@ -574,9 +565,8 @@ fn calls_extension_macro(expr: &IdedExpr) -> bool {
     found
 }
 
-/// How deep cel-go lets a program nest (its parser's `maxRecursionDepth`). Measured with OpenBao
-/// 2.7.2: `1+1…+1 == 2 ? pb.Auth{} : 'no'` with 248 `+` is stored, with 249 refused with "max
-/// recursion depth exceeded"; chains of `!` do not count.
+/// How deep cel-go lets a program nest (its parser's `maxRecursionDepth`), counted as
+/// [`nesting_depth`] does; deeper is refused with "max recursion depth exceeded".
 pub const MAX_NESTING_DEPTH: usize = 250;
 
 /// The expressions directly inside `expr`.
@@ -618,39 +608,41 @@ fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
     }
 }
 
-/// Whether a node adds a level to cel-go's `maxRecursionDepth`: operators and selections, which
-/// chain without brackets. Not negations (cel-go folds them), nor `&&` and `||` (cel-go balances
-/// their chains: measured, a chain of 1,000 is stored), nor what nests inside brackets, calls or
-/// conditionals: that is the parser listener's limit, [`MAX_EXPRESSION_NESTING`].
+/// Whether a node adds a level to cel-go's `maxRecursionDepth`. Measured with OpenBao 2.7.2
+/// (`1+…+1 == 2 ? pb.Auth{} : 'no'` stores 248 `+`, a bare `claims.a.…` 250 selections; each
+/// conditional in front takes one `+` away; `&&`, brackets and calls around a chain take none):
+/// conditionals, operators, selections and method calls count; literals and names, `&&` and
+/// `||`, lists, maps, messages and function calls do not (what nests inside brackets is the
+/// parser listener's limit, [`MAX_EXPRESSION_NESTING`]), nor a run of the same negation, which
+/// cel-go folds. `!` and `-` alternating (`!-!-x`), which cel-go's grammar refuses, count, so
+/// that a long run cannot build a deep tree unchecked.
 fn counted(e: &IdedExpr) -> bool {
-    match &e.expr {
-        Expr::Select(_) => true,
-        Expr::Call(call) if call.target.is_some() => true,
-        Expr::Call(call) => {
-            let operator = call.func_name.starts_with(['_', '@']) || call.func_name.ends_with('_');
-            operator
-                && ![
-                    operators::CONDITIONAL,
-                    operators::LOGICAL_NOT,
-                    operators::NEGATE,
-                    operators::LOGICAL_AND,
-                    operators::LOGICAL_OR,
-                ]
-                .contains(&call.func_name.as_str())
-        }
-        _ => false,
+    let Expr::Call(call) = &e.expr else {
+        return matches!(e.expr, Expr::Select(_));
+    };
+    if call.target.is_some() {
+        return true;
     }
+    let unary = |name: &str| name == operators::LOGICAL_NOT || name == operators::NEGATE;
+    if unary(&call.func_name) {
+        return call.args.iter().any(|arg| {
+            matches!(&arg.expr, Expr::Call(inner)
+                if inner.target.is_none() && unary(&inner.func_name) && inner.func_name != call.func_name)
+        });
+    }
+    let operator = call.func_name.starts_with(['_', '@']);
+    operator && call.func_name != operators::LOGICAL_AND && call.func_name != operators::LOGICAL_OR
 }
 
-/// How deeply `expr` nests, counted without recursion (so a hostile program cannot exhaust the
-/// stack here), as cel-go counts it ([`counted`]).
+/// How deeply `expr` nests, as cel-go counts it ([`counted`]): the most counted nodes on a path
+/// from the root. Computed without recursion, so a hostile program cannot exhaust the stack here.
 pub fn nesting_depth(expr: &IdedExpr) -> usize {
     let mut deepest = 0;
-    let mut pending = vec![(expr, 1usize)];
-    while let Some((e, depth)) = pending.pop() {
-        deepest = deepest.max(depth);
-        let next = if counted(e) { depth + 1 } else { depth };
-        pending.extend(children(e).into_iter().map(|c| (c, next)));
+    let mut pending = vec![(expr, 0usize)];
+    while let Some((e, above)) = pending.pop() {
+        let here = above + usize::from(counted(e));
+        deepest = deepest.max(here);
+        pending.extend(children(e).into_iter().map(|c| (c, here)));
     }
     deepest
 }
