@@ -7,7 +7,7 @@ use crate::harness::config::{Collaborator, ConfigBuilder, Secret, Vault};
 use crate::harness::gate::Gate;
 use crate::harness::launcher::TestLauncher;
 use crate::harness::openbao::{OpenBao, OpenBaoOptions};
-use crate::harness::{corrected_role, payload, wait_for};
+use crate::harness::{closed_by_now, corrected_role, payload, wait_for};
 use attestgate::agent::{AgentExit, AgentOptions, Control};
 use attestgate::config::WorkloadSignal;
 use serde_json::{json, Value};
@@ -404,23 +404,6 @@ async fn withdrawn_access_removes_or_keeps_the_secret_as_configured() {
     let (_, metrics) = agent.get("/metrics").await;
     assert!(!metrics.contains("could not be found"), "{metrics}");
     assert_eq!(agent.stop().await, AgentExit::Done);
-}
-
-/// Whether the server has closed `stream` (end of file, or a reset).
-fn closed_by_now(stream: &std::net::TcpStream) -> bool {
-    use std::io::Read;
-    stream.set_nonblocking(true).unwrap();
-    let mut buffer = [0u8; 4096];
-    let mut reader = stream;
-    loop {
-        match reader.read(&mut buffer) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(e) => panic!("reading: {e}"),
-        }
-    }
 }
 
 /// A local process cannot starve `/healthz` (or the agent of descriptors) by holding connections

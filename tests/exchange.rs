@@ -1267,19 +1267,19 @@ async fn delivery_never_follows_a_planted_symlink_nor_writes_into_a_foreign_dire
     let report = bank_a_report(&launcher, &bao, dir.path(), &[own.join("foo")]).await;
     std::fs::create_dir_all(&root).unwrap();
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Each refusal is a typed cause, and nothing is written anywhere.
+    let refused = |what: &str| deliver_files(&report, &root).err().expect(what).cause;
     // Another process in the TEE plants a symlink where bank-a's directory goes.
     let elsewhere = dir.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &own).unwrap();
-    let err = deliver_files(&report, &root)
-        .err()
-        .expect("a symlinked directory");
+    let cause = refused("a symlinked directory");
     assert!(
         matches!(
-            err.cause,
+            cause,
             DeliveryCause::UnsafeDirectory(UnsafeDir::NotADirectory { .. })
         ),
-        "{err}"
+        "{cause:?}"
     );
     assert_eq!(
         std::fs::read_dir(&elsewhere).unwrap().count(),
@@ -1292,15 +1292,13 @@ async fn delivery_never_follows_a_planted_symlink_nor_writes_into_a_foreign_dire
     let real_root = dir.path().join("out-real");
     std::fs::rename(&root, &real_root).unwrap();
     std::os::unix::fs::symlink(&real_root, &root).unwrap();
-    let err = deliver_files(&report, &root)
-        .err()
-        .expect("a symlinked delivery root");
+    let cause = refused("a symlinked delivery root");
     assert!(
         matches!(
-            err.cause,
+            cause,
             DeliveryCause::UnsafeDirectory(UnsafeDir::NotADirectory { .. })
         ),
-        "{err}"
+        "{cause:?}"
     );
     assert_eq!(std::fs::read_dir(&real_root).unwrap().count(), 0);
     std::fs::remove_file(&root).unwrap();
@@ -1308,29 +1306,25 @@ async fn delivery_never_follows_a_planted_symlink_nor_writes_into_a_foreign_dire
     // A directory others may write.
     std::fs::create_dir(&own).unwrap();
     std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let err = deliver_files(&report, &root)
-        .err()
-        .expect("a world-writable directory");
+    let cause = refused("a world-writable directory");
     assert!(
         matches!(
-            err.cause,
+            cause,
             DeliveryCause::UnsafeDirectory(UnsafeDir::Writable { .. })
         ),
-        "{err}"
+        "{cause:?}"
     );
     std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
     // A directory someone else owns (CI runs as root, which can hand it to nobody).
     if rustix::process::geteuid().is_root() {
         std::os::unix::fs::chown(&own, Some(65534), Some(65534)).unwrap();
-        let err = deliver_files(&report, &root)
-            .err()
-            .expect("a foreign directory");
+        let cause = refused("a foreign directory");
         assert!(
             matches!(
-                err.cause,
+                cause,
                 DeliveryCause::UnsafeDirectory(UnsafeDir::Owner { owner: 65534, .. })
             ),
-            "{err}"
+            "{cause:?}"
         );
         std::os::unix::fs::chown(&own, Some(0), Some(0)).unwrap();
     }

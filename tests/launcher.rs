@@ -2,7 +2,7 @@
 //! status codes, the token file, and an issuer that OIDC clients can use.
 
 use crate::harness::launcher::TestLauncher;
-use crate::harness::{attestgate_bin, payload, wait_for, AUDIENCE};
+use crate::harness::{attestgate_bin, closed_by_now, payload, wait_for, AUDIENCE};
 use attestgate::attestation::{parse_unverified, LauncherClient, TokenRequest, TokenType};
 use attestgate::attestation::{read_token_file, SourceError, DEFAULT_TOKEN_AUDIENCE};
 use http_body_util::{BodyExt, Full};
@@ -603,22 +603,6 @@ async fn read_until_closed(mut stream: UnixStream, bound: Duration) -> String {
     })
     .await
     .unwrap()
-}
-
-/// Whether the server has already closed `stream`, without waiting.
-fn closed_by_now(stream: &UnixStream) -> bool {
-    stream.set_nonblocking(true).unwrap();
-    let mut buffer = [0u8; 4096];
-    let mut reader = stream;
-    loop {
-        match reader.read(&mut buffer) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(e) => panic!("reading: {e}"),
-        }
-    }
 }
 
 const GENEROUS: Duration = Duration::from_secs(60);

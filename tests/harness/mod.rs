@@ -41,6 +41,24 @@ where
     }
 }
 
+/// Whether the peer has already closed `stream` (end of file, or a reset), without waiting:
+/// the stream is switched to non-blocking and drained.
+pub fn closed_by_now<S: std::os::fd::AsFd>(stream: &S) -> bool {
+    use rustix::io::Errno;
+    let fd = stream.as_fd();
+    let flags = rustix::fs::fcntl_getfl(fd).unwrap();
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK).unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match rustix::io::read(fd, &mut buffer) {
+            Ok(0) | Err(Errno::CONNRESET) => return true,
+            Ok(_) => continue,
+            Err(Errno::AGAIN) => return false,
+            Err(e) => panic!("reading: {e}"),
+        }
+    }
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
