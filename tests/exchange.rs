@@ -38,6 +38,15 @@ async fn bank_a_vault(launcher: &TestLauncher, options: OpenBaoOptions) -> OpenB
     OpenBao::bank_a(&launcher.info().jwks_url, options).await
 }
 
+/// [`bank_a_vault`] with a raw audit log, to see every request attestgate sent it.
+async fn audited_bank_a_vault(launcher: &TestLauncher) -> OpenBao {
+    let audited = OpenBaoOptions {
+        audit: true,
+        ..Default::default()
+    };
+    bank_a_vault(launcher, audited).await
+}
+
 /// An OpenBao for bank-b ([`bank_b_role`]) holding `kv/data/model` = `{"key": "k-123"}`.
 async fn bank_b_vault(launcher: &TestLauncher, options: OpenBaoOptions) -> OpenBao {
     let bank_b = OpenBao::start_with(options).await;
@@ -261,14 +270,7 @@ async fn the_seed_role_as_written_fails_with_vaults_words_and_a_hint() {
 #[tokio::test]
 async fn a_plugin_denial_keeps_the_token_inside_the_tee() {
     let launcher = TestLauncher::start().await;
-    let bao = bank_a_vault(
-        &launcher,
-        OpenBaoOptions {
-            audit: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let bao = audited_bank_a_vault(&launcher).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out/bank-a/foo");
     let config = config(dir.path(), &launcher)
@@ -302,14 +304,7 @@ async fn a_plugin_denial_keeps_the_token_inside_the_tee() {
 #[tokio::test]
 async fn a_secret_outside_the_policy_is_permission_denied_naming_the_path() {
     let launcher = TestLauncher::start().await;
-    let bao = bank_a_vault(
-        &launcher,
-        OpenBaoOptions {
-            audit: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let bao = audited_bank_a_vault(&launcher).await;
     bao.write("kv/data/board-minutes", json!({"data": {"text": "secret"}}))
         .await;
     let dir = tempfile::tempdir().unwrap();
