@@ -60,6 +60,37 @@ fn collaborator(name: &str, vault: Vault, out: &Path, ttl: u64) -> Collaborator 
         )
 }
 
+/// OpenBao's PKI engine on `bao`: `pki/issue/app` issues a certificate as a lease of `ttl` (not
+/// renewable), which `name`'s policy may request besides reading `kv/data/message`.
+async fn issue_certificates(bao: &OpenBao, name: &str, ttl: &str) {
+    for (path, body) in [
+        ("sys/mounts/pki".to_owned(), json!({"type": "pki"})),
+        (
+            "pki/root/generate/internal".to_owned(),
+            json!({"common_name": "ca.internal", "ttl": "24h"}),
+        ),
+        (
+            "pki/roles/app".to_owned(),
+            json!({"allowed_domains": "example.internal", "allow_subdomains": true, "generate_lease": true, "ttl": ttl, "max_ttl": ttl}),
+        ),
+        (
+            format!("sys/policies/acl/{name}-secrets"),
+            json!({"policy": "path \"kv/data/message\" { capabilities = [\"read\"] }\npath \"pki/issue/app\" { capabilities = [\"update\"] }\n"}),
+        ),
+    ] {
+        let (status, response) = bao.write(&path, body).await;
+        assert!(status < 300, "{path}: {status} {response}");
+    }
+}
+
+/// A certificate from [`issue_certificates`], delivered to `file`.
+fn certificate(file: &Path) -> Secret {
+    Secret::at("pki/issue/app")
+        .field("certificate")
+        .write(json!({"common_name": "app.example.internal"}))
+        .file(file)
+}
+
 fn config(dir: &Path, launcher: &TestLauncher) -> ConfigBuilder {
     ConfigBuilder::local(dir, launcher.info())
         .delivery_root(&dir.join("out"))
@@ -360,8 +391,12 @@ async fn withdrawn_access_removes_or_keeps_the_secret_as_configured() {
     let launcher = TestLauncher::start().await;
     let bank_a = vault_for(&launcher, "bank-a", "a1", 2).await;
     let bank_b = vault_for(&launcher, "bank-b", "b1", 2).await;
+    // bank-c keeps a leased certificate: until the lease ends (10 s), not a moment longer.
+    let bank_c = vault_for(&launcher, "bank-c", "c1", 10).await;
+    issue_certificates(&bank_c, "bank-c", "10s").await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
+    let bank_c_cert = out.join("bank-c/cert.pem");
     let config = config(dir.path(), &launcher)
         .agent("refresh", "1s")
         .collaborator(
@@ -371,9 +406,19 @@ async fn withdrawn_access_removes_or_keeps_the_secret_as_configured() {
         .collaborator(
             collaborator("bank-b", Vault::from(&bank_b), &out, 2).raw("agent.on_revoke = \"keep\""),
         )
+        .collaborator(
+            collaborator("bank-c", Vault::from(&bank_c), &out, 10)
+                .secret(certificate(&bank_c_cert))
+                .raw("agent.on_revoke = \"keep\""),
+        )
         .write();
     let agent = RunningAgent::start(config).await;
-    for (bao, name) in [(&bank_a, "bank-a"), (&bank_b, "bank-b")] {
+    assert!(read(&bank_c_cert).is_some());
+    for (bao, name) in [
+        (&bank_a, "bank-a"),
+        (&bank_b, "bank-b"),
+        (&bank_c, "bank-c"),
+    ] {
         let (status, body) = bao
             .api(
                 reqwest::Method::DELETE,
@@ -398,6 +443,24 @@ async fn withdrawn_access_removes_or_keeps_the_secret_as_configured() {
         Some("b1"),
         "on_revoke = \"keep\": a static secret has no lease to expire, so it stays"
     );
+    // bank-c's refusals come while its certificate's lease (issued at most a refresh before
+    // the role went) has seconds left: kept; then removed when the lease ends.
+    wait_for("bank-c refused", GENEROUS, || async {
+        let (_, health) = agent.health().await;
+        (health["collaborators"]["bank-c"]["consecutive_failures"].as_u64() >= Some(1))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        read(&bank_c_cert).is_some(),
+        "on_revoke = \"keep\": kept while the lease lasts"
+    );
+    wait_for(
+        "bank-c's certificate removed when its lease ended",
+        GENEROUS,
+        || async { read(&bank_c_cert).is_none().then_some(()) },
+    )
+    .await;
     // Vault's own words reach the operator in /healthz, and never the metrics' labels.
     let (_, health) = agent.get("/healthz").await;
     assert!(health.contains("could not be found"), "{health}");
@@ -561,26 +624,9 @@ async fn the_workload_restarts_once_per_rotation_and_its_exit_code_is_the_agents
 async fn a_dynamic_secret_is_issued_again_before_its_lease_expires_and_the_old_one_revoked() {
     let launcher = TestLauncher::start().await;
     let bank_a = vault_for(&launcher, "bank-a", "a1", 60).await;
-    // OpenBao's PKI engine with leases: each certificate is a lease of 16 s (not renewable),
-    // issued again 6 s before it ends, so the old one would outlive its replacement by 6 s.
-    for (path, body) in [
-        ("sys/mounts/pki", json!({"type": "pki"})),
-        (
-            "pki/root/generate/internal",
-            json!({"common_name": "ca.internal", "ttl": "24h"}),
-        ),
-        (
-            "pki/roles/app",
-            json!({"allowed_domains": "example.internal", "allow_subdomains": true, "generate_lease": true, "ttl": "16s", "max_ttl": "16s"}),
-        ),
-        (
-            "sys/policies/acl/bank-a-secrets",
-            json!({"policy": "path \"kv/data/message\" { capabilities = [\"read\"] }\npath \"pki/issue/app\" { capabilities = [\"update\"] }\n"}),
-        ),
-    ] {
-        let (status, response) = bank_a.write(path, body).await;
-        assert!(status < 300, "{path}: {status} {response}");
-    }
+    // Each certificate is a lease of 16 s (not renewable), issued again 6 s before it ends, so
+    // the old one would outlive its replacement by 6 s.
+    issue_certificates(&bank_a, "bank-a", "16s").await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let cert = out.join("bank-a/cert.pem");
@@ -589,12 +635,7 @@ async fn a_dynamic_secret_is_issued_again_before_its_lease_expires_and_the_old_o
         .agent("refresh", "1h")
         .agent("renew_before", "6s")
         .collaborator(
-            collaborator("bank-a", Vault::at(&gate.addr), &out, 60).secret(
-                Secret::at("pki/issue/app")
-                    .field("certificate")
-                    .write(json!({"common_name": "app.example.internal"}))
-                    .file(&cert),
-            ),
+            collaborator("bank-a", Vault::at(&gate.addr), &out, 60).secret(certificate(&cert)),
         )
         .write();
     let agent = RunningAgent::start(config).await;

@@ -191,11 +191,23 @@ mod tests {
 
     /// aws-lc is built without its CPU-jitter entropy source (`.cargo/config.toml`): seeding it
     /// cost 30-40 ms at each process's first TLS handshake, and its start-up health test can
-    /// abort a process on a freshly booted VM. Cargo gives every crate it builds the same
-    /// `[env]`, so this crate seeing the switch means aws-lc-sys saw it too.
+    /// abort a process on a freshly booted VM. The switch reached this crate, and what it does
+    /// shows in this very binary, which links aws-lc: none of the jitterentropy library's
+    /// `jent_*` functions is in it (an aws-lc built with the source has a hundred of them).
     #[test]
     fn aws_lc_is_built_without_its_cpu_jitter_entropy_source() {
         assert_eq!(option_env!("AWS_LC_SYS_NO_JITTER_ENTROPY"), Some("1"));
+        let binary = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // The symbol table's names are NUL-terminated.
+        let names = || binary.split(|byte| *byte == 0);
+        assert!(
+            names().any(|name| name.starts_with(b"aws_lc_")),
+            "this binary links aws-lc"
+        );
+        assert!(
+            !names().any(|name| name.starts_with(b"jent_")),
+            "aws-lc's CPU-jitter entropy source is linked in"
+        );
     }
 
     /// Every client built from one handle (or its clones) gets the same certificates, read
