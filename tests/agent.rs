@@ -469,6 +469,44 @@ async fn withdrawn_access_removes_or_keeps_the_secret_as_configured() {
     assert_eq!(agent.stop().await, AgentExit::Done);
 }
 
+/// A collaborator's Vault rotates to a value longer than Linux lets an environment variable be:
+/// delivering it would make the next start of the shared workload fail for everyone. It is that
+/// collaborator's failed delivery instead; its previous secret stays, and the others carry on.
+#[tokio::test]
+async fn a_value_too_long_for_the_environment_fails_only_its_collaborator() {
+    let launcher = TestLauncher::start().await;
+    let bank_a = vault_for(&launcher, "bank-a", "a1", 60).await;
+    let bank_b = vault_for(&launcher, "bank-b", "b1", 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = config(dir.path(), &launcher)
+        .agent("refresh", "1s")
+        .collaborator(collaborator("bank-a", Vault::from(&bank_a), &out, 60))
+        .collaborator(collaborator("bank-b", Vault::from(&bank_b), &out, 60))
+        .write();
+    let agent = RunningAgent::start(config).await;
+    rotate(&bank_a, &"x".repeat(200_000)).await;
+    rotate(&bank_b, "b2").await;
+    let health = wait_for("bank-a's delivery refused", GENEROUS, || async {
+        let (_, health) = agent.health().await;
+        let error = health["collaborators"]["bank-a"]["last_error"]["message"].as_str();
+        error
+            .is_some_and(|m| m.contains("131072 bytes"))
+            .then_some(health)
+    })
+    .await;
+    assert_eq!(
+        health["collaborators"]["bank-a"]["current"], false,
+        "{health}"
+    );
+    assert_eq!(read(&out.join("bank-a/foo")).as_deref(), Some("a1"));
+    wait_for("bank-b's rotation delivered", GENEROUS, || async {
+        (read(&out.join("bank-b/foo")).as_deref() == Some("b2")).then_some(())
+    })
+    .await;
+    assert_eq!(agent.stop().await, AgentExit::Done);
+}
+
 /// A local process cannot starve `/healthz` (or the agent of descriptors) by holding connections
 /// open: the agent serves 16 at once and closes one that sends no request within 10 s, so a
 /// client queued behind 16 idle connections is answered once the first of them is closed.

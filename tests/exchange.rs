@@ -1395,7 +1395,10 @@ async fn exec_checks_everything_before_delivering_anything() {
         &launcher.info().jwks_url,
         "bank-a",
         corrected_role(),
-        &[("message", json!({"foo": "world", "nul": "a\u{0}b"}))],
+        &[(
+            "message",
+            json!({"foo": "world", "nul": "a\u{0}b", "huge": "x".repeat(200_000)}),
+        )],
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -1417,6 +1420,29 @@ async fn exec_checks_everything_before_delivering_anything() {
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("BANK_A_NUL") && stderr.contains("NUL byte"),
+        "{stderr}"
+    );
+    assert!(!file.exists(), "nothing was delivered");
+    // A value too long for any process's environment: refused before anything is delivered,
+    // not an `execve` failure after.
+    let huge = config(dir.path(), &launcher)
+        .collaborator(
+            bank_a_at(&bao).secret(foo()).secret(
+                Secret::at("kv/data/message")
+                    .field("huge")
+                    .env("BANK_A_HUGE"),
+            ),
+        )
+        .write();
+    let out = attestgate_async(
+        &["exec", "--config", huge.to_str().unwrap(), "--", "true"],
+        &[],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("BANK_A_HUGE") && stderr.contains("131072 bytes"),
         "{stderr}"
     );
     assert!(!file.exists(), "nothing was delivered");

@@ -40,13 +40,37 @@ pub enum DeliveryCause {
 
 /// A secret value that cannot go into the environment of `attestgate exec`.
 #[derive(Debug, thiserror::Error)]
-#[error("collaborator \"{collaborator}\": the value for {variable} contains a NUL byte, which no environment variable can hold; nothing was delivered")]
+#[error(
+    "collaborator \"{collaborator}\": the value for {variable} {problem}; nothing was delivered"
+)]
 pub struct EnvironmentError {
     /// Whose secret it was.
     pub collaborator: String,
     /// The environment variable it was meant for.
     pub variable: String,
+    /// What is wrong with the value.
+    pub problem: EnvironmentProblem,
 }
+
+/// Why a value cannot be an environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnvironmentProblem {
+    /// A NUL byte would end the variable early.
+    #[error("contains a NUL byte, which no environment variable can hold")]
+    NulByte,
+    /// Longer than Linux lets one variable be: no process could be started with it.
+    #[error("makes `NAME=value` {bytes} bytes long; Linux starts no process with a variable over {MAX_VARIABLE_BYTES} bytes (deliver it as a file instead)")]
+    TooLong {
+        /// The length of `NAME=value`.
+        bytes: usize,
+    },
+}
+
+/// The most one `NAME=value` may hold, its terminating NUL included: Linux's `MAX_ARG_STRLEN`
+/// (32 pages). A longer one makes `execve` fail with "argument list too long", which for the
+/// agent's supervised workload would stop it, and every collaborator's secrets with it, on the
+/// next restart.
+pub const MAX_VARIABLE_BYTES: usize = 128 * 1024;
 
 /// One file written into place, and what was at its path before.
 struct Placed {
@@ -344,7 +368,7 @@ pub fn json_output(report: &ExchangeReport) -> Value {
 
 /// The environment variables for `attestgate exec`: each secret with `env`, and kept Vault
 /// tokens with `token_env`. Checked before anything is delivered: a value no environment can
-/// hold (a NUL byte) refuses the whole delivery.
+/// hold (a NUL byte, or longer than [`MAX_VARIABLE_BYTES`]) refuses the whole delivery.
 pub fn environment(
     report: &ExchangeReport,
 ) -> Result<Vec<(String, Zeroizing<String>)>, EnvironmentError> {
@@ -371,10 +395,20 @@ pub fn environment_of(
         }));
     let mut env = Vec::new();
     for (variable, value) in values {
-        if value.as_bytes().contains(&0) {
+        // `NAME=value` and its NUL.
+        let bytes = variable.len() + 1 + value.len();
+        let problem = if value.as_bytes().contains(&0) {
+            Some(EnvironmentProblem::NulByte)
+        } else if bytes + 1 > MAX_VARIABLE_BYTES {
+            Some(EnvironmentProblem::TooLong { bytes })
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
             return Err(EnvironmentError {
                 collaborator: collaborator.to_owned(),
                 variable: variable.clone(),
+                problem,
             });
         }
         env.push((variable.clone(), value));

@@ -21,7 +21,7 @@ mod secure_dir;
 pub use deliver::{
     deliver_changed, deliver_files, digests_on_disk, environment, environment_of, file_digests,
     json_output, remove_files, Delivered, Delivery, DeliveryCause, DeliveryError, EnvironmentError,
-    FileDigests,
+    EnvironmentProblem, FileDigests, MAX_VARIABLE_BYTES,
 };
 pub use error::{PrepareError, SetupError, Step, StepCause, StepError};
 pub use judge::{select_audience, verify_and_judge, Judged};
