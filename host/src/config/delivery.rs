@@ -131,6 +131,16 @@ const REFUSED_VARIABLES: &[&str] = &[
     "ALL_PROXY",
     "NO_PROXY",
     "RUST_LOG",
+    // Where Google's client libraries fetch credentials (inside Confidential Space, the
+    // metadata server), where TLS libraries write their session keys, where the resolver
+    // looks names up, where curses loads terminal descriptions from.
+    "GCE_METADATA_HOST",
+    "GCE_METADATA_IP",
+    "GCE_METADATA_ROOT",
+    "SSLKEYLOGFILE",
+    "LOCALDOMAIN",
+    "TERMINFO",
+    "TERMINFO_DIRS",
 ];
 
 /// Prefixes of refused variables (the dynamic loaders', Python's, malloc's, Go's runtime).

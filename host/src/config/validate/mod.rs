@@ -758,6 +758,8 @@ mod tests {
             "HTTPS_PROXY",
             "PUBSUB_EMULATOR_HOST",
             "OPENSSL_CONF",
+            "GCE_METADATA_HOST",
+            "SSLKEYLOGFILE",
         ] {
             let problems = problems_of(
                 &[("bank-a", &[("/run/secrets/bank-a/x", variable)])],
