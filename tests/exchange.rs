@@ -1404,94 +1404,50 @@ async fn exec_checks_everything_before_delivering_anything() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out/bank-a/foo");
     let foo = || Secret::at("kv/data/message").field("foo").file(&file);
-    let nul = config(dir.path(), &launcher)
-        .collaborator(
-            bank_a_at(&bao)
-                .secret(foo())
-                .secret(Secret::at("kv/data/message").field("nul").env("BANK_A_NUL")),
-        )
-        .write();
-    let out = attestgate_async(
-        &["exec", "--config", nul.to_str().unwrap(), "--", "true"],
-        &[],
-    )
-    .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    // `exec` of `program` with bank-a's file and `extra`, refused before anything is delivered:
+    // its stderr.
+    let refused = |extra: Option<Secret>, program: &'static str, env: &'static [(&str, &str)]| {
+        let mut bank_a = bank_a_at(&bao).secret(foo());
+        if let Some(extra) = extra {
+            bank_a = bank_a.secret(extra);
+        }
+        let config = config(dir.path(), &launcher).collaborator(bank_a).write();
+        let file = &file;
+        async move {
+            let config = config.to_str().unwrap();
+            let out = attestgate_async(&["exec", "--config", config, "--", program], env).await;
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_ne!(out.status.code(), Some(0), "{stderr}");
+            assert!(!file.exists(), "nothing was delivered: {stderr}");
+            stderr
+        }
+    };
+    let env_secret = |field: &str, variable: &str| {
+        Some(Secret::at("kv/data/message").field(field).env(variable))
+    };
+    let stderr = refused(env_secret("nul", "BANK_A_NUL"), "true", &[]).await;
     assert!(
         stderr.contains("BANK_A_NUL") && stderr.contains("NUL byte"),
         "{stderr}"
     );
-    assert!(!file.exists(), "nothing was delivered");
     // A value too long for any process's environment: refused before anything is delivered,
     // not an `execve` failure after.
-    let huge = config(dir.path(), &launcher)
-        .collaborator(
-            bank_a_at(&bao).secret(foo()).secret(
-                Secret::at("kv/data/message")
-                    .field("huge")
-                    .env("BANK_A_HUGE"),
-            ),
-        )
-        .write();
-    let out = attestgate_async(
-        &["exec", "--config", huge.to_str().unwrap(), "--", "true"],
-        &[],
-    )
-    .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let stderr = refused(env_secret("huge", "BANK_A_HUGE"), "true", &[]).await;
     assert!(
         stderr.contains("BANK_A_HUGE") && stderr.contains("131072 bytes"),
         "{stderr}"
     );
-    assert!(!file.exists(), "nothing was delivered");
-    let good = config(dir.path(), &launcher)
-        .collaborator(bank_a_at(&bao).secret(foo()))
-        .write();
-    let out = attestgate_async(
-        &[
-            "exec",
-            "--config",
-            good.to_str().unwrap(),
-            "--",
-            "/nonexistent/workload",
-        ],
-        &[],
-    )
-    .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let stderr = refused(None, "/nonexistent/workload", &[]).await;
     assert!(stderr.contains("no such executable"), "{stderr}");
-    assert!(!file.exists(), "nothing was delivered");
     // A collaborator may add variables to the workload's environment, never replace one the
     // operator set.
-    let shadowing = config(dir.path(), &launcher)
-        .collaborator(
-            bank_a_at(&bao)
-                .secret(foo())
-                .secret(Secret::at("kv/data/message").field("foo").env("BANK_A_FOO")),
-        )
-        .write();
-    let out = attestgate_async(
-        &[
-            "exec",
-            "--config",
-            shadowing.to_str().unwrap(),
-            "--",
-            "true",
-        ],
-        &[("BANK_A_FOO", "the operator's")],
-    )
-    .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let operators = &[("BANK_A_FOO", "the operator's")];
+    let stderr = refused(env_secret("foo", "BANK_A_FOO"), "true", operators).await;
     assert!(
         stderr.contains("BANK_A_FOO is already set in the workload's environment"),
         "{stderr}"
     );
     assert!(!stderr.contains("world"), "{stderr}");
-    assert!(!file.exists(), "nothing was delivered");
 }
 
 #[tokio::test]
