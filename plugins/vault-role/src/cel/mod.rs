@@ -6,7 +6,7 @@
 //!   parse, or does not type-check (an undeclared name, an undefined or mistyped `pb.Auth` field,
 //!   an operator on arguments no overload takes), with the position.
 //! - [`login`] checks `bound_audiences` as OpenBao does before the program runs, then runs the
-//!   variables and the expression on the claims (see [`program`]). `pb.Auth{…}` allows; `false`,
+//!   variables and the expression on the claims (see its `program` module). `pb.Auth{…}` allows; `false`,
 //!   a string, any other result or an evaluation error denies with OpenBao's message.
 
 mod check;

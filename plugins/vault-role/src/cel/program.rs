@@ -634,7 +634,7 @@ fn counted(e: &IdedExpr) -> bool {
     operator && call.func_name != operators::LOGICAL_AND && call.func_name != operators::LOGICAL_OR
 }
 
-/// How deeply `expr` nests, as cel-go counts it ([`counted`]): the most counted nodes on a path
+/// How deeply `expr` nests, as cel-go counts it (see `counted`): the most counted nodes on a path
 /// from the root. Computed without recursion, so a hostile program cannot exhaust the stack here.
 pub fn nesting_depth(expr: &IdedExpr) -> usize {
     let mut deepest = 0;
