@@ -1142,34 +1142,39 @@ fn deeply_nested_cel_programs_are_refused_not_crashed_on() {
                 "program {index}: {report:#}"
             );
             // Refused at load by the plugin's own checks, with the same words: not a trap.
-            let failure = engine()
-                .load(&plugin_spec("cel-role", role))
-                .expect_err("a program nested past the limit");
+            let failure = load_cel_role(role).expect_err("a program nested past the limit");
             assert!(
                 matches!(failure.failure(), Some(FailureKind::Rejected(message))
                     if message.contains(words)),
                 "program {index}: {failure}"
             );
-            // An escaped identifier holding a quote, before as many conditionals: refused
-            // (cel-go's grammar has no such identifier here), not a trap.
-            let backtick = format!("`'`?1:{}1", "1?1:".repeat(19_000));
-            let failure = engine()
-                .load(&plugin_spec(
-                    "cel-role",
-                    json!({"cel_program": {"expression": backtick}, "bound_audiences": [AUDIENCE]}),
-                ))
-                .expect_err("a program nested past the limit");
-            assert!(
-                matches!(failure.failure(), Some(FailureKind::Rejected(_))),
-                "{failure}"
-            );
             let shallow =
                 json!({"cel_program": {"expression": "pb.Auth{}"}, "bound_audiences": [AUDIENCE]});
-            engine()
-                .load(&plugin_spec("cel-role", shallow))
-                .expect("the engine still loads a good role");
+            load_cel_role(shallow).expect("the engine still loads a good role");
         }
     }
+    // An escaped identifier holding a quote, before as many conditionals: refused (cel-go's
+    // grammar has no such identifier here), not a trap.
+    let backtick = format!("`'`?1:{}1", "1?1:".repeat(19_000));
+    let failure = load_cel_role(
+        json!({"cel_program": {"expression": backtick}, "bound_audiences": [AUDIENCE]}),
+    )
+    .expect_err("a program nested past the limit");
+    assert!(
+        matches!(failure.failure(), Some(FailureKind::Rejected(_))),
+        "{failure}"
+    );
+}
+
+/// The cel-role plugin loaded with `role` as its configuration, with a deadline long enough
+/// that only the plugin's own checks decide, even while other tests compile on both cores
+/// (lexing a 60 KB program before refusing it must not turn into a `deadline` failure).
+fn load_cel_role(
+    role: Value,
+) -> Result<attestgate::plugin::CollaboratorPolicy, attestgate::plugin::PluginError> {
+    let mut spec = plugin_spec("cel-role", role);
+    spec.limits.deadline_ms = Some(10_000);
+    engine().load(&spec)
 }
 
 /// `--token` checks the signature against the keys the mount trusts, whichever way it names

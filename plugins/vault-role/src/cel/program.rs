@@ -411,8 +411,13 @@ impl Compiled {
         let mut declared: Vec<&str> = Vec::new();
         for (variable, text) in parts {
             // Before any parser: the Pratt parser recurses on conditionals in a conditional's
-            // last branch without counting them.
-            if textual_nesting(text) > MAX_TEXTUAL_NESTING {
+            // last branch without counting them. Every level opens with `(`, `[`, `{` or `?`,
+            // so a program with fewer of those bytes needs no lexing (this runs on every call).
+            let openers = text
+                .bytes()
+                .filter(|b| matches!(b, b'(' | b'[' | b'{' | b'?'))
+                .count();
+            if openers > MAX_TEXTUAL_NESTING && textual_nesting(text) > MAX_TEXTUAL_NESTING {
                 return Err(SyntaxError {
                     variable: variable.clone(),
                     message: NESTING_REFUSAL.into(),
