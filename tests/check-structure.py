@@ -198,6 +198,8 @@ def output_outside_its_channel():
             found = re.match(r"(?:pub(?:\([^)]*\))?\s+)?fn\s+(\w+)", stripped)
             if found:
                 function = found.group(1)
+            elif line.startswith("}"):
+                function = None  # a top-level item ended
             if stripped.startswith("//") or function in allowed:
                 continue
             if pattern.search(line):

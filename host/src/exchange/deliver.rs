@@ -395,11 +395,11 @@ pub fn environment_of(
         }));
     let mut env = Vec::new();
     for (variable, value) in values {
-        // `NAME=value` and its NUL.
+        // `NAME=value`, which with its terminating NUL must fit in `MAX_VARIABLE_BYTES`.
         let bytes = variable.len() + 1 + value.len();
         let problem = if value.as_bytes().contains(&0) {
             Some(EnvironmentProblem::NulByte)
-        } else if bytes + 1 > MAX_VARIABLE_BYTES {
+        } else if bytes >= MAX_VARIABLE_BYTES {
             Some(EnvironmentProblem::TooLong { bytes })
         } else {
             None
