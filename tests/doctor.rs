@@ -1166,6 +1166,28 @@ fn deeply_nested_cel_programs_are_refused_not_crashed_on() {
     );
 }
 
+/// What OpenBao stores, the plugin loads: 249 levels of conditionals or parentheses (measured
+/// with OpenBao 2.7.2) fit the plugin's 1 MiB stack (`plugins/cel-role/build.rs`; with 64 KiB,
+/// 200 levels of parentheses trapped). Lists, maps and calls that deep reach wasmtime's call-stack
+/// limit first (README, CEL roles).
+#[test]
+fn the_cel_role_plugin_loads_roles_nested_as_deep_as_openbao_stores() {
+    for expression in [
+        format!("{}pb.Auth{{}}", "false ? 'no' : ".repeat(249)),
+        format!(
+            "{}true{} ? pb.Auth{{}} : 'no'",
+            "(".repeat(249),
+            ")".repeat(249)
+        ),
+    ] {
+        let role =
+            json!({"cel_program": {"expression": expression}, "bound_audiences": [AUDIENCE]});
+        if let Err(error) = load_cel_role(role) {
+            panic!("{}…: {error}", &expression[..40]);
+        }
+    }
+}
+
 /// The cel-role plugin loaded with `role` as its configuration, with a deadline long enough
 /// that only the plugin's own checks decide, even while other tests compile on both cores
 /// (lexing a 60 KB program before refusing it must not turn into a `deadline` failure).
